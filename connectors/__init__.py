@@ -1,0 +1,1 @@
+"""Upstream MCP servers as providers: supervision, clients, OAuth linking (arrives with the gateway issue)."""

@@ -1,0 +1,125 @@
+"""One catalog of public names across every provider.
+
+Owns: turning each provider's local tools/prompts into public names
+(`PREFIX__name`, matching `^[a-zA-Z0-9_-]{1,64}$`), finding which provider
+answers a resource URI, and reporting collisions and invalid names instead of
+silently shadowing. The first provider in config order keeps a contested name.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import mcp_types as types
+from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
+
+if TYPE_CHECKING:
+    from hub.router import ProviderSlot
+
+PUBLIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
+SEPARATOR = "__"
+
+
+def public_name(prefix: str, local: str) -> str:
+    return f"{prefix}{SEPARATOR}{local}" if prefix else local
+
+
+@dataclass(slots=True)
+class Entry:
+    slot: ProviderSlot
+    local: str
+
+
+@dataclass(slots=True)
+class TemplateEntry:
+    slot: ProviderSlot
+    template: UriTemplate | None
+    raw: str
+
+
+@dataclass
+class Catalog:
+    """An immutable snapshot; the router swaps in a new one when a provider changes."""
+
+    tools: dict[str, Entry] = field(default_factory=dict)
+    tool_list: list[types.Tool] = field(default_factory=list)
+    prompts: dict[str, Entry] = field(default_factory=dict)
+    prompt_list: list[types.Prompt] = field(default_factory=list)
+    resources: dict[str, Entry] = field(default_factory=dict)
+    resource_list: list[types.Resource] = field(default_factory=list)
+    templates: list[TemplateEntry] = field(default_factory=list)
+    template_list: list[types.ResourceTemplate] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, slots: Sequence[ProviderSlot]) -> Catalog:
+        catalog = cls()
+        for slot in slots:
+            if not slot.listed:
+                continue
+            for tool in slot.tools:
+                name = catalog._claim(catalog.tools, slot, "tool", tool.name)
+                if name is not None:
+                    catalog.tool_list.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
+            for prompt in slot.prompts:
+                name = catalog._claim(catalog.prompts, slot, "prompt", prompt.name)
+                if name is not None:
+                    catalog.prompt_list.append(
+                        prompt if name == prompt.name else prompt.model_copy(update={"name": name})
+                    )
+            for resource in slot.resources:
+                uri = str(resource.uri)
+                owner = catalog.resources.get(uri)
+                if owner is not None:
+                    catalog.problems.append(
+                        f"resource {uri} of provider '{slot.name}' is already provided by '{owner.slot.name}'; ignored"
+                    )
+                    continue
+                catalog.resources[uri] = Entry(slot, uri)
+                catalog.resource_list.append(resource)
+            for template in slot.templates:
+                raw = str(template.uri_template)
+                try:
+                    parsed: UriTemplate | None = UriTemplate.parse(raw)
+                except InvalidUriTemplate as exc:
+                    catalog.problems.append(f"resource template {raw!r} of provider '{slot.name}' is invalid: {exc}")
+                    parsed = None
+                catalog.templates.append(TemplateEntry(slot, parsed, raw))
+                catalog.template_list.append(template)
+        return catalog
+
+    def _claim(self, table: dict[str, Entry], slot: ProviderSlot, kind: str, local: str) -> str | None:
+        name = public_name(slot.prefix, local)
+        if not PUBLIC_NAME.match(name):
+            self.problems.append(
+                f"{kind} '{local}' of provider '{slot.name}' would be published as '{name}', which is not a valid "
+                f"name (^[a-zA-Z0-9_-]{{1,64}}$); ignored"
+            )
+            return None
+        owner = table.get(name)
+        if owner is not None:
+            self.problems.append(
+                f"{kind} name '{name}' collides: provider '{slot.name}' and provider '{owner.slot.name}' both offer it; "
+                f"'{owner.slot.name}' keeps it (give one of them another prefix)"
+            )
+            return None
+        table[name] = Entry(slot, local)
+        return name
+
+    def resource_owner(self, uri: str) -> ProviderSlot | None:
+        entry = self.resources.get(uri)
+        if entry is not None:
+            return entry.slot
+        for template in self.templates:
+            if template.template is not None and template.template.match(uri) is not None:
+                return template.slot
+        return None
+
+    def template_owner(self, uri_template: str) -> ProviderSlot | None:
+        for template in self.templates:
+            if template.raw == uri_template:
+                return template.slot
+        return None

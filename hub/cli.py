@@ -1,0 +1,305 @@
+"""The `junction` command: serve the hub and drive it from scripts.
+
+Owns argument parsing and turning every failure into one clear line on stderr
+(exit 2 for a bad config or bad usage, 1 for anything else), never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+from pathlib import Path
+from typing import Any
+
+from hub import __version__
+from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, find_config_path, load_config
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+
+
+class CliError(Exception):
+    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(find_config_path(getattr(args, "config", None)))
+
+
+def _setup_logging(config: Config, stream: Any = None) -> None:
+    logging.basicConfig(
+        level=config.log.level.upper(),
+        stream=stream or sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # The SDK logs every session start/stop at INFO; keep the hub's log about the hub.
+    for noisy in ("mcp", "httpx2", "uvicorn.access"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+
+
+# serve -------------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from clients import format_snippets
+    from hub.server import Hub
+
+    config = _load(args)
+    server_cfg = config.server
+    if args.host is not None or args.port is not None:
+        import msgspec
+
+        server_cfg = msgspec.structs.replace(
+            server_cfg,
+            host=args.host if args.host is not None else server_cfg.host,
+            port=args.port if args.port is not None else server_cfg.port,
+        )
+        config = msgspec.structs.replace(config, server=server_cfg)
+    _setup_logging(config)
+    hub = Hub(config)
+    sock = _bind(server_cfg.host, server_cfg.port)
+    port = sock.getsockname()[1]
+    if port != server_cfg.port:
+        import msgspec
+
+        config = msgspec.structs.replace(config, server=msgspec.structs.replace(server_cfg, port=port))
+        hub.config = config
+
+    class BannerServer(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets)
+            if not self.should_exit:
+                print(f"Junction {__version__} is serving.", flush=True)
+                print(f"Data directory: {hub.data_dir}", flush=True)
+                if config.source != "built-in defaults":
+                    print(f"Config: {config.source}", flush=True)
+                for problem in hub.router.catalog.problems:
+                    print(f"Catalog problem: {problem}", flush=True)
+                print(format_snippets(config.mcp_url()), flush=True)
+
+    uv_config = uvicorn.Config(
+        hub.http_app(),
+        log_level="warning",
+        access_log=False,
+        lifespan="on",
+        timeout_graceful_shutdown=5,
+        server_header=False,
+    )
+    BannerServer(uv_config).run(sockets=[sock])
+    return 0
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CliError(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+# stdio -------------------------------------------------------------------------------------------
+def cmd_stdio(args: argparse.Namespace) -> int:
+    import anyio
+
+    from hub.server import Hub
+
+    config = _load(args)
+    _setup_logging(config, sys.stderr)
+    hub = Hub(config)
+    anyio.run(hub.serve_stdio)
+    return 0
+
+
+# init / clients / version -----------------------------------------------------------------------
+def cmd_init(args: argparse.Namespace) -> int:
+    target = Path(args.path or os.environ.get("JUNCTION_CONFIG") or _default_config_path()).expanduser()
+    if target.exists() and not args.force:
+        raise CliError(f"{target} already exists (use --force to overwrite it)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(DEFAULT_CONFIG_TOML, encoding="utf-8")
+    print(f"Wrote {target}. Start the hub with: junction serve --config {target}")
+    return 0
+
+
+def _default_config_path() -> str:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return os.path.join(base, "junction", "junction.toml")
+
+
+def cmd_clients(args: argparse.Namespace) -> int:
+    from clients import format_snippets
+
+    config = _load(args)
+    print(format_snippets(args.url or config.mcp_url()))
+    return 0
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from hub.config import config_json_schema
+
+    print(json.dumps(config_json_schema(), indent=2, sort_keys=True))
+    return 0
+
+
+def cmd_version(args: argparse.Namespace) -> int:
+    import mcp_types.version as mv
+
+    print(f"junction {__version__}")
+    print(f"protocol versions: {', '.join([*mv.HANDSHAKE_PROTOCOL_VERSIONS, *mv.MODERN_PROTOCOL_VERSIONS])}")
+    return 0
+
+
+# tools / call ------------------------------------------------------------------------------------
+def cmd_tools(args: argparse.Namespace) -> int:
+    import anyio
+
+    config = _load(args)
+    if args.url:
+        tools = anyio.run(_remote_tools, args.url)
+    else:
+        logging.basicConfig(level=logging.ERROR, stream=sys.stderr)
+        tools = anyio.run(_local_tools, config)
+    if args.json:
+        print(json.dumps(tools, indent=2))
+    else:
+        width = max((len(t["name"]) for t in tools), default=0)
+        for tool in tools:
+            print(f"{tool['name']:<{width}}  {(tool.get('description') or '').splitlines()[0] if tool.get('description') else ''}")
+    return 0
+
+
+async def _local_tools(config: Config) -> list[dict[str, Any]]:
+    from hub.server import Hub
+
+    hub = Hub(config)
+    async with hub.running():
+        return [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in hub.router.catalog.tool_list]
+
+
+async def _remote_tools(url: str) -> list[dict[str, Any]]:
+    async with _client(url) as client:
+        result = await client.list_tools()
+        tools = list(result.tools)
+        while result.next_cursor:
+            result = await client.list_tools(cursor=result.next_cursor)
+            tools.extend(result.tools)
+    return [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
+
+
+def cmd_call(args: argparse.Namespace) -> int:
+    import anyio
+
+    try:
+        arguments = json.loads(args.args) if args.args else {}
+    except json.JSONDecodeError as exc:
+        raise CliError(f"--args is not valid JSON: {exc}", EXIT_USAGE) from None
+    if not isinstance(arguments, dict):
+        raise CliError("--args must be a JSON object, e.g. '{\"path\": \"notes.md\"}'", EXIT_USAGE)
+    url = args.url or _load(args).mcp_url()
+    result = anyio.run(_call, url, args.tool, arguments)
+    print(json.dumps(result, indent=2, ensure_ascii=False))
+    return 1 if result.get("isError") else 0
+
+
+async def _call(url: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    from mcp.shared.exceptions import MCPError
+
+    async with _client(url) as client:
+        try:
+            result = await client.call_tool(tool, arguments)
+        except MCPError as exc:
+            raise CliError(f"the hub refused the call: {exc.error.message}") from None
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
+
+
+@contextlib.asynccontextmanager
+async def _client(url: str):
+    from mcp import Client
+
+    try:
+        async with Client(url, mode="auto", read_timeout_seconds=300) as client:
+            yield client
+    except CliError:
+        raise
+    except Exception as exc:
+        raise CliError(f"cannot talk to the hub at {url} (is `junction serve` running?): {_root_cause(exc)}") from None
+
+
+def _root_cause(exc: BaseException) -> str:
+    while True:
+        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+            exc = exc.exceptions[0]
+        elif exc.__cause__ is not None:
+            exc = exc.__cause__
+        else:
+            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+# parser ------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="junction", description="Junction: one MCP endpoint for everything.")
+    parser.add_argument("--version", action="version", version=f"junction {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    def add(name: str, fn: Any, help_text: str, config: bool = True) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        if config:
+            p.add_argument("--config", metavar="PATH", help="config file (default: $JUNCTION_CONFIG, else built-in defaults)")
+        p.set_defaults(fn=fn)
+        return p
+
+    p = add("serve", cmd_serve, "serve the hub over Streamable HTTP")
+    p.add_argument("--host", help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, help="port (default 8765; 0 picks a free one)")
+    add("stdio", cmd_stdio, "serve the hub over stdin/stdout (for clients that launch a command)")
+    p = add("init", cmd_init, "write a commented default config file", config=False)
+    p.add_argument("path", nargs="?", help="where (default: $JUNCTION_CONFIG or ~/.config/junction/junction.toml)")
+    p.add_argument("--force", action="store_true", help="overwrite an existing file")
+    p = add("clients", cmd_clients, "print ready-to-paste config for Claude Desktop, Cursor and VS Code")
+    p.add_argument("--url", help="the hub URL to put in the snippets (default: from the config)")
+    p = add("tools", cmd_tools, "list the catalog's tools")
+    p.add_argument("--url", help="ask a running hub at this MCP URL instead of loading the config here")
+    p.add_argument("--json", action="store_true", help="print the full tool definitions as JSON")
+    p = add("call", cmd_call, "call a tool through a running hub and print the result as JSON")
+    p.add_argument("tool", help="public tool name, e.g. hub__status")
+    p.add_argument("--args", default="{}", help="tool arguments as a JSON object")
+    p.add_argument("--url", help="the hub's MCP URL (default: from the config)")
+    add("schema", cmd_schema, "print the config file's JSON Schema (checked in as schemas/config.schema.json)",
+        config=False)
+    add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "fn", None):
+        parser.print_help()
+        return EXIT_USAGE
+    try:
+        return args.fn(args)
+    except ConfigError as exc:
+        print(f"junction: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except CliError as exc:
+        print(f"junction: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,277 @@
+"""The hub's configuration: one TOML file parsed into `msgspec.Struct`s.
+
+Owns: the config structs (whose JSON Schema is checked in as
+`schemas/config.schema.json`), finding the file (`--config`, `JUNCTION_CONFIG`,
+or none at all), environment overrides, and turning every mistake into a
+`ConfigError` that names the key path and the reason. Must not start anything.
+
+Environment overrides:
+- `JUNCTION__SECTION__KEY=value` sets `[section] key` (any depth; the value is
+  read as a TOML value when it parses as one, else as a string);
+- a string value `"${NAME}"` is replaced by the environment variable NAME, so
+  secrets need not sit in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+
+ENV_PREFIX = "JUNCTION__"
+_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_PREFIX_RE = r"^[a-zA-Z0-9_-]{0,40}$"
+
+
+class ConfigError(Exception):
+    """A config mistake: `path` is the dotted key path (may be empty), `reason` what is wrong."""
+
+    def __init__(self, source: str, path: str, reason: str) -> None:
+        self.source, self.path, self.reason = source, path, reason
+        where = f"{source}: {path}" if path else source
+        super().__init__(f"config error in {where}: {reason}")
+
+
+class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[server]`: where and how the HTTP front listens."""
+
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8765
+    path: Annotated[str, msgspec.Meta(pattern=r"^/[A-Za-z0-9_./-]*$")] = "/mcp"
+    public_url: str = ""
+    """The URL clients use, when it differs from http://HOST:PORT/PATH (reverse proxy)."""
+    allowed_hosts: list[str] = []
+    """Extra `Host` header values accepted (DNS-rebinding protection), e.g. `hub.example.com:*`."""
+    allowed_origins: list[str] = []
+    """Extra `Origin` values accepted, e.g. `https://hub.example.com`."""
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4 * 1024 * 1024
+    session_idle_timeout: Annotated[float, msgspec.Meta(gt=0)] = 1800.0
+    max_sessions: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    resume_buffer_events: Annotated[int, msgspec.Meta(ge=0)] = 10_000
+    """Events kept for resuming 2025 SSE streams (`Last-Event-ID`); 0 turns resumability off."""
+    resume_buffer_ttl: Annotated[float, msgspec.Meta(gt=0)] = 300.0
+    """Seconds an event stays replayable."""
+    page_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
+    """Items per page in list results."""
+
+
+class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[store]`: where the hub keeps its state."""
+
+    data_dir: str = ""
+    """Defaults to `$XDG_DATA_HOME/junction` or `~/.local/share/junction`."""
+    call_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
+    """Call records older than this are deleted (0 keeps them forever)."""
+
+
+class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[log]`: the hub's own log (stderr)."""
+
+    level: Annotated[str, msgspec.Meta(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"
+
+
+class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
+    """`[providers.NAME]`: switches every provider has; other keys are the provider's own settings."""
+
+    enabled: bool = True
+    prefix: Annotated[str, msgspec.Meta(pattern=_PREFIX_RE)] | None = None
+    """Public names become `PREFIX__name`; defaults to NAME; `""` keeps local names."""
+    module: str = ""
+    """Load the provider class from `package.module:Class` instead of an entry point."""
+
+
+class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The whole config file."""
+
+    server: ServerConfig = msgspec.field(default_factory=ServerConfig)
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    log: LogConfig = msgspec.field(default_factory=LogConfig)
+    providers: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ProviderConfig] = {}
+    source: str = ""
+    """Where this config came from (set by the loader; not a file key)."""
+    raw_providers: dict[str, dict[str, Any]] = {}
+    """The provider tables as written (set by the loader; not a file key)."""
+
+    def data_dir(self) -> Path:
+        if self.store.data_dir:
+            return Path(os.path.expanduser(self.store.data_dir))
+        base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+        return Path(base) / "junction"
+
+    def mcp_url(self) -> str:
+        if self.server.public_url:
+            return self.server.public_url
+        host = self.server.host
+        if host in ("0.0.0.0", "::", ""):
+            host = "127.0.0.1"
+        if ":" in host:
+            host = f"[{host}]"
+        return f"http://{host}:{self.server.port}{self.server.path}"
+
+
+_LOADER_ONLY = ("source", "raw_providers")
+
+
+def find_config_path(explicit: str | None) -> Path | None:
+    """The config file to read: `--config`, else `$JUNCTION_CONFIG`, else none (built-in defaults)."""
+    chosen = explicit or os.environ.get("JUNCTION_CONFIG")
+    return Path(chosen).expanduser() if chosen else None
+
+
+def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
+    """Read, override from the environment, and validate. Raises `ConfigError`."""
+    env = dict(os.environ if env is None else env)
+    source = str(path) if path else "built-in defaults"
+    raw: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise ConfigError(source, "", "file not found (run `junction init` to write a commented default)") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(source, "", f"cannot read the file: {exc}") from None
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(source, "", f"not valid TOML: {exc}") from None
+    for key in _LOADER_ONLY:
+        if key in raw:
+            raise ConfigError(source, key, "unknown key")
+    _apply_env_overrides(raw, env, source)
+    _expand_env_refs(raw, env, source, "")
+    providers_raw = raw.pop("providers", {})
+    if not isinstance(providers_raw, dict):
+        raise ConfigError(source, "providers", f"expected a table, got {type(providers_raw).__name__}")
+    config = _convert(raw, Config, source, "")
+    providers: dict[str, ProviderConfig] = {}
+    for name, table in providers_raw.items():
+        if not re.match(r"^[a-zA-Z0-9_-]{1,40}$", name):
+            raise ConfigError(source, f"providers.{name}", "provider names may use only letters, digits, _ and - (1-40)")
+        if not isinstance(table, dict):
+            raise ConfigError(source, f"providers.{name}", f"expected a table, got {type(table).__name__}")
+        providers[name] = _convert(table, ProviderConfig, source, f"providers.{name}")
+    return msgspec.structs.replace(
+        config, providers=providers, source=source, raw_providers={k: dict(v) for k, v in providers_raw.items()}
+    )
+
+
+def _convert(raw: Any, type_: Any, source: str, base: str) -> Any:
+    try:
+        return msgspec.convert(raw, type_, strict=True)
+    except msgspec.ValidationError as exc:
+        path_text, reason = _split_msgspec_error(str(exc))
+        full = ".".join(p for p in (base, path_text) if p)
+        raise ConfigError(source, full, reason) from None
+
+
+def provider_settings(config: Config, name: str, settings_type: type[msgspec.Struct] | None) -> Any:
+    """Convert a provider's own keys (everything but the shared switches) into its settings struct."""
+    table = {k: v for k, v in config.raw_providers.get(name, {}).items() if k not in ProviderConfig.__struct_fields__}
+    if settings_type is None:
+        if table:
+            key = next(iter(table))
+            raise ConfigError(config.source, f"providers.{name}.{key}", "unknown key (this provider takes no settings)")
+        return None
+    return _convert(table, settings_type, config.source, f"providers.{name}")
+
+
+def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) -> None:
+    for key, value in sorted(env.items()):
+        if not key.startswith(ENV_PREFIX):
+            continue
+        parts = [p for p in key[len(ENV_PREFIX) :].lower().split("__")]
+        if not all(parts):
+            raise ConfigError(f"environment variable {key}", "", "empty key segment")
+        node = raw
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"environment variable {key}", ".".join(parts), "overrides a value that is not a table")
+            node = child
+        node[parts[-1]] = _parse_env_value(value)
+
+
+def _parse_env_value(value: str) -> Any:
+    try:
+        return tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        return value
+
+
+def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str) -> None:
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in list(items):
+        here = f"{path}.{key}" if path and isinstance(key, str) else (f"{path}[{key}]" if path else str(key))
+        if isinstance(value, str):
+            match = _ENV_REF.match(value)
+            if match:
+                if match.group(1) not in env:
+                    raise ConfigError(source, here, f"environment variable {match.group(1)} is not set")
+                node[key] = env[match.group(1)]
+        else:
+            _expand_env_refs(value, env, source, here)
+
+
+_MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)
+
+
+def _split_msgspec_error(message: str) -> tuple[str, str]:
+    """`"Expected `int`, got `str` - at `$.server.port`"` -> `("server.port", "expected `int`, got `str`")`."""
+    match = _MSGSPEC_PATH.match(message)
+    assert match is not None
+    reason = match.group("reason")
+    path = (match.group("path") or "").lstrip(".")
+    unknown = re.match(r"Object contains unknown field `([^`]+)`", reason)
+    if unknown:
+        path = f"{path}.{unknown.group(1)}" if path else unknown.group(1)
+        reason = "unknown key"
+    return path, reason[:1].lower() + reason[1:]
+
+
+def config_json_schema() -> dict[str, Any]:
+    """The JSON Schema of the config file (checked in as schemas/config.schema.json)."""
+    schema = msgspec.json.schema(Config)
+    defs = schema.get("$defs", {})
+    config_def = defs.get("Config", schema)
+    for key in _LOADER_ONLY:
+        config_def.get("properties", {}).pop(key, None)
+    schema["title"] = "Junction hub configuration"
+    return schema
+
+
+DEFAULT_CONFIG_TOML = """\
+# Junction hub configuration. Every key is optional; the values shown are the defaults.
+# Schema: schemas/config.schema.json. Environment overrides: JUNCTION__SERVER__PORT=9000,
+# and "${NAME}" in any string reads the environment variable NAME (keep secrets out of this file).
+
+[server]
+host = "127.0.0.1"          # bind address; anything but loopback needs allowed_hosts
+port = 8765
+path = "/mcp"               # the MCP endpoint
+# public_url = "https://hub.example.com/mcp"   # what clients are told, behind a reverse proxy
+allowed_hosts = []          # extra Host values, e.g. ["hub.example.com:*"] (DNS-rebinding protection)
+allowed_origins = []        # extra Origin values, e.g. ["https://hub.example.com"]
+max_body_bytes = 4194304    # larger requests get 413
+session_idle_timeout = 1800 # seconds before an idle 2025-era session is closed
+max_sessions = 10000
+resume_buffer_events = 10000  # events kept so 2025 SSE streams can resume (Last-Event-ID)
+resume_buffer_ttl = 300       # seconds
+page_size = 1000            # items per page in tools/list and friends
+
+[store]
+# data_dir = "~/.local/share/junction"   # default: $XDG_DATA_HOME/junction
+call_retention_days = 30
+
+[log]
+level = "info"
+
+# Providers: the hub's own tools and any installed plugin (entry point group
+# `junction.providers`). Each may be switched off and given a name prefix.
+[providers.hub]
+enabled = true
+prefix = "hub"
+"""

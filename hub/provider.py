@@ -1,0 +1,207 @@
+"""The provider contract: everything a plugin author needs to read.
+
+A provider contributes tools, resources, resource templates, prompts and
+completions to the hub and answers calls for them. The hub's own tools and
+every linked upstream MCP server are providers. Providers are found through the
+`junction.providers` entry point group (or a `module = "pkg.mod:Class"` line in
+the config) and enabled per provider in the config:
+
+    [providers.files]
+    enabled = true
+    prefix = "files"          # public names become files__read, files__write, ...
+    root = "~/Documents"      # anything else is the provider's own settings
+
+Names a provider returns are *local*; the hub prefixes tool and prompt names
+with `PREFIX__` (an empty prefix keeps them as they are). Resource URIs are
+never rewritten: a provider must use URIs it owns (its own scheme, or
+`junction://NAME/...`).
+
+Catalog lists are cached by the hub. When a provider's catalog changes at run
+time it calls `host.catalog_changed()`; the hub re-reads the lists and tells
+every connected client in the form its protocol era needs. `host.resource_updated(uri)`
+tells clients subscribed to that resource.
+
+Handlers receive a `CallContext`. Asking the client for input
+(`ctx.elicit`, `ctx.sample`, `ctx.list_roots`, `ctx.request_input`) works in
+both protocol eras: on a 2025 session it is a live request to the client; on a
+2026-07-28 request the hub answers `InputRequiredResult` and runs the handler
+again when the client retries with the answers. A handler that asks for input
+must therefore be safe to re-run up to the point where it asks (do side effects
+after the answers are in), and must ask in the same order on every run.
+`ctx.state` (a JSON-able dict) survives between those rounds.
+
+Blocking work belongs in `ctx.run_sync(fn, ...)` (a worker thread); a long loop
+should check `ctx.cancelled` or `await ctx.checkpoint()`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from typing import Any, ClassVar, Protocol, TypeVar
+
+import mcp_types as types
+import msgspec
+
+T = TypeVar("T")
+
+InputRequest = types.ElicitRequest | types.CreateMessageRequest | types.ListRootsRequest
+InputResult = types.ElicitResult | types.CreateMessageResult | types.ListRootsResult
+
+
+class ProviderState(str, enum.Enum):
+    """What `hub__status` and `/readyz` report for a provider."""
+
+    STARTING = "starting"
+    UP = "up"
+    DOWN = "down"
+    STOPPED = "stopped"
+
+
+class InputUnavailable(Exception):
+    """The client cannot answer an input request (no capability, or no channel back to it)."""
+
+
+class CallContext(Protocol):
+    """Per-call context handed to provider handlers."""
+
+    protocol_version: str
+    """The caller's protocol version (`2024-11-05` ... `2026-07-28`)."""
+    request_id: str | int | None
+    client_info: types.Implementation | None
+    client_capabilities: types.ClientCapabilities | None
+    principal: str | None
+    """Who is calling, when the hub knows (authentication); `None` for the local user."""
+    state: dict[str, Any]
+    """Provider scratch state that survives the input-required rounds of one call."""
+    input_responses: Mapping[str, Any] | None
+    """Raw `inputResponses` of a 2026-07-28 retry (for providers that pass rounds through)."""
+    request_state: str | None
+    """Raw plaintext `requestState` of a 2026-07-28 retry (for providers that pass rounds through)."""
+
+    @property
+    def modern(self) -> bool:
+        """True for the stateless 2026-07-28 era."""
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the client cancelled this call (for loops in worker threads)."""
+
+    async def checkpoint(self) -> None:
+        """Yield to the event loop; raises the cancellation if the call was cancelled."""
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        """Send `notifications/progress` (a no-op when the caller sent no progress token)."""
+
+    async def log(self, level: types.LoggingLevel, data: Any, logger: str | None = None) -> None:
+        """Send a `notifications/message` log entry on this call's stream (subject to the client's level)."""
+
+    async def request_input(self, requests: Mapping[str, InputRequest]) -> dict[str, InputResult]:
+        """Ask the client for several inputs at once; returns one result per key."""
+
+    async def elicit(self, message: str, requested_schema: Mapping[str, Any]) -> types.ElicitResult:
+        """Ask the user to fill a form (`elicitation/create`, form mode)."""
+
+    async def elicit_url(self, message: str, url: str, elicitation_id: str) -> types.ElicitResult:
+        """Send the user to a URL (`elicitation/create`, url mode)."""
+
+    async def sample(self, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        """Ask the client's model for a completion (`sampling/createMessage`)."""
+
+    async def list_roots(self) -> types.ListRootsResult:
+        """Ask the client for its roots (`roots/list`)."""
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run blocking `fn(*args)` in a worker thread; `ctx.cancelled` turns true if the call is cancelled."""
+
+
+class ProviderHost(Protocol):
+    """What the hub offers a provider (handed to its constructor)."""
+
+    name: str
+    """The provider's configured name (the `[providers.NAME]` key)."""
+    data_dir: str
+    """A directory the provider may keep files in (created on demand)."""
+
+    def catalog_changed(self) -> None:
+        """Re-read this provider's lists and send `list_changed` to every client."""
+
+    def resource_updated(self, uri: str) -> None:
+        """Tell clients subscribed to `uri` that it changed."""
+
+    def hub_info(self) -> Mapping[str, Any]:
+        """Read-only facts about the hub: version, uptime, providers and their state, catalog size."""
+
+
+class Provider:
+    """Base class for providers; override the hooks for what you contribute.
+
+    `config_type` (a `msgspec.Struct` with `forbid_unknown_fields=True`) describes
+    the provider's own settings; the hub converts the provider's config table into
+    it and reports bad keys with their full path.
+    """
+
+    config_type: ClassVar[type[msgspec.Struct] | None] = None
+    description: ClassVar[str] = ""
+
+    def __init__(self, host: ProviderHost, config: Any = None) -> None:
+        self.host = host
+        self.config = config
+
+    # lifecycle
+    async def start(self) -> None:
+        """Open connections, start watchers. Raising marks the provider down; the hub still serves."""
+
+    async def stop(self) -> None:
+        """Release everything `start` acquired."""
+
+    # catalog (local names; cached by the hub until `host.catalog_changed()`)
+    async def list_tools(self) -> Sequence[types.Tool]:
+        return ()
+
+    async def list_resources(self) -> Sequence[types.Resource]:
+        return ()
+
+    async def list_resource_templates(self) -> Sequence[types.ResourceTemplate]:
+        return ()
+
+    async def list_prompts(self) -> Sequence[types.Prompt]:
+        return ()
+
+    def owns_uri(self, uri: str) -> bool:
+        """Whether a `resources/read` for `uri` (not in the listed resources) is this provider's."""
+        return False
+
+    # calls
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], ctx: CallContext
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        raise NotImplementedError(name)
+
+    async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult | types.InputRequiredResult:
+        raise NotImplementedError(uri)
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, str], ctx: CallContext
+    ) -> types.GetPromptResult | types.InputRequiredResult:
+        raise NotImplementedError(name)
+
+    async def complete(
+        self,
+        ref: types.PromptReference | types.ResourceTemplateReference,
+        argument: types.CompletionArgument,
+        context: types.CompletionContext | None,
+        ctx: CallContext,
+    ) -> types.Completion:
+        """Complete a prompt or resource-template argument (`ref` carries the local name / template URI)."""
+        return types.Completion(values=[])
+
+    async def subscribe(self, uri: str) -> None:
+        """A client subscribed to `uri` (first subscriber). Start watching it if needed."""
+
+    async def unsubscribe(self, uri: str) -> None:
+        """The last subscriber of `uri` left."""
+
+
+ProviderFactory = Callable[[ProviderHost, Any], Provider]
+Handler = Callable[..., Awaitable[Any]]

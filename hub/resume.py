@@ -1,0 +1,75 @@
+"""Resumable SSE streams for 2025-era sessions: a bounded, expiring event buffer.
+
+The SDK defines the `EventStore` interface but ships no implementation. This one
+keeps at most `max_events` events in memory, each for at most `ttl` seconds, so
+a client whose connection dropped can reconnect with `Last-Event-ID` and get
+what it missed. Must not grow without bound: the oldest events go first.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections import OrderedDict, deque
+from collections.abc import Callable
+
+from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
+from mcp_types import JSONRPCMessage
+
+
+class BoundedEventStore(EventStore):
+    def __init__(self, max_events: int = 10_000, ttl: float = 300.0, clock: Callable[[], float] = time.monotonic):
+        self.max_events = max_events
+        self.ttl = ttl
+        self._clock = clock
+        self._ids = itertools.count(1)
+        # event id -> (stream id, message or None for a priming event, stored at)
+        self._events: OrderedDict[int, tuple[StreamId, JSONRPCMessage | None, float]] = OrderedDict()
+        self._streams: dict[StreamId, deque[int]] = {}
+
+    def __len__(self) -> int:
+        return len(self._events)
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        event_id = next(self._ids)
+        now = self._clock()
+        self._events[event_id] = (stream_id, message, now)
+        self._streams.setdefault(stream_id, deque()).append(event_id)
+        self._evict(now)
+        return str(event_id)
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        self._evict(self._clock())
+        try:
+            last = int(last_event_id)
+        except ValueError:
+            return None
+        entry = self._events.get(last)
+        if entry is None:
+            return None
+        stream_id = entry[0]
+        for event_id in list(self._streams.get(stream_id, ())):
+            if event_id <= last:
+                continue
+            stored = self._events.get(event_id)
+            if stored is None or stored[1] is None:
+                continue
+            await send_callback(EventMessage(stored[1], str(event_id)))
+        return stream_id
+
+    def _evict(self, now: float) -> None:
+        events = self._events
+        while events:
+            oldest_id, (stream_id, _, stored_at) = next(iter(events.items()))
+            if len(events) <= self.max_events and now - stored_at <= self.ttl:
+                break
+            del events[oldest_id]
+            ids = self._streams.get(stream_id)
+            if ids:
+                # Ids are appended in increasing order, so the evicted one is first.
+                if ids[0] == oldest_id:
+                    ids.popleft()
+                else:
+                    ids.remove(oldest_id)
+                if not ids:
+                    del self._streams[stream_id]

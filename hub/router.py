@@ -1,0 +1,433 @@
+"""The router: one catalog over all providers, the MCP request handlers, and change fan-out.
+
+Owns: starting and stopping providers, the current `Catalog`, mapping a public
+name to (provider, local name), turning a provider's answer into the wire
+result (including `InputRequiredResult` rounds on 2026-07-28), recording every
+tool call in the store, and telling every connected client when a catalog or a
+subscribed resource changes (notifications on 2025 sessions, `subscriptions/listen`
+streams on 2026-07-28). Must not know any concrete provider.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+import msgspec
+from mcp.server.connection import Connection
+from mcp.server.context import ServerRequestContext
+from mcp.server.subscriptions import (
+    InMemorySubscriptionBus,
+    PromptsListChanged,
+    ResourcesListChanged,
+    ResourceUpdated,
+    SubscriptionBus,
+    ToolsListChanged,
+)
+from mcp.shared.exceptions import MCPError
+
+from hub import __version__
+from hub.catalog import Catalog
+from hub.context import HubCallContext, InputRequired
+from hub.provider import InputUnavailable, Provider, ProviderState
+from hub.store import CallRecord, Store
+
+logger = logging.getLogger("junction.router")
+
+
+@dataclass(eq=False)
+class ProviderSlot:
+    """A configured provider and what the hub knows about it."""
+
+    name: str
+    prefix: str
+    provider: Provider | None = None
+    state: ProviderState = ProviderState.STARTING
+    error: str | None = None
+    tools: Sequence[types.Tool] = ()
+    prompts: Sequence[types.Prompt] = ()
+    resources: Sequence[types.Resource] = ()
+    templates: Sequence[types.ResourceTemplate] = ()
+    started_at: float | None = None
+
+    @property
+    def listed(self) -> bool:
+        return self.provider is not None and self.state is ProviderState.UP
+
+
+@dataclass
+class _Subscribers:
+    """2025-era `resources/subscribe` bookkeeping: uri -> connections."""
+
+    by_uri: dict[str, set[int]] = field(default_factory=dict)
+    connections: dict[int, Connection] = field(default_factory=dict)
+
+
+class Router:
+    def __init__(self, slots: list[ProviderSlot], store: Store | None, *, page_size: int = 1000,
+                 bus: SubscriptionBus | None = None) -> None:
+        self.slots = slots
+        self.store = store
+        self.page_size = page_size
+        self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
+        self.catalog = Catalog()
+        self.started_at = time.time()
+        self.ready = False
+        self._legacy: dict[int, Connection] = {}
+        self._subs = _Subscribers()
+        self._tg: anyio.abc.TaskGroup | None = None
+
+    # lifecycle ---------------------------------------------------------------------------------
+    async def start(self, tg: anyio.abc.TaskGroup) -> None:
+        """Start every provider (concurrently), then build the catalog."""
+        self._tg = tg
+        async with anyio.create_task_group() as starting:
+            for slot in self.slots:
+                starting.start_soon(self._start_slot, slot)
+        self._rebuild(announce=False)
+        for problem in self.catalog.problems:
+            logger.warning("catalog: %s", problem)
+        self.ready = True
+
+    async def _start_slot(self, slot: ProviderSlot) -> None:
+        assert slot.provider is not None
+        try:
+            await slot.provider.start()
+            await self._read_lists(slot)
+            slot.state = ProviderState.UP
+            slot.started_at = time.time()
+        except Exception as exc:  # a broken provider must not keep the hub from serving
+            slot.state = ProviderState.DOWN
+            slot.error = f"{type(exc).__name__}: {exc}"
+            logger.error("provider '%s' failed to start: %s", slot.name, slot.error, exc_info=exc)
+
+    async def stop(self) -> None:
+        for slot in reversed(self.slots):
+            if slot.provider is None or slot.state is ProviderState.STOPPED:
+                continue
+            try:
+                with anyio.fail_after(10):
+                    await slot.provider.stop()
+            except Exception as exc:
+                logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
+            slot.state = ProviderState.STOPPED
+
+    async def _read_lists(self, slot: ProviderSlot) -> None:
+        provider = slot.provider
+        assert provider is not None
+        slot.tools = list(await provider.list_tools())
+        slot.prompts = list(await provider.list_prompts())
+        slot.resources = list(await provider.list_resources())
+        slot.templates = list(await provider.list_resource_templates())
+
+    def _rebuild(self, announce: bool) -> None:
+        old = self.catalog
+        new = Catalog.build(self.slots)
+        self.catalog = new
+        if not announce:
+            return
+        for problem in new.problems:
+            if problem not in old.problems:
+                logger.warning("catalog: %s", problem)
+        if new.tool_list != old.tool_list:
+            self._announce(ToolsListChanged(), "notifications/tools/list_changed")
+        if new.prompt_list != old.prompt_list:
+            self._announce(PromptsListChanged(), "notifications/prompts/list_changed")
+        if new.resource_list != old.resource_list or new.template_list != old.template_list:
+            self._announce(ResourcesListChanged(), "notifications/resources/list_changed")
+
+    # what providers call (through their ProviderHost) ---------------------------------------------
+    async def refresh(self, slot: ProviderSlot) -> None:
+        """Re-read one provider's lists and announce what changed."""
+        if slot.state is not ProviderState.UP:
+            return
+        try:
+            await self._read_lists(slot)
+        except Exception as exc:
+            logger.error("provider '%s' failed to list its catalog: %s", slot.name, exc)
+            return
+        self._rebuild(announce=True)
+
+    def resource_updated(self, uri: str) -> None:
+        self._spawn(self.bus.publish, ResourceUpdated(uri=uri))
+        params = {"uri": uri}
+        for conn_id in list(self._subs.by_uri.get(uri, ())):
+            conn = self._subs.connections.get(conn_id)
+            if conn is not None:
+                self._spawn(conn.notify, "notifications/resources/updated", params)
+
+    def _announce(self, event: Any, method: str) -> None:
+        self._spawn(self.bus.publish, event)
+        for conn in list(self._legacy.values()):
+            self._spawn(conn.notify, method, None)
+
+    def _spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        async def run() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:  # a client that went away must not break anyone else
+                logger.debug("notification not delivered: %s", exc)
+
+        if self._tg is not None:
+            self._tg.start_soon(run)
+
+    def hub_info(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "uptime_seconds": round(time.time() - self.started_at, 3),
+            "ready": self.ready,
+            "providers": [
+                {
+                    "name": s.name,
+                    "prefix": s.prefix,
+                    "state": s.state.value,
+                    "error": s.error,
+                    "tools": len(s.tools),
+                    "prompts": len(s.prompts),
+                    "resources": len(s.resources),
+                    "resource_templates": len(s.templates),
+                }
+                for s in self.slots
+            ],
+            "catalog": {
+                "tools": [t.name for t in self.catalog.tool_list],
+                "prompts": [p.name for p in self.catalog.prompt_list],
+                "resources": [str(r.uri) for r in self.catalog.resource_list],
+                "resource_templates": [str(t.uri_template) for t in self.catalog.template_list],
+                "problems": list(self.catalog.problems),
+            },
+            "connected_2025_sessions": len(self._legacy),
+        }
+
+    # connection bookkeeping (2025 era) -------------------------------------------------------------
+    async def on_initialized(self, ctx: ServerRequestContext[Any, Any], params: Any) -> None:
+        conn = ctx.session._connection
+        if not conn.has_standalone_channel:
+            return
+        key = id(conn)
+        self._legacy[key] = conn
+        conn.exit_stack.callback(self._forget_connection, key)
+
+    def _forget_connection(self, key: int) -> None:
+        self._legacy.pop(key, None)
+        self._subs.connections.pop(key, None)
+        for uri in [u for u, conns in self._subs.by_uri.items() if key in conns]:
+            conns = self._subs.by_uri[uri]
+            conns.discard(key)
+            if not conns:
+                del self._subs.by_uri[uri]
+                self._notify_unsubscribed(uri)
+
+    def _notify_unsubscribed(self, uri: str) -> None:
+        slot = self.catalog.resource_owner(uri)
+        if slot is not None and slot.provider is not None:
+            self._spawn(slot.provider.unsubscribe, uri)
+
+    # MCP handlers -----------------------------------------------------------------------------------
+    def _page(self, items: list[Any], params: types.PaginatedRequestParams | None) -> tuple[list[Any], str | None]:
+        cursor = params.cursor if params is not None else None
+        start = 0
+        if cursor:
+            try:
+                start = int(cursor)
+                if start < 0 or start > len(items):
+                    raise ValueError
+            except ValueError:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid cursor: {cursor!r}") from None
+        end = start + self.page_size
+        return items[start:end], (str(end) if end < len(items) else None)
+
+    async def list_tools(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+        page, cursor = self._page(self.catalog.tool_list, params)
+        return types.ListToolsResult(tools=page, next_cursor=cursor)
+
+    async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+        page, cursor = self._page(self.catalog.prompt_list, params)
+        return types.ListPromptsResult(prompts=page, next_cursor=cursor)
+
+    async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+        page, cursor = self._page(self.catalog.resource_list, params)
+        return types.ListResourcesResult(resources=page, next_cursor=cursor)
+
+    async def list_resource_templates(
+        self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+    ):
+        page, cursor = self._page(self.catalog.template_list, params)
+        return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
+
+    def tool_input_schema(self, name: str) -> dict[str, Any] | None:
+        entry = self.catalog.tools.get(name)
+        if entry is None:
+            return None
+        for tool in entry.slot.tools:
+            if tool.name == entry.local:
+                return tool.input_schema
+        return None
+
+    def _context(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HubCallContext:
+        return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state)
+
+    async def _run(self, ctx: ServerRequestContext[Any, Any], call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
+        """Run one provider handler, mapping input rounds and failures onto the wire."""
+        try:
+            result = await fn()
+        except InputRequired as need:
+            return types.InputRequiredResult(input_requests=need.requests, request_state=call.seal_state())
+        except InputUnavailable as exc:
+            raise MCPError(code=types.INVALID_REQUEST, message=str(exc)) from None
+        except anyio.get_cancelled_exc_class():
+            call.mark_cancelled()
+            raise
+        if isinstance(result, types.InputRequiredResult):
+            # A provider passing rounds through (e.g. an upstream server): keep its own state inside ours.
+            return result.model_copy(update={"request_state": call.seal_state(result.request_state)})
+        return result
+
+    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams):
+        started = time.perf_counter()
+        entry = self.catalog.tools.get(params.name)
+        call = self._context(ctx, params)
+        arguments = params.arguments or {}
+        outcome, error, result = "error", None, None
+        try:
+            if entry is None:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
+            provider = entry.slot.provider
+            assert provider is not None
+            try:
+                result = await self._run(ctx, call, lambda: provider.call_tool(entry.local, arguments, call))
+            except (MCPError, anyio.get_cancelled_exc_class()):
+                raise
+            except Exception as exc:
+                logger.exception("tool %s (provider '%s') failed", params.name, entry.slot.name)
+                result = types.CallToolResult(
+                    content=[types.TextContent(type="text", text=f"Tool {params.name} failed: {exc}")], is_error=True
+                )
+            if isinstance(result, types.InputRequiredResult):
+                outcome = "input_required"
+            elif isinstance(result, types.CallToolResult) and result.is_error:
+                outcome = "tool_error"
+            else:
+                outcome = "ok"
+            return result
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        finally:
+            if self.store is not None:
+                self.store.record_call(
+                    CallRecord(
+                        ts=time.time(),
+                        request_id=None if ctx.request_id is None else str(ctx.request_id),
+                        principal=call.principal,
+                        client=_client_name(call),
+                        protocol_version=ctx.protocol_version,
+                        tool=params.name,
+                        provider=entry.slot.name if entry is not None else None,
+                        outcome=outcome,
+                        error=error,
+                        duration_ms=(time.perf_counter() - started) * 1000.0,
+                        args_bytes=len(msgspec.json.encode(arguments)) if arguments else 0,
+                        result_bytes=_result_bytes(result),
+                    )
+                )
+
+    async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams):
+        uri = str(params.uri)
+        slot = self.catalog.resource_owner(uri)
+        if slot is None:
+            slot = next((s for s in self.slots if s.listed and s.provider.owns_uri(uri)), None)  # type: ignore[union-attr]
+        if slot is None or slot.provider is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri})
+        call = self._context(ctx, params)
+        provider = slot.provider
+        return await self._run(ctx, call, lambda: provider.read_resource(uri, call))
+
+    async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams):
+        entry = self.catalog.prompts.get(params.name)
+        if entry is None or entry.slot.provider is None:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
+        call = self._context(ctx, params)
+        provider = entry.slot.provider
+        return await self._run(ctx, call, lambda: provider.get_prompt(entry.local, dict(params.arguments or {}), call))
+
+    async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams):
+        ref = params.ref
+        if isinstance(ref, types.PromptReference):
+            entry = self.catalog.prompts.get(ref.name)
+            if entry is None or entry.slot.provider is None:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {ref.name}")
+            provider, local_ref = entry.slot.provider, ref.model_copy(update={"name": entry.local})
+        else:
+            slot = self.catalog.template_owner(ref.uri) or self.catalog.resource_owner(ref.uri)
+            if slot is None or slot.provider is None:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource template: {ref.uri}")
+            provider, local_ref = slot.provider, ref
+        call = HubCallContext(ctx)
+        completion = await provider.complete(local_ref, params.argument, params.context, call)
+        return types.CompleteResult(completion=completion)
+
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams):
+        uri = str(params.uri)
+        conn = ctx.session._connection
+        key = id(conn)
+        if key not in self._subs.connections:
+            self._subs.connections[key] = conn
+            if key not in self._legacy:
+                conn.exit_stack.callback(self._forget_connection, key)
+        conns = self._subs.by_uri.setdefault(uri, set())
+        first = not conns
+        conns.add(key)
+        if first:
+            slot = self.catalog.resource_owner(uri)
+            if slot is not None and slot.provider is not None:
+                await slot.provider.subscribe(uri)
+        return types.EmptyResult()
+
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams):
+        uri = str(params.uri)
+        conns = self._subs.by_uri.get(uri)
+        if conns is not None:
+            conns.discard(id(ctx.session._connection))
+            if not conns:
+                del self._subs.by_uri[uri]
+                self._notify_unsubscribed(uri)
+        return types.EmptyResult()
+
+    async def set_logging_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams):
+        ctx.session._connection.state["log_level"] = params.level
+        return types.EmptyResult()
+
+
+def _client_name(call: HubCallContext) -> str | None:
+    info = call.client_info
+    if info is None:
+        return None
+    return f"{info.name}/{info.version}" if info.version else info.name
+
+
+def _result_bytes(result: Any) -> int:
+    """Payload size of a tool result: text, blobs and structured content (cheap, no re-serialisation)."""
+    if not isinstance(result, types.CallToolResult):
+        return 0
+    size = 0
+    for item in result.content:
+        text = getattr(item, "text", None) or getattr(item, "data", None)
+        if isinstance(text, str):
+            size += len(text)
+        resource = getattr(item, "resource", None)
+        if resource is not None:
+            size += len(getattr(resource, "text", None) or getattr(resource, "blob", None) or "")
+    if result.structured_content is not None:
+        size += len(msgspec.json.encode(result.structured_content))
+    return size
+

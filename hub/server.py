@@ -1,0 +1,282 @@
+"""The protocol front: the SDK's low-level `Server` over Streamable HTTP and stdio.
+
+Owns: building the hub from a `Config` (store, providers, router), the MCP
+`Server` with the router's handlers, the Starlette app (`/mcp` for both protocol
+eras in SSE response mode, `/healthz`, `/readyz`), DNS-rebinding protection,
+the request body limit, resumable 2025 streams, sealing of `requestState`, and
+serving the same server over stdio. Must not know any concrete provider.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import secrets
+from collections.abc import AsyncIterator
+from importlib.metadata import entry_points
+from typing import Any
+
+import anyio
+import mcp_types as types
+from mcp.server import Server
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.models import InitializationOptions
+from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.subscriptions import ListenHandler
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from hub import __version__
+from hub.config import Config, ConfigError, provider_settings
+from hub.provider import Provider
+from hub.resume import BoundedEventStore
+from hub.router import ProviderSlot, Router
+from hub.store import Store
+
+logger = logging.getLogger("junction")
+
+ENTRY_POINT_GROUP = "junction.providers"
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+INSTRUCTIONS = (
+    "Junction hub: tools, resources and prompts from the hub's own providers and every linked MCP server, "
+    "behind one endpoint. Tool names are PROVIDER__tool."
+)
+
+
+class HubServer(Server[Any]):
+    """The low-level `Server`, advertising `listChanged` to 2025 clients (we do send those notifications)."""
+
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(prompts_changed=True, resources_changed=True, tools_changed=True),
+            experimental_capabilities,
+            extensions,
+        )
+
+
+class _Host:
+    """The `ProviderHost` a provider gets: its name, a data dir, and the hub's change hooks."""
+
+    def __init__(self, hub: Hub, slot: ProviderSlot) -> None:
+        self._hub = hub
+        self._slot = slot
+        self.name = slot.name
+        self.data_dir = str(hub.data_dir / "providers" / slot.name)
+
+    def catalog_changed(self) -> None:
+        self._hub.router._spawn(self._hub.router.refresh, self._slot)
+
+    def resource_updated(self, uri: str) -> None:
+        self._hub.router.resource_updated(uri)
+
+    def hub_info(self) -> dict[str, Any]:
+        return self._hub.router.hub_info()
+
+
+def _load_provider_class(name: str, module: str) -> type[Provider]:
+    if module:
+        mod_name, _, attr = module.partition(":")
+        if not attr:
+            raise ConfigError("", f"providers.{name}.module", f"expected 'package.module:Class', got {module!r}")
+        try:
+            return getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError("", f"providers.{name}.module", f"cannot load {module!r}: {exc}") from None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise ConfigError(
+        "",
+        f"providers.{name}",
+        f"no provider named '{name}' is installed (entry point group {ENTRY_POINT_GROUP}); "
+        "set `module = \"package.module:Class\"` or install the plugin",
+    )
+
+
+def available_providers() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
+
+
+class Hub:
+    """One hub: config, store, providers, router and the MCP server, ready to serve."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data_dir = config.data_dir()
+        self.store = Store(self.data_dir / "junction.db")
+        self.slots: list[ProviderSlot] = []
+        names = list(config.providers)
+        # Installed providers are on unless the config switches them off.
+        for name in available_providers():
+            if name not in config.providers:
+                names.append(name)
+        for name in names:
+            pconf = config.providers.get(name)
+            if pconf is not None and not pconf.enabled:
+                continue
+            try:
+                cls = _load_provider_class(name, pconf.module if pconf else "")
+                settings = provider_settings(config, name, getattr(cls, "config_type", None))
+            except ConfigError as exc:
+                raise ConfigError(config.source, exc.path, exc.reason) from None
+            prefix = pconf.prefix if pconf is not None and pconf.prefix is not None else name
+            slot = ProviderSlot(name=name, prefix=prefix)
+            slot.provider = cls(_Host(self, slot), settings)
+            self.slots.append(slot)
+        self.router = Router(self.slots, self.store, page_size=config.server.page_size)
+        self.server = self._build_server()
+        self.listen_handler: ListenHandler | None = None
+
+    def _build_server(self) -> HubServer:
+        router = self.router
+        self.listen_handler = ListenHandler(router.bus)
+        server = HubServer(
+            "junction",
+            version=__version__,
+            title="Junction MCP hub",
+            instructions=INSTRUCTIONS,
+            lifespan=self._lifespan,
+            get_tool_input_schema=router.tool_input_schema,
+            on_list_tools=router.list_tools,
+            on_call_tool=router.call_tool,
+            on_list_resources=router.list_resources,
+            on_list_resource_templates=router.list_resource_templates,
+            on_read_resource=router.read_resource,
+            on_subscribe_resource=router.subscribe,
+            on_unsubscribe_resource=router.unsubscribe,
+            on_subscriptions_listen=self.listen_handler,
+            on_list_prompts=router.list_prompts,
+            on_get_prompt=router.get_prompt,
+            on_completion=router.complete,
+        )
+        server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, router.set_logging_level)
+        server.add_notification_handler("notifications/initialized", types.NotificationParams, router.on_initialized)
+        # The OpenTelemetry middleware is a no-op without an exporter but costs ~10% CPU per call.
+        server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+        server.middleware.append(
+            RequestStateBoundary(RequestStateSecurity(keys=[self._state_key()]), default_audience="junction")
+        )
+        return server
+
+    def _state_key(self) -> bytes:
+        """The key sealing `requestState`; from JUNCTION_STATE_KEY, else a key file in the data dir (0600)."""
+        env = os.environ.get("JUNCTION_STATE_KEY")
+        if env:
+            return env.encode()
+        path = self.data_dir / "state.key"
+        try:
+            return bytes.fromhex(path.read_text().strip())
+        except FileNotFoundError:
+            pass
+        except ValueError:
+            raise ConfigError(self.config.source, "", f"{path} is not a hex key; delete it to create a new one") from None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_bytes(32)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(key.hex())
+        return key
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, _server: Any) -> AsyncIterator[dict[str, Any]]:
+        async with self.running():
+            yield {}
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Hub]:
+        """Open the store, start providers, run background tasks; undo it all on exit."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(self.store.open)
+        pruned = self.store.prune_calls(self.config.store.call_retention_days)
+        if pruned:
+            logger.info("pruned %d call records older than %s days", pruned, self.config.store.call_retention_days)
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self.store.run_writer)
+                await self.router.start(tg)
+                try:
+                    yield self
+                finally:
+                    if self.listen_handler is not None:
+                        self.listen_handler.close()
+                    with anyio.CancelScope(shield=True):
+                        await self.router.stop()
+                    tg.cancel_scope.cancel()
+        finally:
+            await anyio.to_thread.run_sync(self.store.close)
+
+    # HTTP -----------------------------------------------------------------------------------------
+    def security_settings(self) -> TransportSecuritySettings:
+        cfg = self.config.server
+        hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*"]
+        origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+        if cfg.host not in LOOPBACK_HOSTS and cfg.host not in ("0.0.0.0", "::", ""):
+            bracketed = f"[{cfg.host}]" if ":" in cfg.host else cfg.host
+            hosts.append(f"{bracketed}:*")
+            origins.append(f"http://{bracketed}:*")
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=hosts + list(cfg.allowed_hosts),
+            allowed_origins=origins + list(cfg.allowed_origins),
+        )
+
+    def http_app(self) -> Starlette:
+        cfg = self.config.server
+        event_store = (
+            BoundedEventStore(cfg.resume_buffer_events, cfg.resume_buffer_ttl) if cfg.resume_buffer_events else None
+        )
+        manager = StreamableHTTPSessionManager(
+            app=self.server,
+            event_store=event_store,
+            json_response=False,
+            stateless=False,
+            security_settings=self.security_settings(),
+            session_idle_timeout=cfg.session_idle_timeout,
+            max_request_body_size=cfg.max_body_bytes,
+            max_sessions=cfg.max_sessions,
+        )
+        self.session_manager = manager
+
+        async def healthz(request: Request) -> JSONResponse:
+            return JSONResponse({"status": "ok", "version": __version__})
+
+        async def readyz(request: Request) -> JSONResponse:
+            info = self.router.hub_info()
+            providers = {p["name"]: p["state"] for p in info["providers"]}
+            ready = self.router.ready
+            return JSONResponse(
+                {"status": "ready" if ready else "starting", "providers": providers}, status_code=200 if ready else 503
+            )
+
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Starlette) -> AsyncIterator[None]:
+            async with manager.run():
+                yield
+
+        return Starlette(
+            routes=[
+                Route(cfg.path, endpoint=StreamableHTTPASGIApp(manager)),
+                Route("/healthz", healthz, methods=["GET"]),
+                Route("/readyz", readyz, methods=["GET"]),
+            ],
+            lifespan=lifespan,
+        )
+
+    # stdio ----------------------------------------------------------------------------------------
+    async def serve_stdio(self) -> None:
+        from mcp.server.stdio import stdio_server
+
+        async with stdio_server() as (read, write):
+            await self.server.run(read, write, self.server.create_initialization_options())

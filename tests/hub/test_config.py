@@ -1,0 +1,129 @@
+"""Config: the checked-in schema is current, bad configs fail fast with the key path, exit code 2."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from hub.config import ConfigError, config_json_schema, load_config
+from tests.helpers import JUNCTION, ROOT, hub_env
+
+
+def test_checked_in_schema_is_current() -> None:
+    checked_in = json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+    assert checked_in == json.loads(json.dumps(config_json_schema())), (
+        "schemas/config.schema.json is stale: run `junction schema > schemas/config.schema.json`"
+    )
+
+
+def test_no_file_gives_defaults() -> None:
+    config = load_config(None, env={})
+    assert (config.server.host, config.server.port, config.server.path) == ("127.0.0.1", 8765, "/mcp")
+    assert config.mcp_url() == "http://127.0.0.1:8765/mcp"
+
+
+def test_xdg_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert load_config(None, env={}).data_dir() == tmp_path / "junction"
+
+
+def test_init_template_is_a_valid_config(tmp_path: Path) -> None:
+    from hub.config import DEFAULT_CONFIG_TOML
+
+    path = tmp_path / "j.toml"
+    path.write_text(DEFAULT_CONFIG_TOML)
+    config = load_config(path, env={})
+    assert config.server.port == 8765 and config.providers["hub"].prefix == "hub"
+
+
+@pytest.mark.parametrize(
+    ("toml", "path", "reason"),
+    [
+        ("[server]\nport = 'eighty'\n", "server.port", "expected `int`, got `str`"),
+        ("[server]\nport = 70000\n", "server.port", "expected `int` <= 65535"),
+        ("[server]\nprot = 1\n", "server.prot", "unknown key"),
+        ("[sever]\nport = 1\n", "sever", "unknown key"),
+        ("[server]\nallowed_hosts = [1]\n", "server.allowed_hosts[0]", "expected `str`, got `int`"),
+        ("[providers.hub]\nprefix = 'bad prefix!'\n", "providers.hub.prefix", "expected `str` matching regex"),
+        ("[providers.hub]\nenabled = 'yes'\n", "providers.hub.enabled", "expected `bool`, got `str`"),
+        ("[log]\nlevel = 'loud'\n", "log.level", "expected `str` matching regex"),
+        ("[server]\nhost = '${NOT_SET_ANYWHERE_42}'\n", "server.host", "environment variable NOT_SET_ANYWHERE_42 is not set"),
+    ],
+)
+def test_bad_config_names_key_path_and_reason(tmp_path: Path, toml: str, path: str, reason: str) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        load_config(cfg, env={})
+    assert err.value.path == path
+    assert err.value.reason.startswith(reason), err.value.reason
+
+
+def test_not_toml(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[server\nport=1")
+    with pytest.raises(ConfigError, match="not valid TOML"):
+        load_config(cfg, env={})
+
+
+def test_env_overrides_and_references(tmp_path: Path) -> None:
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[server]\npublic_url = '${HUB_URL}'\n")
+    config = load_config(cfg, env={"JUNCTION__SERVER__PORT": "9001", "HUB_URL": "https://hub.example/mcp"})
+    assert config.server.port == 9001
+    assert config.mcp_url() == "https://hub.example/mcp"
+
+
+def test_unknown_provider_fails_with_its_path(tmp_path: Path) -> None:
+    from hub.server import Hub
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[providers.nosuch]\nenabled = true\n")
+    with pytest.raises(ConfigError) as err:
+        Hub(load_config(cfg, env={}))
+    assert err.value.path == "providers.nosuch" and "no provider named 'nosuch'" in err.value.reason
+
+
+def test_provider_without_settings_refuses_extra_keys(tmp_path: Path) -> None:
+    from hub.server import Hub
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text("[providers.hub]\ncolour = 'red'\n")
+    with pytest.raises(ConfigError) as err:
+        Hub(load_config(cfg, env={}))
+    assert err.value.path == "providers.hub.colour"
+
+
+def test_serve_with_bad_config_exits_2_with_one_line_and_starts_nothing(tmp_path: Path) -> None:
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[server]\nport = 'eighty'\n")
+    proc = subprocess.run(
+        [*JUNCTION, "serve", "--config", str(cfg)], cwd=ROOT, env=hub_env(tmp_path / "data"),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"junction: config error in {cfg}: server.port: expected `int`, got `str`"
+    assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert not (tmp_path / "data").exists(), "nothing may be created for a config that fails"
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [*JUNCTION, "tools", "--config", str(tmp_path / "nope.toml")], cwd=ROOT, env=hub_env(tmp_path),
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode == 2
+    assert "file not found" in proc.stderr and "junction init" in proc.stderr
+
+
+def test_init_writes_commented_default_then_refuses_to_overwrite(tmp_path: Path) -> None:
+    target = tmp_path / "cfg" / "junction.toml"
+    env = hub_env(tmp_path)
+    first = subprocess.run([*JUNCTION, "init", str(target)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert first.returncode == 0 and target.read_text().startswith("# Junction hub configuration")
+    second = subprocess.run([*JUNCTION, "init", str(target)], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert second.returncode == 1 and "already exists" in second.stderr
+

@@ -1,0 +1,106 @@
+"""A bare hub (no config) over real HTTP with the SDK client in both protocol eras, and over stdio."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client, StdioServerParameters
+
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env
+
+pytestmark = pytest.mark.anyio
+
+ERAS = ["legacy", "2026-07-28"]
+
+
+def test_banner_prints_url_and_client_snippets(bare_hub: RunningHub) -> None:
+    out = bare_hub.log()
+    assert bare_hub.url.startswith("http://127.0.0.1:") and bare_hub.url.endswith("/mcp")
+    for heading in ("Claude Desktop", "Cursor", "VS Code"):
+        assert f"--- {heading}" in out
+    assert f'"url": "{bare_hub.url}"' in out
+    assert (bare_hub.data_dir / "junction.db").exists()
+
+
+def test_health_and_ready(bare_hub: RunningHub) -> None:
+    assert httpx2.get(f"{bare_hub.base}/healthz").json()["status"] == "ok"
+    ready = httpx2.get(f"{bare_hub.base}/readyz")
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up"}}
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> None:
+    async with Client(bare_hub.url, mode=mode) as client:
+        assert client.protocol_version == ("2026-07-28" if mode != "legacy" else "2025-11-25")
+        tools = (await client.list_tools()).tools
+        assert [t.name for t in tools] == ["hub__status"]
+        status = await client.call_tool("hub__status", {})
+        assert status.is_error is False
+        assert status.structured_content["providers"][0] == {
+            "name": "hub", "prefix": "hub", "state": "up", "error": None,
+            "tools": 1, "prompts": 0, "resources": 1, "resource_templates": 0,
+        }
+        catalog = await client.read_resource("junction://catalog")
+        body = json.loads(catalog.contents[0].text)
+        assert body["tools"] == ["hub__status"] and body["resources"] == ["junction://catalog"]
+
+
+async def test_calls_are_recorded_without_argument_values(bare_hub: RunningHub) -> None:
+    import sqlite3
+
+    async with Client(bare_hub.url, mode="legacy") as client:
+        await client.call_tool("hub__status", {})
+        with pytest.raises(Exception):
+            await client.call_tool("nope__missing", {"secret": "hunter2"})
+    await anyio.sleep(0.6)  # the writer flushes in batches
+    db = sqlite3.connect(bare_hub.data_dir / "junction.db")
+    rows = db.execute("SELECT tool, outcome, client, protocol_version, args_bytes, error FROM tool_calls").fetchall()
+    dump = repr(db.execute("SELECT * FROM tool_calls").fetchall())
+    assert ("hub__status", "ok") in [(r[0], r[1]) for r in rows]
+    missing = [r for r in rows if r[0] == "nope__missing"]
+    assert missing and missing[0][1] == "error" and missing[0][4] > 0 and "Unknown tool" in missing[0][5]
+    assert "hunter2" not in dump
+
+
+def test_cli_call_and_tools_through_running_hub(bare_hub: RunningHub, tmp_path: Path) -> None:
+    env = hub_env(tmp_path)
+    call = subprocess.run([*JUNCTION, "call", "hub__status", "--url", bare_hub.url], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert call.returncode == 0, call.stderr
+    assert json.loads(call.stdout)["structuredContent"]["version"]
+    tools = subprocess.run([*JUNCTION, "tools", "--url", bare_hub.url], cwd=ROOT, env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert tools.returncode == 0 and tools.stdout.startswith("hub__status")
+    bad = subprocess.run([*JUNCTION, "call", "hub__status", "--args", "{nope", "--url", bare_hub.url], cwd=ROOT,
+                         env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and bad.stderr.startswith("junction: --args is not valid JSON")
+
+
+def test_cli_call_without_a_hub_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "call", "hub__status", "--url", "http://127.0.0.1:9/mcp"], cwd=ROOT,
+                          env=hub_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("junction: cannot talk to the hub at http://127.0.0.1:9/mcp")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_clients_command_prints_snippets(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "clients"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert '"url": "http://127.0.0.1:8765/mcp"' in proc.stdout and '"type": "http"' in proc.stdout
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_stdio_same_catalog(tmp_path: Path, mode: str) -> None:
+    params = StdioServerParameters(command=JUNCTION[0], args=[*JUNCTION[1:], "stdio"], env=hub_env(tmp_path),
+                                   cwd=str(ROOT))
+    with anyio.fail_after(60):
+        async with Client(params, mode=mode) as client:
+            assert [t.name for t in (await client.list_tools()).tools] == ["hub__status"]
+            result = await client.call_tool("hub__status", {})
+            assert result.structured_content["providers"][0]["state"] == "up"

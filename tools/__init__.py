@@ -1,0 +1,1 @@
+"""The hub's own providers: rag, files, mail, automation, agents (each in its own folder)."""
