@@ -55,6 +55,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Events kept for resuming 2025 SSE streams (`Last-Event-ID`); 0 turns resumability off."""
     resume_buffer_ttl: Annotated[float, msgspec.Meta(gt=0)] = 300.0
     """Seconds an event stays replayable."""
+    sse_retry_ms: Annotated[int, msgspec.Meta(ge=0)] = 1000
+    """The `retry` hint sent on resumable streams: how soon a client reconnects after a drop."""
     page_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Items per page in list results."""
 
@@ -260,6 +262,7 @@ session_idle_timeout = 1800 # seconds before an idle 2025-era session is closed
 max_sessions = 10000
 resume_buffer_events = 10000  # events kept so 2025 SSE streams can resume (Last-Event-ID)
 resume_buffer_ttl = 300       # seconds
+sse_retry_ms = 1000           # how soon clients reconnect to a dropped stream
 page_size = 1000            # items per page in tools/list and friends
 
 [store]

@@ -128,6 +128,13 @@ class HubCallContext:
             self._cancelled = True
             raise
 
+    async def release_stream(self) -> bool:
+        close = self._ctx.close_sse_stream
+        if close is None:
+            return False
+        await close()
+        return True
+
     # notifications
     async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
         await self._ctx.session.report_progress(progress, total, message)
@@ -216,7 +223,8 @@ class HubCallContext:
         }[request.method]
         if caps is None or getattr(caps, needed, None) is None:
             raise InputUnavailable(
-                f"the client did not declare the '{needed}' capability, so it cannot answer {request.method}"
+                f"the client did not declare the '{needed}' capability, so it cannot answer {request.method}",
+                capability=needed,
             )
 
     def seal_state(self, provider_state: str | None = None) -> str:

@@ -59,7 +59,16 @@ class ProviderState(str, enum.Enum):
 
 
 class InputUnavailable(Exception):
-    """The client cannot answer an input request (no capability, or no channel back to it)."""
+    """The client cannot answer an input request (no capability, or no channel back to it).
+
+    Unless the provider catches it, the caller gets a JSON-RPC error: -32021
+    (missing required client capability, naming `capability`) when the client
+    did not declare the capability.
+    """
+
+    def __init__(self, message: str, capability: str | None = None) -> None:
+        super().__init__(message)
+        self.capability = capability
 
 
 class CallContext(Protocol):
@@ -113,6 +122,13 @@ class CallContext(Protocol):
 
     async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
         """Run blocking `fn(*args)` in a worker thread; `ctx.cancelled` turns true if the call is cancelled."""
+
+    async def release_stream(self) -> bool:
+        """Close this call's SSE response stream early so the client reconnects and polls (SEP-1699).
+
+        Only possible on resumable 2025-11-25 sessions; returns False (and does nothing) elsewhere.
+        Later notifications and the result are replayed to the client when it reconnects.
+        """
 
 
 class ProviderHost(Protocol):

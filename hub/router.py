@@ -280,7 +280,13 @@ class Router:
         except InputRequired as need:
             return types.InputRequiredResult(input_requests=need.requests, request_state=call.seal_state())
         except InputUnavailable as exc:
-            raise MCPError(code=types.INVALID_REQUEST, message=str(exc)) from None
+            if exc.capability is None:
+                raise MCPError(code=types.INVALID_REQUEST, message=str(exc)) from None
+            raise MCPError(
+                code=types.MISSING_REQUIRED_CLIENT_CAPABILITY,
+                message=str(exc),
+                data={"requiredCapabilities": {exc.capability: {}}},
+            ) from None
         except anyio.get_cancelled_exc_class():
             call.mark_cancelled()
             raise
@@ -350,7 +356,10 @@ class Router:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri})
         call = self._context(ctx, params)
         provider = slot.provider
-        return await self._run(ctx, call, lambda: provider.read_resource(uri, call))
+        try:
+            return await self._run(ctx, call, lambda: provider.read_resource(uri, call))
+        except LookupError:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri}) from None
 
     async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams):
         entry = self.catalog.prompts.get(params.name)

@@ -50,6 +50,24 @@ INSTRUCTIONS = (
 )
 
 
+class TrimHeaderWhitespace:
+    """ASGI wrapper: drop optional whitespace around header values (RFC 9110 5.5).
+
+    h11 does this itself, httptools does not; without it `Mcp-Name:  tool ` fails the
+    SDK's header/body match on some servers and not on others.
+    """
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        headers = scope.get("headers")
+        if headers and any(v[:1] in (b" ", b"\t") or v[-1:] in (b" ", b"\t") for _, v in headers):
+            scope = dict(scope)
+            scope["headers"] = [(k, v.strip(b" \t")) for k, v in headers]
+        await self.app(scope, receive, send)
+
+
 class HubServer(Server[Any]):
     """The low-level `Server`, advertising `listChanged` to 2025 clients (we do send those notifications)."""
 
@@ -240,6 +258,7 @@ class Hub:
         manager = StreamableHTTPSessionManager(
             app=self.server,
             event_store=event_store,
+            retry_interval=cfg.sse_retry_ms if event_store is not None else None,
             json_response=False,
             stateless=False,
             security_settings=self.security_settings(),
@@ -267,7 +286,7 @@ class Hub:
 
         return Starlette(
             routes=[
-                Route(cfg.path, endpoint=StreamableHTTPASGIApp(manager)),
+                Route(cfg.path, endpoint=TrimHeaderWhitespace(StreamableHTTPASGIApp(manager))),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
             ],

