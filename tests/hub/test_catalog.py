@@ -1,0 +1,61 @@
+"""Catalog: prefixes, collisions and invalid names reported at start-up, broken providers isolated."""
+
+from __future__ import annotations
+
+import pytest
+from mcp import Client
+
+from tests.helpers import serve_hub
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[providers.alpha]
+module = "tests.fixtures.small_providers:EchoProvider"
+prefix = "same"
+greeting = "hi"
+repeat = 2
+
+[providers.beta]
+module = "tests.fixtures.small_providers:EchoProvider"
+prefix = "same"
+
+[providers.broken]
+module = "tests.fixtures.small_providers:BrokenProvider"
+"""
+
+
+async def test_collisions_invalid_names_and_a_broken_provider(tmp_path) -> None:
+    with serve_hub(tmp_path, CONFIG) as hub:
+        banner = hub.log()
+        assert ("Catalog problem: tool name 'same__echo' collides: provider 'beta' and provider 'alpha' both offer it; "
+                "'alpha' keeps it") in banner
+        assert "would be published as 'same__bad name!', which is not a valid name" in banner
+        assert "provider 'broken' failed to start: ConnectionError: upstream refused the connection" in banner
+        for mode in ("legacy", "2026-07-28"):
+            async with Client(hub.url, mode=mode) as client:
+                names = [t.name for t in (await client.list_tools()).tools]
+                assert names == ["same__echo", "hub__status"]
+                echoed = await client.call_tool("same__echo", {"text": "there"})
+                assert echoed.content[0].text == "hi hi there"  # alpha's settings: alpha kept the name
+                failed = await client.call_tool("same__echo", {"explode": True})
+                assert failed.is_error is True
+                assert failed.content[0].text == "Tool same__echo failed: the echo chamber collapsed"
+                status = (await client.call_tool("hub__status", {})).structured_content
+                states = {p["name"]: (p["state"], p["error"]) for p in status["providers"]}
+                assert states["broken"] == ("down", "ConnectionError: upstream refused the connection")
+                assert states["alpha"] == ("up", None)
+
+
+async def test_provider_settings_are_validated_with_their_path(tmp_path) -> None:
+    import subprocess
+
+    from tests.helpers import JUNCTION, ROOT, hub_env
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[providers.alpha]\nmodule = "tests.fixtures.small_providers:EchoProvider"\nrepeat = "twice"\n')
+    proc = subprocess.run([*JUNCTION, "serve", "--config", str(cfg), "--port", "0"], cwd=ROOT,
+                          env=hub_env(tmp_path / "d"), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"junction: config error in {cfg}: providers.alpha.repeat: expected `int`, got `str`"
+
