@@ -96,11 +96,29 @@ def test_clients_command_prints_snippets(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("mode", ERAS)
-async def test_stdio_same_catalog(tmp_path: Path, mode: str) -> None:
-    params = StdioServerParameters(command=JUNCTION[0], args=[*JUNCTION[1:], "stdio"], env=hub_env(tmp_path),
-                                   cwd=str(ROOT))
+async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) -> None:
+    import mcp_types as types
+
+    cfg = tmp_path / "j.toml"
+    cfg.write_text('[providers.t]\nmodule = "tests.fixtures.conformance:ConformanceProvider"\n')
+    params = StdioServerParameters(command=JUNCTION[0], args=[*JUNCTION[1:], "stdio", "--config", str(cfg)],
+                                   env=hub_env(tmp_path), cwd=str(ROOT))
+
+    async def on_elicit(ctx, p: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action="accept", content={"name": "Stdio Sam"})
+
     with anyio.fail_after(60):
-        async with Client(params, mode=mode) as client:
-            assert [t.name for t in (await client.list_tools()).tools] == ["hub__status"]
+        async with Client(params, mode=mode, elicitation_callback=on_elicit) as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert names[0] == "t__test_simple_text" and names[-1] == "hub__status"
             result = await client.call_tool("hub__status", {})
-            assert result.structured_content["providers"][0]["state"] == "up"
+            assert [p["state"] for p in result.structured_content["providers"]] == ["up", "up"]
+            asked = await client.call_tool("t__test_input_required_result_elicitation", {})
+            assert asked.content[0].text == "Hello, Stdio Sam!"
+
+
+def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [t["name"] for t in json.loads(proc.stdout)] == ["hub__status"]
