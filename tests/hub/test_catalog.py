@@ -59,3 +59,16 @@ async def test_provider_settings_are_validated_with_their_path(tmp_path) -> None
     assert proc.returncode == 2
     assert proc.stderr.strip() == f"junction: config error in {cfg}: providers.alpha.repeat: expected `int`, got `str`"
 
+
+
+async def test_lists_are_paged(tmp_path) -> None:
+    config = '[server]\npage_size = 1\n[providers.alpha]\nmodule = "tests.fixtures.small_providers:EchoProvider"\n'
+    with serve_hub(tmp_path, config) as hub:
+        for mode in ("legacy", "2026-07-28"):
+            async with Client(hub.url, mode=mode) as client:
+                first = await client.list_tools()
+                assert [t.name for t in first.tools] == ["alpha__echo"] and first.next_cursor
+                second = await client.list_tools(cursor=first.next_cursor)
+                assert [t.name for t in second.tools] == ["hub__status"] and second.next_cursor is None
+                with pytest.raises(Exception, match="Invalid cursor"):
+                    await client.list_tools(cursor="not-a-cursor")
