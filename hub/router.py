@@ -425,18 +425,17 @@ def _client_name(call: HubCallContext) -> str | None:
 
 
 def _result_bytes(result: Any) -> int:
-    """Payload size of a tool result: text, blobs and structured content (cheap, no re-serialisation)."""
-    if not isinstance(result, types.CallToolResult):
+    """Approximate payload size of a tool result: text and base64 blobs (cheap: no re-serialisation)."""
+    if type(result) is not types.CallToolResult:
         return 0
     size = 0
     for item in result.content:
-        text = getattr(item, "text", None) or getattr(item, "data", None)
-        if isinstance(text, str):
-            size += len(text)
-        resource = getattr(item, "resource", None)
-        if resource is not None:
-            size += len(getattr(resource, "text", None) or getattr(resource, "blob", None) or "")
-    if result.structured_content is not None:
-        size += len(msgspec.json.encode(result.structured_content))
+        kind = type(item)
+        if kind is types.TextContent:
+            size += len(item.text)
+        elif kind is types.ImageContent or kind is types.AudioContent:
+            size += len(item.data)
+        elif kind is types.EmbeddedResource:
+            resource = item.resource
+            size += len(resource.text if type(resource) is types.TextResourceContents else resource.blob)
     return size
-

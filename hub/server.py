@@ -10,6 +10,7 @@ serving the same server over stdio. Must not know any concrete provider.
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import logging
 import os
@@ -341,6 +342,11 @@ class Hub:
             async with anyio.create_task_group() as tg:
                 tg.start_soon(self.store.run_writer)
                 await self.router.start(tg)
+                # Everything built so far lives as long as the process: move it out of the cyclic GC's
+                # reach. Without this, full collections re-scan the catalog, the SDK's models and the
+                # providers' state, which measured as ~20% more CPU per call than a bare SDK server.
+                gc.collect()
+                gc.freeze()
                 try:
                     yield self
                 finally:

@@ -107,3 +107,21 @@ def post(url: str, body: bytes | str, headers: dict[str, str] | None = None) -> 
     base_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     base_headers.update(headers or {})
     return httpx2.post(url, content=body, headers=base_headers, timeout=10)
+
+
+def recorded_calls(data_dir: Path, tool: str, timeout: float = 10.0) -> list[tuple]:
+    """Rows of `tool_calls` for `tool` (waits for the batch writer, bounded)."""
+    import sqlite3
+
+    deadline = time.monotonic() + timeout
+    while True:
+        db = sqlite3.connect(data_dir / "junction.db")
+        try:
+            rows = db.execute(
+                "SELECT tool, outcome, client, protocol_version, args_bytes, error FROM tool_calls WHERE tool = ? "
+                "ORDER BY id", (tool,)).fetchall()
+        finally:
+            db.close()
+        if rows or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.1)

@@ -7,7 +7,6 @@ log and change their catalog through the provider contract only.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator
 
 import anyio
@@ -16,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.helpers import RunningHub, serve_hub
+from tests.helpers import RunningHub, recorded_calls, serve_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -152,10 +151,8 @@ async def test_cancellation_stops_the_handler(hub: RunningHub) -> None:
         # the hub keeps serving this session after the cancelled call
         assert (await c.call_tool("t__test_simple_text", {})).is_error is False
     assert 0 < len(progress) < 20
-    await anyio.sleep(0.5)
-    db = sqlite3.connect(hub.data_dir / "junction.db")
-    outcomes = [r[0] for r in db.execute("SELECT outcome FROM tool_calls WHERE tool = 't__test_slow'")]
-    assert outcomes and outcomes[-1] == "cancelled"
+    outcomes = [r[1] for r in recorded_calls(hub.data_dir, "t__test_slow")]
+    assert outcomes == ["cancelled"]
 
 
 async def test_list_changed_reaches_both_eras(hub: RunningHub) -> None:

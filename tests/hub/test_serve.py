@@ -11,7 +11,7 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls
 
 pytestmark = pytest.mark.anyio
 
@@ -57,14 +57,12 @@ async def test_calls_are_recorded_without_argument_values(bare_hub: RunningHub) 
         await client.call_tool("hub__status", {})
         with pytest.raises(Exception):
             await client.call_tool("nope__missing", {"secret": "hunter2"})
-    await anyio.sleep(0.6)  # the writer flushes in batches
-    db = sqlite3.connect(bare_hub.data_dir / "junction.db")
-    rows = db.execute("SELECT tool, outcome, client, protocol_version, args_bytes, error FROM tool_calls").fetchall()
-    dump = repr(db.execute("SELECT * FROM tool_calls").fetchall())
-    assert ("hub__status", "ok") in [(r[0], r[1]) for r in rows]
-    missing = [r for r in rows if r[0] == "nope__missing"]
+    ok = recorded_calls(bare_hub.data_dir, "hub__status")
+    missing = recorded_calls(bare_hub.data_dir, "nope__missing")
+    assert ok and ok[0][1] == "ok" and ok[0][3] == "2025-11-25" and ok[0][2].startswith("mcp")
     assert missing and missing[0][1] == "error" and missing[0][4] > 0 and "Unknown tool" in missing[0][5]
-    assert "hunter2" not in dump
+    db = sqlite3.connect(bare_hub.data_dir / "junction.db")
+    assert "hunter2" not in repr(db.execute("SELECT * FROM tool_calls").fetchall())
 
 
 def test_cli_call_and_tools_through_running_hub(bare_hub: RunningHub, tmp_path: Path) -> None:
