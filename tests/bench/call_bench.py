@@ -607,7 +607,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--calls", type=int, default=None, help="measured calls per run at concurrency > 1 (default 2000)")
     p.add_argument("--calls-c1", type=int, default=None, help="measured calls per run at concurrency 1 (default 500)")
     p.add_argument("--warmup", type=int, default=None, help="warm-up calls before each measured run (default 50)")
-    p.add_argument("--rounds", type=int, default=None, help="alternating hub/bare rounds; median reported (default 3)")
+    p.add_argument("--rounds", type=int, default=None, help="alternating hub/bare rounds; median reported (default 5)")
     p.add_argument("--concurrency", default="1,32", help="comma-separated concurrencies (default 1,32)")
     p.add_argument("--eras", default=",".join(ERAS), help=f"comma-separated protocol eras (default {','.join(ERAS)})")
     p.add_argument(
@@ -616,6 +616,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         default="raw",
         help="load generator for tools/call: a minimal keep-alive HTTP/1.1 client that costs the benchmark process "
         "far less CPU per call (default), or httpx2.AsyncClient",
+    )
+    p.add_argument(
+        "--no-resume",
+        action="store_true",
+        help="run the hub with resumable 2025 streams off (resume_buffer_events = 0), as the bare server has none",
     )
     p.add_argument("--quick", action="store_true", help="small smoke run (1 round, few calls)")
     p.add_argument("--timeout", type=float, default=600.0, help="overall time limit in seconds (default 600)")
@@ -629,7 +634,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup is None:
         args.warmup = 20 if quick else 50
     if args.rounds is None:
-        args.rounds = 1 if quick else 3
+        args.rounds = 1 if quick else 5
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     args.eras = [e.strip() for e in str(args.eras).split(",") if e.strip()]
     for era in args.eras:
@@ -673,6 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         "concurrency": args.concurrency,
         "eras": args.eras,
         "client": args.client,
+        "hub_resumable_streams": not args.no_resume,
         "request_timeout_s": REQUEST_TIMEOUT,
         "summary": "hub/bare figures: per-metric median over rounds; throughput_ratio and *_added_ms: median over "
         "rounds of the paired (same-round, back-to-back) hub vs bare comparison",
@@ -686,7 +692,7 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONUNBUFFERED"] = "1"
         hub_env = dict(env, XDG_DATA_HOME=str(tmp / "data"))
         cfg = tmp / "junction.toml"
-        cfg.write_text(HUB_CONFIG)
+        cfg.write_text(HUB_CONFIG + ("[server]\nresume_buffer_events = 0\n" if args.no_resume else ""))
 
         log(f"starting hub and bare server (python {platform.python_version()}, {os.cpu_count()} cpus)")
         hub = start_server(
