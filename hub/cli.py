@@ -12,6 +12,7 @@ import json
 import logging
 import os
 import socket
+import sqlite3
 import sys
 from pathlib import Path
 from typing import Any
@@ -64,6 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         config = msgspec.structs.replace(config, server=server_cfg)
     _setup_logging(config)
     hub = Hub(config)
+    _check_store(hub)
     sock = _bind(server_cfg.host, server_cfg.port)
     port = sock.getsockname()[1]
     if port != server_cfg.port:
@@ -96,6 +98,13 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_store(hub: Any) -> None:
+    try:
+        hub.check_store()
+    except (OSError, RuntimeError, sqlite3.Error) as exc:
+        raise CliError(f"cannot use the data directory {hub.data_dir}: {exc}") from None
+
+
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -119,6 +128,7 @@ def cmd_stdio(args: argparse.Namespace) -> int:
     config = _load(args)
     _setup_logging(config, sys.stderr)
     hub = Hub(config)
+    _check_store(hub)
     anyio.run(hub.serve_stdio)
     return 0
 
@@ -299,6 +309,12 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # the last resort: still one line, the traceback only on request
+        if os.environ.get("JUNCTION_DEBUG"):
+            raise
+        print(f"junction: unexpected error: {type(exc).__name__}: {exc} (set JUNCTION_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return EXIT_ERROR
 
 
 if __name__ == "__main__":

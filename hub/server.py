@@ -325,6 +325,12 @@ class Hub:
             fh.write(key.hex())
         return key
 
+    def check_store(self) -> None:
+        """Open the store once (running migrations) so a bad data directory fails before anything listens."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.store.open()
+        self.store.close()
+
     @contextlib.asynccontextmanager
     async def _lifespan(self, _server: Any) -> AsyncIterator[dict[str, Any]]:
         async with self.running():

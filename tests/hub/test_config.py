@@ -127,3 +127,35 @@ def test_init_writes_commented_default_then_refuses_to_overwrite(tmp_path: Path)
     second = subprocess.run([*JUNCTION, "init", str(target)], cwd=ROOT, env=env, capture_output=True, text=True)
     assert second.returncode == 1 and "already exists" in second.stderr
 
+
+
+def test_junction_config_env_is_used(tmp_path: Path) -> None:
+    cfg = tmp_path / "env.toml"
+    cfg.write_text("[server]\nport = -1\n")
+    proc = subprocess.run([*JUNCTION, "serve"], cwd=ROOT, env=hub_env(tmp_path / "d", JUNCTION_CONFIG=str(cfg)),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr.strip() == f"junction: config error in {cfg}: server.port: expected `int` >= 0"
+
+
+def test_disabled_provider_is_not_loaded(tmp_path: Path) -> None:
+    cfg = tmp_path / "off.toml"
+    cfg.write_text("[providers.hub]\nenabled = false\n")
+    proc = subprocess.run([*JUNCTION, "tools", "--json", "--config", str(cfg)], cwd=ROOT, env=hub_env(tmp_path),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == []
+
+
+def test_unusable_data_dir_is_one_line(tmp_path: Path) -> None:
+    import sqlite3
+
+    data = tmp_path / "data" / "junction"
+    data.mkdir(parents=True)
+    db = sqlite3.connect(data / "junction.db")
+    db.execute("PRAGMA user_version = 999")
+    db.close()
+    proc = subprocess.run([*JUNCTION, "serve", "--port", "0"], cwd=ROOT, env=hub_env(tmp_path / "data"),
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1 and proc.stdout == ""
+    assert proc.stderr.startswith(f"junction: cannot use the data directory {data}: the database")
+    assert "newer than this Junction understands" in proc.stderr and "Traceback" not in proc.stderr
