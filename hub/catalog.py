@@ -46,6 +46,7 @@ class Catalog:
 
     tools: dict[str, Entry] = field(default_factory=dict)
     tool_list: list[types.Tool] = field(default_factory=list)
+    input_schemas: dict[str, dict] = field(default_factory=dict)
     prompts: dict[str, Entry] = field(default_factory=dict)
     prompt_list: list[types.Prompt] = field(default_factory=list)
     resources: dict[str, Entry] = field(default_factory=dict)
@@ -64,6 +65,7 @@ class Catalog:
                 name = catalog._claim(catalog.tools, slot, "tool", tool.name)
                 if name is not None:
                     catalog.tool_list.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
+                    catalog.input_schemas[name] = tool.input_schema
             for prompt in slot.prompts:
                 name = catalog._claim(catalog.prompts, slot, "prompt", prompt.name)
                 if name is not None:

@@ -262,13 +262,8 @@ class Router:
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
     def tool_input_schema(self, name: str) -> dict[str, Any] | None:
-        entry = self.catalog.tools.get(name)
-        if entry is None:
-            return None
-        for tool in entry.slot.tools:
-            if tool.name == entry.local:
-                return tool.input_schema
-        return None
+        """For the SDK's 2026 `Mcp-Param-*` header checks, without listing tools per call."""
+        return self.catalog.input_schemas.get(name)
 
     def _context(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HubCallContext:
         return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state)

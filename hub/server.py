@@ -21,7 +21,6 @@ from typing import Any
 
 import anyio
 import mcp_types as types
-import msgspec
 from mcp.server import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
@@ -29,9 +28,6 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.subscriptions import ListenHandler
 from mcp.server.transport_security import TransportSecuritySettings
-from mcp.shared.exceptions import MCPError
-from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
-from pydantic import ValidationError
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -39,6 +35,7 @@ from starlette.routing import Route
 
 from hub import __version__
 from hub.config import Config, ConfigError, provider_settings
+from hub.gate import RequestGate, explain_invalid_params
 from hub.provider import Provider
 from hub.resume import BoundedEventStore
 from hub.router import ProviderSlot, Router
@@ -53,136 +50,6 @@ INSTRUCTIONS = (
     "Junction hub: tools, resources and prompts from the hub's own providers and every linked MCP server, "
     "behind one endpoint. Tool names are PROVIDER__tool."
 )
-
-
-class RequestGate:
-    """ASGI front of the MCP endpoint: what the SDK's transport does not check, or explains badly.
-
-    - drops optional whitespace around header values (RFC 9110 5.5; h11 does, httptools does not,
-      so `Mcp-Name:  tool ` would fail the SDK's header/body match on some servers only);
-    - refuses bodies over the limit with 413 before buffering them whole;
-    - refuses JSON that is not a JSON-RPC 2.0 message with -32600 naming the wrong member
-      (the SDK answers -32602 with a page of union-validation errors);
-    - refuses an `MCP-Protocol-Version` header no era knows, when the body carries no 2026
-      `_meta` envelope, with -32022 listing every version the hub speaks.
-    Malformed JSON is left to the SDK (-32700).
-    """
-
-    def __init__(self, app: Any, max_body: int) -> None:
-        self.app = app
-        self.max_body = max_body
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        headers = scope.get("headers") or ()
-        if any(v[:1] in (b" ", b"\t") or v[-1:] in (b" ", b"\t") for _, v in headers):
-            scope = dict(scope)
-            scope["headers"] = headers = [(k, v.strip(b" \t")) for k, v in headers]
-        if scope.get("method") != "POST":
-            await self.app(scope, receive, send)
-            return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await _plain(send, 413, b"Request body too large")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        refusal = _refusal(body, headers)
-        if refusal is not None:
-            status, payload = refusal
-            await _plain(send, status, payload, b"application/json")
-            return
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-
-_KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
-_VERSION_HEADER = b"mcp-protocol-version"
-
-
-def _refusal(body: bytes, headers: Any) -> tuple[int, bytes] | None:
-    try:
-        message = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None  # the SDK answers -32700 with the parser's reason
-    if isinstance(message, list):
-        return _invalid(None, "batch requests are not supported; send one JSON-RPC message per request")
-    if not isinstance(message, dict):
-        return _invalid(None, f"the body must be a JSON-RPC message object, got a JSON {type(message).__name__}")
-    raw_id = message.get("id")
-    valid_id = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
-    if message.get("jsonrpc") != "2.0":
-        return _invalid(valid_id, 'member "jsonrpc" must be "2.0"')
-    if "id" in message and (raw_id is None or valid_id is None):
-        return _invalid(None, 'member "id" must be a string or an integer')
-    if "method" not in message:
-        if "result" in message or "error" in message:
-            return None  # a response to one of our requests
-        return _invalid(valid_id, 'member "method" is missing')
-    if not isinstance(message["method"], str):
-        return _invalid(valid_id, 'member "method" must be a string')
-    params = message.get("params")
-    if "params" in message and not isinstance(params, dict):
-        return _invalid(valid_id, 'member "params" must be an object')
-    version = next((v for k, v in headers if k == _VERSION_HEADER), None)
-    if version is not None:
-        text = version.decode("latin-1")
-        enveloped = isinstance(params, dict) and isinstance(params.get("_meta"), dict) and (
-            "io.modelcontextprotocol/protocolVersion" in params["_meta"]
-        )
-        if text not in _KNOWN_VERSIONS and not enveloped:
-            error = {
-                "code": types.UNSUPPORTED_PROTOCOL_VERSION,
-                "message": f"Unsupported MCP-Protocol-Version header {text!r}",
-                "data": {"supported": list(_KNOWN_VERSIONS), "requested": text},
-            }
-            return 400, msgspec.json.encode({"jsonrpc": "2.0", "id": valid_id, "error": error})
-    return None
-
-
-def _invalid(request_id: Any, reason: str) -> tuple[int, bytes]:
-    error = {"code": types.INVALID_REQUEST, "message": f"Invalid Request: {reason}"}
-    return 400, msgspec.json.encode({"jsonrpc": "2.0", "id": request_id, "error": error})
-
-
-async def _plain(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8") -> None:
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def explain_invalid_params(ctx: Any, call_next: Any) -> Any:
-    """Server middleware: turn a params validation failure into -32602 naming the member and the reason.
-
-    The SDK answers "Invalid request parameters" with no detail. Only the location and
-    pydantic's message are used, never the offending value (it may be a secret).
-    """
-    try:
-        return await call_next(ctx)
-    except ValidationError as exc:
-        problems = []
-        for error in exc.errors()[:3]:
-            where = ".".join(str(p) for p in error.get("loc", ()))
-            problems.append(f"{where or 'params'}: {error.get('msg', 'invalid')}")
-        raise MCPError(
-            code=types.INVALID_PARAMS, message=f"Invalid params for {ctx.method}: " + "; ".join(problems)
-        ) from None
 
 
 class HubServer(Server[Any]):
