@@ -84,6 +84,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     print(f"Config: {config.source}", flush=True)
                 for problem in hub.router.catalog.problems:
                     print(f"Catalog problem: {problem}", flush=True)
+                if server_cfg.host in ("0.0.0.0", "::", "") and not server_cfg.allowed_hosts:
+                    print("Note: bound to all interfaces, but only loopback Host names are accepted (DNS-rebinding "
+                          "protection); list the names clients use in [server] allowed_hosts.", flush=True)
                 print(format_snippets(config.mcp_url()), flush=True)
 
     uv_config = uvicorn.Config(

@@ -137,7 +137,7 @@ class ProviderHost(Protocol):
     name: str
     """The provider's configured name (the `[providers.NAME]` key)."""
     data_dir: str
-    """A directory the provider may keep files in (created on demand)."""
+    """A directory the provider may keep files in (not created until the provider creates it)."""
 
     def catalog_changed(self) -> None:
         """Re-read this provider's lists and send `list_changed` to every client."""
