@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 
 import pytest
 
 from tests.helpers import NODE_MODULES, ROOT, node_bin, serve_hub
 
-pytestmark = pytest.mark.skipif(not (NODE_MODULES / "@modelcontextprotocol" / "sdk").exists(),
+TS_SDK = NODE_MODULES / "@modelcontextprotocol" / "sdk"
+# In CI a missing install must fail, not skip.
+pytestmark = pytest.mark.skipif(not TS_SDK.exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
 
 CONFIG = """
