@@ -38,7 +38,7 @@ class BoundedEventStore(EventStore):
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         event_id = next(self._ids)
         now = self._clock()
-        payload = None if message is None else jsonrpc_message_adapter.dump_json(message, by_alias=True, exclude_none=True)
+        payload = None if message is None else message.model_dump_json(by_alias=True, exclude_none=True).encode()
         self._events[event_id] = (stream_id, payload, now)
         self._streams.setdefault(stream_id, deque()).append(event_id)
         self._evict(now)
