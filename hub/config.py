@@ -86,6 +86,16 @@ class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
     """Load the provider class from `package.module:Class` instead of an entry point."""
 
 
+class ConnectorSwitches(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
+    """`[connectors.NAME]`: switches every connector has; other keys are the connector type's settings."""
+
+    enabled: bool = True
+    prefix: Annotated[str, msgspec.Meta(pattern=_PREFIX_RE)] | None = None
+    """Public names become `PREFIX__name`; defaults to NAME; `""` keeps upstream names."""
+    type: Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")] = "mcp"
+    """Which connector implementation (entry point group `junction.connectors`); `mcp` links an MCP server."""
+
+
 class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The whole config file."""
 
@@ -93,10 +103,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     providers: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ProviderConfig] = {}
+    connectors: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ConnectorSwitches] = {}
     source: str = ""
     """Where this config came from (set by the loader; not a file key)."""
     raw_providers: dict[str, dict[str, Any]] = {}
     """The provider tables as written (set by the loader; not a file key)."""
+    raw_connectors: dict[str, dict[str, Any]] = {}
+    """The connector tables as written (set by the loader; not a file key)."""
 
     def data_dir(self) -> Path:
         if self.store.data_dir:
@@ -115,7 +128,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return f"http://{host}:{self.server.port}{self.server.path}"
 
 
-_LOADER_ONLY = ("source", "raw_providers")
+_LOADER_ONLY = ("source", "raw_providers", "raw_connectors")
 
 
 def find_config_path(explicit: str | None) -> Path | None:
@@ -145,20 +158,30 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
             raise ConfigError(source, key, "unknown key")
     _apply_env_overrides(raw, env, source)
     _expand_env_refs(raw, env, source, "")
-    providers_raw = raw.pop("providers", {})
-    if not isinstance(providers_raw, dict):
-        raise ConfigError(source, "providers", f"expected a table, got {type(providers_raw).__name__}")
+    tables: dict[str, dict[str, Any]] = {}
+    for section in ("providers", "connectors"):
+        tables[section] = _named_tables(raw.pop(section, {}), section, source)
     config = _convert(raw, Config, source, "")
-    providers: dict[str, ProviderConfig] = {}
-    for name, table in providers_raw.items():
-        if not re.match(r"^[a-zA-Z0-9_-]{1,40}$", name):
-            raise ConfigError(source, f"providers.{name}", "provider names may use only letters, digits, _ and - (1-40)")
-        if not isinstance(table, dict):
-            raise ConfigError(source, f"providers.{name}", f"expected a table, got {type(table).__name__}")
-        providers[name] = _convert(table, ProviderConfig, source, f"providers.{name}")
+    providers = {n: _convert(t, ProviderConfig, source, f"providers.{n}") for n, t in tables["providers"].items()}
+    connectors = {n: _convert(t, ConnectorSwitches, source, f"connectors.{n}") for n, t in tables["connectors"].items()}
+    for name in connectors:
+        if name in providers:
+            raise ConfigError(source, f"connectors.{name}", f"a provider is also named '{name}'; names must be unique")
     return msgspec.structs.replace(
-        config, providers=providers, source=source, raw_providers={k: dict(v) for k, v in providers_raw.items()}
+        config, providers=providers, connectors=connectors, source=source,
+        raw_providers=tables["providers"], raw_connectors=tables["connectors"],
     )
+
+
+def _named_tables(value: Any, section: str, source: str) -> dict[str, dict[str, Any]]:
+    if not isinstance(value, dict):
+        raise ConfigError(source, section, f"expected a table, got {type(value).__name__}")
+    for name, table in value.items():
+        if not re.match(r"^[a-zA-Z0-9_-]{1,40}$", name):
+            raise ConfigError(source, f"{section}.{name}", "names may use only letters, digits, _ and - (1-40)")
+        if not isinstance(table, dict):
+            raise ConfigError(source, f"{section}.{name}", f"expected a table, got {type(table).__name__}")
+    return {name: dict(table) for name, table in value.items()}
 
 
 def _convert(raw: Any, type_: Any, source: str, base: str) -> Any:
@@ -172,13 +195,25 @@ def _convert(raw: Any, type_: Any, source: str, base: str) -> Any:
 
 def provider_settings(config: Config, name: str, settings_type: type[msgspec.Struct] | None) -> Any:
     """Convert a provider's own keys (everything but the shared switches) into its settings struct."""
-    table = {k: v for k, v in config.raw_providers.get(name, {}).items() if k not in ProviderConfig.__struct_fields__}
+    return _settings(config, "providers", name, config.raw_providers.get(name, {}),
+                     ProviderConfig.__struct_fields__, settings_type)
+
+
+def connector_settings(config: Config, name: str, settings_type: type[msgspec.Struct] | None) -> Any:
+    """Convert a connector's own keys (everything but the shared switches) into its settings struct."""
+    return _settings(config, "connectors", name, config.raw_connectors.get(name, {}),
+                     ConnectorSwitches.__struct_fields__, settings_type)
+
+
+def _settings(config: Config, section: str, name: str, raw: dict[str, Any], switches: tuple[str, ...],
+              settings_type: type[msgspec.Struct] | None) -> Any:
+    table = {k: v for k, v in raw.items() if k not in switches}
     if settings_type is None:
         if table:
             key = next(iter(table))
-            raise ConfigError(config.source, f"providers.{name}.{key}", "unknown key (this provider takes no settings)")
+            raise ConfigError(config.source, f"{section}.{name}.{key}", "unknown key (this one takes no settings)")
         return None
-    return _convert(table, settings_type, config.source, f"providers.{name}")
+    return _convert(table, settings_type, config.source, f"{section}.{name}")
 
 
 def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) -> None:
@@ -241,8 +276,29 @@ def config_json_schema() -> dict[str, Any]:
     config_def = defs.get("Config", schema)
     for key in _LOADER_ONLY:
         config_def.get("properties", {}).pop(key, None)
+    _add_connector_settings(schema)
     schema["title"] = "Junction hub configuration"
     return schema
+
+
+def _add_connector_settings(schema: dict[str, Any]) -> None:
+    """Describe `[connectors.NAME]` with the switches plus the settings of the installed `mcp` connector type."""
+    from importlib.metadata import entry_points
+
+    kinds = {ep.name: ep for ep in entry_points(group="junction.connectors")}
+    if "mcp" not in kinds:
+        return
+    settings_type = getattr(kinds["mcp"].load(), "config_type", None)
+    if settings_type is None:
+        return
+    fields = [(f.name, f.type, f.default) for f in msgspec.structs.fields(ConnectorSwitches)]
+    fields += [(f.name, f.type, f.default if f.default is not msgspec.NODEFAULT else msgspec.field(
+        default_factory=f.default_factory)) for f in msgspec.structs.fields(settings_type)]
+    merged = msgspec.defstruct("MCPConnector", fields, kw_only=True, forbid_unknown_fields=True)
+    part = msgspec.json.schema(merged)
+    defs = schema.setdefault("$defs", {})
+    defs.update(part.get("$defs", {}))
+    defs["Config"]["properties"]["connectors"]["additionalProperties"] = {"$ref": "#/$defs/MCPConnector"}
 
 
 DEFAULT_CONFIG_TOML = """\

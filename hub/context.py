@@ -110,6 +110,14 @@ class HubCallContext:
     def client_capabilities(self) -> types.ClientCapabilities | None:
         return self._ctx.session.client_capabilities
 
+    @property
+    def log_level(self) -> types.LoggingLevel | None:
+        if self.modern:
+            meta = self._ctx.meta
+            level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, Mapping) else None
+            return level if level in _LEVELS else None
+        return self._ctx.session._connection.state.get("log_level", "debug")
+
     # cancellation and threads
     @property
     def cancelled(self) -> bool:

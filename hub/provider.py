@@ -96,6 +96,10 @@ class CallContext(Protocol):
     def cancelled(self) -> bool:
         """True once the client cancelled this call (for loops in worker threads)."""
 
+    @property
+    def log_level(self) -> types.LoggingLevel | None:
+        """The lowest log level the caller wants for this call (`None`: no log messages at all)."""
+
     async def checkpoint(self) -> None:
         """Yield to the event loop; raises the cancellation if the call was cancelled."""
 
@@ -147,6 +151,12 @@ class ProviderHost(Protocol):
 
     def hub_info(self) -> Mapping[str, Any]:
         """Read-only facts about the hub: version, uptime, providers and their state, catalog size."""
+
+    def spawn(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        """Run `fn(*args)` as a background task for the hub's lifetime (cancelled when the hub stops)."""
+
+    def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
+        """Tell the hub this provider's state changed at run time (e.g. an upstream went down, or came back)."""
 
 
 class Provider:

@@ -55,10 +55,16 @@ class ProviderSlot:
     resources: Sequence[types.Resource] = ()
     templates: Sequence[types.ResourceTemplate] = ()
     started_at: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Provider-reported facts shown in `hub__status` (e.g. an upstream's restarts and latency)."""
 
     @property
     def listed(self) -> bool:
-        return self.provider is not None and self.state is ProviderState.UP
+        # A provider that went down after it was up keeps its catalog: callers then get its
+        # "down" error, which says more than "unknown tool", and clients see no churn.
+        if self.provider is None:
+            return False
+        return self.state is ProviderState.UP or (self.state is ProviderState.DOWN and self.started_at is not None)
 
 
 @dataclass
@@ -100,7 +106,8 @@ class Router:
         try:
             await slot.provider.start()
             await self._read_lists(slot)
-            slot.state = ProviderState.UP
+            if slot.state is ProviderState.STARTING:  # unless the provider reported otherwise meanwhile
+                slot.state = ProviderState.UP
             slot.started_at = time.time()
         except Exception as exc:  # a broken provider must not keep the hub from serving
             slot.state = ProviderState.DOWN
@@ -177,6 +184,18 @@ class Router:
         if self._tg is not None:
             self._tg.start_soon(run)
 
+    def spawn_background(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+        if self._tg is None:
+            raise RuntimeError("the hub is not running")
+        self._tg.start_soon(fn, *args)
+
+    def set_state(self, slot: ProviderSlot, state: ProviderState, error: str | None, details: dict[str, Any]) -> None:
+        was_listed = slot.listed
+        slot.state, slot.error = state, error
+        slot.details = dict(details)
+        if was_listed != slot.listed and self.ready:
+            self._rebuild(announce=True)
+
     def hub_info(self) -> dict[str, Any]:
         return {
             "version": __version__,
@@ -192,6 +211,7 @@ class Router:
                     "prompts": len(s.prompts),
                     "resources": len(s.resources),
                     "resource_templates": len(s.templates),
+                    **({"details": s.details} if s.details else {}),
                 }
                 for s in self.slots
             ],

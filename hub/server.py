@@ -34,9 +34,9 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import __version__
-from hub.config import Config, ConfigError, provider_settings
+from hub.config import Config, ConfigError, connector_settings, provider_settings
 from hub.gate import RequestGate, explain_invalid_params
-from hub.provider import Provider
+from hub.provider import Provider, ProviderState
 from hub.resume import BoundedEventStore
 from hub.router import ProviderSlot, Router
 from hub.store import Store
@@ -44,6 +44,7 @@ from hub.store import Store
 logger = logging.getLogger("junction")
 
 ENTRY_POINT_GROUP = "junction.providers"
+CONNECTOR_GROUP = "junction.connectors"
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 INSTRUCTIONS = (
@@ -86,6 +87,12 @@ class _Host:
     def hub_info(self) -> dict[str, Any]:
         return self._hub.router.hub_info()
 
+    def spawn(self, fn: Any, *args: Any) -> None:
+        self._hub.router.spawn_background(fn, *args)
+
+    def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
+        self._hub.router.set_state(self._slot, state, error, details)
+
 
 def _load_provider_class(name: str, module: str) -> type[Provider]:
     if module:
@@ -105,6 +112,14 @@ def _load_provider_class(name: str, module: str) -> type[Provider]:
         f"no provider named '{name}' is installed (entry point group {ENTRY_POINT_GROUP}); "
         "set `module = \"package.module:Class\"` or install the plugin",
     )
+
+
+def _load_connector_class(name: str, kind: str) -> type[Provider]:
+    for ep in entry_points(group=CONNECTOR_GROUP):
+        if ep.name == kind:
+            return ep.load()
+    known = ", ".join(sorted(ep.name for ep in entry_points(group=CONNECTOR_GROUP))) or "none"
+    raise ConfigError("", f"connectors.{name}.type", f"no connector type '{kind}' is installed (installed: {known})")
 
 
 def available_providers() -> list[str]:
@@ -135,6 +150,17 @@ class Hub:
                 raise ConfigError(config.source, exc.path, exc.reason) from None
             prefix = pconf.prefix if pconf is not None and pconf.prefix is not None else name
             slot = ProviderSlot(name=name, prefix=prefix)
+            slot.provider = cls(_Host(self, slot), settings)
+            self.slots.append(slot)
+        for name, switches in config.connectors.items():
+            if not switches.enabled:
+                continue
+            try:
+                cls = _load_connector_class(name, switches.type)
+                settings = connector_settings(config, name, getattr(cls, "config_type", None))
+            except ConfigError as exc:
+                raise ConfigError(config.source, exc.path, exc.reason) from None
+            slot = ProviderSlot(name=name, prefix=switches.prefix if switches.prefix is not None else name)
             slot.provider = cls(_Host(self, slot), settings)
             self.slots.append(slot)
         self.router = Router(self.slots, self.store, page_size=config.server.page_size)

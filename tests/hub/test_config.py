@@ -159,3 +159,28 @@ def test_unusable_data_dir_is_one_line(tmp_path: Path) -> None:
     assert proc.returncode == 1 and proc.stdout == ""
     assert proc.stderr.startswith(f"junction: cannot use the data directory {data}: the database")
     assert "newer than this Junction understands" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("toml", "path", "reason"),
+    [
+        ("[connectors.gh]\nprefix = 'x'\n", "connectors.gh",
+         "give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)"),
+        ("[connectors.gh]\ncommand = 'x'\nurl = 'http://a'\n", "connectors.gh", "give either `command`"),
+        ("[connectors.gh]\nurl = 'ftp://a'\n", "connectors.gh", "`url` must start with http:// or https://"),
+        ("[connectors.gh]\ncommand = 'x'\ncall_timeout = 'soon'\n", "connectors.gh.call_timeout",
+         "expected `float`, got `str`"),
+        ("[connectors.gh]\ncommand = 'x'\ncomand = 'y'\n", "connectors.gh.comand", "unknown key"),
+        ("[connectors.gh]\ncommand = 'x'\ntype = 'nosuch'\n", "connectors.gh.type", "no connector type 'nosuch'"),
+        ("[connectors.hub]\ncommand = 'x'\n[providers.hub]\nenabled = true\n", "connectors.hub",
+         "a provider is also named 'hub'"),
+    ],
+)
+def test_bad_connector_config(tmp_path: Path, toml: str, path: str, reason: str) -> None:
+    from hub.server import Hub
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text(toml)
+    with pytest.raises(ConfigError) as err:
+        Hub(load_config(cfg, env={}))
+    assert err.value.path == path and err.value.reason.startswith(reason), (err.value.path, err.value.reason)

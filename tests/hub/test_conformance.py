@@ -35,7 +35,7 @@ def conformance_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runnin
         yield hub
 
 
-def _run(args: list[str], out: Path) -> tuple[int, str]:
+def run_conformance(args: list[str], out: Path) -> tuple[int, str]:
     proc = subprocess.run(
         [str(node_bin()), str(CONFORMANCE), "server", *args, "-o", str(out)],
         capture_output=True, text=True, timeout=600,
@@ -43,14 +43,14 @@ def _run(args: list[str], out: Path) -> tuple[int, str]:
     return proc.returncode, proc.stdout + proc.stderr
 
 
-def _required(revision: str) -> list[str]:
+def required_scenarios(revision: str) -> list[str]:
     proc = subprocess.run([str(node_bin()), str(CONFORMANCE), "list", "--server", "--requirements", revision],
                           capture_output=True, text=True, timeout=60)
     section = proc.stdout.split("Server scenarios (test against a server):", 1)[1].split("\n\n", 1)[0]
     return re.findall(r"^\s+- (\S+)$", section, re.M)
 
 
-def _problems(out: Path, skip: tuple[str, ...] = ("tasks-",)) -> list[str]:
+def check_problems(out: Path, skip: tuple[str, ...] = ("tasks-",)) -> list[str]:
     problems = []
     for checks in sorted(out.glob("*/checks.json")):
         scenario = checks.parent.name
@@ -64,13 +64,13 @@ def _problems(out: Path, skip: tuple[str, ...] = ("tasks-",)) -> list[str]:
 
 @pytest.mark.parametrize(("revision", "count"), [("2025-11-25", 30), ("2026-07-28", 37)])
 def test_requirement_set_passes_in_full(conformance_hub: RunningHub, tmp_path: Path, revision: str, count: int) -> None:
-    required = _required(revision)
+    required = required_scenarios(revision)
     assert len(required) == count
-    code, output = _run(["--url", conformance_hub.url, "--requirements", revision], tmp_path)
+    code, output = run_conformance(["--url", conformance_hub.url, "--requirements", revision], tmp_path)
     passed = set(re.findall(r"^✓ (\S+): \d+ passed, 0 failed$", output, re.M))
     assert not set(required) - passed, f"scenarios not passing: {set(required) - passed}\n{output[-4000:]}"
     assert code == 0, output[-4000:]
-    assert not _problems(tmp_path), "\n".join(_problems(tmp_path))
+    assert not check_problems(tmp_path), "\n".join(check_problems(tmp_path))
 
 
 @pytest.mark.parametrize(
@@ -86,7 +86,7 @@ def test_requirement_set_passes_in_full(conformance_hub: RunningHub, tmp_path: P
 )
 def test_unscored_scenarios_we_implement(conformance_hub: RunningHub, tmp_path: Path, scenario: str,
                                          spec_version: str) -> None:
-    code, output = _run(["--url", conformance_hub.url, "--scenario", scenario, "--spec-version", spec_version],
+    code, output = run_conformance(["--url", conformance_hub.url, "--scenario", scenario, "--spec-version", spec_version],
                         tmp_path)
     assert code == 0 and re.search(r"Passed: (\d+)/\1, 0 failed, 0 warnings", output), output[-3000:]
-    assert not _problems(tmp_path, skip=()), "\n".join(_problems(tmp_path, skip=()))
+    assert not check_problems(tmp_path, skip=()), "\n".join(check_problems(tmp_path, skip=()))

@@ -1,0 +1,452 @@
+"""An upstream MCP server as a provider: `[connectors.NAME]` with `command` (stdio) or `url` (HTTP).
+
+Owns one persistent upstream session (never a handshake per call), kept by a
+supervisor task that reconnects with exponential backoff when the upstream
+dies; the upstream's catalog, filtered and renamed per the config, passed
+through with its schemas and `_meta` untouched; and everything that flows back
+during a call (progress, log messages, sampling, elicitation, roots) routed to
+the downstream call that caused it. Must touch the hub only through the provider
+contract.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import logging
+import os
+import time
+from collections.abc import Sequence
+from contextlib import AsyncExitStack
+from typing import Any, Literal
+
+import anyio
+import httpx2
+import mcp_types as types
+import msgspec
+from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from hub.provider import CallContext, InputUnavailable, Provider, ProviderHost, ProviderState
+
+logger = logging.getLogger("junction.connectors")
+
+_current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("junction_upstream_call", default=None)
+# Per-call `_meta` envelope keys for 2026-07-28 upstreams: the caller's own capabilities and log level, so
+# the upstream asks only for what the real client can answer and logs only what it wants.
+_envelope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("junction_envelope", default=None)
+_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
+_LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+
+
+class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Settings of an MCP connector (everything in `[connectors.NAME]` but enabled/prefix/type)."""
+
+    command: str = ""
+    """Program to launch (stdio upstream)."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    """Extra environment for the program (on top of a minimal safe environment)."""
+    cwd: str = ""
+    url: str = ""
+    """Streamable HTTP endpoint (remote upstream)."""
+    headers: dict[str, str] = {}
+    """Extra HTTP headers sent upstream (e.g. an API key: use "${ENV_VAR}" to keep it out of the file)."""
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    """Protocol era spoken upstream: `auto` probes 2026-07-28 first and falls back to initialize."""
+    include: list[str] = []
+    """Only tools whose upstream name matches one of these glob patterns (default: all)."""
+    exclude: list[str] = []
+    """Drop tools whose upstream name matches one of these glob patterns."""
+    rename: dict[str, str] = {}
+    """Upstream tool name -> local name (the public name is then PREFIX__local)."""
+    descriptions: dict[str, str] = {}
+    """Upstream tool name -> description shown to clients instead of the upstream's."""
+    call_timeout: float = 300.0
+    """Seconds a call may take before the caller gets a timeout error."""
+    connect_timeout: float = 60.0
+    """Seconds to wait for the upstream to start and answer its first lists."""
+
+    def __post_init__(self) -> None:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
+        if self.call_timeout <= 0 or self.connect_timeout <= 0:
+            raise ValueError("timeouts must be positive numbers of seconds")
+
+
+class UpstreamProvider(Provider):
+    config_type = UpstreamSettings
+    description = "An upstream MCP server linked to the hub."
+
+    def __init__(self, host: ProviderHost, config: UpstreamSettings) -> None:
+        super().__init__(host, config)
+        self.settings = config
+        self.client: Client | None = None
+        self.tools: list[types.Tool] = []
+        self.prompts: list[types.Prompt] = []
+        self.resources: list[types.Resource] = []
+        self.templates: list[types.ResourceTemplate] = []
+        self._local_to_upstream: dict[str, str] = {}
+        self._inflight: dict[int, CallContext] = {}
+        self._stop = anyio.Event()
+        self._lost = anyio.Event()
+        self._first_attempt = anyio.Event()
+        self._last_error: str | None = None
+        self.restarts = 0
+        self.connected_at: float | None = None
+        self.last_latency_ms: float | None = None
+
+    # lifecycle ----------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.host.spawn(self._supervise)
+        with anyio.move_on_after(self.settings.connect_timeout):
+            await self._first_attempt.wait()
+        if self.client is None:
+            raise ConnectionError(self._last_error or f"no answer within {self.settings.connect_timeout:g} s")
+
+    async def stop(self) -> None:
+        self._stop.set()
+        self._lost.set()
+
+    async def _supervise(self) -> None:
+        """Keep one session open; reconnect with exponential backoff (0.5 s doubling to 30 s) when it is lost."""
+        delay = 0.5
+        while not self._stop.is_set():
+            started = time.monotonic()
+            try:
+                await self._session()
+            except Exception as exc:  # the upstream's failure must not take the hub down
+                self._last_error = _describe(exc)
+                logger.warning("connector '%s': %s", self.host.name, self._last_error)
+            finally:
+                self.client = None
+            self._first_attempt.set()
+            if self._stop.is_set():
+                break
+            self.host.report_state(ProviderState.DOWN, self._last_error, **self._details())
+            if time.monotonic() - started > 60:
+                delay = 0.5  # it ran fine for a while: start the backoff over
+            with anyio.move_on_after(delay):
+                await self._stop.wait()
+            delay = min(delay * 2, 30.0)
+            self.restarts += 1
+
+    async def _session(self) -> None:
+        self._lost = anyio.Event()
+        async with AsyncExitStack() as stack:
+            client = await stack.enter_async_context(self._client(stack))
+            if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                _stamp_caller_envelope(client)
+            self.client = client
+            await self._sync_lists()
+            self.connected_at = time.time()
+            self._last_error = None
+            self._first_attempt.set()
+            if self.restarts:
+                logger.info("connector '%s' is back (restart %d)", self.host.name, self.restarts)
+                self.host.catalog_changed()
+            self.host.report_state(ProviderState.UP, None, **self._details())
+            async with anyio.create_task_group() as tg:
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    tg.start_soon(self._listen, client)
+                await self._lost.wait()
+                tg.cancel_scope.cancel()
+            if not self._stop.is_set():
+                raise ConnectionError(self._last_error or "the upstream connection was lost")
+
+    def _client(self, stack: AsyncExitStack) -> Client:
+        s = self.settings
+        if s.command:
+            env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
+            env.update(s.env)
+            target: Any = StdioServerParameters(command=s.command, args=list(s.args), env=env, cwd=s.cwd or None)
+        else:
+            http = httpx2.AsyncClient(headers=dict(s.headers), timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30))
+            stack.push_async_callback(http.aclose)
+            target = streamable_http_client(s.url, http_client=http)
+        return Client(
+            target,
+            mode="auto" if s.protocol == "auto" else s.protocol,
+            read_timeout_seconds=s.call_timeout,
+            sampling_callback=self._on_sampling,
+            elicitation_callback=self._on_elicitation,
+            list_roots_callback=self._on_list_roots,
+            logging_callback=self._on_log,
+            message_handler=self._on_message,
+            cache=None,
+            client_info=types.Implementation(name="junction", version=_version()),
+        )
+
+    def _details(self) -> dict[str, Any]:
+        client = self.client
+        return {
+            "transport": "stdio" if self.settings.command else "http",
+            "protocol": client.protocol_version if client is not None else None,
+            "upstream": client.server_info.name if client is not None and client.server_info else None,
+            "restarts": self.restarts,
+            "last_latency_ms": self.last_latency_ms,
+        }
+
+    # catalog ------------------------------------------------------------------------------------
+    async def _sync_lists(self) -> None:
+        client = self._require()
+        caps = client.server_capabilities
+        tools = await _all_pages(client.list_tools, "tools") if caps is None or caps.tools else []
+        self.prompts = await _all_pages(client.list_prompts, "prompts") if caps is None or caps.prompts else []
+        if caps is None or caps.resources:
+            self.resources = await _all_pages(client.list_resources, "resources")
+            self.templates = await _all_pages(client.list_resource_templates, "resource_templates")
+        else:
+            self.resources, self.templates = [], []
+        s = self.settings
+        published: list[types.Tool] = []
+        mapping: dict[str, str] = {}
+        for tool in tools:
+            if s.include and not any(fnmatch.fnmatchcase(tool.name, p) for p in s.include):
+                continue
+            if any(fnmatch.fnmatchcase(tool.name, p) for p in s.exclude):
+                continue
+            local = s.rename.get(tool.name, tool.name)
+            update: dict[str, Any] = {}
+            if local != tool.name:
+                update["name"] = local
+            if tool.name in s.descriptions:
+                update["description"] = s.descriptions[tool.name]
+            published.append(tool.model_copy(update=update) if update else tool)
+            mapping[local] = tool.name
+        self.tools, self._local_to_upstream = published, mapping
+
+    async def list_tools(self) -> Sequence[types.Tool]:
+        return self.tools
+
+    async def list_prompts(self) -> Sequence[types.Prompt]:
+        return self.prompts
+
+    async def list_resources(self) -> Sequence[types.Resource]:
+        return self.resources
+
+    async def list_resource_templates(self) -> Sequence[types.ResourceTemplate]:
+        return self.templates
+
+    async def _resync(self) -> None:
+        try:
+            await self._sync_lists()
+        except Exception as exc:
+            logger.warning("connector '%s': could not re-read the catalog: %s", self.host.name, _describe(exc))
+            return
+        self.host.catalog_changed()
+
+    async def _listen(self, client: Client) -> None:
+        """2026-07-28 upstreams announce changes only on a subscriptions/listen stream."""
+        try:
+            async with client.listen(tools_list_changed=True, prompts_list_changed=True,
+                                     resources_list_changed=True) as subscription:
+                async for _event in subscription:
+                    await self._resync()
+        except Exception as exc:
+            logger.info("connector '%s': change stream ended: %s", self.host.name, _describe(exc))
+
+    # calls --------------------------------------------------------------------------------------
+    def _require(self) -> Client:
+        if self.client is None:
+            raise MCPError(code=types.INTERNAL_ERROR,
+                           message=f"connector '{self.host.name}' is down: {self._last_error or 'not connected'}")
+        return self.client
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext):
+        client = self._require()
+        upstream_name = self._local_to_upstream.get(name, name)
+
+        async def progress(done: float, total: float | None, message: str | None) -> None:
+            await ctx.report_progress(done, total, message)
+
+        async def call() -> Any:
+            if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                # Both ends speak 2026-07-28: pass the input rounds through (the hub seals our state).
+                return await client.session.call_tool(
+                    upstream_name, arguments, progress_callback=progress, allow_input_required=True,
+                    input_responses=ctx.input_responses, request_state=ctx.request_state,
+                )
+            return await client.call_tool(upstream_name, arguments, progress_callback=progress)
+
+        return await self._forward(ctx, call)
+
+    async def read_resource(self, uri: str, ctx: CallContext):
+        client = self._require()
+        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return await self._forward(ctx, lambda: client.session.read_resource(
+                uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state))
+        return await self._forward(ctx, lambda: client.read_resource(uri))
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext):
+        client = self._require()
+        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return await self._forward(ctx, lambda: client.session.get_prompt(
+                name, arguments or None, allow_input_required=True, input_responses=ctx.input_responses,
+                request_state=ctx.request_state))
+        return await self._forward(ctx, lambda: client.get_prompt(name, arguments or None))
+
+    async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
+        client = self._require()
+        result = await client.complete(ref, {"name": argument.name, "value": argument.value},
+                                       context_arguments=context.arguments if context else None)
+        return result.completion
+
+    async def subscribe(self, uri: str) -> None:
+        client = self._require()
+        caps = client.server_capabilities
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and caps and caps.resources and caps.resources.subscribe:
+            await client.subscribe_resource(uri)
+
+    async def unsubscribe(self, uri: str) -> None:
+        client = self.client
+        caps = client.server_capabilities if client else None
+        if client and client.protocol_version not in MODERN_PROTOCOL_VERSIONS and caps and caps.resources \
+                and caps.resources.subscribe:
+            await client.unsubscribe_resource(uri)
+
+    async def _forward(self, ctx: CallContext, call: Any) -> Any:
+        token = _current.set(ctx)
+        caps = ctx.client_capabilities
+        envelope: dict[str, Any] = {_CAPABILITIES_KEY: _routable_capabilities(caps)}
+        if ctx.log_level is not None:
+            envelope[_LOG_LEVEL_KEY] = ctx.log_level
+        envelope_token = _envelope.set(envelope)
+        key = id(ctx)
+        self._inflight[key] = ctx
+        started = time.perf_counter()
+        try:
+            return await call()
+        except MCPError as exc:
+            if exc.error.code == types.CONNECTION_CLOSED:
+                self._last_error = "the upstream closed the connection"
+                self._lost.set()
+                raise MCPError(code=types.INTERNAL_ERROR,
+                               message=f"connector '{self.host.name}': the upstream closed the connection") from None
+            if exc.error.code == types.REQUEST_TIMEOUT:
+                raise MCPError(code=types.INTERNAL_ERROR, message=f"connector '{self.host.name}': no answer within "
+                               f"{self.settings.call_timeout:g} s (call_timeout)") from None
+            raise
+        finally:
+            self.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
+            self._inflight.pop(key, None)
+            _envelope.reset(envelope_token)
+            _current.reset(token)
+
+    def _caller(self) -> CallContext | None:
+        """The downstream call an upstream request belongs to.
+
+        HTTP upstreams run our callbacks in the calling task's context; stdio ones do not,
+        so there the only call in flight is the answer (several at once are ambiguous).
+        """
+        ctx = _current.get()
+        if ctx is not None:
+            return ctx
+        if len(self._inflight) == 1:
+            return next(iter(self._inflight.values()))
+        return None
+
+    async def _ask(self, request: Any) -> Any:
+        ctx = self._caller()
+        if ctx is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=(
+                f"junction: cannot tell which client call this {request.method} belongs to "
+                f"({len(self._inflight)} calls in flight)"))
+        if ctx.modern:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=(
+                f"junction: the client speaks 2026-07-28 and cannot answer a live {request.method} "
+                "from a 2025 upstream yet"))
+        try:
+            answers = await ctx.request_input({"upstream": request})
+        except InputUnavailable as exc:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=str(exc))
+        except MCPError as exc:
+            return exc.error
+        return answers["upstream"]
+
+    async def _on_sampling(self, context: Any, params: types.CreateMessageRequestParams):
+        return await self._ask(types.CreateMessageRequest(params=params))
+
+    async def _on_elicitation(self, context: Any, params: types.ElicitRequestParams):
+        return await self._ask(types.ElicitRequest(params=params))
+
+    async def _on_list_roots(self, context: Any):
+        return await self._ask(types.ListRootsRequest())
+
+    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        ctx = self._caller()
+        if ctx is not None:
+            await ctx.log(params.level, params.data, params.logger)
+        else:
+            logger.info("connector '%s' upstream log [%s]: %s", self.host.name, params.level, params.data)
+
+    async def _on_message(self, message: Any) -> None:
+        if isinstance(message, Exception):
+            logger.debug("connector '%s': transport error: %s", self.host.name, message)
+            return
+        method = getattr(message, "method", None)
+        if method in ("notifications/tools/list_changed", "notifications/prompts/list_changed",
+                      "notifications/resources/list_changed"):
+            self.host.spawn(self._resync)
+        elif method == "notifications/resources/updated":
+            self.host.resource_updated(str(message.params.uri))
+
+
+# Variables a child process needs to run at all; nothing else of the hub's environment leaks upstream.
+_INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "USER", "LOGNAME", "SHELL", "TERM",
+                  "SYSTEMROOT", "NODE_PATH")
+
+
+def _routable_capabilities(caps: types.ClientCapabilities | None) -> dict[str, Any]:
+    """The caller's capabilities the hub can route back to it (sampling, elicitation, roots)."""
+    if caps is None:
+        return {}
+    dumped = caps.model_dump(by_alias=True, mode="json", exclude_none=True)
+    return {k: v for k, v in dumped.items() if k in ("sampling", "elicitation", "roots")}
+
+
+def _stamp_caller_envelope(client: Client) -> None:
+    """Make the client stamp each request's envelope with the caller's capabilities and log level.
+
+    mcp 2.3 stamps the connection's own capabilities on every 2026-07-28 request with no per-call
+    override, so we wrap its (private) stamp; `mcp==2.3.*` is pinned for such seams.
+    """
+    session = client.session
+    inner = session._stamp
+
+    def stamp(data: dict[str, Any], opts: Any) -> None:
+        inner(data, opts)
+        override = _envelope.get()
+        if override is not None:
+            data.setdefault("params", {}).setdefault("_meta", {}).update(override)
+
+    session._stamp = stamp
+
+
+async def _all_pages(fetch: Any, attr: str, limit: int = 100) -> list[Any]:
+    result = await fetch()
+    items = list(getattr(result, attr))
+    pages = 1
+    while result.next_cursor and pages < limit:
+        result = await fetch(cursor=result.next_cursor)
+        items.extend(getattr(result, attr))
+        pages += 1
+    return items
+
+
+def _describe(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError):
+        return exc.error.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+
+
+def _version() -> str:
+    from hub import __version__
+
+    return __version__

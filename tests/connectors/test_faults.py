@@ -1,0 +1,97 @@
+"""Upstream failures stay contained: the hub keeps serving, reports the connector's state, recovers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+from mcp.shared.exceptions import MCPError
+
+from tests.connectors.test_gateway_conformance import UPSTREAM
+from tests.helpers import ROOT, serve_hub
+
+pytestmark = pytest.mark.anyio
+
+
+def connectors(tmp: Path) -> str:
+    upstream = tmp / "upstream.toml"
+    upstream.write_text(UPSTREAM)
+    return f"""
+[connectors.up]
+command = {sys.executable!r}
+args = ["-m", "hub.cli", "stdio", "--config", {str(upstream)!r}]
+cwd = {str(ROOT)!r}
+env = {{ PYTHONPATH = {str(ROOT)!r}, XDG_DATA_HOME = {str(tmp / "updata")!r} }}
+call_timeout = 20
+
+[connectors.dead]
+command = {sys.executable!r}
+args = ["-c", "import sys; print('cannot start: no token', file=sys.stderr); sys.exit(3)"]
+connect_timeout = 5
+
+[connectors.noisy]
+command = {sys.executable!r}
+args = ["-c", "import time; print('hello, I am not JSON-RPC'); time.sleep(30)"]
+connect_timeout = 3
+"""
+
+
+def upstream_pid(marker: str) -> int:
+    out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split()
+    assert out, f"no process matching {marker}"
+    return int(out[0])
+
+
+async def test_dead_and_garbage_upstreams_are_down_and_the_rest_serves(tmp_path: Path) -> None:
+    with serve_hub(tmp_path, connectors(tmp_path), timeout=60) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            names = [t.name for t in (await client.list_tools()).tools]
+            assert "up__test_simple_text" in names and not any(n.startswith(("dead__", "noisy__")) for n in names)
+            status = (await client.call_tool("hub__status", {})).structured_content
+            states = {p["name"]: p for p in status["providers"]}
+            assert states["up"]["state"] == "up" and states["up"]["details"]["transport"] == "stdio"
+            assert states["dead"]["state"] == "down" and states["dead"]["error"]
+            assert states["noisy"]["state"] == "down"
+            result = await client.call_tool("up__test_simple_text", {})
+            assert result.content[0].text == "This is a simple text response for testing."
+
+
+async def test_killed_upstream_fails_the_call_clearly_then_respawns(tmp_path: Path) -> None:
+    marker = str(tmp_path / "upstream.toml")
+    with serve_hub(tmp_path, connectors(tmp_path), timeout=60) as hub:
+        async with Client(hub.url, mode="legacy", read_timeout_seconds=30) as client:
+            first_pid = upstream_pid(marker)
+
+            async def kill_soon() -> None:
+                await anyio.sleep(0.5)
+                os.kill(first_pid, signal.SIGKILL)
+
+            started = time.monotonic()
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(kill_soon)
+                with pytest.raises(MCPError) as err:
+                    await client.call_tool("up__test_slow", {"steps": 100})
+            assert time.monotonic() - started < 15
+            assert "connector 'up'" in err.value.error.message and "closed the connection" in err.value.error.message
+            with anyio.fail_after(30):
+                while True:
+                    try:
+                        result = await client.call_tool("up__test_simple_text", {})
+                        break
+                    except MCPError as exc:
+                        assert "connector 'up' is down" in exc.error.message
+                        await anyio.sleep(0.2)
+            assert result.is_error is False
+            assert upstream_pid(marker) != first_pid
+            status = (await client.call_tool("hub__status", {})).structured_content
+            up = next(p for p in status["providers"] if p["name"] == "up")
+            assert up["state"] == "up" and up["details"]["restarts"] >= 1
+    time.sleep(1)
+    assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1, "upstream left behind"

@@ -1,0 +1,70 @@
+"""The hub is transparent: the conformance fixtures run in a separate upstream process (another
+Junction, over stdio or Streamable HTTP), linked as a connector, and both requirement sets still
+pass in full against the front hub."""
+
+from __future__ import annotations
+
+import os
+import re
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import ROOT, serve_hub
+from tests.hub.test_conformance import CONFORMANCE, check_problems, required_scenarios, run_conformance
+
+pytestmark = pytest.mark.skipif(not CONFORMANCE.exists() and not os.environ.get("CI"),
+                                reason="npm test tools not installed (run scripts/test.sh)")
+
+UPSTREAM = """
+[providers.conformance]
+module = "tests.fixtures.conformance:ConformanceProvider"
+prefix = ""
+[providers.hub]
+enabled = false
+[log]
+level = "warning"
+"""
+
+
+def stdio_connector(tmp: Path, protocol: str) -> str:
+    upstream = tmp / "upstream.toml"
+    upstream.write_text(UPSTREAM)
+    return f"""
+[connectors.up]
+command = {sys.executable!r}
+args = ["-m", "hub.cli", "stdio", "--config", {str(upstream)!r}]
+cwd = {str(ROOT)!r}
+env = {{ PYTHONPATH = {str(ROOT)!r}, XDG_DATA_HOME = {str(tmp / "updata")!r} }}
+prefix = ""
+protocol = "{protocol}"
+"""
+
+
+def assert_passes(url: str, revision: str, out: Path) -> None:
+    code, output = run_conformance(["--url", url, "--requirements", revision], out)
+    passed = set(re.findall(r"^✓ (\S+): \d+ passed, 0 failed$", output, re.M))
+    missing = set(required_scenarios(revision)) - passed
+    assert not missing, f"scenarios not passing through the gateway: {missing}\n{output[-4000:]}"
+    assert code == 0, output[-4000:]
+    assert not check_problems(out), "\n".join(check_problems(out))
+
+
+@pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
+def test_stdio_upstream_is_transparent(tmp_path: Path, revision: str) -> None:
+    with serve_hub(tmp_path / "front", stdio_connector(tmp_path, "auto")) as front:
+        assert_passes(front.url, revision, tmp_path / "out")
+
+
+@pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
+def test_http_upstream_is_transparent(tmp_path: Path, revision: str) -> None:
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+        connector = f'[connectors.up]\nurl = "{upstream.url}"\nprefix = ""\n'
+        with serve_hub(tmp_path / "front", connector) as front:
+            assert_passes(front.url, revision, tmp_path / "out")
+
+
+def test_2025_clients_through_a_2025_upstream(tmp_path: Path) -> None:
+    with serve_hub(tmp_path / "front", stdio_connector(tmp_path, "legacy")) as front:
+        assert_passes(front.url, "2025-11-25", tmp_path / "out")
