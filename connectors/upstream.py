@@ -324,6 +324,7 @@ class UpstreamProvider(Provider):
         except MCPError as exc:
             if exc.error.code == types.CONNECTION_CLOSED:
                 self._last_error = "the upstream closed the connection"
+                self.client = None  # later calls fail fast with "down" until the supervisor reconnects
                 self._lost.set()
                 raise MCPError(code=types.INTERNAL_ERROR,
                                message=f"connector '{self.host.name}': the upstream closed the connection") from None
