@@ -11,10 +11,12 @@ contract.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import fnmatch
 import logging
 import os
+import secrets
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -29,7 +31,14 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from hub.provider import CallContext, InputUnavailable, Provider, ProviderHost, ProviderState
+from hub.provider import (
+    CallContext,
+    InputUnavailable,
+    Provider,
+    ProviderHost,
+    ProviderState,
+    parse_input_response,
+)
 
 logger = logging.getLogger("junction.connectors")
 
@@ -39,6 +48,7 @@ _current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("j
 _envelope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("junction_envelope", default=None)
 _CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 _LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
+INPUT_KEY_META = "dev.junction/inputKey"  # set by a Junction upstream on its live input requests
 
 
 class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -91,7 +101,9 @@ class UpstreamProvider(Provider):
         self.resources: list[types.Resource] = []
         self.templates: list[types.ResourceTemplate] = []
         self._local_to_upstream: dict[str, str] = {}
-        self._inflight: dict[int, CallContext] = {}
+        self._inflight: dict[int, Any] = {}
+        self._parked: dict[str, _Parked] = {}
+        self._waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
         self._stop = anyio.Event()
         self._lost = anyio.Event()
         self._first_attempt = anyio.Event()
@@ -264,22 +276,23 @@ class UpstreamProvider(Provider):
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(done, total, message)
 
-        async def call() -> Any:
-            if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                # Both ends speak 2026-07-28: pass the input rounds through (the hub seals our state).
-                return await client.session.call_tool(
-                    upstream_name, arguments, progress_callback=progress, allow_input_required=True,
-                    input_responses=ctx.input_responses, request_state=ctx.request_state,
-                )
-            return await client.call_tool(upstream_name, arguments, progress_callback=progress)
-
-        return await self._forward(ctx, call)
+        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            # Both ends speak 2026-07-28: pass the input rounds through (the hub seals our state).
+            return await self._forward(ctx, lambda: client.session.call_tool(
+                upstream_name, arguments, progress_callback=progress, allow_input_required=True,
+                input_responses=ctx.input_responses, request_state=ctx.request_state))
+        if ctx.modern:
+            return await self._parked_call(ctx, lambda caller: client.call_tool(
+                upstream_name, arguments, progress_callback=caller.report_progress))
+        return await self._forward(ctx, lambda: client.call_tool(upstream_name, arguments, progress_callback=progress))
 
     async def read_resource(self, uri: str, ctx: CallContext):
         client = self._require()
         if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             return await self._forward(ctx, lambda: client.session.read_resource(
                 uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state))
+        if ctx.modern:
+            return await self._parked_call(ctx, lambda caller: client.read_resource(uri))
         return await self._forward(ctx, lambda: client.read_resource(uri))
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext):
@@ -288,6 +301,8 @@ class UpstreamProvider(Provider):
             return await self._forward(ctx, lambda: client.session.get_prompt(
                 name, arguments or None, allow_input_required=True, input_responses=ctx.input_responses,
                 request_state=ctx.request_state))
+        if ctx.modern:
+            return await self._parked_call(ctx, lambda caller: client.get_prompt(name, arguments or None))
         return await self._forward(ctx, lambda: client.get_prompt(name, arguments or None))
 
     async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
@@ -338,6 +353,54 @@ class UpstreamProvider(Provider):
             _envelope.reset(envelope_token)
             _current.reset(token)
 
+    async def _parked_call(self, ctx: CallContext, start: Any) -> Any:
+        """A 2026-07-28 caller reaching a 2025 upstream: the upstream asks live, the caller can only retry.
+
+        The upstream call runs in the background; each live request it makes is returned to the
+        caller as an `InputRequiredResult` (the hub seals our `park:ID` state), and the caller's
+        retry hands the answers to the waiting upstream request. Calls stay parked in this process
+        for at most `call_timeout`.
+        """
+        state = ctx.request_state
+        if state is not None and state.startswith("park:"):
+            parked = self._parked.get(state[5:])
+            if parked is None:
+                raise MCPError(code=types.INVALID_PARAMS, message=(
+                    f"connector '{self.host.name}': this call is no longer waiting for input (it timed out or "
+                    "the hub restarted); call again"))
+            parked.caller = ctx
+            responses = dict(ctx.input_responses or {})
+            if not all(key in responses for key in parked.asking):
+                return types.InputRequiredResult(input_requests=parked.asking, request_state=state)
+            try:
+                answers = {k: parse_input_response(k, r, responses[k]) for k, r in parked.asking.items()}
+            except ValueError as exc:
+                raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
+            parked.asking = {}
+            parked.deliver(answers)
+        else:
+            parked = _Parked(self, ctx)
+            self._parked[parked.id] = parked
+            self.host.spawn(parked.run, start)
+        try:
+            with anyio.fail_after(self.settings.call_timeout):
+                kind, value = await parked.events.receive()
+        except TimeoutError:
+            parked.abandon()
+            raise MCPError(code=types.INTERNAL_ERROR, message=(
+                f"connector '{self.host.name}': no answer within {self.settings.call_timeout:g} s (call_timeout)")) from None
+        if kind == "ask":
+            parked.asking = value
+            return types.InputRequiredResult(input_requests=value, request_state=f"park:{parked.id}")
+        self._parked.pop(parked.id, None)
+        if parked.missing_capability is not None:
+            raise InputUnavailable(
+                f"the upstream needed the '{parked.missing_capability}' capability, which the client did not declare",
+                capability=parked.missing_capability)
+        if isinstance(value, BaseException):
+            raise value
+        return value
+
     def _caller(self) -> CallContext | None:
         """The downstream call an upstream request belongs to.
 
@@ -347,8 +410,13 @@ class UpstreamProvider(Provider):
         ctx = _current.get()
         if ctx is not None:
             return ctx
-        if len(self._inflight) == 1:
-            return next(iter(self._inflight.values()))
+        # A call that has been waiting for its client's answer for a while cannot be the one asking
+        # now; one that just started asking may be sending several requests at once.
+        now = time.monotonic()
+        candidates = [c for key, c in self._inflight.items()
+                      if now - self._waiting.get(key, now) <= _Parked.SETTLE]
+        if len(candidates) == 1:
+            return candidates[0]
         return None
 
     async def _ask(self, request: Any) -> Any:
@@ -357,16 +425,18 @@ class UpstreamProvider(Provider):
             return types.ErrorData(code=types.INVALID_REQUEST, message=(
                 f"junction: cannot tell which client call this {request.method} belongs to "
                 f"({len(self._inflight)} calls in flight)"))
-        if ctx.modern:
-            return types.ErrorData(code=types.INVALID_REQUEST, message=(
-                f"junction: the client speaks 2026-07-28 and cannot answer a live {request.method} "
-                "from a 2025 upstream yet"))
+        key = id(ctx)
+        self._waiting.setdefault(key, time.monotonic())
         try:
             answers = await ctx.request_input({"upstream": request})
         except InputUnavailable as exc:
             return types.ErrorData(code=types.INVALID_REQUEST, message=str(exc))
         except MCPError as exc:
             return exc.error
+        except Exception as exc:  # e.g. the caller never came back with the answer
+            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"junction: no answer from the client: {exc!r}")
+        finally:
+            self._waiting.pop(key, None)
         return answers["upstream"]
 
     async def _on_sampling(self, context: Any, params: types.CreateMessageRequestParams):
@@ -395,6 +465,120 @@ class UpstreamProvider(Provider):
             self.host.spawn(self._resync)
         elif method == "notifications/resources/updated":
             self.host.resource_updated(str(message.params.uri))
+
+
+class _Parked:
+    """One upstream call of a 2026-07-28 caller, running on while the caller answers its input rounds.
+
+    The upstream (2025) asks live, one request at a time or several at once; requests that arrive
+    together become one round. Keys are the ones a Junction upstream sends in `_meta`, else
+    `upstream-N`.
+    """
+
+    SETTLE = 0.02  # seconds to wait for more live requests that belong to the same round
+
+    def __init__(self, provider: UpstreamProvider, caller: CallContext) -> None:
+        self.id = secrets.token_urlsafe(12)
+        self.provider = provider
+        self.caller = caller
+        self.asking: dict[str, Any] = {}
+        self.asked = 0
+        self.missing_capability: str | None = None
+        self._events_in, self.events = anyio.create_memory_object_stream[tuple[str, Any]](1)
+        self._batch: dict[str, Any] = {}
+        self._slots: dict[str, list[Any]] = {}  # key -> [event, answer]
+        self._done = False
+
+    # What the upstream's callbacks see as the caller: a 2025-style peer that answers live.
+    modern = False
+
+    @property
+    def client_capabilities(self) -> Any:
+        return self.caller.client_capabilities
+
+    @property
+    def log_level(self) -> Any:
+        return self.caller.log_level
+
+    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+        with contextlib.suppress(Exception):  # the round that asked may be over; the next one hears the rest
+            await self.caller.report_progress(progress, total, message)
+
+    async def log(self, level: Any, data: Any, logger_name: str | None = None) -> None:
+        with contextlib.suppress(Exception):
+            await self.caller.log(level, data, logger_name)
+
+    async def request_input(self, requests: dict[str, Any]) -> dict[str, Any]:
+        caps = self.caller.client_capabilities
+        needed = {"elicitation/create": "elicitation", "sampling/createMessage": "sampling", "roots/list": "roots"}
+        for request in requests.values():
+            capability = needed[request.method]
+            if caps is None or getattr(caps, capability, None) is None:
+                self.missing_capability = capability
+                raise InputUnavailable(f"the client did not declare the '{capability}' capability", capability)
+        keys = {}
+        for name, request in requests.items():
+            key, request = self._key(request)
+            keys[name] = key
+            self._batch[key] = request
+            self._slots[key] = [anyio.Event(), None]
+        if len(self._batch) == len(requests):  # first of this round: flush once the round has settled
+            self.provider.host.spawn(self._flush)
+        with anyio.fail_after(self.provider.settings.call_timeout):
+            for key in keys.values():
+                await self._slots[key][0].wait()
+        return {name: self._slots.pop(key)[1] for name, key in keys.items()}
+
+    def _key(self, request: Any) -> tuple[str, Any]:
+        meta = dict(request.params.meta or {}) if request.params is not None else {}
+        key = meta.pop(INPUT_KEY_META, None)
+        if request.params is not None:
+            request = request.model_copy(update={"params": request.params.model_copy(update={"meta": meta or None})})
+        if not isinstance(key, str) or not key or key in self._batch or key in self._slots:
+            self.asked += 1
+            key = f"upstream-{self.asked}"
+        return key, request
+
+    async def _flush(self) -> None:
+        await anyio.sleep(self.SETTLE)
+        batch, self._batch = self._batch, {}
+        # Answers the caller already sent (e.g. with its first request) are used, not asked for again.
+        offered = dict(self.caller.input_responses or {})
+        for key in [k for k in batch if k in offered]:
+            with contextlib.suppress(ValueError):
+                self.deliver({key: parse_input_response(key, batch[key], offered[key])})
+                del batch[key]
+        if not batch:
+            return
+        with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+            await self._events_in.send(("ask", batch))
+
+    def deliver(self, answers: dict[str, Any]) -> None:
+        for key, answer in answers.items():
+            slot = self._slots.get(key)
+            if slot is not None:
+                slot[1] = answer
+                slot[0].set()
+
+    async def run(self, start: Any) -> None:
+        key = id(self)
+        self.provider._inflight[key] = self
+        token = _current.set(self)  # type: ignore[arg-type]
+        try:
+            outcome: Any = await start(self)
+        except Exception as exc:
+            outcome = exc
+        finally:
+            _current.reset(token)
+            self.provider._inflight.pop(key, None)
+        if not self._done:
+            with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
+                await self._events_in.send(("done", outcome))
+
+    def abandon(self) -> None:
+        self._done = True
+        self.provider._parked.pop(self.id, None)
+        self.events.close()
 
 
 # Variables a child process needs to run at all; nothing else of the hub's environment leaks upstream.

@@ -19,9 +19,9 @@ from mcp.server.context import ServerRequestContext
 from mcp.shared.exceptions import MCPError, NoBackChannelError
 from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
-from pydantic import TypeAdapter, ValidationError
+from pydantic import ValidationError
 
-from hub.provider import InputRequest, InputResult, InputUnavailable
+from hub.provider import InputRequest, InputResult, InputUnavailable, parse_input_response
 
 T = TypeVar("T")
 
@@ -30,7 +30,10 @@ _RESULT_TYPES: dict[str, type[InputResult]] = {
     "sampling/createMessage": types.CreateMessageResult,
     "roots/list": types.ListRootsResult,
 }
-_SAMPLING_RESULT = TypeAdapter(types.CreateMessageResult | types.CreateMessageResultWithTools)
+
+
+INPUT_KEY_META = "dev.junction/inputKey"
+"""`_meta` key on a live 2025 input request carrying the caller-chosen input key (hub-to-hub hops keep it)."""
 
 
 class InputRequired(Exception):
@@ -165,17 +168,27 @@ class HubCallContext:
             return self._answer_from_round(dict(requests))
         results: dict[str, InputResult] = {}
         session = self._ctx.session
-        for key, request in requests.items():
-            result_type = _RESULT_TYPES[request.method]
-            try:
-                results[key] = await session.send_request(
-                    request, result_type, metadata=ServerMessageMetadata(related_request_id=self._ctx.request_id)
-                )
-            except NoBackChannelError:
-                raise InputUnavailable(
-                    f"cannot send {request.method} to this client: its connection has no channel for server requests"
-                ) from None
-        return results
+        metadata = ServerMessageMetadata(related_request_id=self._ctx.request_id)
+
+        async def ask(key: str, request: InputRequest) -> None:
+            # The key rides in `_meta` so a hub in front of this one can keep the caller's keys.
+            if request.params is not None:
+                params = request.params.model_copy(update={"meta": {**(request.params.meta or {}), INPUT_KEY_META: key}})
+            else:
+                params = types.RequestParams.model_validate({"_meta": {INPUT_KEY_META: key}})
+            keyed = request.model_copy(update={"params": params})
+            results[key] = await session.send_request(keyed, _RESULT_TYPES[request.method], metadata=metadata)
+
+        try:
+            # Concurrently, as one round would be: a client may answer them in any order.
+            async with anyio.create_task_group() as tg:
+                for key, request in requests.items():
+                    tg.start_soon(ask, key, request)
+        except* NoBackChannelError:
+            raise InputUnavailable(
+                "cannot ask this client: its connection has no channel for server requests"
+            ) from None
+        return {key: results[key] for key in requests}
 
     async def elicit(self, message: str, requested_schema: Mapping[str, Any]) -> types.ElicitResult:
         request = types.ElicitRequest(
@@ -208,18 +221,10 @@ class HubCallContext:
             raise InputRequired(missing)
         results: dict[str, InputResult] = {}
         for key, request in requests.items():
-            raw = self._answers[key]
             try:
-                if request.method == "sampling/createMessage":
-                    results[key] = _SAMPLING_RESULT.validate_python(raw)
-                else:
-                    results[key] = _RESULT_TYPES[request.method].model_validate(raw)
-            except ValidationError as exc:
-                raise MCPError(
-                    code=types.INVALID_PARAMS,
-                    message=f"inputResponses.{key} is not a valid {request.method} result: "
-                    f"{exc.errors()[0].get('msg', 'invalid')}",
-                ) from None
+                results[key] = parse_input_response(key, request, self._answers[key])
+            except ValueError as exc:
+                raise MCPError(code=types.INVALID_PARAMS, message=str(exc)) from None
         return results
 
     def _require_capability(self, key: str, request: InputRequest) -> None:

@@ -229,5 +229,33 @@ class Provider:
         """The last subscriber of `uri` left."""
 
 
+_RESULT_TYPES: dict[str, Any] = {
+    "elicitation/create": types.ElicitResult,
+    "sampling/createMessage": types.CreateMessageResult | types.CreateMessageResultWithTools,
+    "roots/list": types.ListRootsResult,
+}
+_ADAPTERS: dict[str, Any] = {}
+
+
+def parse_input_response(key: str, request: InputRequest, raw: Any) -> InputResult:
+    """Validate a client's answer (`inputResponses[key]`) against the request it answers.
+
+    Raises `ValueError` naming the key and what is wrong.
+    """
+    from pydantic import TypeAdapter, ValidationError
+
+    adapter = _ADAPTERS.get(request.method)
+    if adapter is None:
+        adapter = _ADAPTERS[request.method] = TypeAdapter(_RESULT_TYPES[request.method])
+    if hasattr(raw, "model_dump"):
+        raw = raw.model_dump(by_alias=True, mode="json", exclude_none=True)
+    try:
+        return adapter.validate_python(raw)
+    except ValidationError as exc:
+        raise ValueError(
+            f"inputResponses.{key} is not a valid {request.method} result: {exc.errors()[0].get('msg', 'invalid')}"
+        ) from None
+
+
 ProviderFactory = Callable[[ProviderHost, Any], Provider]
 Handler = Callable[..., Awaitable[Any]]
