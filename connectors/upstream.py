@@ -17,6 +17,7 @@ import fnmatch
 import logging
 import os
 import secrets
+import threading
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -27,6 +28,7 @@ import httpx2
 import mcp_types as types
 import msgspec
 from mcp import Client, StdioServerParameters
+from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
@@ -175,7 +177,10 @@ class UpstreamProvider(Provider):
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
             env.update(s.env)
-            target: Any = StdioServerParameters(command=s.command, args=list(s.args), env=env, cwd=s.cwd or None)
+            params = StdioServerParameters(command=s.command, args=list(s.args), env=env, cwd=s.cwd or None)
+            errlog = _StderrToLog(self.host.name)
+            stack.callback(errlog.close_writer)
+            target: Any = stdio_client(params, errlog=errlog.writer)
         else:
             http = httpx2.AsyncClient(headers=dict(s.headers), timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30))
             stack.push_async_callback(http.aclose)
@@ -259,6 +264,9 @@ class UpstreamProvider(Provider):
                                      resources_list_changed=True) as subscription:
                 async for _event in subscription:
                     await self._resync()
+        except MCPError as exc:
+            if exc.error.code != types.METHOD_NOT_FOUND:  # an upstream without listen has nothing to announce
+                logger.info("connector '%s': change stream ended: %s", self.host.name, _describe(exc))
         except Exception as exc:
             logger.info("connector '%s': change stream ended: %s", self.host.name, _describe(exc))
 
@@ -446,6 +454,10 @@ class UpstreamProvider(Provider):
         return await self._ask(types.ElicitRequest(params=params))
 
     async def _on_list_roots(self, context: Any):
+        if self._caller() is None:
+            # Asked outside any call (many servers ask right after connecting): the hub has no roots
+            # of its own to offer, and no client to ask.
+            return types.ListRootsResult(roots=[])
         return await self._ask(types.ListRootsRequest())
 
     async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
@@ -579,6 +591,27 @@ class _Parked:
         self._done = True
         self.provider._parked.pop(self.id, None)
         self.events.close()
+
+
+class _StderrToLog:
+    """A pipe for a child's stderr whose lines go to the hub's log, tagged with the connector's name."""
+
+    def __init__(self, name: str) -> None:
+        read_fd, write_fd = os.pipe()
+        self.writer = os.fdopen(write_fd, "w")
+        self._reader = os.fdopen(read_fd, "r", errors="replace")
+        self._log = logging.getLogger(f"junction.connectors.{name}")
+        threading.Thread(target=self._pump, name=f"stderr-{name}", daemon=True).start()
+
+    def _pump(self) -> None:
+        with self._reader:
+            for line in self._reader:  # ends when the child and our copy of the write end are closed
+                if line.strip():
+                    self._log.info("stderr: %s", line.rstrip()[:2000])
+
+    def close_writer(self) -> None:
+        with contextlib.suppress(OSError):
+            self.writer.close()
 
 
 # Variables a child process needs to run at all; nothing else of the hub's environment leaks upstream.

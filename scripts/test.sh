@@ -13,6 +13,9 @@ export PATH="$NODE_ROOT/bin:$PATH"
 npm() { node "$NODE_ROOT/lib/node_modules/npm/bin/npm-cli.js" "$@"; }
 echo "node $(node --version), npm $(npm --version)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+# Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
+[ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
+tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
