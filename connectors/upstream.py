@@ -109,6 +109,7 @@ class UpstreamProvider(Provider):
         self._stop = anyio.Event()
         self._lost = anyio.Event()
         self._first_attempt = anyio.Event()
+        self._up = anyio.Event()  # set while a session is up; replaced when it is lost
         self._last_error: str | None = None
         self.restarts = 0
         self.connected_at: float | None = None
@@ -138,6 +139,8 @@ class UpstreamProvider(Provider):
                 logger.warning("connector '%s': %s", self.host.name, self._last_error)
             finally:
                 self.client = None
+                if self._up.is_set():
+                    self._up = anyio.Event()
             self._first_attempt.set()
             if self._stop.is_set():
                 break
@@ -164,6 +167,7 @@ class UpstreamProvider(Provider):
                 logger.info("connector '%s' is back (restart %d)", self.host.name, self.restarts)
                 self.host.catalog_changed()
             self.host.report_state(ProviderState.UP, None, **self._details())
+            self._up.set()
             async with anyio.create_task_group() as tg:
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     tg.start_soon(self._listen, client)
@@ -286,32 +290,32 @@ class UpstreamProvider(Provider):
 
         if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
             # Both ends speak 2026-07-28: pass the input rounds through (the hub seals our state).
-            return await self._forward(ctx, lambda: client.session.call_tool(
+            return await self._forward(ctx, lambda c: c.session.call_tool(
                 upstream_name, arguments, progress_callback=progress, allow_input_required=True,
                 input_responses=ctx.input_responses, request_state=ctx.request_state))
         if ctx.modern:
             return await self._parked_call(ctx, lambda caller: client.call_tool(
                 upstream_name, arguments, progress_callback=caller.report_progress))
-        return await self._forward(ctx, lambda: client.call_tool(upstream_name, arguments, progress_callback=progress))
+        return await self._forward(ctx, lambda c: c.call_tool(upstream_name, arguments, progress_callback=progress))
 
     async def read_resource(self, uri: str, ctx: CallContext):
         client = self._require()
         if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return await self._forward(ctx, lambda: client.session.read_resource(
+            return await self._forward(ctx, lambda c: c.session.read_resource(
                 uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state))
         if ctx.modern:
             return await self._parked_call(ctx, lambda caller: client.read_resource(uri))
-        return await self._forward(ctx, lambda: client.read_resource(uri))
+        return await self._forward(ctx, lambda c: c.read_resource(uri))
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext):
         client = self._require()
         if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return await self._forward(ctx, lambda: client.session.get_prompt(
+            return await self._forward(ctx, lambda c: c.session.get_prompt(
                 name, arguments or None, allow_input_required=True, input_responses=ctx.input_responses,
                 request_state=ctx.request_state))
         if ctx.modern:
             return await self._parked_call(ctx, lambda caller: client.get_prompt(name, arguments or None))
-        return await self._forward(ctx, lambda: client.get_prompt(name, arguments or None))
+        return await self._forward(ctx, lambda c: c.get_prompt(name, arguments or None))
 
     async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
         client = self._require()
@@ -333,6 +337,16 @@ class UpstreamProvider(Provider):
             await client.unsubscribe_resource(uri)
 
     async def _forward(self, ctx: CallContext, call: Any) -> Any:
+        try:
+            return await self._forward_once(ctx, call)
+        except _SessionGone:
+            # The upstream restarted and forgot our session: the request never reached a handler,
+            # so after the supervisor has opened a new session, sending it again is safe.
+            with anyio.move_on_after(self.settings.connect_timeout):
+                await self._up.wait()
+            return await self._forward_once(ctx, call)
+
+    async def _forward_once(self, ctx: CallContext, call: Any) -> Any:
         token = _current.set(ctx)
         caps = ctx.client_capabilities
         envelope: dict[str, Any] = {_CAPABILITIES_KEY: _routable_capabilities(caps)}
@@ -343,12 +357,15 @@ class UpstreamProvider(Provider):
         self._inflight[key] = ctx
         started = time.perf_counter()
         try:
-            return await call()
+            return await call(self._require())
         except MCPError as exc:
+            if exc.error.code == types.INVALID_REQUEST and exc.error.message == "Session not found":
+                self._last_error = "the upstream restarted (session not found)"
+                self._mark_lost()
+                raise _SessionGone from None
             if exc.error.code == types.CONNECTION_CLOSED:
                 self._last_error = "the upstream closed the connection"
-                self.client = None  # later calls fail fast with "down" until the supervisor reconnects
-                self._lost.set()
+                self._mark_lost()
                 raise MCPError(code=types.INTERNAL_ERROR,
                                message=f"connector '{self.host.name}': the upstream closed the connection") from None
             if exc.error.code == types.REQUEST_TIMEOUT:
@@ -408,6 +425,13 @@ class UpstreamProvider(Provider):
         if isinstance(value, BaseException):
             raise value
         return value
+
+    def _mark_lost(self) -> None:
+        """The session is unusable: later calls fail fast as down until the supervisor has a new one."""
+        self.client = None
+        if self._up.is_set():
+            self._up = anyio.Event()
+        self._lost.set()
 
     def _caller(self) -> CallContext | None:
         """The downstream call an upstream request belongs to.
@@ -591,6 +615,10 @@ class _Parked:
         self._done = True
         self.provider._parked.pop(self.id, None)
         self.events.close()
+
+
+class _SessionGone(Exception):
+    """The upstream answered 404 "Session not found": it restarted and our session is gone."""
 
 
 class _StderrToLog:

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
@@ -14,6 +15,7 @@ import mcp_types as types
 from hub.provider import CallContext, Provider
 
 CATALOG_URI = "junction://catalog"
+CONNECTORS_URI = "junction://connectors"
 
 _STATUS_SCHEMA = {
     "type": "object",
@@ -39,6 +41,46 @@ _STATUS_SCHEMA = {
 }
 
 
+_CONNECTOR_DETAILS = ("transport", "protocol", "upstream", "restarts", "last_latency_ms")
+_CONNECTORS_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "connectors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "state": {"type": "string", "enum": ["starting", "up", "down", "stopped"]},
+                    "error": {"type": ["string", "null"]},
+                    "prefix": {"type": "string"},
+                    "tools": {"type": "integer"},
+                    "transport": {"type": ["string", "null"]},
+                    "protocol": {"type": ["string", "null"]},
+                    "upstream": {"type": ["string", "null"]},
+                    "restarts": {"type": ["integer", "null"]},
+                    "last_latency_ms": {"type": ["number", "null"]},
+                },
+                "required": ["name", "state"],
+            },
+        }
+    },
+    "required": ["connectors"],
+}
+
+
+def connector_rows(hub_info: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """One row per connector: what `hub__connectors` and `junction connector list` show."""
+    rows = []
+    for p in hub_info["providers"]:
+        if p.get("kind") != "connector":
+            continue
+        details = p.get("details") or {}
+        rows.append({"name": p["name"], "state": p["state"], "error": p["error"], "prefix": p["prefix"],
+                     "tools": p["tools"], **{k: details.get(k) for k in _CONNECTOR_DETAILS}})
+    return rows
+
+
 class HubProvider(Provider):
     description = "The hub's own status and catalog."
 
@@ -51,7 +93,16 @@ class HubProvider(Provider):
                 input_schema={"type": "object", "properties": {}, "additionalProperties": False},
                 output_schema=_STATUS_SCHEMA,
                 annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
-            )
+            ),
+            types.Tool(
+                name="connectors",
+                title="Linked MCP servers",
+                description="Every linked MCP server (connector): state (up, starting, down with its last error), "
+                "transport, protocol, restarts, last call latency, and how many tools it offers.",
+                input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+                output_schema=_CONNECTORS_SCHEMA,
+                annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -62,21 +113,37 @@ class HubProvider(Provider):
                 title="Hub catalog",
                 description="Every public tool, prompt, resource and template, with the providers behind them.",
                 mime_type="application/json",
-            )
+            ),
+            types.Resource(
+                uri=CONNECTORS_URI,
+                name="connectors",
+                title="Linked MCP servers",
+                description="The state of every connector, as hub__connectors returns it.",
+                mime_type="application/json",
+            ),
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        if name != "status":
+        if name == "status":
+            info = dict(self.host.hub_info())
+            body: dict[str, Any] = {k: info[k] for k in ("version", "uptime_seconds", "ready", "providers")}
+        elif name == "connectors":
+            body = self._connectors()
+        else:
             raise NotImplementedError(name)
-        info = dict(self.host.hub_info())
-        status = {k: info[k] for k in ("version", "uptime_seconds", "ready", "providers")}
         return types.CallToolResult(
-            content=[types.TextContent(type="text", text=json.dumps(status, indent=2))], structured_content=status
+            content=[types.TextContent(type="text", text=json.dumps(body, indent=2))], structured_content=body
         )
 
+    def _connectors(self) -> dict[str, Any]:
+        return {"connectors": connector_rows(self.host.hub_info())}
+
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
-        info = self.host.hub_info()
-        text = json.dumps({"providers": info["providers"], **info["catalog"]}, indent=2)
+        if uri == CONNECTORS_URI:
+            text = json.dumps(self._connectors(), indent=2)
+        else:
+            info = self.host.hub_info()
+            text = json.dumps({"providers": info["providers"], **info["catalog"]}, indent=2)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
-from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, find_config_path, load_config
+from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path, find_config_path, load_config
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -138,18 +138,13 @@ def cmd_stdio(args: argparse.Namespace) -> int:
 
 # init / clients / version -----------------------------------------------------------------------
 def cmd_init(args: argparse.Namespace) -> int:
-    target = Path(args.path or os.environ.get("JUNCTION_CONFIG") or _default_config_path()).expanduser()
+    target = Path(args.path or os.environ.get("JUNCTION_CONFIG") or default_config_path()).expanduser()
     if target.exists() and not args.force:
         raise CliError(f"{target} already exists (use --force to overwrite it)")
     target.parent.mkdir(parents=True, exist_ok=True)
     target.write_text(DEFAULT_CONFIG_TOML, encoding="utf-8")
     print(f"Wrote {target}. Start the hub with: junction serve --config {target}")
     return 0
-
-
-def _default_config_path() -> str:
-    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
-    return os.path.join(base, "junction", "junction.toml")
 
 
 def cmd_clients(args: argparse.Namespace) -> int:
@@ -292,13 +287,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="the hub's MCP URL (default: from the config)")
     add("schema", cmd_schema, "print the config file's JSON Schema (checked in as schemas/config.schema.json)",
         config=False)
+    from hub import cli_connectors
+
+    def with_config(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", metavar="PATH", help="config file (default: $JUNCTION_CONFIG, else "
+                       "~/.config/junction/junction.toml)")
+
+    cli_connectors.add_parser(sub, with_config, CliError)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    program: list[str] = []
+    if "--" in argv:  # `junction connector add NAME -- COMMAND ARGS...`: the rest is not ours to parse
+        cut = argv.index("--")
+        argv, program = argv[:cut], argv[cut + 1:]
     args = parser.parse_args(argv)
+    args.program = program
     if not getattr(args, "fn", None):
         parser.print_help()
         return EXIT_USAGE

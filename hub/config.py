@@ -131,10 +131,20 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 _LOADER_ONLY = ("source", "raw_providers", "raw_connectors")
 
 
+def default_config_path() -> Path:
+    """`$XDG_CONFIG_HOME/junction/junction.toml` (or `~/.config/...`): where `junction init` writes."""
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "junction" / "junction.toml"
+
+
 def find_config_path(explicit: str | None) -> Path | None:
-    """The config file to read: `--config`, else `$JUNCTION_CONFIG`, else none (built-in defaults)."""
+    """The config file to read: `--config`, else `$JUNCTION_CONFIG`, else the default path if it exists,
+    else none (built-in defaults)."""
     chosen = explicit or os.environ.get("JUNCTION_CONFIG")
-    return Path(chosen).expanduser() if chosen else None
+    if chosen:
+        return Path(chosen).expanduser()
+    default = default_config_path()
+    return default if default.exists() else None
 
 
 def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:

@@ -47,6 +47,8 @@ class ProviderSlot:
 
     name: str
     prefix: str
+    kind: str = "provider"
+    """`provider` ([providers.NAME]) or `connector` ([connectors.NAME])."""
     provider: Provider | None = None
     state: ProviderState = ProviderState.STARTING
     error: str | None = None
@@ -204,6 +206,7 @@ class Router:
             "providers": [
                 {
                     "name": s.name,
+                    "kind": s.kind,
                     "prefix": s.prefix,
                     "state": s.state.value,
                     "error": s.error,

@@ -160,7 +160,8 @@ class Hub:
                 settings = connector_settings(config, name, getattr(cls, "config_type", None))
             except ConfigError as exc:
                 raise ConfigError(config.source, exc.path, exc.reason) from None
-            slot = ProviderSlot(name=name, prefix=switches.prefix if switches.prefix is not None else name)
+            slot = ProviderSlot(name=name, prefix=switches.prefix if switches.prefix is not None else name,
+                                kind="connector")
             slot.provider = cls(_Host(self, slot), settings)
             self.slots.append(slot)
         self.router = Router(self.slots, self.store, page_size=config.server.page_size)

@@ -29,6 +29,7 @@ def node_bin() -> Path:
 def hub_env(data_dir: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("JUNCTION")}
     env["XDG_DATA_HOME"] = str(data_dir)
+    env["XDG_CONFIG_HOME"] = str(data_dir / "config")  # never a developer's own ~/.config/junction
     env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)

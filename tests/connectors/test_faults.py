@@ -59,6 +59,10 @@ async def test_dead_and_garbage_upstreams_are_down_and_the_rest_serves(tmp_path:
             assert states["up"]["state"] == "up" and states["up"]["details"]["transport"] == "stdio"
             assert states["dead"]["state"] == "down" and states["dead"]["error"]
             assert states["noisy"]["state"] == "down"
+            rows = {r["name"]: r for r in (await client.call_tool("hub__connectors", {})).structured_content["connectors"]}
+            assert set(rows) == {"up", "dead", "noisy"}
+            assert rows["up"]["state"] == "up" and rows["up"]["protocol"] == "2026-07-28" and rows["up"]["tools"] > 20
+            assert rows["dead"]["state"] == "down" and rows["dead"]["error"]
             result = await client.call_tool("up__test_simple_text", {})
             assert result.content[0].text == "This is a simple text response for testing."
 
@@ -95,3 +99,30 @@ async def test_killed_upstream_fails_the_call_clearly_then_respawns(tmp_path: Pa
             assert up["state"] == "up" and up["details"]["restarts"] >= 1
     time.sleep(1)
     assert subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1, "upstream left behind"
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+async def test_http_upstream_restart_is_invisible_to_the_client(tmp_path: Path) -> None:
+    """A 2025 HTTP upstream that restarts forgets our session (404); the hub re-initializes and resends."""
+    port = free_port()
+    with serve_hub(tmp_path / "up1", UPSTREAM, extra_args=["--port", str(port)]) as upstream:
+        connector = f'[connectors.up]\nurl = "{upstream.url}"\nprotocol = "legacy"\n'
+        with serve_hub(tmp_path / "front", connector) as front:
+            async with Client(front.url, mode="legacy") as client:
+                first = await client.call_tool("up__test_simple_text", {})
+                assert first.is_error is False
+                upstream.process.terminate()
+                upstream.process.wait(10)
+                with serve_hub(tmp_path / "up2", UPSTREAM, extra_args=["--port", str(port)]):
+                    again = await client.call_tool("up__test_simple_text", {})
+                    assert again.content[0].text == "This is a simple text response for testing."
+                    status = (await client.call_tool("hub__status", {})).structured_content
+                    up = next(p for p in status["providers"] if p["name"] == "up")
+                    assert up["state"] == "up" and up["details"]["protocol"] == "2025-11-25"
