@@ -17,7 +17,6 @@ import fnmatch
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
@@ -27,12 +26,12 @@ import anyio
 import httpx2
 import mcp_types as types
 import msgspec
-from mcp import Client, StdioServerParameters
-from mcp.client.stdio import stdio_client
+from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from connectors.stdio import stdio_transport
 from hub.provider import (
     CallContext,
     InputUnavailable,
@@ -181,10 +180,8 @@ class UpstreamProvider(Provider):
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
             env.update(s.env)
-            params = StdioServerParameters(command=s.command, args=list(s.args), env=env, cwd=s.cwd or None)
-            errlog = _StderrToLog(self.host.name)
-            stack.callback(errlog.close_writer)
-            target: Any = stdio_client(params, errlog=errlog.writer)
+            target: Any = stdio_transport(s.command, list(s.args), env, s.cwd or None,
+                                          logging.getLogger(f"junction.connectors.{self.host.name}"))
         else:
             http = httpx2.AsyncClient(headers=dict(s.headers), timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30))
             stack.push_async_callback(http.aclose)
@@ -619,27 +616,6 @@ class _Parked:
 
 class _SessionGone(Exception):
     """The upstream answered 404 "Session not found": it restarted and our session is gone."""
-
-
-class _StderrToLog:
-    """A pipe for a child's stderr whose lines go to the hub's log, tagged with the connector's name."""
-
-    def __init__(self, name: str) -> None:
-        read_fd, write_fd = os.pipe()
-        self.writer = os.fdopen(write_fd, "w")
-        self._reader = os.fdopen(read_fd, "r", errors="replace")
-        self._log = logging.getLogger(f"junction.connectors.{name}")
-        threading.Thread(target=self._pump, name=f"stderr-{name}", daemon=True).start()
-
-    def _pump(self) -> None:
-        with self._reader:
-            for line in self._reader:  # ends when the child and our copy of the write end are closed
-                if line.strip():
-                    self._log.info("stderr: %s", line.rstrip()[:2000])
-
-    def close_writer(self) -> None:
-        with contextlib.suppress(OSError):
-            self.writer.close()
 
 
 # Variables a child process needs to run at all; nothing else of the hub's environment leaks upstream.

@@ -1,0 +1,114 @@
+"""The stdio supervisor: start/stop cycles leave no process behind, hung upstreams time out."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from connectors.upstream import UpstreamProvider, UpstreamSettings
+from hub.context import HubCallContext  # noqa: F401  (the provider contract's context type, for reference)
+from hub.provider import ProviderState
+
+pytestmark = pytest.mark.anyio
+
+TINY = str(Path(__file__).resolve().parents[1] / "fixtures" / "tiny_stdio_server.py")
+
+
+class FakeHost:
+    """The smallest ProviderHost: runs background tasks in a task group, remembers reported states."""
+
+    def __init__(self, tg: Any) -> None:
+        self.tg, self.name, self.data_dir, self.states = tg, "tiny", "/tmp", []
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        self.tg.start_soon(fn, *args)
+
+    def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
+        self.states.append((state, error))
+
+    def catalog_changed(self) -> None:
+        pass
+
+    def resource_updated(self, uri: str) -> None:
+        pass
+
+    def hub_info(self) -> dict[str, Any]:
+        return {}
+
+
+def descendants(pid: int) -> list[int]:
+    """Every live process whose parent chain leads to `pid` (Linux /proc)."""
+    parents: dict[int, int] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    parents[int(entry)] = int(fields[1])
+            except (OSError, IndexError):
+                continue
+    found, frontier = [], [pid]
+    while frontier:
+        parent = frontier.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found += children
+        frontier += children
+    return found
+
+
+def leftovers() -> list[int]:
+    """Children of this test process, and orphaned `sleep 300` grandchildren (re-parented to init)."""
+    mine = descendants(os.getpid())
+    orphans = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                if open(f"/proc/{entry}/cmdline").read() == "sleep\x00300\x00":
+                    orphans.append(int(entry))
+            except OSError:
+                continue
+    return sorted(set(mine + orphans))
+
+
+async def test_1000_start_stop_cycles_leave_no_process_behind() -> None:
+    assert leftovers() == []
+    settings = UpstreamSettings(command=sys.executable, args=[TINY, "--grandchild"], connect_timeout=20)
+    started = time.monotonic()
+    for cycle in range(1000):
+        async with anyio.create_task_group() as tg:
+            provider = UpstreamProvider(FakeHost(tg), settings)
+            await provider.start()
+            assert [t.name for t in await provider.list_tools()] == ["echo"], f"cycle {cycle}"
+            await provider.stop()
+    elapsed = time.monotonic() - started
+    deadline = time.monotonic() + 10
+    while leftovers() and time.monotonic() < deadline:
+        await anyio.sleep(0.1)
+    assert leftovers() == [], f"left behind after 1000 cycles ({elapsed:.0f} s)"
+
+
+async def test_a_hung_upstream_times_out_and_the_session_keeps_working() -> None:
+    settings = UpstreamSettings(command=sys.executable, args=[TINY, "--hang"], call_timeout=1, connect_timeout=20)
+
+    class Ctx:
+        modern, input_responses, request_state, client_capabilities, log_level = False, None, None, None, None
+
+        async def report_progress(self, *a: Any) -> None:
+            pass
+
+    async with anyio.create_task_group() as tg:
+        provider = UpstreamProvider(FakeHost(tg), settings)
+        await provider.start()
+        started = time.monotonic()
+        with pytest.raises(Exception, match=r"connector 'tiny': no answer within 1 s \(call_timeout\)"):
+            await provider.call_tool("echo", {"x": 1}, Ctx())  # type: ignore[arg-type]
+        assert time.monotonic() - started < 5
+        assert provider.client is not None, "one slow call does not take the connector down"
+        await provider.stop()
