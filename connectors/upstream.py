@@ -79,13 +79,18 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """Seconds a call may take before the caller gets a timeout error."""
     connect_timeout: float = 60.0
     """Seconds to wait for the upstream to start and answer its first lists."""
+    shared: bool = True
+    """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
+    per-user state; the shared session then only serves the catalog."""
+    idle_stop: float = 300.0
+    """Seconds after which an unused per-caller session (`shared = false`) is closed; 0 keeps them."""
 
     def __post_init__(self) -> None:
         if bool(self.command) == bool(self.url):
             raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
-        if self.call_timeout <= 0 or self.connect_timeout <= 0:
+        if self.call_timeout <= 0 or self.connect_timeout <= 0 or self.idle_stop < 0:
             raise ValueError("timeouts must be positive numbers of seconds")
 
 
@@ -102,9 +107,9 @@ class UpstreamProvider(Provider):
         self.resources: list[types.Resource] = []
         self.templates: list[types.ResourceTemplate] = []
         self._local_to_upstream: dict[str, str] = {}
-        self._inflight: dict[int, Any] = {}
+        self._routing = _Routing(self)
         self._parked: dict[str, _Parked] = {}
-        self._waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
+        self._members: dict[str, _Member] = {}
         self._stop = anyio.Event()
         self._lost = anyio.Event()
         self._first_attempt = anyio.Event()
@@ -154,7 +159,7 @@ class UpstreamProvider(Provider):
     async def _session(self) -> None:
         self._lost = anyio.Event()
         async with AsyncExitStack() as stack:
-            client = await stack.enter_async_context(self._client(stack))
+            client = await stack.enter_async_context(self._client(stack, self._routing))
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 _stamp_caller_envelope(client)
             self.client = client
@@ -175,7 +180,7 @@ class UpstreamProvider(Provider):
             if not self._stop.is_set():
                 raise ConnectionError(self._last_error or "the upstream connection was lost")
 
-    def _client(self, stack: AsyncExitStack) -> Client:
+    def _client(self, stack: AsyncExitStack, routing: _Routing) -> Client:
         s = self.settings
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
@@ -190,10 +195,10 @@ class UpstreamProvider(Provider):
             target,
             mode="auto" if s.protocol == "auto" else s.protocol,
             read_timeout_seconds=s.call_timeout,
-            sampling_callback=self._on_sampling,
-            elicitation_callback=self._on_elicitation,
-            list_roots_callback=self._on_list_roots,
-            logging_callback=self._on_log,
+            sampling_callback=routing.on_sampling,
+            elicitation_callback=routing.on_elicitation,
+            list_roots_callback=routing.on_list_roots,
+            logging_callback=routing.on_log,
             message_handler=self._on_message,
             cache=None,
             client_info=types.Implementation(name="junction", version=_version()),
@@ -279,40 +284,66 @@ class UpstreamProvider(Provider):
         return self.client
 
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext):
-        client = self._require()
         upstream_name = self._local_to_upstream.get(name, name)
 
         async def progress(done: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(done, total, message)
 
-        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            # Both ends speak 2026-07-28: pass the input rounds through (the hub seals our state).
-            return await self._forward(ctx, lambda c: c.session.call_tool(
+        return await self._dispatch(
+            ctx,
+            modern=lambda c: c.session.call_tool(
                 upstream_name, arguments, progress_callback=progress, allow_input_required=True,
-                input_responses=ctx.input_responses, request_state=ctx.request_state))
-        if ctx.modern:
-            return await self._parked_call(ctx, lambda caller: client.call_tool(
-                upstream_name, arguments, progress_callback=caller.report_progress))
-        return await self._forward(ctx, lambda c: c.call_tool(upstream_name, arguments, progress_callback=progress))
+                input_responses=ctx.input_responses, request_state=ctx.request_state),
+            live=lambda c, caller: c.call_tool(upstream_name, arguments, progress_callback=caller.report_progress),
+        )
 
     async def read_resource(self, uri: str, ctx: CallContext):
-        client = self._require()
-        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return await self._forward(ctx, lambda c: c.session.read_resource(
-                uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state))
-        if ctx.modern:
-            return await self._parked_call(ctx, lambda caller: client.read_resource(uri))
-        return await self._forward(ctx, lambda c: c.read_resource(uri))
+        return await self._dispatch(
+            ctx,
+            modern=lambda c: c.session.read_resource(
+                uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state),
+            live=lambda c, caller: c.read_resource(uri),
+        )
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext):
-        client = self._require()
-        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            return await self._forward(ctx, lambda c: c.session.get_prompt(
+        return await self._dispatch(
+            ctx,
+            modern=lambda c: c.session.get_prompt(
                 name, arguments or None, allow_input_required=True, input_responses=ctx.input_responses,
-                request_state=ctx.request_state))
+                request_state=ctx.request_state),
+            live=lambda c, caller: c.get_prompt(name, arguments or None),
+        )
+
+    async def _dispatch(self, ctx: CallContext, *, modern: Any, live: Any) -> Any:
+        """Send one request upstream in the form the two ends' eras allow.
+
+        2026-07-28 on both ends: input rounds pass through. A 2026-07-28 caller and a 2025
+        upstream: the call is parked while the caller answers. Otherwise: a plain call whose
+        input requests go to the caller live.
+        """
+        client, routing = await self._session_for(ctx)
+        if ctx.modern and client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+            return await self._forward(ctx, modern, routing)
         if ctx.modern:
-            return await self._parked_call(ctx, lambda caller: client.get_prompt(name, arguments or None))
-        return await self._forward(ctx, lambda c: c.get_prompt(name, arguments or None))
+            return await self._parked_call(ctx, lambda caller: live(client, caller), routing)
+        return await self._forward(ctx, lambda c: live(c, ctx), routing)
+
+    async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
+        if self.settings.shared or ctx.caller_key is None:
+            return self._require(), self._routing
+        member = self._members.get(ctx.caller_key)
+        if member is None:
+            self._require()  # the upstream is reachable at all
+            member = self._members[ctx.caller_key] = _Member(self, ctx.caller_key)
+            self.host.spawn(member.run)
+        with anyio.move_on_after(self.settings.connect_timeout):
+            await member.ready.wait()
+        if member.client is None:
+            self._members.pop(ctx.caller_key, None)
+            raise MCPError(code=types.INTERNAL_ERROR, message=(
+                f"connector '{self.host.name}': could not open a session for this caller: {member.error}"))
+        member.last_used = time.monotonic()
+        return member.client, member.routing
 
     async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
         client = self._require()
@@ -333,17 +364,18 @@ class UpstreamProvider(Provider):
                 and caps.resources.subscribe:
             await client.unsubscribe_resource(uri)
 
-    async def _forward(self, ctx: CallContext, call: Any) -> Any:
+    async def _forward(self, ctx: CallContext, call: Any, routing: _Routing) -> Any:
         try:
-            return await self._forward_once(ctx, call)
+            return await self._forward_once(ctx, call, routing)
         except _SessionGone:
             # The upstream restarted and forgot our session: the request never reached a handler,
             # so after the supervisor has opened a new session, sending it again is safe.
             with anyio.move_on_after(self.settings.connect_timeout):
                 await self._up.wait()
-            return await self._forward_once(ctx, call)
+            client, routing = await self._session_for(ctx)
+            return await self._forward_once(ctx, call, routing, client)
 
-    async def _forward_once(self, ctx: CallContext, call: Any) -> Any:
+    async def _forward_once(self, ctx: CallContext, call: Any, routing: _Routing, client: Client | None = None) -> Any:
         token = _current.set(ctx)
         caps = ctx.client_capabilities
         envelope: dict[str, Any] = {_CAPABILITIES_KEY: _routable_capabilities(caps)}
@@ -351,18 +383,20 @@ class UpstreamProvider(Provider):
             envelope[_LOG_LEVEL_KEY] = ctx.log_level
         envelope_token = _envelope.set(envelope)
         key = id(ctx)
-        self._inflight[key] = ctx
+        routing.inflight[key] = ctx
         started = time.perf_counter()
         try:
-            return await call(self._require())
+            if client is None:
+                client = routing.client()
+            return await call(client)
         except MCPError as exc:
             if exc.error.code == types.INVALID_REQUEST and exc.error.message == "Session not found":
                 self._last_error = "the upstream restarted (session not found)"
-                self._mark_lost()
+                routing.lost()
                 raise _SessionGone from None
             if exc.error.code == types.CONNECTION_CLOSED:
                 self._last_error = "the upstream closed the connection"
-                self._mark_lost()
+                routing.lost()
                 raise MCPError(code=types.INTERNAL_ERROR,
                                message=f"connector '{self.host.name}': the upstream closed the connection") from None
             if exc.error.code == types.REQUEST_TIMEOUT:
@@ -371,11 +405,11 @@ class UpstreamProvider(Provider):
             raise
         finally:
             self.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
-            self._inflight.pop(key, None)
+            routing.inflight.pop(key, None)
             _envelope.reset(envelope_token)
             _current.reset(token)
 
-    async def _parked_call(self, ctx: CallContext, start: Any) -> Any:
+    async def _parked_call(self, ctx: CallContext, start: Any, routing: _Routing) -> Any:
         """A 2026-07-28 caller reaching a 2025 upstream: the upstream asks live, the caller can only retry.
 
         The upstream call runs in the background; each live request it makes is returned to the
@@ -401,7 +435,7 @@ class UpstreamProvider(Provider):
             parked.asking = {}
             parked.deliver(answers)
         else:
-            parked = _Parked(self, ctx)
+            parked = _Parked(self, ctx, routing)
             self._parked[parked.id] = parked
             self.host.spawn(parked.run, start)
         try:
@@ -430,64 +464,6 @@ class UpstreamProvider(Provider):
             self._up = anyio.Event()
         self._lost.set()
 
-    def _caller(self) -> CallContext | None:
-        """The downstream call an upstream request belongs to.
-
-        HTTP upstreams run our callbacks in the calling task's context; stdio ones do not,
-        so there the only call in flight is the answer (several at once are ambiguous).
-        """
-        ctx = _current.get()
-        if ctx is not None:
-            return ctx
-        # A call that has been waiting for its client's answer for a while cannot be the one asking
-        # now; one that just started asking may be sending several requests at once.
-        now = time.monotonic()
-        candidates = [c for key, c in self._inflight.items()
-                      if now - self._waiting.get(key, now) <= _Parked.SETTLE]
-        if len(candidates) == 1:
-            return candidates[0]
-        return None
-
-    async def _ask(self, request: Any) -> Any:
-        ctx = self._caller()
-        if ctx is None:
-            return types.ErrorData(code=types.INVALID_REQUEST, message=(
-                f"junction: cannot tell which client call this {request.method} belongs to "
-                f"({len(self._inflight)} calls in flight)"))
-        key = id(ctx)
-        self._waiting.setdefault(key, time.monotonic())
-        try:
-            answers = await ctx.request_input({"upstream": request})
-        except InputUnavailable as exc:
-            return types.ErrorData(code=types.INVALID_REQUEST, message=str(exc))
-        except MCPError as exc:
-            return exc.error
-        except Exception as exc:  # e.g. the caller never came back with the answer
-            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"junction: no answer from the client: {exc!r}")
-        finally:
-            self._waiting.pop(key, None)
-        return answers["upstream"]
-
-    async def _on_sampling(self, context: Any, params: types.CreateMessageRequestParams):
-        return await self._ask(types.CreateMessageRequest(params=params))
-
-    async def _on_elicitation(self, context: Any, params: types.ElicitRequestParams):
-        return await self._ask(types.ElicitRequest(params=params))
-
-    async def _on_list_roots(self, context: Any):
-        if self._caller() is None:
-            # Asked outside any call (many servers ask right after connecting): the hub has no roots
-            # of its own to offer, and no client to ask.
-            return types.ListRootsResult(roots=[])
-        return await self._ask(types.ListRootsRequest())
-
-    async def _on_log(self, params: types.LoggingMessageNotificationParams) -> None:
-        ctx = self._caller()
-        if ctx is not None:
-            await ctx.log(params.level, params.data, params.logger)
-        else:
-            logger.info("connector '%s' upstream log [%s]: %s", self.host.name, params.level, params.data)
-
     async def _on_message(self, message: Any) -> None:
         if isinstance(message, Exception):
             logger.debug("connector '%s': transport error: %s", self.host.name, message)
@@ -500,6 +476,128 @@ class UpstreamProvider(Provider):
             self.host.resource_updated(str(message.params.uri))
 
 
+class _Routing:
+    """Which downstream call an upstream session's requests and log messages belong to.
+
+    One per upstream session. HTTP upstreams run our callbacks in the calling task's context;
+    stdio ones do not, so there the call in flight that is not long-waiting is the answer
+    (several at once are ambiguous and refused).
+    """
+
+    def __init__(self, provider: UpstreamProvider, member: _Member | None = None) -> None:
+        self.provider = provider
+        self.member = member
+        self.inflight: dict[int, Any] = {}
+        self.waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
+
+    def client(self) -> Client:
+        if self.member is None:
+            return self.provider._require()
+        if self.member.client is None:
+            raise MCPError(code=types.INTERNAL_ERROR,
+                           message=f"connector '{self.provider.host.name}': this caller's session was lost")
+        return self.member.client
+
+    def lost(self) -> None:
+        if self.member is None:
+            self.provider._mark_lost()
+        else:
+            self.member.close()
+
+    def caller(self) -> CallContext | None:
+        ctx = _current.get()
+        if ctx is not None:
+            return ctx
+        # A call that has been waiting for its client's answer for a while cannot be the one asking
+        # now; one that just started asking may be sending several requests at once.
+        now = time.monotonic()
+        candidates = [c for key, c in self.inflight.items() if now - self.waiting.get(key, now) <= _Parked.SETTLE]
+        if len(candidates) == 1:
+            return candidates[0]
+        return None
+
+    async def ask(self, request: Any) -> Any:
+        ctx = self.caller()
+        if ctx is None:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=(
+                f"junction: cannot tell which client call this {request.method} belongs to "
+                f"({len(self.inflight)} calls in flight)"))
+        key = id(ctx)
+        self.waiting.setdefault(key, time.monotonic())
+        try:
+            answers = await ctx.request_input({"upstream": request})
+        except InputUnavailable as exc:
+            return types.ErrorData(code=types.INVALID_REQUEST, message=str(exc))
+        except MCPError as exc:
+            return exc.error
+        except Exception as exc:  # e.g. the caller never came back with the answer
+            return types.ErrorData(code=types.INTERNAL_ERROR, message=f"junction: no answer from the client: {exc!r}")
+        finally:
+            self.waiting.pop(key, None)
+        return answers["upstream"]
+
+    async def on_sampling(self, context: Any, params: types.CreateMessageRequestParams):
+        return await self.ask(types.CreateMessageRequest(params=params))
+
+    async def on_elicitation(self, context: Any, params: types.ElicitRequestParams):
+        return await self.ask(types.ElicitRequest(params=params))
+
+    async def on_list_roots(self, context: Any):
+        if self.caller() is None:
+            # Asked outside any call (many servers ask right after connecting): the hub has no roots
+            # of its own to offer, and no client to ask.
+            return types.ListRootsResult(roots=[])
+        return await self.ask(types.ListRootsRequest())
+
+    async def on_log(self, params: types.LoggingMessageNotificationParams) -> None:
+        ctx = self.caller()
+        if ctx is not None:
+            await ctx.log(params.level, params.data, params.logger)
+        else:
+            logger.info("connector '%s' upstream log [%s]: %s", self.provider.host.name, params.level, params.data)
+
+
+class _Member:
+    """A caller's own upstream session (`shared = false`): opened on first use, closed when idle."""
+
+    def __init__(self, provider: UpstreamProvider, key: str) -> None:
+        self.provider, self.key = provider, key
+        self.routing = _Routing(provider, self)
+        self.client: Client | None = None
+        self.error: str | None = None
+        self.ready = anyio.Event()
+        self.last_used = time.monotonic()
+        self._closed = anyio.Event()
+
+    def close(self) -> None:
+        self.client = None
+        self._closed.set()
+
+    async def run(self) -> None:
+        provider = self.provider
+        try:
+            async with AsyncExitStack() as stack:
+                client = await stack.enter_async_context(provider._client(stack, self.routing))
+                if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                    _stamp_caller_envelope(client)
+                self.client = client
+                self.ready.set()
+                idle = provider.settings.idle_stop
+                while not (self._closed.is_set() or provider._stop.is_set()):
+                    with anyio.move_on_after(min(idle, 5.0) if idle else 5.0):
+                        await self._closed.wait()
+                    if idle and not self.routing.inflight and time.monotonic() - self.last_used > idle:
+                        break
+        except Exception as exc:
+            self.error = _describe(exc)
+            logger.warning("connector '%s': session for %s failed: %s", provider.host.name, self.key, self.error)
+        finally:
+            self.client = None
+            self.ready.set()
+            if provider._members.get(self.key) is self:
+                del provider._members[self.key]
+
+
 class _Parked:
     """One upstream call of a 2026-07-28 caller, running on while the caller answers its input rounds.
 
@@ -510,9 +608,10 @@ class _Parked:
 
     SETTLE = 0.02  # seconds to wait for more live requests that belong to the same round
 
-    def __init__(self, provider: UpstreamProvider, caller: CallContext) -> None:
+    def __init__(self, provider: UpstreamProvider, caller: CallContext, routing: _Routing) -> None:
         self.id = secrets.token_urlsafe(12)
         self.provider = provider
+        self.routing = routing
         self.caller = caller
         self.asking: dict[str, Any] = {}
         self.asked = 0
@@ -595,7 +694,7 @@ class _Parked:
 
     async def run(self, start: Any) -> None:
         key = id(self)
-        self.provider._inflight[key] = self
+        self.routing.inflight[key] = self
         token = _current.set(self)  # type: ignore[arg-type]
         try:
             outcome: Any = await start(self)
@@ -603,7 +702,7 @@ class _Parked:
             outcome = exc
         finally:
             _current.reset(token)
-            self.provider._inflight.pop(key, None)
+            self.routing.inflight.pop(key, None)
         if not self._done:
             with contextlib.suppress(anyio.BrokenResourceError, anyio.ClosedResourceError):
                 await self._events_in.send(("done", outcome))

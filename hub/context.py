@@ -114,6 +114,15 @@ class HubCallContext:
         return self._ctx.session.client_capabilities
 
     @property
+    def caller_key(self) -> str | None:
+        if self.principal is not None:
+            return f"principal:{self.principal}"
+        if self.modern:
+            return None
+        connection = self._ctx.session._connection
+        return f"session:{connection.session_id}" if connection.session_id else f"connection:{id(connection)}"
+
+    @property
     def log_level(self) -> types.LoggingLevel | None:
         if self.modern:
             meta = self._ctx.meta

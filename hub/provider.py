@@ -81,6 +81,11 @@ class CallContext(Protocol):
     client_capabilities: types.ClientCapabilities | None
     principal: str | None
     """Who is calling, when the hub knows (authentication); `None` for the local user."""
+
+    @property
+    def caller_key(self) -> str | None:
+        """A stable key for per-caller state: the principal if known, else the 2025 session; `None` for
+        anonymous stateless (2026-07-28) callers, who cannot be told apart without authentication."""
     state: dict[str, Any]
     """Provider scratch state that survives the input-required rounds of one call."""
     input_responses: Mapping[str, Any] | None

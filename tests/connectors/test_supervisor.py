@@ -85,7 +85,7 @@ async def test_1000_start_stop_cycles_leave_no_process_behind() -> None:
         async with anyio.create_task_group() as tg:
             provider = UpstreamProvider(FakeHost(tg), settings)
             await provider.start()
-            assert [t.name for t in await provider.list_tools()] == ["echo"], f"cycle {cycle}"
+            assert [t.name for t in await provider.list_tools()] == ["echo", "remember", "recall"], f"cycle {cycle}"
             await provider.stop()
     elapsed = time.monotonic() - started
     deadline = time.monotonic() + 10

@@ -1,0 +1,70 @@
+"""`shared = false`: each caller gets its own upstream session, so per-session upstream state never leaks."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from tests.helpers import serve_hub
+
+pytestmark = pytest.mark.anyio
+
+TINY = str(Path(__file__).resolve().parents[1] / "fixtures" / "tiny_stdio_server.py")
+
+
+def config(shared: bool) -> str:
+    return f"""
+[connectors.kv]
+command = {sys.executable!r}
+args = [{TINY!r}]
+shared = {str(shared).lower()}
+idle_stop = 60
+"""
+
+
+async def remember_and_recall(url: str) -> tuple[str, str]:
+    async with Client(url, mode="legacy") as alice, Client(url, mode="legacy") as bob:
+        await alice.call_tool("kv__remember", {"value": "alice's secret"})
+        await bob.call_tool("kv__remember", {"value": "bob's note"})
+        return (await alice.call_tool("kv__recall", {})).content[0].text, \
+            (await bob.call_tool("kv__recall", {})).content[0].text
+
+
+async def test_unshared_upstream_keeps_callers_apart(tmp_path: Path) -> None:
+    with serve_hub(tmp_path, config(shared=False)) as hub:
+        assert await remember_and_recall(hub.url) == ("alice's secret", "bob's note")
+
+
+async def test_shared_upstream_is_one_session_for_everyone(tmp_path: Path) -> None:
+    with serve_hub(tmp_path, config(shared=True)) as hub:
+        assert await remember_and_recall(hub.url) == ("bob's note", "bob's note")
+
+
+async def test_idle_caller_sessions_are_closed(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    import anyio
+
+    marker = str(tmp_path / "idle-marker")
+    cfg = config(shared=False).replace("idle_stop = 60", "idle_stop = 1").replace(
+        f"args = [{TINY!r}]", f"args = [{TINY!r}, {marker!r}]")
+
+    def upstreams() -> int:
+        return len(subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split())
+
+    with serve_hub(tmp_path, cfg) as hub:
+        assert upstreams() == 1  # the shared session that serves the catalog
+        async with Client(hub.url, mode="legacy") as alice:
+            await alice.call_tool("kv__remember", {"value": "x"})
+            assert upstreams() == 2
+            deadline = time.monotonic() + 15
+            while upstreams() > 1 and time.monotonic() < deadline:
+                await anyio.sleep(0.2)
+            assert upstreams() == 1, "the idle caller session was not closed"
+            # and it comes back on the next call (fresh: upstream state is per session)
+            assert (await alice.call_tool("kv__recall", {})).content[0].text == ""
+            assert upstreams() == 2
