@@ -180,7 +180,8 @@ class UpstreamProvider(Provider):
             if not self._stop.is_set():
                 raise ConnectionError(self._last_error or "the upstream connection was lost")
 
-    def _client(self, stack: AsyncExitStack, routing: _Routing) -> Client:
+    def _client(self, stack: AsyncExitStack, routing: _Routing, capabilities: frozenset[str] | None = None) -> Client:
+        """A client for this upstream; `capabilities` limits what it declares (None: everything we can route)."""
         s = self.settings
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
@@ -195,9 +196,10 @@ class UpstreamProvider(Provider):
             target,
             mode="auto" if s.protocol == "auto" else s.protocol,
             read_timeout_seconds=s.call_timeout,
-            sampling_callback=routing.on_sampling,
-            elicitation_callback=routing.on_elicitation,
-            list_roots_callback=routing.on_list_roots,
+            sampling_callback=routing.on_sampling if capabilities is None or "sampling" in capabilities else None,
+            elicitation_callback=routing.on_elicitation
+            if capabilities is None or "elicitation" in capabilities else None,
+            list_roots_callback=routing.on_list_roots if capabilities is None or "roots" in capabilities else None,
             logging_callback=routing.on_log,
             message_handler=self._on_message,
             cache=None,
@@ -329,17 +331,28 @@ class UpstreamProvider(Provider):
         return await self._forward(ctx, lambda c: live(c, ctx), routing)
 
     async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
-        if self.settings.shared or ctx.caller_key is None:
-            return self._require(), self._routing
-        member = self._members.get(ctx.caller_key)
+        client = self._require()
+        key = None if self.settings.shared or ctx.caller_key is None else ctx.caller_key
+        capabilities: frozenset[str] | None = None
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url:
+            # A 2025 upstream decides what to ask from the capabilities its session declared, so a
+            # caller that declared fewer than we can route gets a session declaring only its own.
+            # Only over HTTP: there sessions share the server's state, while a stdio "session" is a
+            # process of its own whose state would drift from the shared one.
+            offered = frozenset(_routable_capabilities(ctx.client_capabilities))
+            if offered != _ALL_ROUTABLE:
+                capabilities = offered
+                key = f"{key or 'shared'}|caps:{','.join(sorted(offered)) or 'none'}"
+        if key is None:
+            return client, self._routing
+        member = self._members.get(key)
         if member is None:
-            self._require()  # the upstream is reachable at all
-            member = self._members[ctx.caller_key] = _Member(self, ctx.caller_key)
+            member = self._members[key] = _Member(self, key, capabilities)
             self.host.spawn(member.run)
         with anyio.move_on_after(self.settings.connect_timeout):
             await member.ready.wait()
         if member.client is None:
-            self._members.pop(ctx.caller_key, None)
+            self._members.pop(key, None)
             raise MCPError(code=types.INTERNAL_ERROR, message=(
                 f"connector '{self.host.name}': could not open a session for this caller: {member.error}"))
         member.last_used = time.monotonic()
@@ -558,10 +571,11 @@ class _Routing:
 
 
 class _Member:
-    """A caller's own upstream session (`shared = false`): opened on first use, closed when idle."""
+    """An extra upstream session: a caller's own (`shared = false`), or one declaring only the capabilities
+    a caller has (for 2025 upstreams). Opened on first use, closed when idle."""
 
-    def __init__(self, provider: UpstreamProvider, key: str) -> None:
-        self.provider, self.key = provider, key
+    def __init__(self, provider: UpstreamProvider, key: str, capabilities: frozenset[str] | None = None) -> None:
+        self.provider, self.key, self.capabilities = provider, key, capabilities
         self.routing = _Routing(provider, self)
         self.client: Client | None = None
         self.error: str | None = None
@@ -577,7 +591,7 @@ class _Member:
         provider = self.provider
         try:
             async with AsyncExitStack() as stack:
-                client = await stack.enter_async_context(provider._client(stack, self.routing))
+                client = await stack.enter_async_context(provider._client(stack, self.routing, self.capabilities))
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     _stamp_caller_envelope(client)
                 self.client = client
@@ -720,6 +734,9 @@ class _SessionGone(Exception):
 # Variables a child process needs to run at all; nothing else of the hub's environment leaks upstream.
 _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "USER", "LOGNAME", "SHELL", "TERM",
                   "SYSTEMROOT", "NODE_PATH")
+
+
+_ALL_ROUTABLE = frozenset({"sampling", "elicitation", "roots"})
 
 
 def _routable_capabilities(caps: types.ClientCapabilities | None) -> dict[str, Any]:
