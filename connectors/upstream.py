@@ -586,6 +586,8 @@ class _Member:
     def close(self) -> None:
         self.client = None
         self._closed.set()
+        if self.provider._members.get(self.key) is self:
+            del self.provider._members[self.key]  # the next call opens a fresh session
 
     async def run(self) -> None:
         provider = self.provider
