@@ -79,11 +79,14 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """Seconds a call may take before the caller gets a timeout error."""
     connect_timeout: float = 60.0
     """Seconds to wait for the upstream to start and answer its first lists."""
+    start: Literal["eager", "lazy"] = "eager"
+    """`lazy`: read the catalog at start, then run the upstream only while it is used (see idle_stop)."""
     shared: bool = True
     """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
     per-user state; the shared session then only serves the catalog."""
     idle_stop: float = 300.0
-    """Seconds after which an unused per-caller session (`shared = false`) is closed; 0 keeps them."""
+    """Seconds after which an unused session is closed: per-caller ones, and with `start = "lazy"` the
+    shared one too (it reopens on the next call); 0 keeps them open."""
 
     def __post_init__(self) -> None:
         if bool(self.command) == bool(self.url):
@@ -114,6 +117,9 @@ class UpstreamProvider(Provider):
         self._lost = anyio.Event()
         self._first_attempt = anyio.Event()
         self._up = anyio.Event()  # set while a session is up; replaced when it is lost
+        self._demand = anyio.Event()  # lazy: a call wants the session
+        self._idle = False  # lazy: closed for want of calls (not down)
+        self._last_used = time.monotonic()
         self._last_error: str | None = None
         self.restarts = 0
         self.connected_at: float | None = None
@@ -124,7 +130,7 @@ class UpstreamProvider(Provider):
         self.host.spawn(self._supervise)
         with anyio.move_on_after(self.settings.connect_timeout):
             await self._first_attempt.wait()
-        if self.client is None:
+        if self.client is None and not self._idle:
             raise ConnectionError(self._last_error or f"no answer within {self.settings.connect_timeout:g} s")
 
     async def stop(self) -> None:
@@ -135,6 +141,16 @@ class UpstreamProvider(Provider):
         """Keep one session open; reconnect with exponential backoff (0.5 s doubling to 30 s) when it is lost."""
         delay = 0.5
         while not self._stop.is_set():
+            if self._idle:
+                async with anyio.create_task_group() as waiting:  # until a call wants us, or the hub stops
+                    async def on_stop() -> None:
+                        await self._stop.wait()
+                        waiting.cancel_scope.cancel()
+                    waiting.start_soon(on_stop)
+                    await self._demand.wait()
+                    waiting.cancel_scope.cancel()
+                if self._stop.is_set():
+                    break
             started = time.monotonic()
             try:
                 await self._session()
@@ -148,6 +164,10 @@ class UpstreamProvider(Provider):
             self._first_attempt.set()
             if self._stop.is_set():
                 break
+            if self._idle:
+                self._demand = anyio.Event()
+                self.host.report_state(ProviderState.UP, None, **self._details())
+                continue
             self.host.report_state(ProviderState.DOWN, self._last_error, **self._details())
             if time.monotonic() - started > 60:
                 delay = 0.5  # it ran fine for a while: start the backoff over
@@ -170,13 +190,26 @@ class UpstreamProvider(Provider):
             if self.restarts:
                 logger.info("connector '%s' is back (restart %d)", self.host.name, self.restarts)
                 self.host.catalog_changed()
+            self._idle = False
             self.host.report_state(ProviderState.UP, None, **self._details())
             self._up.set()
+            lazy = self.settings.start == "lazy"
+            if lazy and not self._demand.is_set():
+                self._idle = True  # the catalog is read; run the upstream only when a call comes
+                return
             async with anyio.create_task_group() as tg:
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     tg.start_soon(self._listen, client)
-                await self._lost.wait()
+                idle = self.settings.idle_stop if lazy else 0
+                while not self._lost.is_set():
+                    with anyio.move_on_after(min(idle, 5.0) if idle else None):
+                        await self._lost.wait()
+                    if idle and not self._routing.inflight and time.monotonic() - self._last_used > idle:
+                        self._idle = True
+                        break
                 tg.cancel_scope.cancel()
+            if self._idle:
+                return
             if not self._stop.is_set():
                 raise ConnectionError(self._last_error or "the upstream connection was lost")
 
@@ -214,6 +247,7 @@ class UpstreamProvider(Provider):
             "upstream": client.server_info.name if client is not None and client.server_info else None,
             "restarts": self.restarts,
             "last_latency_ms": self.last_latency_ms,
+            "idle": self._idle,
         }
 
     # catalog ------------------------------------------------------------------------------------
@@ -330,8 +364,17 @@ class UpstreamProvider(Provider):
             return await self._parked_call(ctx, lambda caller: live(client, caller), routing)
         return await self._forward(ctx, lambda c: live(c, ctx), routing)
 
+    async def _awake(self) -> Client:
+        """The shared session's client, starting a lazy connector that is idle."""
+        self._last_used = time.monotonic()
+        if self.client is None and self._idle:
+            self._demand.set()
+            with anyio.move_on_after(self.settings.connect_timeout):
+                await self._up.wait()
+        return self._require()
+
     async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
-        client = self._require()
+        client = await self._awake()
         key = None if self.settings.shared or ctx.caller_key is None else ctx.caller_key
         capabilities: frozenset[str] | None = None
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url:
@@ -359,13 +402,13 @@ class UpstreamProvider(Provider):
         return member.client, member.routing
 
     async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
-        client = self._require()
+        client = await self._awake()
         result = await client.complete(ref, {"name": argument.name, "value": argument.value},
                                        context_arguments=context.arguments if context else None)
         return result.completion
 
     async def subscribe(self, uri: str) -> None:
-        client = self._require()
+        client = await self._awake()
         caps = client.server_capabilities
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and caps and caps.resources and caps.resources.subscribe:
             await client.subscribe_resource(uri)

@@ -68,3 +68,40 @@ async def test_idle_caller_sessions_are_closed(tmp_path: Path) -> None:
             # and it comes back on the next call (fresh: upstream state is per session)
             assert (await alice.call_tool("kv__recall", {})).content[0].text == ""
             assert upstreams() == 2
+
+
+async def test_lazy_connector_runs_only_while_used(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    import anyio
+
+    marker = str(tmp_path / "lazy-marker")
+    cfg = f"""
+[connectors.kv]
+command = {sys.executable!r}
+args = [{TINY!r}, {marker!r}]
+start = "lazy"
+idle_stop = 1
+"""
+
+    def upstreams() -> int:
+        return len(subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split())
+
+    async def wait_for(count: int) -> None:
+        deadline = time.monotonic() + 15
+        while upstreams() != count and time.monotonic() < deadline:
+            await anyio.sleep(0.1)
+        assert upstreams() == count
+
+    with serve_hub(tmp_path, cfg) as hub:
+        await wait_for(0)  # the catalog was read at start, then the upstream stopped
+        async with Client(hub.url, mode="2026-07-28") as client:
+            assert "kv__echo" in [t.name for t in (await client.list_tools()).tools]
+            echoed = await client.call_tool("kv__echo", {"a": 1})
+            assert echoed.content[0].text == '{"a": 1}'
+            assert upstreams() == 1
+            rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
+            assert rows[0]["state"] == "up"
+            await wait_for(0)  # idle for idle_stop: stopped again
+            assert (await client.call_tool("kv__echo", {"b": 2})).content[0].text == '{"b": 2}'
