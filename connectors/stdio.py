@@ -14,7 +14,7 @@ import contextlib
 import logging
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -29,8 +29,10 @@ TERM_SECONDS = 2.0
 
 @contextlib.asynccontextmanager
 async def stdio_transport(
-    command: str, args: list[str], env: dict[str, str], cwd: str | None, log: logging.Logger
+    command: str, args: list[str], env: dict[str, str], cwd: str | None, log: logging.Logger,
+    on_exit: Callable[[int | None], None] | None = None,
 ) -> AsyncIterator[tuple[Any, Any]]:
+    """Run the program; `on_exit(returncode)` is called if its stdout ends while the session is open."""
     read_fd, write_fd = os.pipe()
     try:
         process = await anyio.open_process(
@@ -41,7 +43,18 @@ async def stdio_transport(
     incoming_send, incoming = anyio.create_memory_object_stream[SessionMessage | Exception](0)
     outgoing, outgoing_receive = anyio.create_memory_object_stream[SessionMessage](0)
 
+    stopping = False
+
     async def read_stdout() -> None:
+        try:
+            await _read_stdout()
+        finally:
+            if not stopping and on_exit is not None:
+                # stdout closed: the program exited (or closed it); tell the supervisor right away.
+                await _exited(process, 1.0)
+                on_exit(process.returncode)
+
+    async def _read_stdout() -> None:
         assert process.stdout is not None
         async with incoming_send:
             buffer = ""
@@ -80,6 +93,7 @@ async def stdio_transport(
         try:
             yield incoming, outgoing
         finally:
+            stopping = True
             with anyio.CancelScope(shield=True):
                 await stop_process_group(process)
             tg.cancel_scope.cancel()

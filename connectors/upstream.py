@@ -219,8 +219,13 @@ class UpstreamProvider(Provider):
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in _INHERITED_ENV}
             env.update(s.env)
+            def exited(code: int | None) -> None:
+                self._last_error = f"the upstream exited (code {code})"
+                logger.warning("connector '%s': %s", self.host.name, self._last_error)
+                routing.lost()
+
             target: Any = stdio_transport(s.command, list(s.args), env, s.cwd or None,
-                                          logging.getLogger(f"junction.connectors.{self.host.name}"))
+                                          logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited)
         else:
             http = httpx2.AsyncClient(headers=dict(s.headers), timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30))
             stack.push_async_callback(http.aclose)
@@ -339,6 +344,7 @@ class UpstreamProvider(Provider):
             modern=lambda c: c.session.read_resource(
                 uri, allow_input_required=True, input_responses=ctx.input_responses, request_state=ctx.request_state),
             live=lambda c, caller: c.read_resource(uri),
+            idempotent=True,
         )
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext):
@@ -348,9 +354,25 @@ class UpstreamProvider(Provider):
                 name, arguments or None, allow_input_required=True, input_responses=ctx.input_responses,
                 request_state=ctx.request_state),
             live=lambda c, caller: c.get_prompt(name, arguments or None),
+            idempotent=True,
         )
 
-    async def _dispatch(self, ctx: CallContext, *, modern: Any, live: Any) -> Any:
+    async def _dispatch(self, ctx: CallContext, *, modern: Any, live: Any, idempotent: bool = False) -> Any:
+        """`_dispatch_once`; reads (idempotent) are retried twice while the upstream reconnects, calls never."""
+        attempts = 3 if idempotent else 1
+        for attempt in range(attempts):
+            try:
+                return await self._dispatch_once(ctx, modern=modern, live=live)
+            except MCPError as exc:
+                retryable = exc.error.code == types.INTERNAL_ERROR and exc.error.message.startswith(
+                    (f"connector '{self.host.name}' is down", f"connector '{self.host.name}': the upstream closed"))
+                if not retryable or attempt == attempts - 1:
+                    raise
+                with anyio.move_on_after(_RETRY_WAIT * (attempt + 1)):
+                    await self._up.wait()
+        raise AssertionError("unreachable")
+
+    async def _dispatch_once(self, ctx: CallContext, *, modern: Any, live: Any) -> Any:
         """Send one request upstream in the form the two ends' eras allow.
 
         2026-07-28 on both ends: input rounds pass through. A 2026-07-28 caller and a 2025
@@ -782,6 +804,7 @@ _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "US
 
 
 _ALL_ROUTABLE = frozenset({"sampling", "elicitation", "roots"})
+_RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
 
 
 def _routable_capabilities(caps: types.ClientCapabilities | None) -> dict[str, Any]:

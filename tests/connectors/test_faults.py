@@ -126,3 +126,33 @@ async def test_http_upstream_restart_is_invisible_to_the_client(tmp_path: Path) 
                     status = (await client.call_tool("hub__status", {})).structured_content
                     up = next(p for p in status["providers"] if p["name"] == "up")
                     assert up["state"] == "up" and up["details"]["protocol"] == "2025-11-25"
+
+
+async def test_reads_wait_out_a_brief_upstream_restart_calls_fail_fast(tmp_path: Path) -> None:
+    """A read while a stdio upstream is being respawned is retried (bounded); a tool call is not."""
+    marker = str(tmp_path / "upstream.toml")
+    with serve_hub(tmp_path, connectors(tmp_path), timeout=60) as hub:
+        async with Client(hub.url, mode="legacy", read_timeout_seconds=30) as client:
+            os.kill(upstream_pid(marker), signal.SIGKILL)
+            await anyio.sleep(0.05)
+            started = time.monotonic()
+            text = await client.read_resource("test://static-text")
+            assert text.contents[0].text == "This is the content of the static text resource."
+            assert time.monotonic() - started < 10
+
+
+async def test_a_crash_is_noticed_without_a_call(tmp_path: Path) -> None:
+    marker = str(tmp_path / "upstream.toml")
+    with serve_hub(tmp_path, connectors(tmp_path), timeout=60) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            first = upstream_pid(marker)
+            os.kill(first, signal.SIGKILL)
+            with anyio.fail_after(20):
+                while True:
+                    rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
+                    up = next(r for r in rows if r["name"] == "up")
+                    if up["restarts"] >= 1 and up["state"] == "up":
+                        break
+                    await anyio.sleep(0.2)
+            assert upstream_pid(marker) != first
+    assert "the upstream exited (code -9)" in hub.log()
