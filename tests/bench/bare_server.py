@@ -4,58 +4,122 @@ Served like the hub serves itself (Streamable HTTP app, SSE response mode, state
 uvicorn on a pre-bound loopback socket, OpenTelemetry middleware removed), so the difference
 between the two is what the hub adds. Prints `READY http://127.0.0.1:PORT/mcp` once serving.
 
-Run: python tests/bench/bare_server.py [--port 0]
+With `--proxy-tools` (used by proxy_bench.py, off by default so call_bench.py's baseline is unchanged)
+it also has a `sleep` tool ({"ms": int}: awaits that long, answers "slept") and a `stats` tool answering
+JSON {"initialize": N, "requests": {METHOD: N}, "http": {VERB: N}}: the number of `initialize` requests
+received so far (counted by an SDK middleware, so only real handshakes count, whatever the request
+body's formatting), of all JSON-RPC requests by method, and of HTTP requests to the app by verb.
+
+Run: python tests/bench/bare_server.py [--port 0] [--proxy-tools]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import socket
 import sys
 from typing import Any
 
+import anyio
 import mcp_types as types
 import uvicorn
 from mcp.server import Server
 
 ECHO_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"text": {"type": "string"}}}
 ECHO_TOOL = types.Tool(name="echo", input_schema=ECHO_SCHEMA)
+SLEEP_SCHEMA: dict[str, Any] = {"type": "object", "properties": {"ms": {"type": "integer", "minimum": 0}},
+                                "required": ["ms"]}
+SLEEP_TOOL = types.Tool(name="sleep", input_schema=SLEEP_SCHEMA)
+STATS_SCHEMA: dict[str, Any] = {"type": "object", "properties": {}}
+STATS_TOOL = types.Tool(name="stats", input_schema=STATS_SCHEMA)
+MAX_SLEEP_MS = 60_000
+
+SCHEMAS: dict[str, dict[str, Any]] = {"echo": ECHO_SCHEMA}
+TOOLS: list[types.Tool] = [ECHO_TOOL]
+REQUESTS: dict[str, int] = {}  # JSON-RPC requests by method (--proxy-tools)
+HTTP_REQUESTS: dict[str, int] = {}  # HTTP requests by verb (--proxy-tools)
+COUNTS: dict[str, Any] = {"initialize": 0, "requests": REQUESTS, "http": HTTP_REQUESTS}
+
+
+def _text(text: str, *, is_error: bool = False) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=is_error)
 
 
 async def list_tools(ctx: Any, params: types.PaginatedRequestParams | None) -> types.ListToolsResult:
-    return types.ListToolsResult(tools=[ECHO_TOOL])
+    return types.ListToolsResult(tools=TOOLS)
 
 
 async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-    if params.name != "echo":
-        return types.CallToolResult(content=[types.TextContent(type="text", text=f"Unknown tool: {params.name}")],
-                                    is_error=True)
-    text = (params.arguments or {}).get("text", "")
-    return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+    name = params.name
+    if name == "echo":
+        text = (params.arguments or {}).get("text", "")
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)])
+    if name in SCHEMAS:  # the --proxy-tools extras
+        if name == "sleep":
+            ms = (params.arguments or {}).get("ms", 0)
+            if not isinstance(ms, int) or isinstance(ms, bool) or not 0 <= ms <= MAX_SLEEP_MS:
+                return _text(f"ms must be an integer from 0 to {MAX_SLEEP_MS}", is_error=True)
+            await anyio.sleep(ms / 1000)
+            return _text("slept")
+        if name == "stats":
+            return _text(json.dumps(COUNTS))
+    return _text(f"Unknown tool: {name}", is_error=True)
 
 
 def tool_input_schema(name: str) -> dict[str, Any] | None:
     # Same O(1) schema lookup the hub gives the SDK for Mcp-Param-* validation on 2026-07-28
     # (without it the SDK would run the tools/list handler on every call).
-    return ECHO_SCHEMA if name == "echo" else None
+    return SCHEMAS.get(name)
 
 
-def build_server() -> Server[Any]:
+async def count_initialize(ctx: Any, call_next: Any) -> Any:
+    """SDK middleware: counts `initialize` and all requests (every inbound message passes here, the handshake too)."""
+    if ctx.request_id is not None:
+        method = ctx.method
+        REQUESTS[method] = REQUESTS.get(method, 0) + 1
+        if method == "initialize":
+            COUNTS["initialize"] += 1
+    return await call_next(ctx)
+
+
+def count_http(app: Any) -> Any:
+    """ASGI wrapper counting HTTP requests by verb (a GET stream or DELETE shows up here, not in the middleware)."""
+
+    async def counted(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            verb = scope["method"]
+            HTTP_REQUESTS[verb] = HTTP_REQUESTS.get(verb, 0) + 1
+        await app(scope, receive, send)
+
+    return counted
+
+
+def build_server(proxy_tools: bool = False) -> Server[Any]:
+    if proxy_tools:
+        SCHEMAS.update(sleep=SLEEP_SCHEMA, stats=STATS_SCHEMA)
+        TOOLS[:] = [ECHO_TOOL, SLEEP_TOOL, STATS_TOOL]
     server: Server[Any] = Server(
         "bare", version="1", on_list_tools=list_tools, on_call_tool=call_tool, get_tool_input_schema=tool_input_schema
     )
     # The hub removes this no-op (without an exporter) middleware too; keep the comparison fair.
     server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+    if proxy_tools:
+        server.middleware.append(count_initialize)
     return server
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--proxy-tools", action="store_true",
+                        help="also serve the `sleep` and `stats` tools and count `initialize` requests")
     args = parser.parse_args()
 
-    server = build_server()
+    server = build_server(args.proxy_tools)
     app = server.streamable_http_app(host="127.0.0.1")
+    if args.proxy_tools:
+        app = count_http(app)
 
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -64,8 +64,11 @@ CLIENT_INFO = {"name": "bench", "version": "1"}
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
+LOG_NAME = "call_bench"  # the stderr prefix; other benchmarks importing this module set their own
+
+
 def log(msg: str) -> None:
-    print(f"[call_bench {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+    print(f"[{LOG_NAME} {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 class BenchError(Exception):
@@ -386,11 +389,31 @@ class Target:
         req_id = self.next_id
         self.next_id += 1
         text = f"bench-{req_id}"
-        params: dict[str, Any] = {"name": "echo", "arguments": {"text": text}}
+        return await self.call_tool(req_id, "echo", {"text": text}, text)
+
+    async def call_tool(self, req_id: int, name: str, arguments: dict[str, Any], expected: str) -> str | None:
+        """One `tools/call`; returns None when its first text content is `expected`, else what went wrong."""
+        failure, result = await self.tool_result(req_id, name, arguments)
+        if failure is not None:
+            return failure
+        assert result is not None
+        try:
+            got = result["content"][0]["text"]
+        except (KeyError, IndexError, TypeError):
+            return f"unexpected result: {str(result)[:200]}"
+        if got != expected or result.get("isError"):
+            return f"wrong {name} answer: {got!r} != {expected!r} (isError={result.get('isError')})"
+        return None
+
+    async def tool_result(
+        self, req_id: int, name: str, arguments: dict[str, Any]
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """One `tools/call`: (None, the JSON-RPC result) or (what went wrong, None)."""
+        params: dict[str, Any] = {"name": name, "arguments": arguments}
         if self.era == LEGACY:
             headers = {"Mcp-Session-Id": self.session_id or "", "MCP-Protocol-Version": LEGACY}
         else:
-            headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": "echo"}
+            headers = {"MCP-Protocol-Version": MODERN, "Mcp-Method": "tools/call", "Mcp-Name": name}
             params["_meta"] = {
                 "io.modelcontextprotocol/protocolVersion": MODERN,
                 "io.modelcontextprotocol/clientCapabilities": {},
@@ -400,31 +423,27 @@ class Target:
         if self.raw:
             failure, status, content_type, content = await self._raw_post(headers, body.encode())
             if failure is not None:
-                return failure
+                return failure, None
         else:
             try:
                 r = await self.client.post(self.url, content=body, headers=headers)
             except httpx2.HTTPError as exc:
-                return f"{type(exc).__name__}: {exc}"
+                return f"{type(exc).__name__}: {exc}", None
             status, content_type, content = r.status_code, r.headers.get("content-type", ""), r.content
         if status != 200:
-            return f"HTTP {status}: {content[:200]!r}"
+            return f"HTTP {status}: {content[:200]!r}", None
         try:
             resp = find_response(parse_messages(content_type, content), req_id)
         except ValueError as exc:
-            return f"unparseable response ({exc}): {content[:200]!r}"
+            return f"unparseable response ({exc}): {content[:200]!r}", None
         if resp is None:
-            return f"no response for id {req_id}: {content[:200]!r}"
+            return f"no response for id {req_id}: {content[:200]!r}", None
         if "error" in resp:
-            return f"JSON-RPC error: {resp['error']}"
+            return f"JSON-RPC error: {resp['error']}", None
         result = resp["result"]
-        try:
-            got = result["content"][0]["text"]
-        except (KeyError, IndexError, TypeError):
-            return f"unexpected result: {str(result)[:200]}"
-        if got != text or result.get("isError"):
-            return f"wrong echo: {got!r} != {text!r} (isError={result.get('isError')})"
-        return None
+        if not isinstance(result, dict):
+            return f"unexpected result: {str(result)[:200]}", None
+        return None, result
 
     async def _raw_post(self, headers: dict[str, str], body: bytes) -> tuple[str | None, int, str, bytes]:
         conn = self.raw_idle.pop() if self.raw_idle else None
