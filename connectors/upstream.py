@@ -31,6 +31,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from connectors.http import AiohttpTransport
 from connectors.stdio import stdio_transport
 from hub.provider import (
     CallContext,
@@ -227,7 +228,11 @@ class UpstreamProvider(Provider):
             target: Any = stdio_transport(s.command, list(s.args), env, s.cwd or None,
                                           logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited)
         else:
-            http = httpx2.AsyncClient(headers=dict(s.headers), timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30))
+            http = httpx2.AsyncClient(
+                headers=dict(s.headers),
+                timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30),
+                transport=AiohttpTransport(connect_timeout=30.0),
+            )
             stack.push_async_callback(http.aclose)
             target = streamable_http_client(s.url, http_client=http)
         return Client(
