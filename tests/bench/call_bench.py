@@ -668,14 +668,9 @@ def _on_signal(signum: int, _frame: Any) -> None:
     raise KeyboardInterrupt(f"signal {signum}")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    started = time.monotonic()
-    deadline = started + args.timeout
-    signal.signal(signal.SIGTERM, _on_signal)
-    signal.signal(signal.SIGHUP, _on_signal)
+def start_watchdog(deadline: float) -> None:
+    """A thread that still stops every server and exits if the event loop or a server start wedges."""
 
-    # A watchdog that still fires if the event loop or a server start wedges.
     def watchdog() -> None:
         while time.monotonic() < deadline + 15:
             time.sleep(1)
@@ -684,6 +679,16 @@ def main(argv: list[str] | None = None) -> int:
         os._exit(3)
 
     threading.Thread(target=watchdog, name="watchdog", daemon=True).start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    started = time.monotonic()
+    deadline = started + args.timeout
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGHUP, _on_signal)
+
+    start_watchdog(deadline)
 
     out: dict[str, Any] = {"bench": "tools_call", "ok": False}
     machine = machine_facts()

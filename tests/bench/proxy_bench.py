@@ -35,7 +35,6 @@ import shutil
 import signal
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -393,15 +392,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, cb._on_signal)
     signal.signal(signal.SIGHUP, cb._on_signal)
 
-    # A watchdog that still fires if the event loop or a server start wedges.
-    def watchdog() -> None:
-        while time.monotonic() < deadline + 15:
-            time.sleep(1)
-        log("watchdog: overall timeout exceeded; stopping servers and exiting")
-        stop_all()
-        os._exit(3)
-
-    threading.Thread(target=watchdog, name="watchdog", daemon=True).start()
+    cb.start_watchdog(deadline)
 
     out: dict[str, Any] = {"bench": "proxy", "ok": False}
     machine = machine_facts()

@@ -14,22 +14,14 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.connectors.test_gateway_conformance import UPSTREAM
-from tests.helpers import ROOT, serve_hub
+from tests.connectors.test_gateway_conformance import UPSTREAM, stdio_connector
+from tests.helpers import serve_hub
 
 pytestmark = pytest.mark.anyio
 
 
 def connectors(tmp: Path) -> str:
-    upstream = tmp / "upstream.toml"
-    upstream.write_text(UPSTREAM)
-    return f"""
-[connectors.up]
-command = {sys.executable!r}
-args = ["-m", "hub.cli", "stdio", "--config", {str(upstream)!r}]
-cwd = {str(ROOT)!r}
-env = {{ PYTHONPATH = {str(ROOT)!r}, XDG_DATA_HOME = {str(tmp / "updata")!r} }}
-call_timeout = 20
+    return stdio_connector(tmp, prefix="up") + f"""call_timeout = 20
 
 [connectors.dead]
 command = {sys.executable!r}

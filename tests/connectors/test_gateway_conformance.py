@@ -28,16 +28,17 @@ level = "warning"
 """
 
 
-def stdio_connector(tmp: Path, protocol: str) -> str:
+def stdio_connector(tmp: Path, protocol: str = "auto", prefix: str = "", name: str = "up") -> str:
+    """A `[connectors.NAME]` table running the conformance fixtures in a separate Junction over stdio."""
     upstream = tmp / "upstream.toml"
     upstream.write_text(UPSTREAM)
     return f"""
-[connectors.up]
+[connectors.{name}]
 command = {sys.executable!r}
 args = ["-m", "hub.cli", "stdio", "--config", {str(upstream)!r}]
 cwd = {str(ROOT)!r}
 env = {{ PYTHONPATH = {str(ROOT)!r}, XDG_DATA_HOME = {str(tmp / "updata")!r} }}
-prefix = ""
+prefix = "{prefix}"
 protocol = "{protocol}"
 """
 

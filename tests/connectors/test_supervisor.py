@@ -12,7 +12,6 @@ import anyio
 import pytest
 
 from connectors.upstream import UpstreamProvider, UpstreamSettings
-from hub.context import HubCallContext  # noqa: F401  (the provider contract's context type, for reference)
 from hub.provider import ProviderState
 
 pytestmark = pytest.mark.anyio
