@@ -166,7 +166,6 @@ class UpstreamProvider(Provider):
             if self._stop.is_set():
                 break
             if self._idle:
-                self._demand = anyio.Event()
                 self.host.report_state(ProviderState.UP, None, **self._details())
                 continue
             self.host.report_state(ProviderState.DOWN, self._last_error, **self._details())
@@ -196,7 +195,7 @@ class UpstreamProvider(Provider):
             self._up.set()
             lazy = self.settings.start == "lazy"
             if lazy and not self._demand.is_set():
-                self._idle = True  # the catalog is read; run the upstream only when a call comes
+                self._go_idle()  # the catalog is read; run the upstream only when a call comes
                 return
             async with anyio.create_task_group() as tg:
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
@@ -206,7 +205,7 @@ class UpstreamProvider(Provider):
                     with anyio.move_on_after(min(idle, 5.0) if idle else None):
                         await self._lost.wait()
                     if idle and not self._routing.inflight and time.monotonic() - self._last_used > idle:
-                        self._idle = True
+                        self._go_idle()
                         break
                 tg.cancel_scope.cancel()
             if self._idle:
@@ -390,6 +389,14 @@ class UpstreamProvider(Provider):
         if ctx.modern:
             return await self._parked_call(ctx, lambda caller: live(client, caller), routing)
         return await self._forward(ctx, lambda c: live(c, ctx), routing)
+
+    def _go_idle(self) -> None:
+        """Lazy: stop using this session before it closes, so a call arriving now waits for a new one."""
+        self._demand = anyio.Event()
+        self._idle = True
+        self.client = None
+        if self._up.is_set():
+            self._up = anyio.Event()
 
     async def _awake(self) -> Client:
         """The shared session's client, starting a lazy connector that is idle."""
@@ -673,6 +680,7 @@ class _Member:
                     with anyio.move_on_after(min(idle, 5.0) if idle else 5.0):
                         await self._closed.wait()
                     if idle and not self.routing.inflight and time.monotonic() - self.last_used > idle:
+                        self.close()  # out of use before it closes: a new call opens a new session
                         break
         except Exception as exc:
             self.error = _describe(exc)

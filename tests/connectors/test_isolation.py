@@ -105,3 +105,6 @@ idle_stop = 1
             assert rows[0]["state"] == "up"
             await wait_for(0)  # idle for idle_stop: stopped again
             assert (await client.call_tool("kv__echo", {"b": 2})).content[0].text == '{"b": 2}'
+            for pause in (0.9, 1.0, 1.05, 1.1, 1.2, 1.5):  # calls landing around the moment it goes idle
+                await anyio.sleep(pause)
+                assert (await client.call_tool("kv__echo", {"p": pause})).content[0].text == f'{{"p": {pause}}}'
