@@ -654,6 +654,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 20 if quick else 50
     if args.rounds is None:
         args.rounds = 1 if quick else 5
+    check_common_args(p, args)
+    return args
+
+
+def check_common_args(p: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Split the comma lists (`--concurrency`, `--eras`) and check the counts both benchmarks take."""
     args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
     args.eras = [e.strip() for e in str(args.eras).split(",") if e.strip()]
     for era in args.eras:
@@ -661,7 +667,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             p.error(f"unknown era {era!r}; choose from {', '.join(ERAS)}")
     if args.calls < 1 or args.calls_c1 < 1 or args.rounds < 1 or any(c < 1 for c in args.concurrency):
         p.error("--calls, --calls-c1, --rounds and concurrencies must be >= 1")
-    return args
 
 
 def _on_signal(signum: int, _frame: Any) -> None:

@@ -370,13 +370,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.warmup = 10 if quick else 50
     if args.rounds is None:
         args.rounds = 1 if quick else 3
-    args.concurrency = [int(c) for c in str(args.concurrency).split(",") if c.strip()]
-    args.eras = [e.strip() for e in str(args.eras).split(",") if e.strip()]
-    for era in args.eras:
-        if era not in ERAS:
-            p.error(f"unknown era {era!r}; choose from {', '.join(ERAS)}")
-    if args.calls < 1 or args.calls_c1 < 1 or args.rounds < 1 or any(c < 1 for c in args.concurrency):
-        p.error("--calls, --calls-c1, --rounds and concurrencies must be >= 1")
+    cb.check_common_args(p, args)
     if args.sleep_concurrency < 0 or not 1 <= args.sleep_ms <= 10_000 or (args.sleep_concurrency and
                                                                         args.sleep_calls < 1):
         p.error("--sleep-concurrency must be >= 0, --sleep-ms 1..10000 and --sleep-calls >= 1")
