@@ -123,7 +123,6 @@ class UpstreamProvider(Provider):
         self._last_used = time.monotonic()
         self._last_error: str | None = None
         self.restarts = 0
-        self.connected_at: float | None = None
         self.last_latency_ms: float | None = None
 
     # lifecycle ----------------------------------------------------------------------------------
@@ -184,7 +183,6 @@ class UpstreamProvider(Provider):
                 _stamp_caller_envelope(client)
             self.client = client
             await self._sync_lists()
-            self.connected_at = time.time()
             self._last_error = None
             self._first_attempt.set()
             if self.restarts:

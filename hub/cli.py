@@ -293,7 +293,7 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--config", metavar="PATH", help="config file (default: $JUNCTION_CONFIG, else "
                        "~/.config/junction/junction.toml)")
 
-    cli_connectors.add_parser(sub, with_config, CliError)
+    cli_connectors.add_parser(sub, with_config)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
     return parser
 
@@ -329,4 +329,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run the imported module's main, not this __main__ copy: hub.cli_connectors raises hub.cli.CliError.
+    from hub.cli import main as _main
+
+    sys.exit(_main())

@@ -18,12 +18,11 @@ from typing import Any
 import msgspec
 import tomlkit
 
+from hub.cli import CliError
 from hub.config import Config, ConfigError, default_config_path, find_config_path, load_config
 
 
-def add_parser(sub: Any, common: Any, cli_error: type[Exception]) -> None:
-    global CliError
-    CliError = cli_error
+def add_parser(sub: Any, common: Any) -> None:
     parser = sub.add_parser("connector", help="link, list, check and unlink MCP servers",
                             description="Link, list, check and unlink MCP servers ([connectors.NAME] in the config).")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -56,9 +55,6 @@ def add_parser(sub: Any, common: Any, cli_error: type[Exception]) -> None:
     common(p)
     p.add_argument("name")
     p.set_defaults(fn=cmd_test)
-
-
-CliError: type[Exception] = Exception
 
 
 def _config_file(args: argparse.Namespace) -> Path:

@@ -291,7 +291,7 @@ class Router:
     def _context(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HubCallContext:
         return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state)
 
-    async def _run(self, ctx: ServerRequestContext[Any, Any], call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
+    async def _run(self, call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
         """Run one provider handler, mapping input rounds and failures onto the wire."""
         try:
             result = await fn()
@@ -325,7 +325,7 @@ class Router:
             provider = entry.slot.provider
             assert provider is not None
             try:
-                result = await self._run(ctx, call, lambda: provider.call_tool(entry.local, arguments, call))
+                result = await self._run(call, lambda: provider.call_tool(entry.local, arguments, call))
             except (MCPError, anyio.get_cancelled_exc_class()):
                 raise
             except Exception as exc:
@@ -375,7 +375,7 @@ class Router:
         call = self._context(ctx, params)
         provider = slot.provider
         try:
-            return await self._run(ctx, call, lambda: provider.read_resource(uri, call))
+            return await self._run(call, lambda: provider.read_resource(uri, call))
         except LookupError:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri}) from None
 
@@ -385,7 +385,7 @@ class Router:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
         call = self._context(ctx, params)
         provider = entry.slot.provider
-        return await self._run(ctx, call, lambda: provider.get_prompt(entry.local, dict(params.arguments or {}), call))
+        return await self._run(call, lambda: provider.get_prompt(entry.local, dict(params.arguments or {}), call))
 
     async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams):
         ref = params.ref
