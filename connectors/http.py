@@ -34,12 +34,22 @@ class _Body(httpx2.AsyncByteStream):
 
 
 class AiohttpTransport(httpx2.AsyncBaseTransport):
-    """An httpx2 transport over one aiohttp `ClientSession` (created on first use, closed with the client)."""
+    """An httpx2 transport over one aiohttp `ClientSession` (created on first use, closed with the client).
+
+    It also notes the MCP session id and protocol version the SDK's client sends once its
+    handshake is done, so calls relayed as raw JSON-RPC (connectors/relay.py) can join that
+    session over the same connection pool.
+    """
 
     def __init__(self, *, connect_timeout: float = 30.0, read_timeout: float | None = None, limit: int = 100) -> None:
         self._session: aiohttp.ClientSession | None = None
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=connect_timeout, sock_read=read_timeout)
         self._limit = limit
+        self.session_id: str | None = None
+        self.protocol_version: str | None = None
+
+    def session(self) -> aiohttp.ClientSession:
+        return self._client()
 
     def _client(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -54,6 +64,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        for name, value in headers:
+            lowered = name.lower()
+            if lowered == "mcp-session-id":
+                self.session_id = value
+            elif lowered == "mcp-protocol-version":
+                self.protocol_version = value
         try:
             response = await self._client().request(
                 request.method, str(request.url), headers=headers, data=body or None, allow_redirects=False

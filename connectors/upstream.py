@@ -29,9 +29,11 @@ import msgspec
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
+from connectors.relay import relay_call
 from connectors.stdio import stdio_transport
 from hub.provider import (
     CallContext,
@@ -39,6 +41,7 @@ from hub.provider import (
     Provider,
     ProviderHost,
     ProviderState,
+    Relay,
     parse_input_response,
 )
 
@@ -111,6 +114,7 @@ class UpstreamProvider(Provider):
         self.resources: list[types.Resource] = []
         self.templates: list[types.ResourceTemplate] = []
         self._local_to_upstream: dict[str, str] = {}
+        self._header_maps: dict[str, dict[tuple[str, ...], str]] = {}  # local name -> its x-mcp-header params
         self._routing = _Routing(self)
         self._parked: dict[str, _Parked] = {}
         self._members: dict[str, _Member] = {}
@@ -124,6 +128,7 @@ class UpstreamProvider(Provider):
         self._last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
+        self.client_info = {"name": "junction", "version": _version()}
 
     # lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -202,7 +207,7 @@ class UpstreamProvider(Provider):
                 while not self._lost.is_set():
                     with anyio.move_on_after(min(idle, 5.0) if idle else None):
                         await self._lost.wait()
-                    if idle and not self._routing.inflight and time.monotonic() - self._last_used > idle:
+                    if idle and not self._routing.busy and time.monotonic() - self._last_used > idle:
                         self._go_idle()
                         break
                 tg.cancel_scope.cancel()
@@ -225,10 +230,11 @@ class UpstreamProvider(Provider):
             target: Any = stdio_transport(s.command, list(s.args), env, s.cwd or None,
                                           logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited)
         else:
+            routing.transport = AiohttpTransport(connect_timeout=30.0)
             http = httpx2.AsyncClient(
                 headers=dict(s.headers),
                 timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30),
-                transport=AiohttpTransport(connect_timeout=30.0),
+                transport=routing.transport,
             )
             stack.push_async_callback(http.aclose)
             target = streamable_http_client(s.url, http_client=http)
@@ -243,7 +249,7 @@ class UpstreamProvider(Provider):
             logging_callback=routing.on_log,
             message_handler=self._on_message,
             cache=None,
-            client_info=types.Implementation(name="junction", version=_version()),
+            client_info=types.Implementation(**self.client_info),
         )
 
     def _details(self) -> dict[str, Any]:
@@ -271,6 +277,7 @@ class UpstreamProvider(Provider):
         s = self.settings
         published: list[types.Tool] = []
         mapping: dict[str, str] = {}
+        header_maps: dict[str, dict[tuple[str, ...], str]] = {}
         for tool in tools:
             if s.include and not any(fnmatch.fnmatchcase(tool.name, p) for p in s.include):
                 continue
@@ -284,7 +291,10 @@ class UpstreamProvider(Provider):
                 update["description"] = s.descriptions[tool.name]
             published.append(tool.model_copy(update=update) if update else tool)
             mapping[local] = tool.name
-        self.tools, self._local_to_upstream = published, mapping
+            header_map = x_mcp_header_map(tool.input_schema)
+            if header_map:
+                header_maps[local] = header_map
+        self.tools, self._local_to_upstream, self._header_maps = published, mapping, header_maps
 
     async def list_tools(self) -> Sequence[types.Tool]:
         return self.tools
@@ -405,19 +415,23 @@ class UpstreamProvider(Provider):
                 await self._up.wait()
         return self._require()
 
-    async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
-        client = await self._awake()
-        key = None if self.settings.shared or ctx.caller_key is None else ctx.caller_key
-        capabilities: frozenset[str] | None = None
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url:
+    def _member_key(self, client: Client, caller_key: str | None,
+                    offered: frozenset[str]) -> tuple[str | None, frozenset[str] | None]:
+        """Which session serves a caller: (None: the shared one, else a member's key; the capabilities
+        that member declares, None for all)."""
+        key = None if self.settings.shared or caller_key is None else caller_key
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url and offered != _ALL_ROUTABLE:
             # A 2025 upstream decides what to ask from the capabilities its session declared, so a
             # caller that declared fewer than we can route gets a session declaring only its own.
             # Only over HTTP: there sessions share the server's state, while a stdio "session" is a
             # process of its own whose state would drift from the shared one.
-            offered = frozenset(_routable_capabilities(ctx.client_capabilities))
-            if offered != _ALL_ROUTABLE:
-                capabilities = offered
-                key = f"{key or 'shared'}|caps:{','.join(sorted(offered)) or 'none'}"
+            return f"{key or 'shared'}|caps:{','.join(sorted(offered)) or 'none'}", offered
+        return key, None
+
+    async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
+        client = await self._awake()
+        key, capabilities = self._member_key(client, ctx.caller_key,
+                                             frozenset(_routable_capabilities(ctx.client_capabilities)))
         if key is None:
             return client, self._routing
         member = self._members.get(key)
@@ -432,6 +446,36 @@ class UpstreamProvider(Provider):
                 f"connector '{self.host.name}': could not open a session for this caller: {member.error}"))
         member.last_used = time.monotonic()
         return member.client, member.routing
+
+    def relay_tool_call(self, name: str, relay: Relay) -> Any:
+        """The fast path for HTTP upstreams whose session is up and whose era matches the caller's.
+
+        Everything else (stdio, era bridging, a session still to be opened) takes `call_tool`.
+        """
+        client = self.client
+        if client is None or not self.settings.url:
+            return None
+        upstream_modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
+        if relay.modern and not upstream_modern:
+            return None  # the upstream would ask live and the caller can only retry: parked on the normal path
+        routing = self._routing
+        if not upstream_modern:
+            offered = frozenset(k for k in _ALL_ROUTABLE if k in relay.client_capabilities)
+            key, _ = self._member_key(client, relay.caller_key, offered)
+            if key is not None:
+                member = self._members.get(key)
+                if member is None or member.client is None:
+                    return None
+                member.last_used = time.monotonic()
+                routing = member.routing
+        transport = routing.transport
+        if transport is None or (not upstream_modern and transport.session_id is None):
+            return None
+        upstream = self._local_to_upstream.get(name, name)
+        if not upstream.isascii():
+            return None  # not sendable as an Mcp-Name header as is
+        self._last_used = time.monotonic()
+        return relay_call(self, relay, upstream, transport, routing, upstream_modern, self._header_maps.get(name))
 
     async def complete(self, ref, argument, context, ctx: CallContext) -> types.Completion:
         client = await self._awake()
@@ -577,6 +621,12 @@ class _Routing:
         self.member = member
         self.inflight: dict[int, Any] = {}
         self.waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
+        self.relays = 0  # calls relayed as raw JSON-RPC (connectors/relay.py) in flight
+        self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.inflight) or self.relays > 0
 
     def client(self) -> Client:
         if self.member is None:
@@ -677,7 +727,7 @@ class _Member:
                 while not (self._closed.is_set() or provider._stop.is_set()):
                     with anyio.move_on_after(min(idle, 5.0) if idle else 5.0):
                         await self._closed.wait()
-                    if idle and not self.routing.inflight and time.monotonic() - self.last_used > idle:
+                    if idle and not self.routing.busy and time.monotonic() - self.last_used > idle:
                         self.close()  # out of use before it closes: a new call opens a new session
                         break
         except Exception as exc:

@@ -29,9 +29,11 @@ class RequestGate:
     Malformed JSON is left to the SDK (-32700).
     """
 
-    def __init__(self, app: Any, max_body: int) -> None:
+    def __init__(self, app: Any, max_body: int, relay: Any = None) -> None:
         self.app = app
         self.max_body = max_body
+        self.relay = relay
+        """A `hub.relay.RelayFront`: offered every request that passed, before the SDK sees it."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = scope.get("headers") or ()
@@ -39,6 +41,8 @@ class RequestGate:
             scope = dict(scope)
             scope["headers"] = headers = [(k, v.strip(b" \t")) for k, v in headers]
         if scope.get("method") != "POST":
+            if self.relay is not None and scope.get("method") == "GET" and await self.relay.resume(scope, receive, send):
+                return
             await self.app(scope, receive, send)
             return
         chunks: list[bytes] = []
@@ -56,10 +60,12 @@ class RequestGate:
             if not message.get("more_body", False):
                 break
         body = b"".join(chunks)
-        refusal = _refusal(body, headers)
+        message, refusal = _check(body, headers)
         if refusal is not None:
             status, payload = refusal
             await _plain(send, status, payload, b"application/json")
+            return
+        if self.relay is not None and message is not None and await self.relay.post(scope, message, receive, send):
             return
         replayed = False
 
@@ -77,11 +83,16 @@ _KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _VERSION_HEADER = b"mcp-protocol-version"
 
 
-def _refusal(body: bytes, headers: Any) -> tuple[int, bytes] | None:
+def _check(body: bytes, headers: Any) -> tuple[Any, tuple[int, bytes] | None]:
+    """The decoded message (None if it is not JSON) and the refusal, if any."""
     try:
         message = msgspec.json.decode(body)
     except msgspec.DecodeError:
-        return None  # the SDK answers -32700 with the parser's reason
+        return None, None  # the SDK answers -32700 with the parser's reason
+    return message, _refusal(message, headers)
+
+
+def _refusal(message: Any, headers: Any) -> tuple[int, bytes] | None:
     if isinstance(message, list):
         return _invalid(None, "batch requests are not supported; send one JSON-RPC message per request")
     if not isinstance(message, dict):

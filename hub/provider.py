@@ -71,6 +71,37 @@ class InputUnavailable(Exception):
         self.capability = capability
 
 
+class RelayDeclined(Exception):
+    """Raised by a relay (see `Provider.relay_tool_call`) before it sent the client anything: the hub then
+    serves the call the usual way, through `Provider.call_tool`."""
+
+
+class Relay(Protocol):
+    """A `tools/call` handed to a provider as raw JSON-RPC (see `Provider.relay_tool_call`)."""
+
+    request: dict[str, Any]
+    """The client's JSON-RPC request as decoded: its own `id`; `params.name` is the provider's local
+    name; `params._meta` as the client sent it. The provider may change it."""
+    protocol_version: str
+    modern: bool
+    caller_key: str | None
+    """As `CallContext.caller_key`."""
+    client_capabilities: Mapping[str, Any]
+    """The capabilities the client declared, in wire form (`{"elicitation": {...}, ...}`)."""
+    param_headers: Sequence[tuple[str, str]]
+    """2026-07-28: the request's `Mcp-Param-*` headers (already checked against the tool's schema)."""
+    log_level: str | None
+    """As `CallContext.log_level`."""
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        """Send a notification (`notifications/progress`, `notifications/message`) on the call's stream.
+        Log messages below the client's level are dropped by the hub."""
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        """2025 sessions only: send a server-to-client request on the call's stream (the hub gives it an
+        id of its own) and wait for the client's response message (with `result` or `error`)."""
+
+
 class CallContext(Protocol):
     """Per-call context handed to provider handlers."""
 
@@ -226,6 +257,18 @@ class Provider:
     ) -> types.Completion:
         """Complete a prompt or resource-template argument (`ref` carries the local name / template URI)."""
         return types.Completion(values=[])
+
+    def relay_tool_call(self, name: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
+        """Optional fast path for providers that pass calls through to another MCP server.
+
+        The hub offers every `tools/call` of this provider here first, as raw JSON-RPC, before
+        building any models. Return None to have it served through `call_tool`; else an awaitable
+        of the JSON-RPC response message for the client (`jsonrpc`, the request's `id`, and
+        `result` or `error`). Raising `RelayDeclined` before anything was sent also falls back to
+        `call_tool`. Cancellation (the client cancelled or went away) arrives as the awaitable
+        being cancelled. The hub still checks the request and records the call.
+        """
+        return None
 
     async def subscribe(self, uri: str) -> None:
         """A client subscribed to `uri` (first subscriber). Start watching it if needed."""

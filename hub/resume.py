@@ -4,6 +4,11 @@ The SDK defines the `EventStore` interface but ships no implementation. This one
 keeps at most `max_events` events in memory, each for at most `ttl` seconds, so
 a client whose connection dropped can reconnect with `Last-Event-ID` and get
 what it missed. Must not grow without bound: the oldest events go first.
+
+The SDK hands one store to every session and names a POST's stream after the
+request id, so two sessions' request 1 would share stream "1" and a replay would
+cross between them. Each session therefore gets a `SessionEvents` view whose
+stream ids are scoped to it; a `Last-Event-ID` from another session replays nothing.
 """
 
 from __future__ import annotations
@@ -35,16 +40,25 @@ class BoundedEventStore(EventStore):
         # Not __len__: the SDK tests `if self._event_store`, and an empty store must still count.
         return len(self._events)
 
+    def for_session(self, session_id: str) -> SessionEvents:
+        return SessionEvents(self, session_id)
+
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        payload = None if message is None else message.model_dump_json(by_alias=True, exclude_none=True).encode()
+        return self.store_raw(stream_id, payload)
+
+    def store_raw(self, stream_id: StreamId, payload: bytes | None) -> EventId:
+        """Store an already serialised message (None: a priming event); returns its event id."""
         event_id = next(self._ids)
         now = self._clock()
-        payload = None if message is None else message.model_dump_json(by_alias=True, exclude_none=True).encode()
         self._events[event_id] = (stream_id, payload, now)
         self._streams.setdefault(stream_id, deque()).append(event_id)
         self._evict(now)
         return str(event_id)
 
-    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+    def events_after(self, last_event_id: EventId) -> tuple[StreamId, list[tuple[str, bytes]]] | None:
+        """The stream `last_event_id` belongs to and its later messages (priming events left out);
+        None when that event is unknown or expired."""
         self._evict(self._clock())
         try:
             last = int(last_event_id)
@@ -54,13 +68,22 @@ class BoundedEventStore(EventStore):
         if entry is None:
             return None
         stream_id = entry[0]
-        for event_id in list(self._streams.get(stream_id, ())):
+        later = []
+        for event_id in self._streams.get(stream_id, ()):
             if event_id <= last:
                 continue
             stored = self._events.get(event_id)
-            if stored is None or stored[1] is None:
-                continue
-            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(stored[1]), str(event_id)))
+            if stored is not None and stored[1] is not None:
+                later.append((str(event_id), stored[1]))
+        return stream_id, later
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        found = self.events_after(last_event_id)
+        if found is None:
+            return None
+        stream_id, later = found
+        for event_id, payload in later:
+            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(payload), event_id))
         return stream_id
 
     def _evict(self, now: float) -> None:
@@ -79,3 +102,35 @@ class BoundedEventStore(EventStore):
                     ids.remove(oldest_id)
                 if not ids:
                     del self._streams[stream_id]
+
+
+class SessionEvents(EventStore):
+    """One session's view of the shared store: its stream ids are prefixed with the session id."""
+
+    def __init__(self, store: BoundedEventStore, session_id: str) -> None:
+        self.store = store
+        self._prefix = f"{session_id}/"
+
+    def key(self, stream_id: StreamId) -> StreamId:
+        return self._prefix + stream_id
+
+    async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
+        return await self.store.store_event(self._prefix + stream_id, message)
+
+    def store_raw(self, stream_id: StreamId, payload: bytes | None) -> EventId:
+        return self.store.store_raw(self._prefix + stream_id, payload)
+
+    def events_after(self, last_event_id: EventId) -> tuple[StreamId, list[tuple[str, bytes]]] | None:
+        found = self.store.events_after(last_event_id)
+        if found is None or not found[0].startswith(self._prefix):
+            return None  # unknown, expired, or another session's event
+        return found[0][len(self._prefix):], found[1]
+
+    async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
+        found = self.events_after(last_event_id)
+        if found is None:
+            return None
+        stream_id, later = found
+        for event_id, payload in later:
+            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(payload), event_id))
+        return stream_id

@@ -88,6 +88,8 @@ class Router:
         self.started_at = time.time()
         self.ready = False
         self._legacy: dict[int, Connection] = {}
+        self.sessions: dict[str, Connection] = {}
+        """Initialized 2025 HTTP sessions by session id (for the relay fast path)."""
         self._subs = _Subscribers()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -235,10 +237,14 @@ class Router:
             return
         key = id(conn)
         self._legacy[key] = conn
+        if conn.session_id:
+            self.sessions[conn.session_id] = conn
         conn.exit_stack.callback(self._forget_connection, key)
 
     def _forget_connection(self, key: int) -> None:
-        self._legacy.pop(key, None)
+        conn = self._legacy.pop(key, None)
+        if conn is not None and conn.session_id:
+            self.sessions.pop(conn.session_id, None)
         self._subs.connections.pop(key, None)
         for uri in [u for u, conns in self._subs.by_uri.items() if key in conns]:
             conns = self._subs.by_uri[uri]

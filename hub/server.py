@@ -37,6 +37,7 @@ from hub import __version__
 from hub.config import Config, ConfigError, connector_settings, provider_settings
 from hub.gate import RequestGate, explain_invalid_params
 from hub.provider import Provider, ProviderState
+from hub.relay import RelayFront
 from hub.resume import BoundedEventStore
 from hub.router import ProviderSlot, Router
 from hub.store import Store
@@ -67,6 +68,17 @@ class HubServer(Server[Any]):
             experimental_capabilities,
             extensions,
         )
+
+
+class HubSessionManager(StreamableHTTPSessionManager):
+    """The SDK's session manager, giving each session its own view of the event store."""
+
+    def _admit_session(self, requestor: Any) -> Any:
+        transport = super()._admit_session(requestor)
+        if transport is not None and isinstance(self.event_store, BoundedEventStore):
+            # The SDK shares one store and names streams after request ids: see hub/resume.py.
+            transport._event_store = self.event_store.for_session(transport.mcp_session_id)
+        return transport
 
 
 class _Host:
@@ -195,9 +207,9 @@ class Hub:
         # The OpenTelemetry middleware is a no-op without an exporter but costs ~10% CPU per call.
         server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
         server.middleware.append(explain_invalid_params)
-        server.middleware.append(
-            RequestStateBoundary(RequestStateSecurity(keys=[self._state_key()]), default_audience="junction")
-        )
+        self.state_boundary = RequestStateBoundary(RequestStateSecurity(keys=[self._state_key()]),
+                                                   default_audience="junction")
+        server.middleware.append(self.state_boundary)
         return server
 
     def _state_key(self) -> bytes:
@@ -278,7 +290,7 @@ class Hub:
         event_store = (
             BoundedEventStore(cfg.resume_buffer_events, cfg.resume_buffer_ttl) if cfg.resume_buffer_events else None
         )
-        manager = StreamableHTTPSessionManager(
+        manager = HubSessionManager(
             app=self.server,
             event_store=event_store,
             retry_interval=cfg.sse_retry_ms if event_store is not None else None,
@@ -309,7 +321,8 @@ class Hub:
 
         return Starlette(
             routes=[
-                Route(cfg.path, endpoint=RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes)),
+                Route(cfg.path, endpoint=RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes,
+                                                     RelayFront(self, manager))),
                 Route("/healthz", healthz, methods=["GET"]),
                 Route("/readyz", readyz, methods=["GET"]),
             ],

@@ -71,6 +71,14 @@ def test_2025_clients_through_a_2025_upstream(tmp_path: Path) -> None:
         assert_passes(front.url, "2025-11-25", tmp_path / "out")
 
 
+def test_2025_clients_through_a_2025_http_upstream(tmp_path: Path) -> None:
+    """Relayed calls joining the hub's upstream session: ids, server requests, resumption all mapped."""
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+        connector = f'[connectors.up]\nurl = "{upstream.url}"\nprefix = ""\nprotocol = "legacy"\n'
+        with serve_hub(tmp_path / "front", connector) as front:
+            assert_passes(front.url, "2025-11-25", tmp_path / "out")
+
+
 # A 2025 upstream decides what to ask from the capabilities its session declared. Over HTTP the hub
 # opens a session declaring only the caller's capabilities; a stdio upstream's session is a process
 # of its own (its state would drift from the shared one), so there the upstream may ask for what the

@@ -97,7 +97,7 @@ async def test_a_hung_upstream_times_out_and_the_session_keeps_working() -> None
     settings = UpstreamSettings(command=sys.executable, args=[TINY, "--hang"], call_timeout=1, connect_timeout=20)
 
     class Ctx:
-        modern, input_responses, request_state, client_capabilities, log_level = False, None, None, None, None
+        modern, input_responses, request_state, client_capabilities, log_level, caller_key = False, None, None, None, None, None
 
         async def report_progress(self, *a: Any) -> None:
             pass

@@ -56,3 +56,16 @@ async def test_bounded_by_age() -> None:
 
 async def test_empty_store_is_truthy() -> None:
     assert BoundedEventStore()
+
+
+async def test_a_session_never_replays_another_sessions_stream() -> None:
+    # The SDK names a POST's stream after the request id: both sessions' request 1 is stream "1".
+    store = BoundedEventStore()
+    a, b = store.for_session("A"), store.for_session("B")
+    b_prime = await b.store_event("1", None)
+    await a.store_event("1", note(1))
+    await b.store_event("1", note(2))
+    a_prime = await a.store_event("1", None)
+    assert await replayed(b, b_prime) == ("1", [2])  # not A's note 1, though it came later
+    assert await replayed(a, a_prime) == ("1", [])
+    assert await replayed(a, b_prime) == (None, [])  # B's cursor means nothing to A

@@ -1,0 +1,543 @@
+"""The pass-through fast path: `tools/call` for a relaying provider without the SDK's model layers.
+
+A provider that forwards calls to another MCP server (an upstream connector) can take a
+`tools/call` as raw JSON-RPC (`Provider.relay_tool_call`). For such calls the hub checks
+the request as the SDK would (DNS rebinding, Accept, the 2026-07-28 envelope and routing
+headers, `Mcp-Param-*`, the 2025 session and its owner), hands the decoded request over,
+and writes what comes back onto the client's stream: JSON, or SSE once a notification
+comes first, as the SDK's transports do. Anything it does not handle (another method, a
+check that fails, a provider that declines) goes on to the SDK untouched, which then
+answers exactly as it always does.
+
+On 2025 sessions it also owns the call's side channel: server-to-client requests get an
+id of the hub's own and the client's answer (a POST carrying that id) goes back to the
+relay; `notifications/cancelled` for a relayed call cancels it; every event is stored
+for `Last-Event-ID` resumption, also while the call still runs.
+
+Owns no provider knowledge; must stay cheap: it is the per-call path of every proxied call.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import time
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import mcp_types as types
+import msgspec
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.streamable_http import check_accept_headers
+from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.shared.exceptions import MCPError
+from mcp.shared.inbound import (
+    ERROR_CODE_HTTP_STATUS,
+    InboundLadderRejection,
+    classify_inbound_request,
+    find_duplicated_routing_header,
+    validate_mcp_param_headers,
+)
+from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
+from starlette.requests import Request
+
+from hub.provider import Provider, RelayDeclined
+from hub.resume import SessionEvents
+from hub.store import CallRecord
+
+if TYPE_CHECKING:
+    from hub.server import Hub
+
+logger = logging.getLogger("junction.relay")
+
+REQUEST_CANCELLED = -32800
+PING_INTERVAL = 15.0
+ASK_ID_PREFIX = "junction-ask-"
+
+_MODERN = frozenset(v.encode() for v in MODERN_PROTOCOL_VERSIONS)
+_HANDSHAKE = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
+_SSE_HEADERS = [
+    (b"content-type", b"text/event-stream"),
+    (b"cache-control", b"no-cache, no-transform"),
+    (b"connection", b"keep-alive"),
+    (b"x-accel-buffering", b"no"),
+]
+_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+_encode = msgspec.json.encode
+
+
+class _Call:
+    """One relayed call's way back to its client: lazily started response, events, side channel."""
+
+    __slots__ = ("front", "send", "modern", "session_id", "stream_id", "events", "retry_ms", "request_id",
+                 "log_threshold", "started", "attached", "done", "followers", "scope", "asks", "request",
+                 "protocol_version", "caller_key", "client_capabilities", "param_headers", "log_level")
+
+    def __init__(self, front: RelayFront, send: Any, *, modern: bool, request_id: Any, session_id: str | None = None,
+                 events: SessionEvents | None = None, retry_ms: int | None = None, log_threshold: str | None = None):
+        self.front = front
+        self.send = send
+        self.modern = modern
+        self.request_id = request_id
+        self.session_id = session_id
+        self.stream_id = str(request_id)
+        self.events = events
+        self.retry_ms = retry_ms
+        self.log_threshold = log_threshold
+        self.started = False
+        self.attached = True  # the client is still reading this response
+        self.done = False
+        self.followers: list[anyio.abc.ObjectSendStream[bytes]] = []  # resumed streams (Last-Event-ID)
+        self.scope: anyio.CancelScope | None = None
+        self.asks: set[str] = set()
+
+    # Relay protocol (what the provider sees) -----------------------------------------------------
+    request: dict[str, Any]
+    protocol_version: str
+    caller_key: str | None
+    client_capabilities: dict[str, Any]
+    param_headers: list[tuple[str, str]]
+
+    async def notify(self, message: dict[str, Any]) -> None:
+        if self.done:
+            return
+        if self.log_threshold is not None and message.get("method") == "notifications/message":
+            level = (message.get("params") or {}).get("level")
+            if level in _LEVELS and _LEVELS.index(level) < _LEVELS.index(self.log_threshold):
+                return
+        await self._event(_encode(message))
+
+    async def ask(self, message: dict[str, Any]) -> dict[str, Any]:
+        if self.modern or self.session_id is None:
+            raise RuntimeError("server-to-client requests need a 2025 session")
+        if self.done:
+            raise RuntimeError("the call is over")
+        ask_id = f"{ASK_ID_PREFIX}{next(self.front.ask_ids)}"
+        key = (self.session_id, ask_id)
+        answered = anyio.Event()
+        slot: list[Any] = [answered, None]
+        self.front.asks[key] = slot
+        self.asks.add(ask_id)
+        try:
+            await self._event(_encode({**message, "id": ask_id}))
+            await answered.wait()
+        finally:
+            self.front.asks.pop(key, None)
+            self.asks.discard(ask_id)
+        return slot[1]
+
+    # output -----------------------------------------------------------------------------------------
+    async def _open(self) -> None:
+        """Start the SSE response (on 2025-11-25 sessions with the priming event a client resumes from)."""
+        self.started = True
+        frame = b""
+        if self.events is not None:
+            event_id = self.events.store_raw(self.stream_id, None)
+            retry = f"retry: {self.retry_ms}\r\n" if self.retry_ms is not None else ""
+            frame = f"id: {event_id}\r\n{retry}data: \r\n\r\n".encode()
+        if not self.attached:
+            return
+        headers = _SSE_HEADERS
+        if self.session_id is not None:
+            headers = [*headers, (b"mcp-session-id", self.session_id.encode())]
+        try:
+            await self.send({"type": "http.response.start", "status": 200, "headers": headers})
+            if frame:
+                await self.send({"type": "http.response.body", "body": frame, "more_body": True})
+        except OSError:
+            self.attached = False
+
+    async def _event(self, payload: bytes, last: bool = False) -> None:
+        if not self.started:
+            await self._open()
+        if self.events is not None:
+            event_id = self.events.store_raw(self.stream_id, payload)
+            frame = b"event: message\r\nid: " + event_id.encode() + b"\r\ndata: " + payload + b"\r\n\r\n"
+        else:
+            frame = b"event: message\r\ndata: " + payload + b"\r\n\r\n"
+        for follower in list(self.followers):
+            try:
+                follower.send_nowait(frame)
+            except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                self.followers.remove(follower)
+        if self.attached:
+            try:
+                await self.send({"type": "http.response.body", "body": frame, "more_body": not last})
+            except OSError:  # the client went away; on 2025 sessions it may resume from the store
+                self.attached = False
+
+    async def ping(self) -> None:
+        if self.done or not self.attached:
+            return
+        if not self.started:
+            await self._open()
+        try:
+            await self.send({"type": "http.response.body", "body": b": ping\r\n\r\n", "more_body": True})
+        except OSError:
+            self.attached = False
+
+    async def finish(self, message: dict[str, Any]) -> None:
+        payload = _encode(message)
+        if self.modern and not self.started:
+            # Nothing streamed before the answer: plain JSON with the status the SDK maps errors to.
+            self.started = True
+            error = message.get("error")
+            status = ERROR_CODE_HTTP_STATUS.get(error.get("code"), 200) if isinstance(error, dict) else 200
+            if self.attached:
+                try:
+                    await self.send({"type": "http.response.start", "status": status, "headers": [
+                        (b"content-type", b"application/json"), (b"content-length", str(len(payload)).encode())]})
+                    await self.send({"type": "http.response.body", "body": payload})
+                except OSError:
+                    self.attached = False
+        else:
+            await self._event(payload, last=True)
+        self.done = True
+        for follower in self.followers:
+            follower.close()
+        self.followers.clear()
+
+
+class RelayFront:
+    """The hub's side of `Provider.relay_tool_call`; one per HTTP app."""
+
+    def __init__(self, hub: Hub, manager: Any) -> None:
+        self.hub = hub
+        self.router = hub.router
+        self.store = hub.store
+        self.manager = manager
+        self.security = TransportSecurityMiddleware(hub.security_settings())
+        self.retry_ms = hub.config.server.sse_retry_ms
+        self.asks: dict[tuple[str, str], list[Any]] = {}
+        self.ask_ids = itertools.count(1)
+        self.active: dict[tuple[str, Any], _Call] = {}  # (session id, client request id) -> 2025 call
+        self.live: dict[str, _Call] = {}  # scoped stream key -> 2025 call still running
+
+    # entry points (from the request gate) ------------------------------------------------------------
+    async def post(self, scope: Any, message: Any, receive: Any, send: Any) -> bool:
+        """Serve a POST if it is ours; False leaves it to the SDK (the body must then be replayed)."""
+        if not isinstance(message, dict):
+            return False
+        version = session = None
+        for key, value in scope["headers"]:
+            if key == b"mcp-protocol-version":
+                version = value
+            elif key == b"mcp-session-id":
+                session = value
+        method = message.get("method")
+        if version in _MODERN:
+            if method != "tools/call" or "id" not in message:
+                return False
+            return await self._modern(scope, message, receive, send)
+        if session is None or (version is not None and version not in _HANDSHAKE):
+            return False
+        if method == "tools/call" and "id" in message:
+            return await self._legacy(scope, session.decode("latin-1"), message, receive, send)
+        if method is None and "id" in message:
+            return await self._answer(scope, session.decode("latin-1"), message, receive, send)
+        if method == "notifications/cancelled":
+            return await self._cancel(scope, session.decode("latin-1"), message, receive, send)
+        return False
+
+    async def resume(self, scope: Any, receive: Any, send: Any) -> bool:
+        """A 2025 GET with `Last-Event-ID` for a relayed call still running: replay, then follow it live."""
+        last = session = None
+        for key, value in scope["headers"]:
+            if key == b"last-event-id":
+                last = value.decode("latin-1")
+            elif key == b"mcp-session-id":
+                session = value.decode("latin-1")
+        if last is None or session is None:
+            return False
+        transport = self._transport(scope, session)
+        events = getattr(transport, "_event_store", None) if transport is not None else None
+        if not isinstance(events, SessionEvents):
+            return False
+        found = events.events_after(last)
+        if found is None:
+            return False
+        stream_id, missed = found
+        call = self.live.get(events.key(stream_id))
+        if call is None or call.done:
+            return False  # finished: the SDK replays it from the same store
+        request = Request(scope, receive)
+        if await self.security.validate_request(request) is not None or not check_accept_headers(request)[1]:
+            return False
+        sender, receiver = anyio.create_memory_object_stream[bytes](1000)
+        call.followers.append(sender)  # no await since events_after: nothing can slip in between
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [*_SSE_HEADERS, (b"mcp-session-id", session.encode())]})
+        for event_id, payload in missed:
+            frame = b"event: message\r\nid: " + event_id.encode() + b"\r\ndata: " + payload + b"\r\n\r\n"
+            await send({"type": "http.response.body", "body": frame, "more_body": True})
+        async with receiver:
+            async for frame in receiver:
+                await send({"type": "http.response.body", "body": frame, "more_body": True})
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
+        return True
+
+    # 2026-07-28 ------------------------------------------------------------------------------------------
+    async def _modern(self, scope: Any, message: dict[str, Any], receive: Any, send: Any) -> bool:
+        found = self._relay_target(message)
+        if found is None:
+            return False
+        entry, params, arguments = found
+        request = Request(scope, receive)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, has_sse = check_accept_headers(request)
+        if not (has_json and has_sse):
+            return False
+        headers = request.headers
+        if find_duplicated_routing_header(headers.items()) is not None:
+            return False
+        verdict = classify_inbound_request(message, headers=headers)
+        if isinstance(verdict, InboundLadderRejection):
+            return False
+        param_headers = [(k, v) for k, v in headers.items() if k.startswith("mcp-param-")]
+        schema = self.router.tool_input_schema(params["name"])
+        if schema is not None and (arguments or param_headers):
+            if validate_mcp_param_headers(schema, arguments, headers) is not None:
+                return False
+        call = _Call(self, send, modern=True, request_id=message["id"])
+        call.protocol_version = verdict.protocol_version
+        call.caller_key = None
+        call.client_capabilities = verdict.client_capabilities or {}
+        call.param_headers = param_headers
+        meta = params.get("_meta")
+        level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, dict) else None
+        call.log_level = level if level in _LEVELS else None
+        client = verdict.client_info.get("name") if isinstance(verdict.client_info, dict) else None
+        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=True)
+
+    # 2025 sessions ---------------------------------------------------------------------------------------
+    def _transport(self, scope: Any, session_id: str) -> Any:
+        """The SDK's transport for a live session this request may use (the same checks as the SDK's)."""
+        manager = self.manager
+        transport = manager._server_instances.get(session_id)
+        if transport is None or transport.is_terminated:
+            return None
+        user = scope.get("user")
+        requestor = None
+        if isinstance(user, AuthenticatedUser):
+            from mcp.server.auth.middleware.auth_context import authorization_context
+
+            requestor = authorization_context(user)
+        if requestor != manager._session_owners.get(session_id):
+            return None
+        return transport
+
+    async def _legacy(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
+        connection = self.router.sessions.get(session_id)
+        if connection is None:
+            return False
+        found = self._relay_target(message)
+        if found is None:
+            return False
+        transport = self._transport(scope, session_id)
+        if transport is None:
+            return False
+        entry, params, arguments = found
+        request = Request(scope, receive)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return False
+        has_json, has_sse = check_accept_headers(request)
+        if not (has_json and has_sse):
+            return False
+        events = transport._event_store
+        version = request.headers.get("mcp-protocol-version", "2025-03-26")
+        resumable = isinstance(events, SessionEvents) and version >= "2025-11-25"
+        call = _Call(self, send, modern=False, request_id=message["id"], session_id=session_id,
+                     events=events if resumable else None, retry_ms=self.retry_ms,
+                     log_threshold=connection.state.get("log_level"))
+        call.protocol_version = version
+        call.caller_key = f"session:{session_id}"
+        state = connection.state
+        caps = state.get("relay_capabilities")
+        if caps is None:
+            declared = connection.client_params.capabilities if connection.client_params is not None else None
+            caps = declared.model_dump(by_alias=True, mode="json", exclude_none=True) if declared is not None else {}
+            state["relay_capabilities"] = caps
+        call.client_capabilities = caps
+        call.param_headers = []
+        call.log_level = connection.state.get("log_level", "debug")
+        info = connection.client_params.client_info if connection.client_params is not None else None
+        client = (f"{info.name}/{info.version}" if info.version else info.name) if info is not None else None
+        key = (session_id, message["id"])
+        if key in self.active:
+            return False  # a duplicate id in flight: the SDK's answer to that applies
+        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=False)
+
+    async def _answer(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
+        slot = self.asks.get((session_id, message.get("id")))  # type: ignore[arg-type]
+        if slot is None or self._transport(scope, session_id) is None:
+            return False
+        slot[1] = message
+        slot[0].set()
+        await _accepted(send, session_id)
+        return True
+
+    async def _cancel(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
+        params = message.get("params")
+        request_id = params.get("requestId") if isinstance(params, dict) else None
+        call = self.active.get((session_id, request_id))
+        if call is None or self._transport(scope, session_id) is None:
+            return False
+        if call.scope is not None:
+            call.scope.cancel()
+        await _accepted(send, session_id)
+        return True
+
+    # both eras -------------------------------------------------------------------------------------------
+    def _relay_target(self, message: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
+        params = message.get("params")
+        if not isinstance(params, dict) or "requestState" in params or "inputResponses" in params:
+            return None  # later rounds of an input-required call carry the hub's sealed state: normal path
+        name = params.get("name")
+        arguments = params.get("arguments")
+        if not isinstance(name, str) or (arguments is not None and not isinstance(arguments, dict)):
+            return None
+        entry = self.router.catalog.tools.get(name)
+        if entry is None or entry.slot.provider is None:
+            return None
+        if type(entry.slot.provider).relay_tool_call is Provider.relay_tool_call:
+            return None
+        return entry, params, arguments or {}
+
+    async def _run(self, call: _Call, entry: Any, message: dict[str, Any], params: dict[str, Any],
+                   arguments: dict[str, Any], receive: Any, client: str | None, *, cancel_on_disconnect: bool) -> bool:
+        public = params["name"]
+        call.request = {**message, "params": {**params, "name": entry.local}}
+        provider = entry.slot.provider
+        pending = provider.relay_tool_call(entry.local, call)
+        if pending is None:
+            return False
+        started = time.perf_counter()
+        final: dict[str, Any] | None = None
+        outcome, error, declined = "error", None, False
+        key = (call.session_id, call.request_id)
+        if call.session_id is not None:
+            self.active[key] = call
+            if call.events is not None:
+                self.live[call.events.key(call.stream_id)] = call
+        try:
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(self._watch, call, receive, tg.cancel_scope if cancel_on_disconnect else None)
+                with anyio.CancelScope() as call.scope:
+                    try:
+                        final = await pending
+                    except RelayDeclined:
+                        if not call.started:
+                            declined = True
+                            tg.cancel_scope.cancel()
+                            return False
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: relay declined")
+                    except MCPError as exc:
+                        final = {"jsonrpc": "2.0", "id": call.request_id,
+                                 "error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
+                    except Exception as exc:
+                        logger.exception("tool %s (provider '%s') failed", public, entry.slot.name)
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: {exc}")
+                if final is None:  # cancelled by the client's notifications/cancelled (2025)
+                    outcome = "cancelled"
+                    with anyio.CancelScope(shield=True):
+                        await call.finish(_error(call.request_id, REQUEST_CANCELLED, "Request cancelled"))
+                else:
+                    final["id"] = call.request_id
+                    outcome, error, final = self._outcome(final, params, public)
+                    await call.finish(final)
+                tg.cancel_scope.cancel()
+            if final is None and outcome != "cancelled":
+                outcome = "cancelled"  # the 2026 client closed the stream
+        finally:
+            call.done = True
+            for ask_id in list(call.asks):  # a client answer can no longer reach anyone
+                slot = self.asks.pop((call.session_id, ask_id), None)  # type: ignore[arg-type]
+                if slot is not None:
+                    slot[1] = _error(ask_id, types.INTERNAL_ERROR, "the call is over")
+                    slot[0].set()
+            if call.session_id is not None:
+                self.active.pop(key, None)
+                if call.events is not None:
+                    self.live.pop(call.events.key(call.stream_id), None)
+            for follower in call.followers:
+                follower.close()
+            if self.store is not None and not declined:
+                self.store.record_call(CallRecord(
+                    ts=time.time(),
+                    request_id=str(call.request_id),
+                    principal=None,
+                    client=client,
+                    protocol_version=call.protocol_version,
+                    tool=public,
+                    provider=entry.slot.name,
+                    outcome=outcome,
+                    error=error,
+                    duration_ms=(time.perf_counter() - started) * 1000.0,
+                    args_bytes=len(_encode(arguments)) if arguments else 0,
+                    result_bytes=_result_bytes(final),
+                ))
+        return True
+
+    def _outcome(self, final: dict[str, Any], params: dict[str, Any], public: str) -> tuple[str, str | None, dict]:
+        if "error" in final:
+            err = final["error"]
+            return "error", err.get("message") if isinstance(err, dict) else None, final
+        result = final.get("result")
+        if not isinstance(result, dict):
+            return "ok", None, final
+        if result.get("resultType") == "input_required" or "inputRequests" in result:
+            state = result.get("requestState")
+            if isinstance(state, str):
+                # The upstream's state rides inside ours, sealed, as on the normal path (see Router._run):
+                # the client's retry then takes the normal path, which unseals it.
+                inner = json.dumps({"v": 1, "a": {}, "s": {}, "p": state}, separators=(",", ":"))
+                ctx = SimpleNamespace(method="tools/call", params=params)
+                sealed = self.hub.state_boundary._seal(ctx, inner)
+                final = {**final, "result": {**result, "requestState": sealed}}
+            return "input_required", None, final
+        return ("tool_error" if result.get("isError") else "ok"), None, final
+
+    async def _watch(self, call: _Call, receive: Any, cancel: anyio.CancelScope | None) -> None:
+        """Notice the client leaving (2026: that is its cancel) and keep a silent stream alive with pings."""
+        while True:
+            with anyio.move_on_after(PING_INTERVAL):
+                message = await receive()
+                if message.get("type") == "http.disconnect":
+                    call.attached = False
+                    if cancel is not None:
+                        cancel.cancel()
+                    return
+                continue
+            await call.ping()
+
+
+def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:
+    return {"jsonrpc": "2.0", "id": request_id, "error": {"code": code, "message": message}}
+
+
+async def _accepted(send: Any, session_id: str) -> None:
+    await send({"type": "http.response.start", "status": 202, "headers": [
+        (b"content-length", b"0"), (b"mcp-session-id", session_id.encode())]})
+    await send({"type": "http.response.body", "body": b""})
+
+
+def _result_bytes(final: dict[str, Any] | None) -> int:
+    """Approximate payload size of a tool result, as the normal path counts it: text and base64 blobs."""
+    result = final.get("result") if final else None
+    content = result.get("content") if isinstance(result, dict) else None
+    if not isinstance(content, list):
+        return 0
+    size = 0
+    for item in content:
+        if not isinstance(item, dict):
+            continue
+        value = item.get("text") or item.get("data")
+        if value is None and isinstance(item.get("resource"), dict):
+            value = item["resource"].get("text") or item["resource"].get("blob")
+        if isinstance(value, str):
+            size += len(value)
+    return size
