@@ -1,0 +1,177 @@
+"""Calls relayed to an HTTP upstream as raw JSON-RPC keep everything the normal path guarantees.
+
+The upstream is another Junction serving tests/fixtures/relay_probe.py; the front links it over
+Streamable HTTP. A caller's first call may open its upstream session on the normal path; the
+calls after it are relayed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests.helpers import recorded_calls, serve_hub
+
+pytestmark = pytest.mark.anyio
+
+UPSTREAM = """
+[providers.probe]
+module = "tests.fixtures.relay_probe:ProbeProvider"
+prefix = ""
+[providers.hub]
+enabled = false
+[log]
+level = "warning"
+"""
+
+HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+
+
+def connector(url: str, protocol: str = "auto", shared: bool = True) -> str:
+    return f'[connectors.up]\nurl = "{url}"\nprotocol = "{protocol}"\nshared = {str(shared).lower()}\n'
+
+
+async def text(client: Client, tool: str, arguments: dict[str, Any] | None = None) -> str:
+    result = await client.call_tool(tool, arguments or {})
+    return result.content[0].text  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("shared", [False, True])
+async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, shared: bool) -> None:
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+            serve_hub(tmp_path / "front", connector(upstream.url, "legacy", shared)) as front:
+        async with Client(front.url, mode="legacy") as alice, Client(front.url, mode="legacy") as bob:
+            for _ in range(2):  # the second round is relayed for sure
+                await alice.call_tool("up__remember", {"value": "alice's secret"})
+                await bob.call_tool("up__remember", {"value": "bob's note"})
+                recalled = (await text(alice, "up__recall"), await text(bob, "up__recall"))
+                assert recalled == (("alice's secret", "bob's note") if not shared else ("bob's note", "bob's note"))
+
+
+@pytest.mark.parametrize(("mode", "protocol"), [("legacy", "legacy"), ("legacy", "auto"), ("2026-07-28", "auto")])
+async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path, mode: str, protocol: str) -> None:
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+            serve_hub(tmp_path / "front", connector(upstream.url, protocol)) as front:
+        async with Client(front.url, mode=mode) as client:  # type: ignore[arg-type]
+            assert await text(client, "up__cancelled") == "0"
+            with anyio.move_on_after(0.8) as waited:
+                await client.call_tool("up__wait", {"steps": 200})
+            assert waited.cancelled_caught
+            with anyio.fail_after(10):
+                while await text(client, "up__cancelled") != "1":
+                    await anyio.sleep(0.1)
+            assert await text(client, "up__wait", {"steps": 2}) == "waited 2 steps"  # the connector still serves
+
+
+def sse_messages(raw: str) -> list[tuple[str | None, dict[str, Any]]]:
+    """(event id, message) for every SSE event with data."""
+    out = []
+    for block in raw.replace("\r\n", "\n").split("\n\n"):
+        event_id, data = None, []
+        for line in block.split("\n"):
+            if line.startswith("id:"):
+                event_id = line[3:].strip()
+            elif line.startswith("data:"):
+                data.append(line[5:].lstrip())
+        if data and data[0]:
+            out.append((event_id, json.loads("\n".join(data))))
+    return out
+
+
+async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
+    init = {"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}}
+    response = await http.post(url, json=init, headers=HEADERS)
+    assert response.status_code == 200, response.text
+    headers = {**HEADERS, "Mcp-Session-Id": response.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+    response = await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=headers)
+    assert response.status_code == 202
+    return headers
+
+
+async def test_a_dropped_relayed_stream_resumes_where_it_stopped(tmp_path: Path) -> None:
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+            serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
+        async with httpx2.AsyncClient(timeout=20) as http:
+            headers = await open_session(http, front.url)
+            warm = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "up__recall"}}
+            assert "nothing" in (await http.post(front.url, json=warm, headers=headers)).text
+            call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {
+                "name": "up__wait", "arguments": {"steps": 8, "interval": 0.25}, "_meta": {"progressToken": "p"}}}
+            seen: list[tuple[str | None, dict[str, Any]]] = []
+            async with http.stream("POST", front.url, json=call, headers=headers) as response:
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    buffer += chunk
+                    seen = [m for m in sse_messages(buffer) if m[1].get("method") == "notifications/progress"]
+                    if len(seen) >= 2:
+                        break  # drop the connection mid-call
+            last_id = seen[-1][0]
+            assert last_id is not None, "relayed events carry ids to resume from"
+            resume = {**headers, "Accept": "text/event-stream", "Last-Event-ID": last_id}
+            rest: list[tuple[str | None, dict[str, Any]]] = []
+            async with http.stream("GET", front.url, headers=resume) as response:
+                assert response.status_code == 200
+                buffer = ""
+                async for chunk in response.aiter_text():
+                    buffer += chunk
+                    rest = sse_messages(buffer)
+                    if any(m[1].get("id") == 2 for m in rest):
+                        break
+    progress = [m[1]["params"]["progress"] for m in seen + rest if m[1].get("method") == "notifications/progress"]
+    assert progress == list(range(1, 9)), "every step once, in order, across the drop"
+    final = rest[-1][1]
+    assert final["result"]["content"][0]["text"] == "waited 8 steps"
+
+
+async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> None:
+    asked, forged = anyio.Event(), anyio.Event()
+
+    async def elicit(context: Any, params: Any) -> types.ElicitResult:
+        asked.set()
+        await forged.wait()
+        return types.ElicitResult(action="accept", content={"name": "alice"})
+
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+            serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
+        async with Client(front.url, mode="legacy", elicitation_callback=elicit) as alice, \
+                httpx2.AsyncClient(timeout=10) as http:
+            await alice.call_tool("up__recall", {})
+            outcome: list[str] = []
+
+            async def call() -> None:
+                outcome.append(await text(alice, "up__ask"))
+
+            async with anyio.create_task_group() as tg:
+                tg.start_soon(call)
+                with anyio.fail_after(10):
+                    await asked.wait()
+                mallory = await open_session(http, front.url)
+                for n in range(1, 50):  # whatever id the hub gave alice's question
+                    forged_answer = {"jsonrpc": "2.0", "id": f"junction-ask-{n}",
+                                     "result": {"action": "accept", "content": {"name": "mallory"}}}
+                    response = await http.post(front.url, json=forged_answer, headers=mallory)
+                    assert response.status_code in (200, 202, 400, 404)
+                forged.set()
+    assert outcome == ["accept: alice"]
+
+
+async def test_relayed_calls_are_recorded(tmp_path: Path) -> None:
+    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+            serve_hub(tmp_path / "front", connector(upstream.url)) as front:
+        async with Client(front.url, mode="2026-07-28") as client:
+            for _ in range(3):
+                failed = await client.call_tool("up__fail", {"why": "test"})
+                assert failed.is_error
+    rows = recorded_calls(front.data_dir, "up__fail")
+    assert len(rows) == 3
+    assert {(tool, outcome, protocol) for tool, outcome, _client, protocol, _args, _error in rows} == {
+        ("up__fail", "tool_error", "2026-07-28")}
+    assert all(args > 0 for *_, args, _error in rows)
