@@ -135,45 +135,49 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
     finished = False
     modern = "Mcp-Method" in headers
     try:
-        with anyio.fail_after(s.call_timeout):
-            try:
-                response = await session.post(s.url, data=body, headers=headers, allow_redirects=False)
-            except aiohttp.ClientConnectorError:
-                raise RelayDeclined from None  # nothing reached the upstream
-            ctype = response.headers.get("Content-Type", "")
-            if response.status == 404 and not modern:
-                raise RelayDeclined  # the upstream restarted and forgot our session: re-initialize
-            if ctype.startswith("text/event-stream"):
-                cursor = _Cursor()
+        # aiohttp's own total timeout (the whole exchange, body included) is cheaper than a cancel scope
+        timeout = provider.relay_timeout
+        deadline = time.monotonic() + s.call_timeout
+        try:
+            response = await session.post(provider.relay_url, data=body, headers=headers, allow_redirects=False,
+                                          timeout=timeout)
+        except aiohttp.ClientConnectorError:
+            raise RelayDeclined from None  # nothing reached the upstream
+        ctype = response.headers.get("Content-Type", "")
+        if response.status == 404 and not modern:
+            raise RelayDeclined  # the upstream restarted and forgot our session: re-initialize
+        if ctype.startswith("text/event-stream"):
+            cursor = _Cursor()
+            answer = await _read_stream(provider, relay, response, upstream_id, session, headers, cursor)
+            resumes = 0
+            while answer is None:
+                # The upstream closed the stream before answering (SEP-1699 polling, or a dropped
+                # connection): a 2025 upstream replays the rest from the last event we saw.
+                if modern or cursor.last_id is None or resumes >= MAX_RESUMES:
+                    raise _fail(provider, "the upstream ended the call's stream without an answer")
+                resumes += 1
+                response.release()
+                await anyio.sleep(min(cursor.retry_ms, 5000) / 1000)
+                get_headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+                get_headers["Accept"] = "text/event-stream"
+                get_headers["Last-Event-ID"] = cursor.last_id
+                left = aiohttp.ClientTimeout(total=max(0.001, deadline - time.monotonic()), sock_connect=30.0)
+                response = await session.get(provider.relay_url, headers=get_headers, allow_redirects=False, timeout=left)
+                if response.status != 200 or not response.headers.get("Content-Type", "").startswith(
+                        "text/event-stream"):
+                    raise _fail(provider, f"the upstream refused to resume the call's stream (HTTP {response.status})")
                 answer = await _read_stream(provider, relay, response, upstream_id, session, headers, cursor)
-                resumes = 0
-                while answer is None:
-                    # The upstream closed the stream before answering (SEP-1699 polling, or a dropped
-                    # connection): a 2025 upstream replays the rest from the last event we saw.
-                    if modern or cursor.last_id is None or resumes >= MAX_RESUMES:
-                        raise _fail(provider, "the upstream ended the call's stream without an answer")
-                    resumes += 1
-                    response.release()
-                    await anyio.sleep(min(cursor.retry_ms, 5000) / 1000)
-                    get_headers = {k: v for k, v in headers.items() if k != "Content-Type"}
-                    get_headers["Accept"] = "text/event-stream"
-                    get_headers["Last-Event-ID"] = cursor.last_id
-                    response = await session.get(s.url, headers=get_headers, allow_redirects=False)
-                    if response.status != 200 or not response.headers.get("Content-Type", "").startswith(
-                            "text/event-stream"):
-                        raise _fail(provider, f"the upstream refused to resume the call's stream (HTTP {response.status})")
-                    answer = await _read_stream(provider, relay, response, upstream_id, session, headers, cursor)
-            else:
-                data = await response.read()
-                answer = _decode(data) if ctype.startswith("application/json") and data else None
-                if not _is_answer(answer, upstream_id):
-                    raise _fail(provider, f"the upstream answered HTTP {response.status} without a JSON-RPC response")
-            finished = True
-            return answer
+        else:
+            data = await response.read()
+            answer = _decode(data) if ctype.startswith("application/json") and data else None
+            if not _is_answer(answer, upstream_id):
+                raise _fail(provider, f"the upstream answered HTTP {response.status} without a JSON-RPC response")
+        finished = True
+        return answer
+    except TimeoutError:  # before ClientError: aiohttp's timeouts are both
+        raise _fail(provider, f"no answer within {s.call_timeout:g} s (call_timeout)") from None
     except aiohttp.ClientError:
         raise _fail(provider, "the upstream closed the connection") from None
-    except TimeoutError:
-        raise _fail(provider, f"no answer within {s.call_timeout:g} s (call_timeout)") from None
     except msgspec.DecodeError:
         raise _fail(provider, "the upstream sent a message that is not JSON") from None
     except anyio.get_cancelled_exc_class():
@@ -281,6 +285,8 @@ def _event_fields(block: bytes, cursor: _Cursor) -> bytes:
 
 async def _drain(content: aiohttp.StreamReader) -> None:
     """Read the stream's end (the upstream closes it after the answer) so the connection goes back to the pool."""
+    if content.at_eof():
+        return
     with anyio.move_on_after(1.0):
         while not content.at_eof():
             if not await content.readany():

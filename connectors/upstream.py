@@ -22,10 +22,12 @@ from collections.abc import Sequence
 from contextlib import AsyncExitStack
 from typing import Any, Literal
 
+import aiohttp
 import anyio
 import httpx2
 import mcp_types as types
 import msgspec
+import yarl
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
@@ -129,6 +131,8 @@ class UpstreamProvider(Provider):
         self.restarts = 0
         self.last_latency_ms: float | None = None
         self.client_info = {"name": "junction", "version": _version()}
+        self.relay_timeout = aiohttp.ClientTimeout(total=config.call_timeout, sock_connect=30.0)
+        self.relay_url = yarl.URL(config.url) if config.url else None  # parsed once, not per relayed call
 
     # lifecycle ----------------------------------------------------------------------------------
     async def start(self) -> None:
