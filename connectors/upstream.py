@@ -452,9 +452,11 @@ class UpstreamProvider(Provider):
         return member.client, member.routing
 
     def relay_tool_call(self, name: str, relay: Relay) -> Any:
-        """The fast path for HTTP upstreams whose session is up and whose era matches the caller's.
+        """The fast path (connectors/relay.py) for an HTTP upstream whose session is up: both ends in the
+        same era, or a 2025 caller and a 2026-07-28 upstream.
 
-        Everything else (stdio, era bridging, a session still to be opened) takes `call_tool`.
+        Everything else (stdio, a 2026-07-28 caller and a 2025 upstream, a caller's session still to be
+        opened) takes `call_tool`.
         """
         client = self.client
         if client is None or not self.settings.url:

@@ -164,6 +164,8 @@ class _Call:
             try:
                 follower.send_nowait(frame)
             except (anyio.WouldBlock, anyio.BrokenResourceError, anyio.ClosedResourceError):
+                # gone, or too slow to keep up: its stream ends, and it may resume again from what it got
+                follower.close()
                 self.followers.remove(follower)
         if self.attached:
             try:
@@ -271,15 +273,22 @@ class RelayFront:
             return False
         sender, receiver = anyio.create_memory_object_stream[bytes](1000)
         call.followers.append(sender)  # no await since events_after: nothing can slip in between
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [*_SSE_HEADERS, (b"mcp-session-id", session.encode())]})
-        for event_id, payload in missed:
-            frame = b"event: message\r\nid: " + event_id.encode() + b"\r\ndata: " + payload + b"\r\n\r\n"
-            await send({"type": "http.response.body", "body": frame, "more_body": True})
-        async with receiver:
-            async for frame in receiver:
+        try:
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [*_SSE_HEADERS, (b"mcp-session-id", session.encode())]})
+            for event_id, payload in missed:
+                frame = b"event: message\r\nid: " + event_id.encode() + b"\r\ndata: " + payload + b"\r\n\r\n"
                 await send({"type": "http.response.body", "body": frame, "more_body": True})
-        await send({"type": "http.response.body", "body": b"", "more_body": False})
+            async with receiver:
+                async for frame in receiver:
+                    await send({"type": "http.response.body", "body": frame, "more_body": True})
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except OSError:
+            pass  # the client left again; it may resume once more
+        finally:
+            sender.close()
+            if sender in call.followers:
+                call.followers.remove(sender)
         return True
 
     # 2026-07-28 ------------------------------------------------------------------------------------------
