@@ -110,7 +110,12 @@ async def relay_call(
                     result.get("resultType") == "input_required" or "inputRequests" in result):
                 break
             # A 2025 caller cannot retry with answers itself: ask it live, then retry for it.
-            responses = await _ask_round(relay, result.get("inputRequests"))
+            responses = None
+            with anyio.move_on_after(s.call_timeout):
+                responses = await _ask_round(relay, result.get("inputRequests"))
+            if responses is None:
+                raise _fail(provider, f"the client did not answer the upstream's questions within {s.call_timeout:g} s "
+                                      "(call_timeout)")
             if "error" in responses:
                 answer = {"jsonrpc": "2.0", "id": upstream_id, "error": responses["error"]}
                 break

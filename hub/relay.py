@@ -102,6 +102,7 @@ class _Call:
     caller_key: str | None
     client_capabilities: dict[str, Any]
     param_headers: list[tuple[str, str]]
+    log_level: str | None
 
     async def notify(self, message: dict[str, Any]) -> None:
         if self.done:
@@ -322,7 +323,9 @@ class RelayFront:
         meta = params.get("_meta")
         level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, dict) else None
         call.log_level = level if level in _LEVELS else None
-        client = verdict.client_info.get("name") if isinstance(verdict.client_info, dict) else None
+        info = verdict.client_info if isinstance(verdict.client_info, dict) else {}
+        name, version = info.get("name"), info.get("version")
+        client = (f"{name}/{version}" if name and version else name) or None
         return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=True)
 
     # 2025 sessions ---------------------------------------------------------------------------------------
