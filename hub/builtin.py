@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -16,6 +17,18 @@ from hub.provider import CallContext, Provider
 
 CATALOG_URI = "junction://catalog"
 CONNECTORS_URI = "junction://connectors"
+AUDIT_URI = "junction://audit"
+
+_AUDIT_INPUT = {
+    "type": "object",
+    "properties": {
+        "principal": {"type": "string", "description": "only this user's calls"},
+        "tool": {"type": "string", "description": "only this tool (public name)"},
+        "since_seconds": {"type": "number", "minimum": 0, "description": "only calls this recent"},
+        "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+    },
+    "additionalProperties": False,
+}
 
 _STATUS_SCHEMA = {
     "type": "object",
@@ -103,6 +116,14 @@ class HubProvider(Provider):
                 output_schema=_CONNECTORS_SCHEMA,
                 annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
             ),
+            types.Tool(
+                name="audit",
+                title="Audit trail",
+                description="Who called which tool, when, whether the policy allowed it, and how it ended (newest "
+                "first). Administrators only.",
+                input_schema=_AUDIT_INPUT,
+                annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -112,6 +133,13 @@ class HubProvider(Provider):
                 name="catalog",
                 title="Hub catalog",
                 description="Every public tool, prompt, resource and template, with the providers behind them.",
+                mime_type="application/json",
+            ),
+            types.Resource(
+                uri=AUDIT_URI,
+                name="audit",
+                title="Audit trail",
+                description="The latest 100 calls (administrators only); hub__audit filters.",
                 mime_type="application/json",
             ),
             types.Resource(
@@ -129,11 +157,24 @@ class HubProvider(Provider):
             body: dict[str, Any] = {k: info[k] for k in ("version", "uptime_seconds", "ready", "providers")}
         elif name == "connectors":
             body = self._connectors()
+        elif name == "audit":
+            limit = arguments.get("limit", 100)
+            since = arguments.get("since_seconds")
+            if not isinstance(limit, int) or not 1 <= limit <= 1000:
+                return _error("limit must be an integer from 1 to 1000")
+            if since is not None and (not isinstance(since, int | float) or since < 0):
+                return _error("since_seconds must be a number of seconds, 0 or more")
+            body = {"calls": self._audit(principal=arguments.get("principal"), tool=arguments.get("tool"),
+                                         since=time.time() - since if since is not None else None, limit=limit)}
         else:
             raise NotImplementedError(name)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(body, indent=2))], structured_content=body
         )
+
+    def _audit(self, **filters: Any) -> list[dict[str, Any]]:
+        # Only the hub's own host keeps the call record; the policy lets only admins reach this.
+        return self.host.audit_records(**filters)  # type: ignore[attr-defined]
 
     def _connectors(self) -> dict[str, Any]:
         return {"connectors": connector_rows(self.host.hub_info())}
@@ -141,9 +182,15 @@ class HubProvider(Provider):
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         if uri == CONNECTORS_URI:
             text = json.dumps(self._connectors(), indent=2)
+        elif uri == AUDIT_URI:
+            text = json.dumps({"calls": self._audit(limit=100)}, indent=2)
         else:
             info = self.host.hub_info()
             text = json.dumps({"providers": info["providers"], **info["catalog"]}, indent=2)
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )
+
+
+def _error(text: str) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)

@@ -237,13 +237,46 @@ async def _call(url: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any
 async def _client(url: str):
     from mcp import Client
 
+    target: Any = url
+    token = os.environ.get("JUNCTION_TOKEN")
+    if token:  # a hub with [auth] mode = "tokens"
+        import httpx2
+        from mcp.client.streamable_http import streamable_http_client
+
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300))
+        target = streamable_http_client(url, http_client=http)
     try:
-        async with Client(url, mode="auto", read_timeout_seconds=300) as client:
+        async with Client(target, mode="auto", read_timeout_seconds=300) as client:
             yield client
     except CliError:
         raise
     except Exception as exc:
+        refused = _auth_refusal(url, token)
+        if refused:
+            raise CliError(refused) from None
         raise CliError(f"cannot talk to the hub at {url} (is `junction serve` running?): {_root_cause(exc)}") from None
+
+
+def _auth_refusal(url: str, token: str | None) -> str | None:
+    """Why the hub refused us, when it was authentication (for a clearer message than the SDK's)."""
+    import httpx2
+
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    try:
+        response = httpx2.post(url, content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}', headers=headers, timeout=10)
+    except Exception:
+        return None
+    if response.status_code != 401:
+        return None
+    try:
+        why = response.json().get("error_description", "")
+    except ValueError:
+        why = ""
+    if not token:
+        return f"the hub at {url} needs a token: set JUNCTION_TOKEN to one from `junction token create`"
+    return f"the hub at {url} refused the token in JUNCTION_TOKEN: {why or 'unauthorized'}"
 
 
 def _root_cause(exc: BaseException) -> str:
@@ -294,6 +327,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "~/.config/junction/junction.toml)")
 
     cli_connectors.add_parser(sub, with_config)
+    from hub import cli_auth
+
+    cli_auth.add_parsers(sub, with_config)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
     return parser
 

@@ -18,7 +18,7 @@ import os
 import re
 import tomllib
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 
@@ -76,6 +76,30 @@ class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     level: Annotated[str, msgspec.Meta(pattern=r"^(?i:debug|info|warning|error|critical)$")] = "info"
 
 
+_SCOPE_RE = r"^[a-zA-Z0-9_.:-]{1,60}$"
+
+
+class RoleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[auth.roles.NAME]`: what a user with this role may do."""
+
+    scopes: list[Annotated[str, msgspec.Meta(pattern=_SCOPE_RE)]] = []
+    """The scopes the role grants (built-in `mcp`, `hub:admin`, or one from `[auth.scopes]`)."""
+
+
+class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[auth]`: who may call the hub, and what."""
+
+    mode: Literal["none", "tokens", "oauth", "external"] = "none"
+    """`none`: no authentication (only on a loopback address); `tokens`: API tokens from
+    `junction token create`; `oauth` / `external`: not available yet."""
+    scopes: dict[Annotated[str, msgspec.Meta(pattern=_SCOPE_RE)], list[str]] = {}
+    """Extra scopes: name -> glob patterns over public tool and prompt names and resource URIs,
+    e.g. `"files:read" = ["files__read*", "files__list*"]`."""
+    roles: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], RoleConfig] = {}
+    """Roles and their scopes. Built in: `admin` (every scope), `user` (every scope but `hub:admin`),
+    `agent` (`mcp` unless set here)."""
+
+
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
     """`[providers.NAME]`: switches every provider has; other keys are the provider's own settings."""
 
@@ -102,6 +126,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     providers: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ProviderConfig] = {}
     connectors: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ConnectorSwitches] = {}
     source: str = ""
@@ -172,6 +197,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
     for section in ("providers", "connectors"):
         tables[section] = _named_tables(raw.pop(section, {}), section, source)
     config = _convert(raw, Config, source, "")
+    _check_auth(config.auth, source)
     providers = {n: _convert(t, ProviderConfig, source, f"providers.{n}") for n, t in tables["providers"].items()}
     connectors = {n: _convert(t, ConnectorSwitches, source, f"connectors.{n}") for n, t in tables["connectors"].items()}
     for name in connectors:
@@ -181,6 +207,31 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
         config, providers=providers, connectors=connectors, source=source,
         raw_providers=tables["providers"], raw_connectors=tables["connectors"],
     )
+
+
+BUILTIN_SCOPES = ("mcp", "hub:admin")
+
+
+def _check_auth(auth: AuthConfig, source: str) -> None:
+    if auth.mode in ("oauth", "external"):
+        raise ConfigError(source, "auth.mode", f"'{auth.mode}' is not available in this version; use 'none' or 'tokens'")
+    for name in auth.scopes:
+        if name in BUILTIN_SCOPES:
+            raise ConfigError(source, f"auth.scopes.{name}", "a built-in scope cannot be redefined")
+    known = set(BUILTIN_SCOPES) | set(auth.scopes)
+    for role, spec in auth.roles.items():
+        for scope in spec.scopes:
+            if scope not in known:
+                raise ConfigError(source, f"auth.roles.{role}.scopes", f"unknown scope '{scope}' (known: "
+                                  f"{', '.join(sorted(known))})")
+
+
+def check_auth_binding(config: Config) -> None:
+    """`[auth] mode = "none"` serves anyone who can connect: only on a loopback address."""
+    if config.auth.mode == "none" and config.server.host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(config.source, "auth.mode", f"'none' (no authentication) is only allowed when the hub "
+                          f"listens on a loopback address, not {config.server.host!r}; set [auth] mode = \"tokens\" "
+                          "and create tokens with `junction token create`")
 
 
 def _named_tables(value: Any, section: str, source: str) -> dict[str, dict[str, Any]]:
@@ -337,6 +388,13 @@ call_retention_days = 30
 
 [log]
 level = "info"
+
+[auth]
+mode = "none"               # "tokens": every client needs a token from `junction token create`
+# [auth.scopes]             # extra scopes: glob patterns over tool/prompt names and resource URIs
+# "files:read" = ["files__read*", "files__list*"]
+# [auth.roles.agent]        # built-in roles: admin (everything), user (all but hub:admin), agent
+# scopes = ["files:read"]
 
 # Providers: the hub's own tools and any installed plugin (entry point group
 # `junction.providers`). Each may be switched off and given a name prefix.

@@ -7,6 +7,7 @@ request.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import mcp_types as types
@@ -29,11 +30,16 @@ class RequestGate:
     Malformed JSON is left to the SDK (-32700).
     """
 
-    def __init__(self, app: Any, max_body: int, relay: Any = None) -> None:
+    def __init__(self, app: Any, max_body: int, relay: Any = None, *, policy: Any = None, auth: Any = None,
+                 store: Any = None) -> None:
         self.app = app
         self.max_body = max_body
         self.relay = relay
         """A `hub.relay.RelayFront`: offered every request that passed, before the SDK sees it."""
+        self.policy = policy
+        """A `hub.auth.Policy`: calls the caller's scopes do not cover get 403 `insufficient_scope`."""
+        self.auth = auth
+        self.store = store
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = scope.get("headers") or ()
@@ -65,6 +71,9 @@ class RequestGate:
             status, payload = refusal
             await _plain(send, status, payload, b"application/json")
             return
+        if self.policy is not None and isinstance(message, dict) and message.get("method") in _TARGETED:
+            if await self._forbidden(scope, message, send):
+                return
         if self.relay is not None and message is not None and await self.relay.post(scope, message, receive, send):
             return
         replayed = False
@@ -77,6 +86,50 @@ class RequestGate:
             return await receive()
 
         await self.app(scope, replay, send)
+
+
+    async def _forbidden(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
+        """Refuse a call the caller's scopes do not allow: 403 with the scope that would (RFC 6750 step-up)."""
+        from hub.auth import PRINCIPAL_KEY
+
+        principal = scope.get(PRINCIPAL_KEY)
+        params = message.get("params")
+        if principal is None or principal.is_local or not isinstance(params, dict):
+            return False
+        method = message["method"]
+        target = params.get("uri" if method == "resources/read" else "name")
+        if not isinstance(target, str) or self.policy.allows(principal, target):
+            return False
+        needed = self.policy.scope_for(target)
+        what = {"tools/call": "call the tool", "prompts/get": "get the prompt", "resources/read": "read"}[method]
+        reason = (f"'{principal.name}' (role {principal.role}) may not {what} {target}"
+                  + (f"; it needs the scope '{needed}'" if needed else "; no scope allows it"))
+        if method == "tools/call" and self.store is not None:
+            from hub.store import CallRecord
+
+            raw_id = message.get("id")
+            self.store.record_call(CallRecord(
+                ts=time.time(), request_id=None if raw_id is None else str(raw_id), principal=principal.name,
+                client=None, protocol_version=_header(scope, b"mcp-protocol-version") or "", tool=target,
+                provider=None, outcome="error", error=reason, duration_ms=0.0, args_bytes=0, result_bytes=0,
+                decision="denied"))
+        challenge = self.auth.challenge("insufficient_scope", reason, needed or "hub:admin")
+        body = msgspec.json.encode({"error": "insufficient_scope", "error_description": reason})
+        await send({"type": "http.response.start", "status": 403, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"www-authenticate", challenge.encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+
+_TARGETED = frozenset({"tools/call", "prompts/get", "resources/read"})
+
+
+def _header(scope: Any, name: bytes) -> str | None:
+    for key, value in scope.get("headers") or ():
+        if key == name:
+            return value.decode("latin-1")
+    return None
 
 
 _KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)

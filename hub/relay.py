@@ -46,6 +46,7 @@ from mcp.shared.inbound import (
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
+from hub.auth import PRINCIPAL_KEY
 from hub.provider import Provider, RelayDeclined
 from hub.resume import SessionEvents
 from hub.store import CallRecord
@@ -76,7 +77,7 @@ class _Call:
 
     __slots__ = ("front", "send", "modern", "session_id", "stream_id", "events", "retry_ms", "request_id",
                  "log_threshold", "started", "attached", "done", "followers", "scope", "asks", "request",
-                 "protocol_version", "caller_key", "client_capabilities", "param_headers", "log_level")
+                 "protocol_version", "caller_key", "client_capabilities", "param_headers", "log_level", "principal")
 
     def __init__(self, front: RelayFront, send: Any, *, modern: bool, request_id: Any, session_id: str | None = None,
                  events: SessionEvents | None = None, retry_ms: int | None = None, log_threshold: str | None = None):
@@ -95,6 +96,7 @@ class _Call:
         self.followers: list[anyio.abc.ObjectSendStream[bytes]] = []  # resumed streams (Last-Event-ID)
         self.scope: anyio.CancelScope | None = None
         self.asks: set[str] = set()
+        self.principal: str | None = None  # the authenticated caller's name (None: the local user)
 
     # Relay protocol (what the provider sees) -----------------------------------------------------
     request: dict[str, Any]
@@ -317,7 +319,8 @@ class RelayFront:
                 return False
         call = _Call(self, send, modern=True, request_id=message["id"])
         call.protocol_version = verdict.protocol_version
-        call.caller_key = None
+        call.principal = _principal_name(scope)
+        call.caller_key = f"principal:{call.principal}" if call.principal is not None else None
         call.client_capabilities = verdict.client_capabilities or {}
         call.param_headers = param_headers
         meta = params.get("_meta")
@@ -369,7 +372,8 @@ class RelayFront:
                      events=events if resumable else None, retry_ms=self.retry_ms,
                      log_threshold=connection.state.get("log_level"))
         call.protocol_version = version
-        call.caller_key = f"session:{session_id}"
+        call.principal = _principal_name(scope)
+        call.caller_key = f"principal:{call.principal}" if call.principal is not None else f"session:{session_id}"
         state = connection.state
         caps = state.get("relay_capabilities")
         if caps is None:
@@ -493,7 +497,7 @@ class RelayFront:
                 self.store.record_call(CallRecord(
                     ts=time.time(),
                     request_id=str(call.request_id),
-                    principal=None,
+                    principal=call.principal,
                     client=client,
                     protocol_version=call.protocol_version,
                     tool=public,
@@ -540,6 +544,11 @@ class RelayFront:
                     if cancel_on_disconnect and call.scope is not None:
                         call.scope.cancel()
                 return
+
+
+def _principal_name(scope: Any) -> str | None:
+    principal = scope.get(PRINCIPAL_KEY)
+    return principal.name if principal is not None else None
 
 
 def _error(request_id: Any, code: int, message: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from mcp.server.subscriptions import (
 from mcp.shared.exceptions import MCPError
 
 from hub import __version__
+from hub.auth import PRINCIPAL_KEY, Policy, Principal
 from hub.catalog import Catalog
 from hub.context import HubCallContext, InputRequired
 from hub.provider import InputUnavailable, Provider, ProviderState
@@ -79,12 +80,14 @@ class _Subscribers:
 
 class Router:
     def __init__(self, slots: list[ProviderSlot], store: Store | None, *, page_size: int = 1000,
-                 bus: SubscriptionBus | None = None) -> None:
+                 bus: SubscriptionBus | None = None, policy: Policy | None = None) -> None:
         self.slots = slots
         self.store = store
         self.page_size = page_size
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self.catalog = Catalog()
+        self.policy = policy
+        self._visible: dict[tuple[int, str, frozenset[str]], list[Any]] = {}  # (catalog, kind, scopes) -> items
         self.started_at = time.time()
         self.ready = False
         self._legacy: dict[int, Connection] = {}
@@ -272,22 +275,38 @@ class Router:
         end = start + self.page_size
         return items[start:end], (str(end) if end < len(items) else None)
 
+    def _for(self, ctx: ServerRequestContext[Any, Any], kind: str) -> list[Any]:
+        """The catalog list of `kind` as the caller may see it: what its scopes do not allow is left out."""
+        items: list[Any] = getattr(self.catalog, f"{kind}_list")
+        principal = _principal(ctx)
+        if principal is None or principal.is_local or self.policy is None:
+            return items
+        key = (id(self.catalog), kind, principal.scopes)
+        visible = self._visible.get(key)
+        if visible is None:
+            if len(self._visible) > 1000 or any(k[0] != id(self.catalog) for k in self._visible):
+                self._visible.clear()  # a new catalog: older filtered lists are stale
+            name_of = {"tool": "name", "prompt": "name", "resource": "uri", "template": "uri_template"}[kind]
+            visible = [item for item in items if self.policy.allows(principal, str(getattr(item, name_of)))]
+            self._visible[key] = visible
+        return visible
+
     async def list_tools(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
-        page, cursor = self._page(self.catalog.tool_list, params)
+        page, cursor = self._page(self._for(ctx, "tool"), params)
         return types.ListToolsResult(tools=page, next_cursor=cursor)
 
     async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
-        page, cursor = self._page(self.catalog.prompt_list, params)
+        page, cursor = self._page(self._for(ctx, "prompt"), params)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 
     async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
-        page, cursor = self._page(self.catalog.resource_list, params)
+        page, cursor = self._page(self._for(ctx, "resource"), params)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
     async def list_resource_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
     ):
-        page, cursor = self._page(self.catalog.template_list, params)
+        page, cursor = self._page(self._for(ctx, "template"), params)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
     def tool_input_schema(self, name: str) -> dict[str, Any] | None:
@@ -295,7 +314,9 @@ class Router:
         return self.catalog.input_schemas.get(name)
 
     def _context(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HubCallContext:
-        return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state)
+        principal = _principal(ctx)
+        return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state,
+                              principal=None if principal is None else principal.name)
 
     async def _run(self, call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
         """Run one provider handler, mapping input rounds and failures onto the wire."""
@@ -439,6 +460,13 @@ class Router:
     async def set_logging_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams):
         ctx.session._connection.state["log_level"] = params.level
         return types.EmptyResult()
+
+
+def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
+    """The caller the front authenticated (None over stdio: the local user)."""
+    request = ctx.request
+    scope = getattr(request, "scope", None)
+    return scope.get(PRINCIPAL_KEY) if scope is not None else None
 
 
 def _client_name(call: HubCallContext) -> str | None:

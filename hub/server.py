@@ -22,6 +22,7 @@ from typing import Any
 import anyio
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
@@ -34,7 +35,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import __version__
-from hub.config import Config, ConfigError, connector_settings, provider_settings
+from hub.auth import PRINCIPAL_KEY, Authenticator, Policy
+from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, explain_invalid_params
 from hub.provider import Provider, ProviderState
 from hub.relay import RelayFront
@@ -82,18 +84,39 @@ class HubSessionManager(StreamableHTTPSessionManager):
 
 
 class _Front:
-    """The outermost ASGI app: the MCP endpoint's exact path goes straight to the gate; the rest (health
-    checks, lifespan, near-miss paths) to Starlette. Starlette's routing and middleware layers cost
-    ~5% of the hub's CPU per proxied call and add nothing the gate does not do."""
+    """The outermost ASGI app: the MCP endpoint's path is authenticated and goes straight to the gate; the
+    rest (health checks, resource metadata, lifespan) to Starlette. Starlette's routing and middleware
+    layers cost ~5% of the hub's CPU per proxied call and add nothing the gate does not do."""
 
-    def __init__(self, path: str, gate: RequestGate, app: Starlette) -> None:
+    def __init__(self, path: str, gate: RequestGate, app: Starlette, auth: Authenticator) -> None:
         self.path = path
         self.gate = gate
         self.app = app
+        self.auth = auth
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.path:
-            await self.gate(scope, receive, send)
+            principal, refusal = self.auth.authenticate(scope)
+            if refusal is not None:
+                status, body, challenge = refusal
+                await send({"type": "http.response.start", "status": status, "headers": [
+                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                    (b"www-authenticate", challenge.encode())]})
+                await send({"type": "http.response.body", "body": body})
+                return
+            assert principal is not None
+            scope = dict(scope)
+            scope[PRINCIPAL_KEY] = principal
+            if principal.is_local:
+                await self.gate(scope, receive, send)
+                return
+            user = self.auth.user_for(principal)
+            scope["user"], scope["auth"] = user, self.auth.credentials(principal)
+            token = auth_context_var.set(user)  # the SDK binds sealed requestState to it
+            try:
+                await self.gate(scope, receive, send)
+            finally:
+                auth_context_var.reset(token)
         else:
             await self.app(scope, receive, send)
 
@@ -122,6 +145,15 @@ class _Host:
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         self._hub.router.set_state(self._slot, state, error, details)
 
+    def audit_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Hub-internal (the built-in provider's `hub__audit`): the call record, newest first."""
+        return [
+            {"time": r.ts, "principal": r.principal, "client": r.client, "tool": r.tool, "provider": r.provider,
+             "decision": r.decision, "outcome": r.outcome, "error": r.error, "duration_ms": round(r.duration_ms, 3),
+             "request_id": r.request_id, "protocol_version": r.protocol_version}
+            for r in self._hub.store.recent_calls(**filters)
+        ]
+
 
 def _load_provider_class(name: str, module: str) -> type[Provider]:
     if module:
@@ -149,6 +181,14 @@ def _load_connector_class(name: str, kind: str) -> type[Provider]:
             return ep.load()
     known = ", ".join(sorted(ep.name for ep in entry_points(group=CONNECTOR_GROUP))) or "none"
     raise ConfigError("", f"connectors.{name}.type", f"no connector type '{kind}' is installed (installed: {known})")
+
+
+def policy_for(config: Config) -> Policy:
+    """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
+    hub = config.providers.get("hub")
+    prefix = hub.prefix if hub is not None and hub.prefix is not None else "hub"
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
+                                "junction://catalog"])
 
 
 def available_providers() -> list[str]:
@@ -193,7 +233,8 @@ class Hub:
                                 kind="connector")
             slot.provider = cls(_Host(self, slot), settings)
             self.slots.append(slot)
-        self.router = Router(self.slots, self.store, page_size=config.server.page_size)
+        self.policy = policy_for(config)
+        self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy)
         self.server = self._build_server()
         self.listen_handler: ListenHandler | None = None
 
@@ -303,6 +344,7 @@ class Hub:
         )
 
     def http_app(self) -> Any:
+        check_auth_binding(self.config)
         cfg = self.config.server
         event_store = (
             BoundedEventStore(cfg.resume_buffer_events, cfg.resume_buffer_ttl) if cfg.resume_buffer_events else None
@@ -336,16 +378,32 @@ class Hub:
             async with manager.run():
                 yield
 
-        gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(self, manager))
-        app = Starlette(
-            routes=[
-                Route(cfg.path, endpoint=gate),
-                Route("/healthz", healthz, methods=["GET"]),
-                Route("/readyz", readyz, methods=["GET"]),
-            ],
-            lifespan=lifespan,
-        )
-        return _Front(cfg.path, gate, app)
+        resource = self.config.mcp_url()
+        origin = resource[: len(resource) - len(cfg.path)] if resource.endswith(cfg.path) else resource.rstrip("/")
+        metadata_path = "/.well-known/oauth-protected-resource" + cfg.path
+        auth = Authenticator(self.config.auth.mode, self.store, self.policy, resource, origin + metadata_path)
+
+        async def resource_metadata(request: Request) -> JSONResponse:
+            # RFC 9728: what this resource is and how to get a token for it.
+            return JSONResponse({
+                "resource": resource,
+                "authorization_servers": [],
+                "scopes_supported": sorted(self.policy.scopes),
+                "bearer_methods_supported": ["header"],
+                "resource_name": "Junction MCP hub",
+            }, headers={"Cache-Control": "max-age=300"})
+
+        gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(self, manager),
+                           policy=self.policy, auth=auth, store=self.store)
+        routes = [  # the MCP path itself never gets here: _Front serves it (after authentication)
+            Route("/healthz", healthz, methods=["GET"]),
+            Route("/readyz", readyz, methods=["GET"]),
+        ]
+        if self.config.auth.mode != "none":
+            routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
+                       Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
+        app = Starlette(routes=routes, lifespan=lifespan)
+        return _Front(cfg.path, gate, app, auth)
 
     # stdio ----------------------------------------------------------------------------------------
     async def serve_stdio(self) -> None:

@@ -41,6 +41,27 @@ MIGRATIONS: Sequence[str] = (
     CREATE INDEX tool_calls_ts ON tool_calls (ts);
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     """,
+    """
+    ALTER TABLE tool_calls ADD COLUMN decision TEXT NOT NULL DEFAULT 'allowed';
+    CREATE INDEX tool_calls_principal ON tool_calls (principal, ts);
+    CREATE TABLE users (
+        name TEXT PRIMARY KEY,
+        role TEXT NOT NULL,
+        password_hash TEXT,
+        created REAL NOT NULL
+    );
+    CREATE TABLE api_tokens (
+        id TEXT PRIMARY KEY,
+        user TEXT NOT NULL REFERENCES users (name) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        token_hash TEXT NOT NULL UNIQUE,
+        scopes TEXT,
+        created REAL NOT NULL,
+        expires REAL,
+        revoked REAL,
+        last_used REAL
+    );
+    """,
 )
 
 
@@ -60,6 +81,8 @@ class CallRecord(msgspec.Struct, frozen=True):
     duration_ms: float
     args_bytes: int
     result_bytes: int
+    decision: str = "allowed"
+    """`allowed`, or `denied` (the policy refused the call; it never reached a provider)."""
 
 
 class Store:
@@ -132,7 +155,7 @@ class Store:
             try:
                 self._db.executemany(
                     "INSERT INTO tool_calls (ts, request_id, principal, client, protocol_version, tool, provider, "
-                    "outcome, error, duration_ms, args_bytes, result_bytes) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "outcome, error, duration_ms, args_bytes, result_bytes, decision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     rows,
                 )
             except BaseException:
@@ -152,16 +175,22 @@ class Store:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.flush)
 
-    def recent_calls(self, limit: int = 100, tool: str | None = None) -> list[CallRecord]:
+    def recent_calls(self, limit: int = 100, tool: str | None = None, principal: str | None = None,
+                     since: float | None = None, until: float | None = None) -> list[CallRecord]:
+        """The newest calls first, filtered by exact tool / principal and a time range."""
         self.flush()
         sql = (
             "SELECT ts, request_id, principal, client, protocol_version, tool, provider, outcome, error, "
-            "duration_ms, args_bytes, result_bytes FROM tool_calls"
+            "duration_ms, args_bytes, result_bytes, decision FROM tool_calls"
         )
-        args: tuple = ()
-        if tool is not None:
-            sql += " WHERE tool = ?"
-            args = (tool,)
+        where, args = [], []
+        for clause, value in (("tool = ?", tool), ("principal = ?", principal), ("ts >= ?", since),
+                              ("ts < ?", until)):
+            if value is not None:
+                where.append(clause)
+                args.append(value)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
@@ -183,6 +212,67 @@ class Store:
     def set_meta(self, key: str, value: str) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+
+
+    # users and API tokens (see hub/auth.py for what they mean)
+    def add_user(self, name: str, role: str, password_hash: str | None = None) -> None:
+        with self._lock:
+            try:
+                self._db.execute("INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
+                                 (name, role, password_hash, time.time()))
+            except sqlite3.IntegrityError:
+                raise KeyError(f"a user named '{name}' already exists") from None
+
+    def users(self) -> list[tuple[str, str, float]]:
+        with self._lock:
+            return self._db.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()
+
+    def user_role(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
+    def remove_user(self, name: str) -> bool:
+        """Remove a user and every token of theirs."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
+            removed = self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
+            self._db.execute("COMMIT")
+        return bool(removed)
+
+    def add_token(self, token_id: str, user: str, name: str, token_hash: str, scopes: str | None,
+                  expires: float | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT INTO api_tokens (id, user, name, token_hash, scopes, created, expires) VALUES (?,?,?,?,?,?,?)",
+                (token_id, user, name, token_hash, scopes, time.time(), expires))
+
+    def tokens(self, user: str | None = None) -> list[tuple]:
+        """(id, user, name, scopes, created, expires, revoked, last_used) per token, newest first."""
+        sql = "SELECT id, user, name, scopes, created, expires, revoked, last_used FROM api_tokens"
+        args: tuple = ()
+        if user is not None:
+            sql += " WHERE user = ?"
+            args = (user,)
+        with self._lock:
+            return self._db.execute(sql + " ORDER BY created DESC", args).fetchall()
+
+    def revoke_token(self, token_id: str) -> bool:
+        with self._lock:
+            return bool(self._db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                                         (time.time(), token_id)).rowcount)
+
+    def find_token(self, token_hash: str) -> tuple | None:
+        """(id, user, role, scopes, expires, revoked) of the token with this hash, if any."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked FROM api_tokens t "
+                "JOIN users u ON u.name = t.user WHERE t.token_hash = ?", (token_hash,)).fetchone()
+
+    def touch_token(self, token_id: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
 
 
 def _split_sql(script: str) -> list[str]:

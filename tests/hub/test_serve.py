@@ -38,18 +38,20 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
     async with Client(bare_hub.url, mode=mode) as client:
         assert client.protocol_version == ("2026-07-28" if mode != "legacy" else "2025-11-25")
         tools = (await client.list_tools()).tools
-        assert [t.name for t in tools] == ["hub__status", "hub__connectors"]
+        assert [t.name for t in tools] == ["hub__status", "hub__connectors", "hub__audit"]
         status = await client.call_tool("hub__status", {})
         assert status.is_error is False
         assert status.structured_content["providers"][0] == {
             "name": "hub", "kind": "provider", "prefix": "hub", "state": "up", "error": None,
-            "tools": 2, "prompts": 0, "resources": 2, "resource_templates": 0,
+            "tools": 3, "prompts": 0, "resources": 3, "resource_templates": 0,
         }
         assert (await client.call_tool("hub__connectors", {})).structured_content == {"connectors": []}
         catalog = await client.read_resource("junction://catalog")
         body = json.loads(catalog.contents[0].text)
-        assert body["tools"] == ["hub__status", "hub__connectors"]
-        assert body["resources"] == ["junction://catalog", "junction://connectors"]
+        assert body["tools"] == ["hub__status", "hub__connectors", "hub__audit"]
+        assert body["resources"] == ["junction://catalog", "junction://audit", "junction://connectors"]
+        audit = await client.call_tool("hub__audit", {"tool": "hub__status"})
+        assert audit.structured_content["calls"][0]["tool"] == "hub__status"  # the local user is an admin
 
 
 async def test_calls_are_recorded_without_argument_values(bare_hub: RunningHub) -> None:
@@ -110,7 +112,7 @@ async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) ->
     with anyio.fail_after(60):
         async with Client(params, mode=mode, elicitation_callback=on_elicit) as client:
             names = [t.name for t in (await client.list_tools()).tools]
-            assert names[0] == "t__test_simple_text" and names[-2:] == ["hub__status", "hub__connectors"]
+            assert names[0] == "t__test_simple_text" and names[-3:] == ["hub__status", "hub__connectors", "hub__audit"]
             result = await client.call_tool("hub__status", {})
             assert [p["state"] for p in result.structured_content["providers"]] == ["up", "up"]
             asked = await client.call_tool("t__test_input_required_result_elicitation", {})
@@ -121,4 +123,4 @@ def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
     proc = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert [t["name"] for t in json.loads(proc.stdout)] == ["hub__status", "hub__connectors"]
+    assert [t["name"] for t in json.loads(proc.stdout)] == ["hub__status", "hub__connectors", "hub__audit"]

@@ -1,0 +1,221 @@
+"""Who is calling, and what they may do: principals, roles, scopes, API tokens and the front's check.
+
+Owns: the policy over public names (a scope is a set of glob patterns over tool and prompt
+names and resource URIs; a role grants scopes; `hub:admin` items need `hub:admin` whatever else
+matches), API tokens (random, shown once, stored as SHA-256, revocable, expiring), and the
+authentication step in front of the MCP endpoint: 401 with `WWW-Authenticate` pointing at the
+protected resource metadata (RFC 9728) when a token is missing or bad, the principal on the
+request scope (and as the SDK's `AuthenticatedUser`, which binds 2025 sessions and sealed
+`requestState` to it) when it is good. Tokens for the hub never leave it: connectors send only
+their own configured headers upstream.
+
+Mode `none` (loopback only) and the stdio transport run as the local user, who is an admin.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import json
+import re
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
+from starlette.authentication import AuthCredentials
+
+from hub.config import BUILTIN_SCOPES, AuthConfig
+from hub.store import Store
+
+TOKEN_PREFIX = "jct_"
+BUILTIN_ROLES = ("admin", "user", "agent")
+PRINCIPAL_KEY = "junction.principal"
+"""Where the front puts the caller's `Principal` in the ASGI scope."""
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: a user of the hub (by name), with the scopes this call may use."""
+
+    name: str | None
+    """None: the local user (no authentication configured, or stdio)."""
+    role: str
+    scopes: frozenset[str]
+    token_id: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        return self.name is None
+
+
+class Policy:
+    """Scopes (patterns over public names) and roles (sets of scopes), from `[auth]`."""
+
+    def __init__(self, auth: AuthConfig, admin_patterns: list[str]) -> None:
+        self.scopes: dict[str, tuple[str, ...]] = {"mcp": ("*",), "hub:admin": tuple(admin_patterns)}
+        self.scopes.update({name: tuple(patterns) for name, patterns in auth.scopes.items()})
+        everything = frozenset(self.scopes)
+        self.roles: dict[str, frozenset[str]] = {
+            "admin": everything,
+            "user": everything - {"hub:admin"},
+            "agent": frozenset({"mcp"}),
+        }
+        for role, spec in auth.roles.items():
+            self.roles[role] = frozenset(spec.scopes)
+        self.local = Principal(None, "admin", everything)
+        self._cache: dict[tuple[frozenset[str], str], bool] = {}
+
+    def role_scopes(self, role: str) -> frozenset[str]:
+        return self.roles.get(role, frozenset())
+
+    def _matches(self, scope: str, name: str) -> bool:
+        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.scopes.get(scope, ()))
+
+    def allows(self, principal: Principal, name: str) -> bool:
+        """May `principal` see and use the tool, prompt or resource published as `name`?"""
+        key = (principal.scopes, name)
+        hit = self._cache.get(key)
+        if hit is None:
+            if self._matches("hub:admin", name):
+                hit = "hub:admin" in principal.scopes
+            else:
+                hit = any(self._matches(scope, name) for scope in principal.scopes if scope != "hub:admin")
+            if len(self._cache) > 50_000:
+                self._cache.clear()
+            self._cache[key] = hit
+        return hit
+
+    def scope_for(self, name: str) -> str | None:
+        """The narrowest scope that allows `name` (what a client must ask for to call it)."""
+        if self._matches("hub:admin", name):
+            return "hub:admin"
+        fitting = [s for s in self.scopes if s != "hub:admin" and self._matches(s, name)]
+        fitting.sort(key=lambda s: (s in BUILTIN_SCOPES, len(self.scopes[s])))
+        return fitting[0] if fitting else None
+
+
+# API tokens ----------------------------------------------------------------------------------------
+def hash_token(token: str) -> str:
+    # A token is 256 random bits: a fast hash is enough (no dictionary to guess from).
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(store: Store, policy: Policy, user: str, name: str, scopes: list[str] | None,
+                 expires: float | None) -> tuple[str, str]:
+    """Create a token for `user`; returns (id, the token itself: shown once, never stored)."""
+    role = store.user_role(user)
+    if role is None:
+        raise KeyError(f"no user named '{user}' (add one with `junction user add`)")
+    if scopes is not None:
+        allowed = policy.role_scopes(role)
+        for scope in scopes:
+            if scope not in policy.scopes:
+                raise ValueError(f"unknown scope '{scope}' (known: {', '.join(sorted(policy.scopes))})")
+            if scope not in allowed:
+                raise ValueError(f"role '{role}' of user '{user}' does not grant scope '{scope}'")
+    token_id = secrets.token_hex(6)
+    token = f"{TOKEN_PREFIX}{token_id}_{secrets.token_urlsafe(32)}"
+    store.add_token(token_id, user, name, hash_token(token), json.dumps(sorted(scopes)) if scopes is not None else None,
+                    expires)
+    return token_id, token
+
+
+def verify_token(store: Store, policy: Policy, token: str) -> tuple[Principal | None, str]:
+    """The principal a token stands for, or (None, why not)."""
+    if not token.startswith(TOKEN_PREFIX):
+        return None, "not a Junction API token"
+    row = store.find_token(hash_token(token))
+    if row is None:
+        return None, "unknown token"
+    token_id, user, role, scopes_json, expires, revoked = row
+    if revoked is not None:
+        return None, "the token was revoked"
+    if expires is not None and expires <= time.time():
+        return None, "the token expired"
+    granted = policy.role_scopes(role)
+    if scopes_json is not None:
+        granted = granted & frozenset(json.loads(scopes_json))
+    return Principal(user, role, granted, token_id), ""
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_expiry(text: str | None, now: float | None = None) -> float | None:
+    """`30d`, `12h`, `90m`, `never`, or an ISO date/time -> an epoch time (None: never)."""
+    if text is None or text.strip().lower() in ("", "never"):
+        return None
+    now = time.time() if now is None else now
+    match = _DURATION.match(text.strip().lower())
+    if match:
+        return now + float(match.group(1)) * _UNITS[match.group(2)]
+    from datetime import datetime, timezone
+
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"cannot read the expiry {text!r}: use e.g. 30d, 12h, 90m, never, or 2027-01-31") from None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    if when.timestamp() <= now:
+        raise ValueError(f"the expiry {text!r} is in the past")
+    return when.timestamp()
+
+
+# the front's check -----------------------------------------------------------------------------------
+class Authenticator:
+    """Turns a request's `Authorization` header into a `Principal`, or the 401 that says what to do."""
+
+    def __init__(self, mode: str, store: Store, policy: Policy, resource: str, metadata_url: str) -> None:
+        self.mode = mode
+        self.store = store
+        self.policy = policy
+        self.resource = resource
+        self.metadata_url = metadata_url
+
+    def challenge(self, error: str | None = None, description: str | None = None, scope: str = "mcp") -> str:
+        parts = []
+        if error:
+            parts.append(f'error="{error}"')
+        if description:
+            parts.append('error_description="{}"'.format(description.replace('"', "'").replace("\\", "/")))
+        parts.append(f'resource_metadata="{self.metadata_url}"')
+        parts.append(f'scope="{scope}"')
+        return "Bearer " + ", ".join(parts)
+
+    def authenticate(self, scope: dict[str, Any]) -> tuple[Principal | None, tuple[int, bytes, str] | None]:
+        """(principal, None), or (None, (status, JSON body, WWW-Authenticate)) to refuse with."""
+        if self.mode == "none":
+            return self.policy.local, None
+        header = None
+        for key, value in scope.get("headers") or ():
+            if key == b"authorization":
+                header = value.decode("latin-1")
+                break
+        if header is None or not header[:7].lower() == "bearer ":
+            return None, _refusal(401, "invalid_request", "this hub needs a bearer token (Authorization: Bearer ...)",
+                                  self.challenge())
+        principal, why = verify_token(self.store, self.policy, header[7:].strip())
+        if principal is None:
+            return None, _refusal(401, "invalid_token", why, self.challenge("invalid_token", why))
+        return principal, None
+
+    def user_for(self, principal: Principal) -> AuthenticatedUser:
+        """The SDK's view of the principal: it binds 2025 sessions and sealed `requestState` to it."""
+        token = AccessToken(token=f"id:{principal.token_id}", client_id=f"junction-token:{principal.token_id}",
+                            scopes=sorted(principal.scopes), resource=self.resource, subject=principal.name,
+                            claims={"iss": "junction"})
+        return AuthenticatedUser(token)
+
+    @staticmethod
+    def credentials(principal: Principal) -> AuthCredentials:
+        return AuthCredentials(sorted(principal.scopes))
+
+
+def _refusal(status: int, error: str, description: str, challenge: str) -> tuple[int, bytes, str]:
+    body = json.dumps({"error": error, "error_description": description}).encode()
+    return status, body, challenge

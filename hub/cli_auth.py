@@ -1,0 +1,226 @@
+"""`junction user`, `junction token` and `junction audit`: the hub's users, their API tokens, the call record.
+
+They work on the data directory directly (SQLite in WAL mode), so they also work while the hub
+runs: a revoked token is refused from its next request on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+from hub.auth import Policy, create_token, parse_expiry
+from hub.cli import CliError
+from hub.config import Config, find_config_path, load_config
+from hub.store import Store
+
+_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+
+
+def add_parsers(sub: Any, common: Any) -> None:
+    user = sub.add_parser("user", help="the hub's users (who tokens are for)", description="Manage the hub's users.")
+    verbs = user.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser("add", help="add a user with a role")
+    common(p)
+    p.add_argument("name")
+    p.add_argument("--role", default="user", help="admin, user, agent, or a role from [auth.roles] (default user)")
+    p.set_defaults(fn=cmd_user_add)
+    p = verbs.add_parser("list", help="list users")
+    common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_user_list)
+    p = verbs.add_parser("remove", help="remove a user and revoke all their tokens")
+    common(p)
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_user_remove)
+
+    token = sub.add_parser("token", help="API tokens for headless clients and agents",
+                           description="Create, list and revoke API tokens ([auth] mode = \"tokens\").")
+    verbs = token.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser("create", help="create a token (printed once; only its hash is kept)")
+    common(p)
+    p.add_argument("--user", required=True)
+    p.add_argument("--name", default="", help="what the token is for (shown in `token list`)")
+    p.add_argument("--scopes", help="comma-separated scopes (default: all the user's role grants)")
+    p.add_argument("--expires", default="90d", help="30d, 12h, 90m, never, or a date (default 90d)")
+    p.set_defaults(fn=cmd_token_create)
+    p = verbs.add_parser("list", help="list tokens (never the tokens themselves)")
+    common(p)
+    p.add_argument("--user")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_token_list)
+    p = verbs.add_parser("revoke", help="revoke a token by its id")
+    common(p)
+    p.add_argument("id")
+    p.set_defaults(fn=cmd_token_revoke)
+
+    p = sub.add_parser("audit", help="who called what, when, and what came of it",
+                       description="Query the call record (newest first).")
+    common(p)
+    p.add_argument("--principal", help="only this user's calls")
+    p.add_argument("--tool", help="only this tool (public name)")
+    p.add_argument("--since", help="from this long ago (30m, 12h, 7d) or this date")
+    p.add_argument("--limit", type=int, default=100)
+    p.add_argument("--json", action="store_true", help="one JSON object per line")
+    p.set_defaults(fn=cmd_audit)
+
+
+def _open(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
+    config = load_config(find_config_path(getattr(args, "config", None)))
+    store = Store(config.data_dir() / "junction.db")
+    try:
+        store.open()
+    except Exception as exc:
+        raise CliError(f"cannot open the store in {config.data_dir()}: {exc}") from None
+    from hub.server import policy_for
+
+    return config, store, policy_for(config)
+
+
+def cmd_user_add(args: argparse.Namespace) -> int:
+    config, store, policy = _open(args)
+    try:
+        if not _NAME.match(args.name):
+            raise CliError(f"user names may use letters, digits and _ . @ - (1-64 characters), not {args.name!r}", 2)
+        if args.role not in policy.roles:
+            raise CliError(f"unknown role '{args.role}' (known: {', '.join(sorted(policy.roles))})", 2)
+        try:
+            store.add_user(args.name, args.role)
+        except KeyError as exc:
+            raise CliError(str(exc.args[0])) from None
+        print(f"added user '{args.name}' (role {args.role})")
+        return 0
+    finally:
+        store.close()
+
+
+def cmd_user_list(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        rows = [{"name": n, "role": r, "created": _when(c)} for n, r, c in store.users()]
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for row in rows:
+            print(f"{row['name']:<24} {row['role']:<10} added {row['created']}")
+        if not rows:
+            print("no users (add one with `junction user add NAME --role user`)")
+    return 0
+
+
+def cmd_user_remove(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        if not store.remove_user(args.name):
+            raise CliError(f"no user named '{args.name}'")
+    finally:
+        store.close()
+    print(f"removed user '{args.name}' and their tokens")
+    return 0
+
+
+def cmd_token_create(args: argparse.Namespace) -> int:
+    config, store, policy = _open(args)
+    try:
+        scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes is not None else None
+        try:
+            expires = parse_expiry(args.expires)
+            token_id, token = create_token(store, policy, args.user, args.name, scopes, expires)
+        except (KeyError, ValueError) as exc:
+            raise CliError(str(exc.args[0]), 2) from None
+    finally:
+        store.close()
+    print(token)
+    if config.auth.mode != "tokens":
+        note = f"note: [auth] mode is '{config.auth.mode}', so the hub does not ask for tokens yet"
+    else:
+        note = "keep it secret: it is shown only this once"
+    expiry = _when(expires) if expires is not None else "never"
+    import sys
+
+    print(f"token {token_id} for '{args.user}' (expires {expiry}); {note}", file=sys.stderr)
+    return 0
+
+
+def cmd_token_list(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        rows = []
+        now = time.time()
+        for token_id, user, name, scopes, created, expires, revoked, last_used in store.tokens(args.user):
+            state = "revoked" if revoked else "expired" if expires is not None and expires <= now else "active"
+            rows.append({"id": token_id, "user": user, "name": name, "state": state,
+                         "scopes": json.loads(scopes) if scopes else "role", "created": _when(created),
+                         "expires": _when(expires) if expires else "never",
+                         "last_used": _when(last_used) if last_used else None})
+    finally:
+        store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            scopes = ",".join(r["scopes"]) if isinstance(r["scopes"], list) else "(role's)"
+            print(f"{r['id']}  {r['user']:<16} {r['state']:<8} scopes {scopes:<20} expires {r['expires']}  "
+                  f"{r['name']}")
+        if not rows:
+            print("no tokens")
+    return 0
+
+
+def cmd_token_revoke(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        if not store.revoke_token(args.id):
+            raise CliError(f"no active token with id '{args.id}'")
+    finally:
+        store.close()
+    print(f"revoked token {args.id}")
+    return 0
+
+
+def cmd_audit(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        try:
+            since = _since(args.since)
+        except ValueError as exc:
+            raise CliError(str(exc), 2) from None
+        records = store.recent_calls(limit=args.limit, tool=args.tool, principal=args.principal, since=since)
+    finally:
+        store.close()
+    for r in records:
+        row = {"time": _when(r.ts), "principal": r.principal, "client": r.client, "tool": r.tool,
+               "decision": r.decision, "outcome": r.outcome, "duration_ms": round(r.duration_ms, 3),
+               "request_id": r.request_id, "error": r.error}
+        if args.json:
+            print(json.dumps(row))
+        else:
+            who = r.principal or "(local)"
+            print(f"{row['time']}  {who:<16} {r.tool:<32} {r.decision:<8} {r.outcome:<14} {row['duration_ms']} ms"
+                  + (f"  {r.error}" if r.error else ""))
+    return 0
+
+
+def _since(text: str | None) -> float | None:
+    if text is None:
+        return None
+    match = re.match(r"^(\d+(?:\.\d+)?)\s*([smhdw])$", text.strip().lower())
+    if match:
+        return time.time() - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[
+            match.group(2)]
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValueError(f"cannot read --since {text!r}: use e.g. 30m, 12h, 7d or 2026-11-01") from None
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
+def _when(ts: float) -> str:
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
+
