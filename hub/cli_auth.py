@@ -70,7 +70,8 @@ def add_parsers(sub: Any, common: Any) -> None:
 
 
 def _open(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
-    config = load_config(find_config_path(getattr(args, "config", None)))
+    # Managing users and reading the audit must not need every connector's secret in this shell.
+    config = load_config(find_config_path(getattr(args, "config", None)), require_env=False)
     store = Store(config.data_dir() / "junction.db")
     try:
         store.open()

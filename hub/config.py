@@ -8,8 +8,9 @@ or none at all), environment overrides, and turning every mistake into a
 Environment overrides:
 - `JUNCTION__SECTION__KEY=value` sets `[section] key` (any depth; the value is
   read as a TOML value when it parses as one, else as a string);
-- a string value `"${NAME}"` is replaced by the environment variable NAME, so
-  secrets need not sit in the file.
+- `${NAME}` in a string value (the whole value, or part of it as in
+  `"Bearer ${TOKEN}"`) is replaced by the environment variable NAME, so secrets need
+  not sit in the file.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 ENV_PREFIX = "JUNCTION__"
-_ENV_REF = re.compile(r"^\$\{([A-Za-z_][A-Za-z0-9_]*)\}$")
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _PREFIX_RE = r"^[a-zA-Z0-9_-]{0,40}$"
 
 
@@ -172,8 +173,11 @@ def find_config_path(explicit: str | None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
-    """Read, override from the environment, and validate. Raises `ConfigError`."""
+def load_config(path: Path | None, env: dict[str, str] | None = None, *, require_env: bool = True) -> Config:
+    """Read, override from the environment, and validate. Raises `ConfigError`.
+
+    `require_env=False` leaves a `${NAME}` whose variable is not set as it is (for commands that
+    do not use those values, e.g. managing users, which should not need every connector's secret)."""
     env = dict(os.environ if env is None else env)
     source = str(path) if path else "built-in defaults"
     raw: dict[str, Any] = {}
@@ -192,7 +196,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None) -> Config:
         if key in raw:
             raise ConfigError(source, key, "unknown key")
     _apply_env_overrides(raw, env, source)
-    _expand_env_refs(raw, env, source, "")
+    _expand_env_refs(raw, env, source, "", require_env)
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "connectors"):
         tables[section] = _named_tables(raw.pop(section, {}), section, source)
@@ -300,18 +304,18 @@ def _parse_env_value(value: str) -> Any:
         return value
 
 
-def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str) -> None:
+def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str, required: bool = True) -> None:
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in list(items):
         here = f"{path}.{key}" if path and isinstance(key, str) else (f"{path}[{key}]" if path else str(key))
         if isinstance(value, str):
-            match = _ENV_REF.match(value)
-            if match:
-                if match.group(1) not in env:
-                    raise ConfigError(source, here, f"environment variable {match.group(1)} is not set")
-                node[key] = env[match.group(1)]
+            missing = [name for name in _ENV_REF.findall(value) if name not in env]
+            if missing and required:
+                raise ConfigError(source, here, f"environment variable {missing[0]} is not set")
+            if "${" in value:  # whole values ("${TOKEN}") and parts of them ("Bearer ${TOKEN}")
+                node[key] = _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
         else:
-            _expand_env_refs(value, env, source, here)
+            _expand_env_refs(value, env, source, here, required)
 
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

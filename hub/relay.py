@@ -31,7 +31,7 @@ import anyio
 import anyio.abc
 import mcp_types as types
 import msgspec
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware
 from mcp.shared.exceptions import MCPError
@@ -339,11 +339,7 @@ class RelayFront:
         if transport is None or transport.is_terminated:
             return None
         user = scope.get("user")
-        requestor = None
-        if isinstance(user, AuthenticatedUser):
-            from mcp.server.auth.middleware.auth_context import authorization_context
-
-            requestor = authorization_context(user)
+        requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
         if requestor != manager._session_owners.get(session_id):
             return None
         return transport

@@ -75,6 +75,11 @@ def test_env_overrides_and_references(tmp_path: Path) -> None:
     config = load_config(cfg, env={"JUNCTION__SERVER__PORT": "9001", "HUB_URL": "https://hub.example/mcp"})
     assert config.server.port == 9001
     assert config.mcp_url() == "https://hub.example/mcp"
+    cfg.write_text('[connectors.gh]\nurl = "https://x.example/mcp"\nheaders = { Authorization = "Bearer ${GH_TOKEN}" }\n')
+    config = load_config(cfg, env={"GH_TOKEN": "s3cret"})
+    assert config.raw_connectors["gh"]["headers"] == {"Authorization": "Bearer s3cret"}
+    with pytest.raises(ConfigError, match=r"connectors\.gh\.headers\.Authorization: environment variable GH_TOKEN is not set"):
+        load_config(cfg, env={})
 
 
 def test_unknown_provider_fails_with_its_path(tmp_path: Path) -> None:
