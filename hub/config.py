@@ -87,6 +87,18 @@ class RoleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The scopes the role grants (built-in `mcp`, `hub:admin`, or one from `[auth.scopes]`)."""
 
 
+class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[auth.rate_limits]`: token buckets per caller (0 turns a limit off)."""
+
+    calls_per_minute: Annotated[float, msgspec.Meta(ge=0)] = 0
+    """Tool calls per minute per caller, all tools together."""
+    burst: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """Calls that may come at once before the rate applies (default: a minute's worth)."""
+    tools: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = {}
+    """Per caller and tool: glob pattern over public tool names -> calls per minute,
+    e.g. `"github__*" = 30` (each matching tool has its own bucket)."""
+
+
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`[auth]`: who may call the hub, and what."""
 
@@ -99,6 +111,7 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     roles: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], RoleConfig] = {}
     """Roles and their scopes. Built in: `admin` (every scope), `user` (every scope but `hub:admin`),
     `agent` (`mcp` unless set here)."""
+    rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):

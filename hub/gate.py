@@ -31,7 +31,7 @@ class RequestGate:
     """
 
     def __init__(self, app: Any, max_body: int, relay: Any = None, *, policy: Any = None, auth: Any = None,
-                 store: Any = None) -> None:
+                 store: Any = None, limiter: Any = None) -> None:
         self.app = app
         self.max_body = max_body
         self.relay = relay
@@ -40,6 +40,8 @@ class RequestGate:
         """A `hub.auth.Policy`: calls the caller's scopes do not cover get 403 `insufficient_scope`."""
         self.auth = auth
         self.store = store
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
+        """A `hub.ratelimit.RateLimiter`: tool calls over a caller's limits get 429 with Retry-After."""
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = scope.get("headers") or ()
@@ -74,6 +76,9 @@ class RequestGate:
         if self.policy is not None and isinstance(message, dict) and message.get("method") in _TARGETED:
             if await self._forbidden(scope, message, send):
                 return
+        if self.limiter is not None and isinstance(message, dict) and message.get("method") == "tools/call":
+            if await self._limited(scope, message, send):
+                return
         if self.relay is not None and message is not None and await self.relay.post(scope, message, receive, send):
             return
         replayed = False
@@ -104,15 +109,8 @@ class RequestGate:
         what = {"tools/call": "call the tool", "prompts/get": "get the prompt", "resources/read": "read"}[method]
         reason = (f"'{principal.name}' (role {principal.role}) may not {what} {target}"
                   + (f"; it needs the scope '{needed}'" if needed else "; no scope allows it"))
-        if method == "tools/call" and self.store is not None:
-            from hub.store import CallRecord
-
-            raw_id = message.get("id")
-            self.store.record_call(CallRecord(
-                ts=time.time(), request_id=None if raw_id is None else str(raw_id), principal=principal.name,
-                client=None, protocol_version=_header(scope, b"mcp-protocol-version") or "", tool=target,
-                provider=None, outcome="error", error=reason, duration_ms=0.0, args_bytes=0, result_bytes=0,
-                decision="denied"))
+        if method == "tools/call":
+            self._record_refusal(scope, message, principal.name, target, "denied", reason)
         challenge = self.auth.challenge("insufficient_scope", reason, needed or "hub:admin")
         body = msgspec.json.encode({"error": "insufficient_scope", "error_description": reason})
         await send({"type": "http.response.start", "status": 403, "headers": [
@@ -122,6 +120,49 @@ class RequestGate:
         return True
 
 
+    async def _limited(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
+        """Refuse a tool call over the caller's rate limits: 429 with Retry-After."""
+        from hub.auth import PRINCIPAL_KEY
+        from hub.ratelimit import retry_after
+
+        params = message.get("params")
+        tool = params.get("name") if isinstance(params, dict) else None
+        if not isinstance(tool, str):
+            return False
+        principal = scope.get(PRINCIPAL_KEY)
+        name = principal.name if principal is not None else None
+        wait = self.limiter.take(name or "(local)", tool)
+        if wait is None:
+            return False
+        seconds = retry_after(wait)
+        reason = f"rate limit: too many calls of {tool} by {name or 'the local user'}; try again in {seconds} s"
+        self._record_refusal(scope, message, name, tool, "limited", reason)
+        raw_id = message.get("id")
+        error = {"code": RATE_LIMITED, "message": reason, "data": {"retryAfter": seconds}}
+        body = msgspec.json.encode({"jsonrpc": "2.0", "id": raw_id if isinstance(raw_id, str | int) else None,
+                                    "error": error})
+        await send({"type": "http.response.start", "status": 429, "headers": [
+            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(seconds).encode())]})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    def _record_refusal(self, scope: Any, message: dict[str, Any], principal: str | None, tool: str, decision: str,
+                        reason: str) -> None:
+        if self.store is None:
+            return
+        from hub.store import CallRecord
+
+        raw_id = message.get("id")
+        self.store.record_call(CallRecord(
+            ts=time.time(), request_id=None if raw_id is None else str(raw_id), principal=principal,
+            client=None, protocol_version=_header(scope, b"mcp-protocol-version") or "", tool=tool,
+            provider=None, outcome="error", error=reason, duration_ms=0.0, args_bytes=0, result_bytes=0,
+            decision=decision))
+
+
+RATE_LIMITED = -32029
+"""JSON-RPC error code of a call refused by a rate limit (HTTP 429; `data.retryAfter` in seconds)."""
 _TARGETED = frozenset({"tools/call", "prompts/get", "resources/read"})
 
 

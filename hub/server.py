@@ -39,6 +39,7 @@ from hub.auth import PRINCIPAL_KEY, Authenticator, Policy
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, explain_invalid_params
 from hub.provider import Provider, ProviderState
+from hub.ratelimit import RateLimiter
 from hub.relay import RelayFront
 from hub.resume import BoundedEventStore
 from hub.router import ProviderSlot, Router
@@ -394,7 +395,8 @@ class Hub:
             }, headers={"Cache-Control": "max-age=300"})
 
         gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(self, manager),
-                           policy=self.policy, auth=auth, store=self.store)
+                           policy=self.policy, auth=auth, store=self.store,
+                           limiter=RateLimiter(self.config.auth.rate_limits))
         routes = [  # the MCP path itself never gets here: _Front serves it (after authentication)
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),

@@ -82,7 +82,7 @@ class CallRecord(msgspec.Struct, frozen=True):
     args_bytes: int
     result_bytes: int
     decision: str = "allowed"
-    """`allowed`, or `denied` (the policy refused the call; it never reached a provider)."""
+    """`allowed`; `denied` (the policy refused it) or `limited` (a rate limit did): it never reached a provider."""
 
 
 class Store:
