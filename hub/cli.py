@@ -31,7 +31,21 @@ class CliError(Exception):
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(find_config_path(getattr(args, "config", None)))
+    path = find_config_path(getattr(args, "config", None))
+    config = load_config(path)
+    if path is not None and "${secret:" in path.read_text(encoding="utf-8"):
+        # Values kept in the secret store: open it (in the data directory the config names) and read again.
+        from hub.secrets import resolver
+        from hub.store import Store
+
+        store = Store(config.data_dir() / "junction.db")
+        store.open()
+        try:
+            _, resolve = resolver(store, config.data_dir())
+            config = load_config(path, secret=resolve)
+        finally:
+            store.close()
+    return config
 
 
 def _setup_logging(config: Config, stream: Any = None) -> None:

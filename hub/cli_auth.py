@@ -1,4 +1,4 @@
-"""`junction user`, `junction token` and `junction audit`: the hub's users, their API tokens, the call record.
+"""`junction user`, `token`, `audit` and `secret`: users, their API tokens, the call record, the secret store.
 
 They work on the data directory directly (SQLite in WAL mode), so they also work while the hub
 runs: a revoked token is refused from its next request on.
@@ -57,6 +57,25 @@ def add_parsers(sub: Any, common: Any) -> None:
     common(p)
     p.add_argument("id")
     p.set_defaults(fn=cmd_token_revoke)
+
+    secret = sub.add_parser("secret", help="the encrypted secret store (\"${secret:NAME}\" in the config)",
+                            description="Keep secrets encrypted in the data directory; the config refers to them "
+                            "as \"${secret:NAME}\".")
+    verbs = secret.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser("set", help="store a secret: the value is read from stdin (or asked for), never an argument")
+    common(p)
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_secret_set)
+    p = verbs.add_parser("list", help="list secret names (never values)")
+    common(p)
+    p.set_defaults(fn=cmd_secret_list)
+    p = verbs.add_parser("rm", help="delete a secret")
+    common(p)
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_secret_rm)
+    p = verbs.add_parser("rotate-key", help="re-wrap every secret with a new master key (running hubs keep going)")
+    common(p)
+    p.set_defaults(fn=cmd_secret_rotate)
 
     p = sub.add_parser("audit", help="who called what, when, and what came of it",
                        description="Query the call record (newest first).")
@@ -205,6 +224,88 @@ def cmd_audit(args: argparse.Namespace) -> int:
             who = r.principal or "(local)"
             print(f"{row['time']}  {who:<16} {r.tool:<32} {r.decision:<8} {r.outcome:<14} {row['duration_ms']} ms"
                   + (f"  {r.error}" if r.error else ""))
+    return 0
+
+
+def _secrets(args: argparse.Namespace) -> tuple[Store, Any]:
+    from hub.secrets import SecretError, SecretStore
+
+    config, store, _ = _open(args)
+    try:
+        return store, SecretStore(store, config.data_dir())
+    except SecretError as exc:
+        store.close()
+        raise CliError(str(exc)) from None
+
+
+def cmd_secret_set(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+
+    from hub.secrets import SecretError, SecretStore
+
+    try:
+        SecretStore.check_name(args.name)
+    except SecretError as exc:
+        raise CliError(str(exc), 2) from None
+    value = getpass.getpass(f"value of secret '{args.name}': ") if sys.stdin.isatty() else sys.stdin.read()
+    value = value.rstrip("\r\n")
+    if not value:
+        raise CliError("the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | junction secret set NAME`)", 2)
+    store, secrets = _secrets(args)
+    try:
+        secrets.set(args.name, value)
+    finally:
+        store.close()
+    print(f"stored secret '{args.name}' (use \"${{secret:{args.name}}}\" in the config)")
+    return 0
+
+
+def cmd_secret_list(args: argparse.Namespace) -> int:
+    store, secrets = _secrets(args)
+    try:
+        rows = secrets.names()
+        source = secrets.keys.source
+    finally:
+        store.close()
+    for name, updated in rows:
+        print(f"{name:<40} updated {_when(updated)}")
+    if not rows:
+        print("no secrets")
+    print(f"(master key from the {source})")
+    return 0
+
+
+def cmd_secret_rm(args: argparse.Namespace) -> int:
+    store, secrets = _secrets(args)
+    try:
+        if not secrets.remove(args.name):
+            raise CliError(f"no secret named '{args.name}'")
+    finally:
+        store.close()
+    print(f"deleted secret '{args.name}'")
+    return 0
+
+
+def cmd_secret_rotate(args: argparse.Namespace) -> int:
+    from hub.secrets import SecretError, key_id
+
+    store, secrets = _secrets(args)
+    try:
+        count = len(secrets.names())
+        try:
+            new = secrets.rotate()
+        except SecretError as exc:
+            raise CliError(str(exc)) from None
+        source = secrets.keys.source
+    finally:
+        store.close()
+    print(f"re-wrapped {count} secret(s) with the new master key {key_id(new)} (in the {source})")
+    if source == "environment":
+        import sys
+
+        print("set JUNCTION_SECRET_KEY to this new key before the hub next starts (the old one no longer opens "
+              f"anything):\n{new.hex()}", file=sys.stderr)
     return 0
 
 

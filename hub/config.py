@@ -25,6 +25,7 @@ import msgspec
 
 ENV_PREFIX = "JUNCTION__"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_SECRET_REF = re.compile(r"\$\{secret:([A-Za-z0-9_.-]{1,100})\}")
 _PREFIX_RE = r"^[a-zA-Z0-9_-]{0,40}$"
 
 
@@ -186,11 +187,13 @@ def find_config_path(explicit: str | None) -> Path | None:
     return default if default.exists() else None
 
 
-def load_config(path: Path | None, env: dict[str, str] | None = None, *, require_env: bool = True) -> Config:
+def load_config(path: Path | None, env: dict[str, str] | None = None, *, require_env: bool = True,
+                secret: Any = None) -> Config:
     """Read, override from the environment, and validate. Raises `ConfigError`.
 
     `require_env=False` leaves a `${NAME}` whose variable is not set as it is (for commands that
-    do not use those values, e.g. managing users, which should not need every connector's secret)."""
+    do not use those values, e.g. managing users, which should not need every connector's secret).
+    `secret(NAME)` resolves `${secret:NAME}` from the secret store; without it they stay as written."""
     env = dict(os.environ if env is None else env)
     source = str(path) if path else "built-in defaults"
     raw: dict[str, Any] = {}
@@ -209,7 +212,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
         if key in raw:
             raise ConfigError(source, key, "unknown key")
     _apply_env_overrides(raw, env, source)
-    _expand_env_refs(raw, env, source, "", require_env)
+    _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "connectors"):
         tables[section] = _named_tables(raw.pop(section, {}), section, source)
@@ -317,7 +320,8 @@ def _parse_env_value(value: str) -> Any:
         return value
 
 
-def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str, required: bool = True) -> None:
+def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str, required: bool = True,
+                     secret: Any = None) -> None:
     items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
     for key, value in list(items):
         here = f"{path}.{key}" if path and isinstance(key, str) else (f"{path}[{key}]" if path else str(key))
@@ -326,9 +330,14 @@ def _expand_env_refs(node: Any, env: dict[str, str], source: str, path: str, req
             if missing and required:
                 raise ConfigError(source, here, f"environment variable {missing[0]} is not set")
             if "${" in value:  # whole values ("${TOKEN}") and parts of them ("Bearer ${TOKEN}")
-                node[key] = _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+                value = node[key] = _ENV_REF.sub(lambda m: env.get(m.group(1), m.group(0)), value)
+            if secret is not None and "${secret:" in value:
+                try:
+                    node[key] = _SECRET_REF.sub(lambda m: secret(m.group(1)), value)
+                except Exception as exc:  # the secret store's message names the secret, never a value
+                    raise ConfigError(source, here, str(exc)) from None
         else:
-            _expand_env_refs(value, env, source, here, required)
+            _expand_env_refs(value, env, source, here, required, secret)
 
 
 _MSGSPEC_PATH = re.compile(r"^(?P<reason>.*?)(?: - at `\$(?P<path>[^`]*)`)?$", re.S)

@@ -62,6 +62,15 @@ MIGRATIONS: Sequence[str] = (
         last_used REAL
     );
     """,
+    """
+    CREATE TABLE secrets (
+        name TEXT PRIMARY KEY,
+        key_id TEXT NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        updated REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -273,6 +282,42 @@ class Store:
     def touch_token(self, token_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
+
+
+    # encrypted secrets (see hub/secrets.py; nothing here is in clear)
+    def put_secret(self, name: str, key_id: str, wrapped_key: bytes, ciphertext: bytes) -> None:
+        with self._lock:
+            self._db.execute("INSERT OR REPLACE INTO secrets (name, key_id, wrapped_key, ciphertext, updated) "
+                             "VALUES (?, ?, ?, ?, ?)", (name, key_id, wrapped_key, ciphertext, time.time()))
+
+    def get_secret(self, name: str) -> tuple[str, bytes, bytes] | None:
+        with self._lock:
+            return self._db.execute("SELECT key_id, wrapped_key, ciphertext FROM secrets WHERE name = ?",
+                                    (name,)).fetchone()
+
+    def secret_names(self) -> list[tuple[str, float]]:
+        with self._lock:
+            return self._db.execute("SELECT name, updated FROM secrets ORDER BY name").fetchall()
+
+    def delete_secret(self, name: str) -> bool:
+        with self._lock:
+            return bool(self._db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount)
+
+    def all_wrapped_keys(self) -> list[tuple[str, str, bytes]]:
+        with self._lock:
+            return self._db.execute("SELECT name, key_id, wrapped_key FROM secrets").fetchall()
+
+    def replace_wrapped_keys(self, rows: list[tuple[str, str, bytes]]) -> None:
+        """Swap the wrapped data keys in one transaction (key rotation)."""
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany("UPDATE secrets SET key_id = ?, wrapped_key = ? WHERE name = ?",
+                                     [(kid, wrapped, name) for name, kid, wrapped in rows])
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
 
 
 def _split_sql(script: str) -> list[str]:

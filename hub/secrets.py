@@ -1,0 +1,205 @@
+"""The secret store: what the hub must keep secret (upstream tokens, mail passwords, client secrets).
+
+Envelope encryption with AES-GCM (`cryptography`): each secret has its own random data key; the
+data key is wrapped with the master key. The master key comes from `JUNCTION_SECRET_KEY`
+(64 hex digits or urlsafe base64 of 32 bytes), else the OS keyring when the `keyring` package
+and a usable backend are installed, else a key file in the data directory created with mode 0600.
+
+Rotating the master key re-wraps every data key in one transaction (the secrets themselves are
+not touched). A key file keeps the new key first and drops the old ones once nothing needs them;
+a hub that meets a data key wrapped with a key it does not hold re-reads the key file, so a
+rotation needs no restart. Values are never logged, listed or returned by the hub's tools; the
+config refers to them as `"${secret:NAME}"`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import secrets as _random
+from pathlib import Path
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from hub.store import Store
+
+ENV_KEY = "JUNCTION_SECRET_KEY"
+KEYRING_SERVICE = "junction"
+_NAME_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-")
+
+
+class SecretError(Exception):
+    """A secret cannot be stored or read; the message says why (never the value)."""
+
+
+def key_id(key: bytes) -> str:
+    return hashlib.sha256(b"junction-secret-key:" + key).hexdigest()[:12]
+
+
+def _parse_key(text: str, where: str) -> bytes:
+    text = text.strip()
+    try:
+        key = bytes.fromhex(text) if len(text) == 64 else base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (ValueError, binascii.Error):
+        raise SecretError(f"{where} is not a key (64 hex digits or base64 of 32 bytes)") from None
+    if len(key) != 32:
+        raise SecretError(f"{where} is not a 256-bit key ({len(key)} bytes)")
+    return key
+
+
+class MasterKeys:
+    """Where the master key lives, and the keys currently known (newest first)."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.path = data_dir / "secret.key"
+        self.source = "environment"
+        self.keys: list[bytes] = []
+        self.load()
+
+    def load(self) -> None:
+        env = os.environ.get(ENV_KEY)
+        if env:
+            self.source, self.keys = "environment", [_parse_key(env, ENV_KEY)]
+            return
+        stored = _keyring_get()
+        if stored is not None:
+            self.source = "keyring"
+            self.keys = [_parse_key(line, "the keyring's junction key") for line in stored.split() if line]
+            return
+        self.source = "file"
+        try:
+            lines = self.path.read_text().split()
+        except FileNotFoundError:
+            lines = []
+        self.keys = [_parse_key(line, str(self.path)) for line in lines if line]
+        if not self.keys:
+            self.keys = [AESGCM.generate_key(256)]
+            self._write_file()
+
+    def _write_file(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as fh:
+            fh.write("\n".join(k.hex() for k in self.keys) + "\n")
+        os.replace(tmp, self.path)
+
+    def save(self) -> None:
+        if self.source == "environment":
+            return  # the caller shows the new key; the environment is not ours to write
+        if self.source == "file":
+            self._write_file()
+        elif self.source == "keyring":
+            _keyring_set("\n".join(k.hex() for k in self.keys))
+
+    def find(self, wanted: str) -> bytes | None:
+        for key in self.keys:
+            if key_id(key) == wanted:
+                return key
+        return None
+
+
+def _keyring_get() -> str | None:
+    try:
+        import keyring  # optional
+        from keyring.backends.fail import Keyring as FailKeyring
+    except ImportError:
+        return None
+    try:
+        if isinstance(keyring.get_keyring(), FailKeyring):
+            return None
+        value = keyring.get_password(KEYRING_SERVICE, "master-key")
+        if value is None:
+            value = AESGCM.generate_key(256).hex()
+            keyring.set_password(KEYRING_SERVICE, "master-key", value)
+        return value
+    except Exception:  # no usable backend (headless machines): fall back to the key file
+        return None
+
+
+def _keyring_set(value: str) -> None:
+    import keyring
+
+    keyring.set_password(KEYRING_SERVICE, "master-key", value)
+
+
+class SecretStore:
+    def __init__(self, store: Store, data_dir: Path) -> None:
+        self.store = store
+        self.keys = MasterKeys(data_dir)
+
+    @staticmethod
+    def check_name(name: str) -> None:
+        if not name or len(name) > 100 or not set(name) <= _NAME_CHARS:
+            raise SecretError(f"secret names use letters, digits, _ . - (1-100 characters), not {name!r}")
+
+    def set(self, name: str, value: str) -> None:
+        self.check_name(name)
+        data_key = AESGCM.generate_key(256)
+        master = self.keys.keys[0]
+        nonce, wrap_nonce = _random.token_bytes(12), _random.token_bytes(12)
+        ciphertext = AESGCM(data_key).encrypt(nonce, value.encode(), name.encode())
+        wrapped = AESGCM(master).encrypt(wrap_nonce, data_key, name.encode())
+        self.store.put_secret(name, key_id(master), wrap_nonce + wrapped, nonce + ciphertext)
+
+    def get(self, name: str) -> str:
+        row = self.store.get_secret(name)
+        if row is None:
+            raise SecretError(f"no secret named '{name}' (set it with `junction secret set {name}`)")
+        wanted, wrapped, sealed = row
+        master = self.keys.find(wanted)
+        if master is None:
+            self.keys.load()  # rotated meanwhile by `junction secret rotate-key`
+            master = self.keys.find(wanted)
+        if master is None:
+            raise SecretError(f"secret '{name}' was sealed with a master key this hub does not have "
+                              f"(key {wanted}; the key source is the {self.keys.source})")
+        try:
+            data_key = AESGCM(master).decrypt(wrapped[:12], wrapped[12:], name.encode())
+            return AESGCM(data_key).decrypt(sealed[:12], sealed[12:], name.encode()).decode()
+        except Exception:
+            raise SecretError(f"secret '{name}' does not decrypt (damaged, or moved from another name)") from None
+
+    def names(self) -> list[tuple[str, float]]:
+        return self.store.secret_names()
+
+    def remove(self, name: str) -> bool:
+        return self.store.delete_secret(name)
+
+    def rotate(self) -> bytes:
+        """Wrap every data key with a new master key and make it the key; returns it.
+
+        From a key file or the keyring, hubs running meanwhile pick the new key up by themselves.
+        From `JUNCTION_SECRET_KEY`, the caller must put the returned key there for the next start."""
+        new = AESGCM.generate_key(256)
+        self.keys.keys.insert(0, new)
+        self.keys.save()  # first, so a hub reading a re-wrapped secret finds the new key
+        self._rewrap(new)
+        self.keys.keys = [new]
+        self.keys.save()
+        return new
+
+    def _rewrap(self, new: bytes) -> None:
+        rows = self.store.all_wrapped_keys()
+        rewrapped = []
+        for name, wanted, wrapped in rows:
+            old = self.keys.find(wanted)
+            if old is None:
+                raise SecretError(f"secret '{name}' uses a master key that is not available (key {wanted})")
+            data_key = AESGCM(old).decrypt(wrapped[:12], wrapped[12:], name.encode())
+            nonce = _random.token_bytes(12)
+            rewrapped.append((name, key_id(new), nonce + AESGCM(new).encrypt(nonce, data_key, name.encode())))
+        self.store.replace_wrapped_keys(rewrapped)
+
+
+def resolver(store: Store, data_dir: Path) -> tuple[SecretStore, object]:
+    """A `${secret:NAME}` resolver for `load_config`."""
+    secret_store = SecretStore(store, data_dir)
+
+    def resolve(name: str) -> str:
+        return secret_store.get(name)
+
+    return secret_store, resolve
+
