@@ -27,7 +27,7 @@ from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from starlette.authentication import AuthCredentials
 
-from hub.config import BUILTIN_SCOPES, AuthConfig
+from hub.config import BUILTIN_SCOPES, AuthConfig, ExternalAuthConfig
 from hub.store import Store
 
 TOKEN_PREFIX = "jct_"
@@ -166,16 +166,151 @@ def parse_expiry(text: str | None, now: float | None = None) -> float | None:
     return when.timestamp()
 
 
+# an existing OpenID provider's tokens ---------------------------------------------------------------
+_JWT_ALGORITHMS = ["RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"]
+
+
+class ExternalVerifier:
+    """Access tokens of an existing provider: JWTs checked with its JWKS (signature, `iss`, `aud`, `exp`),
+    opaque ones by RFC 7662 introspection. Keys and metadata are fetched when first needed and the keys
+    again when a token names a key id not seen yet (at most every 30 s)."""
+
+    def __init__(self, config: ExternalAuthConfig, policy: Policy, resource: str) -> None:
+        self.config = config
+        self.policy = policy
+        audience = (config.audience or resource).rstrip("/")
+        self.audiences = [audience, audience + "/"]
+        self.issuers = [config.issuer.rstrip("/"), config.issuer.rstrip("/") + "/"]
+        self._metadata: dict[str, Any] | None = None
+        self._keys: dict[str, Any] = {}
+        self._keys_at = 0.0
+        self._http: Any = None
+
+    def _client(self) -> Any:
+        import httpx2
+
+        if self._http is None:
+            self._http = httpx2.AsyncClient(timeout=10.0, follow_redirects=False)
+        return self._http
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
+
+    async def _provider_metadata(self) -> dict[str, Any]:
+        if self._metadata is None:
+            base = self.config.issuer.rstrip("/")
+            for path in ("/.well-known/openid-configuration", "/.well-known/oauth-authorization-server"):
+                response = await self._client().get(base + path)
+                if response.status_code == 200:
+                    self._metadata = response.json()
+                    break
+            else:
+                raise ConnectionError(f"no metadata at {base}/.well-known/ (openid-configuration or "
+                                      "oauth-authorization-server)")
+        return self._metadata
+
+    async def _key(self, kid: str | None) -> Any:
+        from jwt import PyJWKSet
+
+        if kid not in self._keys and time.monotonic() - self._keys_at > 30:
+            url = self.config.jwks_url or (await self._provider_metadata()).get("jwks_uri")
+            if not url:
+                raise ConnectionError("the provider publishes no jwks_uri; set [auth.external] jwks_url")
+            response = await self._client().get(url)
+            response.raise_for_status()
+            keys = PyJWKSet.from_dict(response.json()).keys
+            self._keys = {k.key_id: k for k in keys}
+            self._keys_at = time.monotonic()
+        if kid is None and len(self._keys) == 1:
+            return next(iter(self._keys.values()))
+        return self._keys.get(kid)
+
+    async def verify(self, token: str) -> tuple[Principal | None, str]:
+        try:
+            claims = await (self._jwt(token) if token.count(".") == 2 else self._introspect(token))
+        except _Rejected as exc:
+            return None, str(exc)
+        except Exception as exc:  # the provider is unreachable or answers nonsense: refuse, say why
+            return None, f"cannot check the token with {self.config.issuer}: {type(exc).__name__}"
+        return self._principal(claims)
+
+    async def _jwt(self, token: str) -> dict[str, Any]:
+        import jwt
+
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError:
+            raise _Rejected("the token is not a well-formed JWT") from None
+        key = await self._key(header.get("kid"))
+        if key is None:
+            raise _Rejected("the token is signed with a key the provider does not publish")
+        try:
+            return jwt.decode(token, key.key, algorithms=_JWT_ALGORITHMS, audience=self.audiences,
+                              issuer=self.issuers, leeway=self.config.clock_skew,
+                              options={"require": ["exp", "iss", "aud"]})
+        except jwt.ExpiredSignatureError:
+            raise _Rejected("the token expired") from None
+        except jwt.InvalidAudienceError:
+            raise _Rejected("the token was issued for another resource (aud)") from None
+        except jwt.InvalidIssuerError:
+            raise _Rejected("the token was issued by another provider (iss)") from None
+        except jwt.PyJWTError as exc:
+            raise _Rejected(f"the token does not verify ({type(exc).__name__})") from None
+
+    async def _introspect(self, token: str) -> dict[str, Any]:
+        cfg = self.config
+        url = cfg.introspection_url or (await self._provider_metadata()).get("introspection_endpoint")
+        if not url or not cfg.client_id:
+            raise _Rejected("not a JWT, and no introspection is configured for opaque tokens")
+        response = await self._client().post(url, data={"token": token}, auth=(cfg.client_id, cfg.client_secret))
+        if response.status_code != 200:
+            raise ConnectionError(f"introspection answered HTTP {response.status_code}")
+        claims = response.json()
+        if not claims.get("active"):
+            raise _Rejected("the token is not active (revoked, expired or unknown)")
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if not any(a in self.audiences for a in audiences if isinstance(a, str)):
+            raise _Rejected("the token was issued for another resource (aud)")
+        if "iss" in claims and claims["iss"] not in self.issuers:
+            raise _Rejected("the token was issued by another provider (iss)")
+        if isinstance(claims.get("exp"), int | float) and claims["exp"] < time.time() - cfg.clock_skew:
+            raise _Rejected("the token expired")
+        return claims
+
+    def _principal(self, claims: dict[str, Any]) -> tuple[Principal | None, str]:
+        cfg = self.config
+        name = claims.get(cfg.user_claim)
+        if not isinstance(name, str) or not name:
+            return None, f"the token names no user (claim '{cfg.user_claim}')"
+        role = claims.get(cfg.role_claim) if cfg.role_claim else cfg.default_role
+        if not isinstance(role, str) or role not in self.policy.roles:
+            return None, f"the token's role {role!r} is not a role of this hub"
+        granted = self.policy.role_scopes(role)
+        scope = claims.get("scope")
+        if isinstance(scope, str):
+            granted = granted & frozenset(scope.split())
+        return Principal(name, role, granted, f"{cfg.issuer}#{claims.get('jti') or name}"), ""
+
+
+class _Rejected(Exception):
+    """A token that is not acceptable (the message says why, for the 401)."""
+
+
 # the front's check -----------------------------------------------------------------------------------
 class Authenticator:
     """Turns a request's `Authorization` header into a `Principal`, or the 401 that says what to do."""
 
-    def __init__(self, mode: str, store: Store, policy: Policy, resource: str, metadata_url: str) -> None:
+    def __init__(self, mode: str, store: Store, policy: Policy, resource: str, metadata_url: str,
+                 external: ExternalVerifier | None = None) -> None:
         self.mode = mode
         self.store = store
         self.policy = policy
         self.resource = resource
         self.metadata_url = metadata_url
+        self.external = external
 
     def challenge(self, error: str | None = None, description: str | None = None, scope: str = "mcp") -> str:
         parts = []
@@ -187,7 +322,7 @@ class Authenticator:
         parts.append(f'scope="{scope}"')
         return "Bearer " + ", ".join(parts)
 
-    def authenticate(self, scope: dict[str, Any]) -> tuple[Principal | None, tuple[int, bytes, str] | None]:
+    async def authenticate(self, scope: dict[str, Any]) -> tuple[Principal | None, tuple[int, bytes, str] | None]:
         """(principal, None), or (None, (status, JSON body, WWW-Authenticate)) to refuse with."""
         if self.mode == "none":
             return self.policy.local, None
@@ -199,14 +334,18 @@ class Authenticator:
         if header is None or not header[:7].lower() == "bearer ":
             return None, _refusal(401, "invalid_request", "this hub needs a bearer token (Authorization: Bearer ...)",
                                   self.challenge())
-        principal, why = verify_token(self.store, self.policy, header[7:].strip())
+        token = header[7:].strip()
+        if self.external is not None and not token.startswith(TOKEN_PREFIX):
+            principal, why = await self.external.verify(token)
+        else:
+            principal, why = verify_token(self.store, self.policy, token)
         if principal is None:
             return None, _refusal(401, "invalid_token", why, self.challenge("invalid_token", why))
         return principal, None
 
     def user_for(self, principal: Principal) -> AuthenticatedUser:
         """The SDK's view of the principal: it binds 2025 sessions and sealed `requestState` to it."""
-        token = AccessToken(token=f"id:{principal.token_id}", client_id=f"junction-token:{principal.token_id}",
+        token = AccessToken(token=f"id:{principal.token_id}", client_id=f"junction:{principal.name}",
                             scopes=sorted(principal.scopes), resource=self.resource, subject=principal.name,
                             claims={"iss": "junction"})
         return AuthenticatedUser(token)

@@ -100,12 +100,36 @@ class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     e.g. `"github__*" = 30` (each matching tool has its own bucket)."""
 
 
+class ExternalAuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[auth.external]`: the hub as a resource server of an existing OpenID / OAuth provider."""
+
+    issuer: str = ""
+    """The provider's issuer URL (its metadata is read from there); tokens must name it as `iss`."""
+    audience: str = ""
+    """What tokens must be issued for (`aud`); default: the hub's MCP URL (the RFC 8707 resource)."""
+    jwks_url: str = ""
+    """Where the signing keys are (default: `jwks_uri` from the issuer's metadata)."""
+    introspection_url: str = ""
+    """RFC 7662 endpoint for opaque tokens (default: from the metadata); needs client_id/client_secret."""
+    client_id: str = ""
+    client_secret: str = ""
+    """The hub's credentials for introspection (use "${secret:NAME}")."""
+    user_claim: str = "sub"
+    """The claim that names the user."""
+    role_claim: str = ""
+    """A claim carrying the user's role (else `default_role`)."""
+    default_role: str = "user"
+    clock_skew: Annotated[float, msgspec.Meta(ge=0, le=300)] = 30.0
+    """Seconds of clock difference tolerated for `exp` / `nbf` / `iat`."""
+
+
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`[auth]`: who may call the hub, and what."""
 
     mode: Literal["none", "tokens", "oauth", "external"] = "none"
     """`none`: no authentication (only on a loopback address); `tokens`: API tokens from
-    `junction token create`; `oauth` / `external`: not available yet."""
+    `junction token create`; `external`: access tokens of an existing OpenID provider
+    (`[auth.external]`), API tokens too; `oauth`: not available yet."""
     scopes: dict[Annotated[str, msgspec.Meta(pattern=_SCOPE_RE)], list[str]] = {}
     """Extra scopes: name -> glob patterns over public tool and prompt names and resource URIs,
     e.g. `"files:read" = ["files__read*", "files__list*"]`."""
@@ -113,6 +137,7 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Roles and their scopes. Built in: `admin` (every scope), `user` (every scope but `hub:admin`),
     `agent` (`mcp` unless set here)."""
     rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
+    external: ExternalAuthConfig = msgspec.field(default_factory=ExternalAuthConfig)
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
@@ -233,8 +258,16 @@ BUILTIN_SCOPES = ("mcp", "hub:admin")
 
 
 def _check_auth(auth: AuthConfig, source: str) -> None:
-    if auth.mode in ("oauth", "external"):
-        raise ConfigError(source, "auth.mode", f"'{auth.mode}' is not available in this version; use 'none' or 'tokens'")
+    if auth.mode == "oauth":
+        raise ConfigError(source, "auth.mode", "'oauth' is not available in this version; use 'none', 'tokens' or "
+                          "'external'")
+    if auth.mode == "external":
+        ext = auth.external
+        if not ext.issuer.startswith(("http://", "https://")):
+            raise ConfigError(source, "auth.external.issuer", "the OpenID provider's issuer URL is required "
+                              "(http:// or https://)")
+        if ext.introspection_url and not (ext.client_id and ext.client_secret):
+            raise ConfigError(source, "auth.external.client_id", "introspection needs client_id and client_secret")
     for name in auth.scopes:
         if name in BUILTIN_SCOPES:
             raise ConfigError(source, f"auth.scopes.{name}", "a built-in scope cannot be redefined")

@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import __version__
-from hub.auth import PRINCIPAL_KEY, Authenticator, Policy
+from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, explain_invalid_params
 from hub.provider import Provider, ProviderState
@@ -97,7 +97,7 @@ class _Front:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.path:
-            principal, refusal = self.auth.authenticate(scope)
+            principal, refusal = await self.auth.authenticate(scope)
             if refusal is not None:
                 status, body, challenge = refusal
                 await send({"type": "http.response.start", "status": status, "headers": [
@@ -377,18 +377,24 @@ class Hub:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             async with manager.run():
-                yield
+                try:
+                    yield
+                finally:
+                    if auth.external is not None:
+                        await auth.external.close()
 
         resource = self.config.mcp_url()
         origin = resource[: len(resource) - len(cfg.path)] if resource.endswith(cfg.path) else resource.rstrip("/")
         metadata_path = "/.well-known/oauth-protected-resource" + cfg.path
-        auth = Authenticator(self.config.auth.mode, self.store, self.policy, resource, origin + metadata_path)
+        auth_cfg = self.config.auth
+        external = ExternalVerifier(auth_cfg.external, self.policy, resource) if auth_cfg.mode == "external" else None
+        auth = Authenticator(auth_cfg.mode, self.store, self.policy, resource, origin + metadata_path, external)
 
         async def resource_metadata(request: Request) -> JSONResponse:
             # RFC 9728: what this resource is and how to get a token for it.
             return JSONResponse({
                 "resource": resource,
-                "authorization_servers": [],
+                "authorization_servers": [auth_cfg.external.issuer] if external is not None else [],
                 "scopes_supported": sorted(self.policy.scopes),
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Junction MCP hub",

@@ -1,0 +1,88 @@
+// A real OpenID provider on loopback for the `external` auth tests: node-oidc-provider with automatic
+// login and consent, so a test client only follows redirects.
+//   node oidc_server.mjs     env: PORT (required), TOKEN_FORMAT (jwt | opaque), ACCESS_TOKEN_TTL (seconds)
+// Clients: "hub-rs"/"hub-rs-secret" (the hub as a resource server: may introspect) and
+// "tester"/"tester-secret" (confidential; redirect http://127.0.0.1:8976/callback, never listened on).
+// `login_hint` picks the user (default "alice"). Access tokens carry aud = the requested `resource`.
+import http from 'node:http';
+import crypto from 'node:crypto';
+import Provider from 'oidc-provider';
+
+const PORT = Number(process.env.PORT);
+const ISSUER = `http://127.0.0.1:${PORT}`;
+const FORMAT = process.env.TOKEN_FORMAT || 'jwt';
+const TTL = Number(process.env.ACCESS_TOKEN_TTL || 600);
+const SCOPES = ['openid', 'offline_access', 'mcp', 'hub:admin'];
+const RESOURCE_SCOPES = SCOPES.filter((s) => s !== 'openid' && s !== 'offline_access').join(' ');
+
+const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = privateKey.export({ format: 'jwk' });
+jwk.kid = crypto.createHash('sha256').update(jwk.n).digest('base64url').slice(0, 16);
+jwk.use = 'sig';
+jwk.alg = 'RS256';
+
+const provider = new Provider(ISSUER, {
+  jwks: { keys: [jwk] },
+  cookies: { keys: ['tests-only'] },
+  scopes: SCOPES,
+  findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
+  clients: [
+    { client_id: 'hub-rs', client_secret: 'hub-rs-secret', redirect_uris: [], response_types: [], grant_types: [] },
+    {
+      client_id: 'tester', client_secret: 'tester-secret', redirect_uris: ['http://127.0.0.1:8976/callback'],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: SCOPES.join(' '),
+    },
+  ],
+  responseTypes: ['code'],
+  pkce: { required: () => true },
+  ttl: { AccessToken: TTL, ClientCredentials: TTL, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
+  interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+  features: {
+    devInteractions: { enabled: false },
+    introspection: { enabled: true },
+    revocation: { enabled: true },
+    clientCredentials: { enabled: true },
+    resourceIndicators: {
+      enabled: true,
+      defaultResource: async (_ctx, _client, oneOf) => oneOf,
+      useGrantedResource: async () => true,
+      getResourceServerInfo: async (_ctx, resource) => ({
+        scope: RESOURCE_SCOPES, audience: resource, accessTokenTTL: TTL, accessTokenFormat: FORMAT,
+        ...(FORMAT === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
+      }),
+    },
+  },
+});
+
+async function interaction(req, res) {
+  const details = await provider.interactionDetails(req, res);
+  const { prompt, params, session } = details;
+  if (prompt.name === 'login') {
+    return provider.interactionFinished(req, res, { login: { accountId: params.login_hint || 'alice' } },
+      { mergeWithLastSubmission: false });
+  }
+  const grant = details.grantId ? await provider.Grant.find(details.grantId)
+    : new provider.Grant({ accountId: session.accountId, clientId: params.client_id });
+  const missing = prompt.details;
+  if (missing.missingOIDCScope) grant.addOIDCScope(missing.missingOIDCScope.join(' '));
+  if (missing.missingOIDCClaims) grant.addOIDCClaims(missing.missingOIDCClaims);
+  for (const [indicator, scopes] of Object.entries(missing.missingResourceScopes || {})) {
+    grant.addResourceScope(indicator, scopes.join(' '));
+  }
+  return provider.interactionFinished(req, res, { consent: { grantId: await grant.save() } },
+    { mergeWithLastSubmission: true });
+}
+
+const callback = provider.callback();
+const server = http.createServer(async (req, res) => {
+  try {
+    if (req.url.startsWith('/.well-known/oauth-authorization-server')) req.url = '/.well-known/openid-configuration';
+    if (req.method === 'GET' && /^\/interaction\/[^/?]+/.test(req.url)) return await interaction(req, res);
+    return callback(req, res);
+  } catch (err) {
+    res.writeHead(500, { 'content-type': 'text/plain' });
+    res.end(String(err));
+  }
+});
+server.listen(PORT, '127.0.0.1', () => console.log(`READY ${ISSUER}`));
+for (const signal of ['SIGINT', 'SIGTERM']) process.on(signal, () => server.close(() => process.exit(0)));
