@@ -28,7 +28,7 @@ from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
 from mcp.server.subscriptions import ListenHandler
-from mcp.server.transport_security import TransportSecuritySettings
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
@@ -89,14 +89,22 @@ class _Front:
     rest (health checks, resource metadata, lifespan) to Starlette. Starlette's routing and middleware
     layers cost ~5% of the hub's CPU per proxied call and add nothing the gate does not do."""
 
-    def __init__(self, path: str, gate: RequestGate, app: Starlette, auth: Authenticator) -> None:
+    def __init__(self, path: str, gate: RequestGate, app: Starlette, auth: Authenticator,
+                 security: TransportSecuritySettings) -> None:
         self.path = path
         self.gate = gate
         self.app = app
         self.auth = auth
+        self.security = TransportSecurityMiddleware(security)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.path:
+            if self.auth.mode != "none":
+                # DNS-rebinding checks come first: a page in a browser must learn nothing, not even "401".
+                refused = await self.security.validate_request(Request(scope, receive), is_post=False)
+                if refused is not None:
+                    await refused(scope, receive, send)
+                    return
             principal, refusal = await self.auth.authenticate(scope)
             if refusal is not None:
                 status, body, challenge = refusal
@@ -411,7 +419,7 @@ class Hub:
             routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
                        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
         app = Starlette(routes=routes, lifespan=lifespan)
-        return _Front(cfg.path, gate, app, auth)
+        return _Front(cfg.path, gate, app, auth, self.security_settings())
 
     # stdio ----------------------------------------------------------------------------------------
     async def serve_stdio(self) -> None:

@@ -85,6 +85,10 @@ async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
             challenge = response.headers["www-authenticate"]
             assert challenge.startswith("Bearer ") and f'resource_metadata="{metadata_url}"' in challenge
             assert tokens["alice"] not in response.text + challenge
+        # DNS-rebinding protection comes before authentication (a foreign page learns nothing, not even 401).
+        assert httpx2.post(hub.url, json={}, headers={**HEADERS, "Host": "evil.example"}, timeout=10).status_code == 421
+        foreign = {**HEADERS, "Origin": "http://evil.example"}
+        assert httpx2.post(hub.url, json={}, headers=foreign, timeout=10).status_code == 403
         metadata = httpx2.get(metadata_url, timeout=10).json()
         assert metadata["resource"] == hub.url and "echo:only" in metadata["scopes_supported"]
 
