@@ -87,7 +87,8 @@ class Router:
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self.catalog = Catalog()
         self.policy = policy
-        self._visible: dict[tuple[int, str, frozenset[str]], list[Any]] = {}  # (catalog, kind, scopes) -> items
+        self._visible: dict[tuple[str, frozenset[str]], list[Any]] = {}  # (kind, scopes) -> items of _visible_in
+        self._visible_in: Catalog | None = None
         self.started_at = time.time()
         self.ready = False
         self._legacy: dict[int, Connection] = {}
@@ -281,11 +282,12 @@ class Router:
         principal = _principal(ctx)
         if principal is None or principal.is_local or self.policy is None:
             return items
-        key = (id(self.catalog), kind, principal.scopes)
+        if self._visible_in is not self.catalog or len(self._visible) > 1000:
+            self._visible.clear()  # a new catalog: older filtered lists are stale
+            self._visible_in = self.catalog
+        key = (kind, principal.scopes)
         visible = self._visible.get(key)
         if visible is None:
-            if len(self._visible) > 1000 or any(k[0] != id(self.catalog) for k in self._visible):
-                self._visible.clear()  # a new catalog: older filtered lists are stale
             name_of = {"tool": "name", "prompt": "name", "resource": "uri", "template": "uri_template"}[kind]
             visible = [item for item in items if self.policy.allows(principal, str(getattr(item, name_of)))]
             self._visible[key] = visible
