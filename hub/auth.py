@@ -311,6 +311,7 @@ class Authenticator:
         self.resource = resource
         self.metadata_url = metadata_url
         self.external = external
+        self._touched: dict[str, float] = {}  # API token id -> when its last use was written down
 
     def challenge(self, error: str | None = None, description: str | None = None, scope: str = "mcp") -> str:
         parts = []
@@ -339,9 +340,18 @@ class Authenticator:
             principal, why = await self.external.verify(token)
         else:
             principal, why = verify_token(self.store, self.policy, token)
+            if principal is not None and principal.token_id is not None:
+                self._note_use(principal.token_id)
         if principal is None:
             return None, _refusal(401, "invalid_token", why, self.challenge("invalid_token", why))
         return principal, None
+
+    def _note_use(self, token_id: str) -> None:
+        """`token list` shows when a token was last used: written at most once a minute per token."""
+        now = time.monotonic()
+        if now - self._touched.get(token_id, -120.0) >= 60.0:
+            self._touched[token_id] = now
+            self.store.touch_token(token_id)
 
     def user_for(self, principal: Principal) -> AuthenticatedUser:
         """The SDK's view of the principal: it binds 2025 sessions and sealed `requestState` to it."""

@@ -131,6 +131,7 @@ async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
 
         # Revoked and expired tokens stop working at once, while the hub runs.
         listed = json.loads(junction(tmp_path, "token", "list", "--user", "alice", "--json").stdout)
+        assert listed[0]["state"] == "active" and listed[0]["last_used"] is not None
         assert call(hub.url, tokens["alice"], "small__echo").status_code == 200
         assert junction(tmp_path, "token", "revoke", listed[0]["id"]).returncode == 0
         revoked = call(hub.url, tokens["alice"], "small__echo")
