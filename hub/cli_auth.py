@@ -28,7 +28,13 @@ def add_parsers(sub: Any, common: Any) -> None:
     common(p)
     p.add_argument("name")
     p.add_argument("--role", default="user", help="admin, user, agent, or a role from [auth.roles] (default user)")
+    p.add_argument("--password", action="store_true",
+                   help="also set a password (for the hub's login page), read from stdin or asked for")
     p.set_defaults(fn=cmd_user_add)
+    p = verbs.add_parser("passwd", help="set a user's password (read from stdin, or asked for twice)")
+    common(p)
+    p.add_argument("name")
+    p.set_defaults(fn=cmd_user_passwd)
     p = verbs.add_parser("list", help="list users")
     common(p)
     p.add_argument("--json", action="store_true")
@@ -108,14 +114,46 @@ def cmd_user_add(args: argparse.Namespace) -> int:
             raise CliError(f"user names may use letters, digits and _ . @ - (1-64 characters), not {args.name!r}", 2)
         if args.role not in policy.roles:
             raise CliError(f"unknown role '{args.role}' (known: {', '.join(sorted(policy.roles))})", 2)
+        password_hash = _new_password_hash(args.name) if args.password else None
         try:
-            store.add_user(args.name, args.role)
+            store.add_user(args.name, args.role, password_hash)
         except KeyError as exc:
             raise CliError(str(exc.args[0])) from None
-        print(f"added user '{args.name}' (role {args.role})")
+        print(f"added user '{args.name}' (role {args.role})" + (" with a password" if password_hash else ""))
         return 0
     finally:
         store.close()
+
+
+def cmd_user_passwd(args: argparse.Namespace) -> int:
+    _, store, _ = _open(args)
+    try:
+        if store.user_role(args.name) is None:
+            raise CliError(f"no user named '{args.name}'")
+        store.set_password(args.name, _new_password_hash(args.name))
+    finally:
+        store.close()
+    print(f"password of '{args.name}' set")
+    return 0
+
+
+def _new_password_hash(name: str) -> str:
+    """A password from the terminal (asked twice) or stdin, hashed; refused with the reason if too weak."""
+    import getpass
+    import sys
+
+    from hub.auth import hash_password
+
+    if sys.stdin.isatty():
+        password = getpass.getpass(f"password for '{name}': ")
+        if getpass.getpass("again: ") != password:
+            raise CliError("the two passwords differ", 2)
+    else:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        return hash_password(password)
+    except ValueError as exc:
+        raise CliError(str(exc), 2) from None
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:

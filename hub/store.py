@@ -236,6 +236,16 @@ class Store:
         with self._lock:
             return self._db.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()
 
+    def set_password(self, name: str, password_hash: str) -> bool:
+        with self._lock:
+            return bool(self._db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
+                                         (password_hash, name)).rowcount)
+
+    def password_hash(self, name: str) -> str | None:
+        with self._lock:
+            row = self._db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        return row[0] if row else None
+
     def user_role(self, name: str) -> str | None:
         with self._lock:
             row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()

@@ -183,3 +183,34 @@ def test_token_and_user_commands_refuse_bad_input(tmp_path: Path) -> None:
     assert "jct_" not in listed.stdout  # the tokens themselves are never shown again
     db = (tmp_path / "data" / "junction" / "junction.db").read_bytes()
     assert b"jct_" not in db
+
+
+def test_passwords_are_hashed_and_checked(tmp_path: Path) -> None:
+    from hub.auth import hash_password, verify_password
+
+    stored = hash_password("correct horse battery")
+    assert stored.startswith("scrypt$") and "horse" not in stored
+    assert verify_password("correct horse battery", stored)
+    assert not verify_password("correct horse batterY", stored) and not verify_password("x", None)
+    assert hash_password("correct horse battery") != stored  # salted
+
+    setup_users(tmp_path)
+    short = subprocess.run([*JUNCTION, "user", "passwd", "alice", "--config", str(tmp_path / "junction.toml")],
+                           cwd=ROOT, env=hub_env(tmp_path / "data"), input="short\n", capture_output=True, text=True,
+                           timeout=60)
+    assert short.returncode == 2 and "at least 10 characters" in short.stderr
+    done = subprocess.run([*JUNCTION, "user", "passwd", "alice", "--config", str(tmp_path / "junction.toml")],
+                          cwd=ROOT, env=hub_env(tmp_path / "data"), input="a much longer secret\n", capture_output=True,
+                          text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    from hub.store import Store
+
+    store = Store(tmp_path / "data" / "junction" / "junction.db")
+    store.open()
+    try:
+        assert verify_password("a much longer secret", store.password_hash("alice"))
+    finally:
+        store.close()
+    kept = b"".join(p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file())
+    assert b"a much longer secret" not in kept
+
