@@ -16,6 +16,10 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from hub.auth import PRINCIPAL_KEY
+from hub.ratelimit import retry_after
+from hub.store import CallRecord
+
 
 class RequestGate:
     """ASGI front of the MCP endpoint: what the SDK's transport does not check, or explains badly.
@@ -26,7 +30,10 @@ class RequestGate:
     - refuses JSON that is not a JSON-RPC 2.0 message with -32600 naming the wrong member
       (the SDK answers -32602 with a page of union-validation errors);
     - refuses an `MCP-Protocol-Version` header no era knows, when the body carries no 2026
-      `_meta` envelope, with -32022 listing every version the hub speaks.
+      `_meta` envelope, with -32022 listing every version the hub speaks;
+    - refuses a call, prompt or read the caller's scopes do not allow (403 `insufficient_scope`
+      naming the scope that would), and a tool call over a rate limit (429 with `Retry-After`),
+      both on record in the audit trail.
     Malformed JSON is left to the SDK (-32700).
     """
 
@@ -92,11 +99,8 @@ class RequestGate:
 
         await self.app(scope, replay, send)
 
-
     async def _forbidden(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
         """Refuse a call the caller's scopes do not allow: 403 with the scope that would (RFC 6750 step-up)."""
-        from hub.auth import PRINCIPAL_KEY
-
         principal = scope.get(PRINCIPAL_KEY)
         params = message.get("params")
         if principal is None or principal.is_local or not isinstance(params, dict):
@@ -119,12 +123,8 @@ class RequestGate:
         await send({"type": "http.response.body", "body": body})
         return True
 
-
     async def _limited(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
         """Refuse a tool call over the caller's rate limits: 429 with Retry-After."""
-        from hub.auth import PRINCIPAL_KEY
-        from hub.ratelimit import retry_after
-
         params = message.get("params")
         tool = params.get("name") if isinstance(params, dict) else None
         if not isinstance(tool, str):
@@ -151,8 +151,6 @@ class RequestGate:
                         reason: str) -> None:
         if self.store is None:
             return
-        from hub.store import CallRecord
-
         raw_id = message.get("id")
         self.store.record_call(CallRecord(
             ts=time.time(), request_id=None if raw_id is None else str(raw_id), principal=principal,
