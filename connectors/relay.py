@@ -30,6 +30,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import mcp_param_headers
 
+from hub.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
 from hub.provider import Relay, RelayDeclined
 
 if TYPE_CHECKING:
@@ -41,7 +42,6 @@ logger = logging.getLogger("junction.connectors")
 PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
 LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
-INPUT_KEY_META = "dev.junction/inputKey"  # as hub/context.py: a hub in front keeps the upstream's keys
 MAX_INPUT_ROUNDS = 16
 MAX_RESUMES = 100  # reconnections to one call's stream (a polling upstream closes it every so often)
 CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"

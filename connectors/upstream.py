@@ -35,7 +35,7 @@ from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
-from connectors.relay import relay_call
+from connectors.relay import CAPABILITIES_KEY, INPUT_KEY_META, LOG_LEVEL_KEY, ROUTABLE, relay_call
 from connectors.stdio import stdio_transport
 from hub.provider import (
     CallContext,
@@ -53,9 +53,6 @@ _current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("j
 # Per-call `_meta` envelope keys for 2026-07-28 upstreams: the caller's own capabilities and log level, so
 # the upstream asks only for what the real client can answer and logs only what it wants.
 _envelope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("junction_envelope", default=None)
-_CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-_LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
-INPUT_KEY_META = "dev.junction/inputKey"  # set by a Junction upstream on its live input requests
 
 
 class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -516,9 +513,9 @@ class UpstreamProvider(Provider):
     async def _forward_once(self, ctx: CallContext, call: Any, routing: _Routing, client: Client | None = None) -> Any:
         token = _current.set(ctx)
         caps = ctx.client_capabilities
-        envelope: dict[str, Any] = {_CAPABILITIES_KEY: _routable_capabilities(caps)}
+        envelope: dict[str, Any] = {CAPABILITIES_KEY: _routable_capabilities(caps)}
         if ctx.log_level is not None:
-            envelope[_LOG_LEVEL_KEY] = ctx.log_level
+            envelope[LOG_LEVEL_KEY] = ctx.log_level
         envelope_token = _envelope.set(envelope)
         key = id(ctx)
         routing.inflight[key] = ctx
@@ -870,7 +867,7 @@ _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "US
                   "SYSTEMROOT", "NODE_PATH")
 
 
-_ALL_ROUTABLE = frozenset({"sampling", "elicitation", "roots"})
+_ALL_ROUTABLE = frozenset(ROUTABLE)
 _RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
 
 
@@ -879,7 +876,7 @@ def _routable_capabilities(caps: types.ClientCapabilities | None) -> dict[str, A
     if caps is None:
         return {}
     dumped = caps.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return {k: v for k, v in dumped.items() if k in ("sampling", "elicitation", "roots")}
+    return {k: v for k, v in dumped.items() if k in ROUTABLE}
 
 
 def _stamp_caller_envelope(client: Client) -> None:

@@ -179,25 +179,31 @@ _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
 
+def parse_time(text: str, now: float, *, ago: bool = False) -> float:
+    """`30d`, `12h`, `90m` from `now` (or before it), or an ISO date/time (UTC unless it says) -> epoch time.
+    Raises `ValueError` when it is neither."""
+    match = _DURATION.match(text.strip().lower())
+    if match:
+        span = float(match.group(1)) * _UNITS[match.group(2)]
+        return now - span if ago else now + span
+    from datetime import datetime, timezone
+
+    when = datetime.fromisoformat(text.strip())
+    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
+
+
 def parse_expiry(text: str | None, now: float | None = None) -> float | None:
     """`30d`, `12h`, `90m`, `never`, or an ISO date/time -> an epoch time (None: never)."""
     if text is None or text.strip().lower() in ("", "never"):
         return None
     now = time.time() if now is None else now
-    match = _DURATION.match(text.strip().lower())
-    if match:
-        return now + float(match.group(1)) * _UNITS[match.group(2)]
-    from datetime import datetime, timezone
-
     try:
-        when = datetime.fromisoformat(text.strip())
+        when = parse_time(text, now)
     except ValueError:
         raise ValueError(f"cannot read the expiry {text!r}: use e.g. 30d, 12h, 90m, never, or 2027-01-31") from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    if when.timestamp() <= now:
+    if when <= now:
         raise ValueError(f"the expiry {text!r} is in the past")
-    return when.timestamp()
+    return when
 
 
 # an existing OpenID provider's tokens ---------------------------------------------------------------

@@ -13,7 +13,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any
 
-from hub.auth import Policy, create_token, parse_expiry
+from hub.auth import Policy, create_token, parse_expiry, parse_time
 from hub.cli import CliError
 from hub.config import Config, find_config_path, load_config
 from hub.store import Store
@@ -350,15 +350,10 @@ def cmd_secret_rotate(args: argparse.Namespace) -> int:
 def _since(text: str | None) -> float | None:
     if text is None:
         return None
-    match = re.match(r"^(\d+(?:\.\d+)?)\s*([smhdw])$", text.strip().lower())
-    if match:
-        return time.time() - float(match.group(1)) * {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}[
-            match.group(2)]
     try:
-        when = datetime.fromisoformat(text.strip())
+        return parse_time(text, time.time(), ago=True)
     except ValueError:
         raise ValueError(f"cannot read --since {text!r}: use e.g. 30m, 12h, 7d or 2026-11-01") from None
-    return (when if when.tzinfo else when.replace(tzinfo=timezone.utc)).timestamp()
 
 
 def _when(ts: float) -> str:

@@ -127,7 +127,7 @@ class HubCallContext:
         if self.modern:
             meta = self._ctx.meta
             level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, Mapping) else None
-            return level if level in _LEVELS else None
+            return level if level in LOG_LEVELS else None
         return self._ctx.session._connection.state.get("log_level", "debug")
 
     # cancellation and threads
@@ -163,7 +163,7 @@ class HubCallContext:
         session = self._ctx.session
         if not self.modern:
             threshold = session._connection.state.get("log_level")
-            if threshold is not None and _LEVELS.index(level) < _LEVELS.index(threshold):
+            if threshold is not None and LOG_LEVELS.index(level) < LOG_LEVELS.index(threshold):
                 return
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -269,7 +269,7 @@ class HubCallContext:
         self.request_state = self.provider_state
 
 
-_LEVELS: list[str] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
+LOG_LEVELS: list[str] = ["debug", "info", "notice", "warning", "error", "critical", "alert", "emergency"]
 
 
 def _dump(value: Any) -> Any:

@@ -69,7 +69,7 @@ class RequestGate:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body:
-                await _plain(send, 413, b"Request body too large")
+                await plain_response(send, 413, b"Request body too large")
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -78,7 +78,7 @@ class RequestGate:
         message, refusal = _check(body, headers)
         if refusal is not None:
             status, payload = refusal
-            await _plain(send, status, payload, b"application/json")
+            await plain_response(send, status, payload, b"application/json")
             return
         if self.policy is not None and isinstance(message, dict) and message.get("method") in _TARGETED:
             if await self._forbidden(scope, message, send):
@@ -117,10 +117,7 @@ class RequestGate:
             self._record_refusal(scope, message, principal.name, target, "denied", reason)
         challenge = self.auth.challenge("insufficient_scope", reason, needed or "hub:admin")
         body = msgspec.json.encode({"error": "insufficient_scope", "error_description": reason})
-        await send({"type": "http.response.start", "status": 403, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"www-authenticate", challenge.encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await plain_response(send, 403, body, b"application/json", ((b"www-authenticate", challenge.encode()),))
         return True
 
     async def _limited(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
@@ -141,10 +138,7 @@ class RequestGate:
         error = {"code": RATE_LIMITED, "message": reason, "data": {"retryAfter": seconds}}
         body = msgspec.json.encode({"jsonrpc": "2.0", "id": raw_id if isinstance(raw_id, str | int) else None,
                                     "error": error})
-        await send({"type": "http.response.start", "status": 429, "headers": [
-            (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-            (b"retry-after", str(seconds).encode())]})
-        await send({"type": "http.response.body", "body": body})
+        await plain_response(send, 429, body, b"application/json", ((b"retry-after", str(seconds).encode()),))
         return True
 
     def _record_refusal(self, scope: Any, message: dict[str, Any], principal: str | None, tool: str, decision: str,
@@ -225,9 +219,10 @@ def _invalid(request_id: Any, reason: str) -> tuple[int, bytes]:
     return 400, msgspec.json.encode({"jsonrpc": "2.0", "id": request_id, "error": error})
 
 
-async def _plain(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8") -> None:
+async def plain_response(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8",
+                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]})
+                "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})
 
 

@@ -47,6 +47,7 @@ from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSI
 from starlette.requests import Request
 
 from hub.auth import PRINCIPAL_KEY
+from hub.context import LOG_LEVELS
 from hub.provider import Provider, RelayDeclined
 from hub.resume import SessionEvents
 from hub.store import CallRecord
@@ -68,7 +69,6 @@ _SSE_HEADERS = [
     (b"connection", b"keep-alive"),
     (b"x-accel-buffering", b"no"),
 ]
-_LEVELS = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
 _encode = msgspec.json.encode
 
 
@@ -111,7 +111,7 @@ class _Call:
             return
         if self.log_threshold is not None and message.get("method") == "notifications/message":
             level = (message.get("params") or {}).get("level")
-            if level in _LEVELS and _LEVELS.index(level) < _LEVELS.index(self.log_threshold):
+            if level in LOG_LEVELS and LOG_LEVELS.index(level) < LOG_LEVELS.index(self.log_threshold):
                 return
         await self._event(_encode(message))
 
@@ -294,17 +294,22 @@ class RelayFront:
                 call.followers.remove(sender)
         return True
 
+    async def _checked(self, scope: Any, receive: Any) -> Request | None:
+        """The request, if it passes the SDK transport's own checks (Host/Origin, Content-Type, Accept)."""
+        request = Request(scope, receive)
+        if await self.security.validate_request(request, is_post=True) is not None:
+            return None
+        has_json, has_sse = check_accept_headers(request)
+        return request if has_json and has_sse else None
+
     # 2026-07-28 ------------------------------------------------------------------------------------------
     async def _modern(self, scope: Any, message: dict[str, Any], receive: Any, send: Any) -> bool:
         found = self._relay_target(message)
         if found is None:
             return False
         entry, params, arguments = found
-        request = Request(scope, receive)
-        if await self.security.validate_request(request, is_post=True) is not None:
-            return False
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
+        request = await self._checked(scope, receive)
+        if request is None:
             return False
         headers = request.headers
         if find_duplicated_routing_header(headers.items()) is not None:
@@ -325,7 +330,7 @@ class RelayFront:
         call.param_headers = param_headers
         meta = params.get("_meta")
         level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, dict) else None
-        call.log_level = level if level in _LEVELS else None
+        call.log_level = level if level in LOG_LEVELS else None
         info = verdict.client_info if isinstance(verdict.client_info, dict) else {}
         name, version = info.get("name"), info.get("version")
         client = (f"{name}/{version}" if name and version else name) or None
@@ -355,11 +360,8 @@ class RelayFront:
         if transport is None:
             return False
         entry, params, arguments = found
-        request = Request(scope, receive)
-        if await self.security.validate_request(request, is_post=True) is not None:
-            return False
-        has_json, has_sse = check_accept_headers(request)
-        if not (has_json and has_sse):
+        request = await self._checked(scope, receive)
+        if request is None:
             return False
         events = transport._event_store
         version = request.headers.get("mcp-protocol-version", "2025-03-26")

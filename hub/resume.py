@@ -78,13 +78,7 @@ class BoundedEventStore(EventStore):
         return stream_id, later
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
-        found = self.events_after(last_event_id)
-        if found is None:
-            return None
-        stream_id, later = found
-        for event_id, payload in later:
-            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(payload), event_id))
-        return stream_id
+        return await _replay(self.events_after(last_event_id), send_callback)
 
     def _evict(self, now: float) -> None:
         events = self._events
@@ -127,10 +121,14 @@ class SessionEvents(EventStore):
         return found[0][len(self._prefix):], found[1]
 
     async def replay_events_after(self, last_event_id: EventId, send_callback: EventCallback) -> StreamId | None:
-        found = self.events_after(last_event_id)
-        if found is None:
-            return None
-        stream_id, later = found
-        for event_id, payload in later:
-            await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(payload), event_id))
-        return stream_id
+        return await _replay(self.events_after(last_event_id), send_callback)
+
+
+async def _replay(found: tuple[StreamId, list[tuple[str, bytes]]] | None, send_callback: EventCallback) -> StreamId | None:
+    """Send the events `events_after` found; their stream id (None: nothing to resume)."""
+    if found is None:
+        return None
+    stream_id, later = found
+    for event_id, payload in later:
+        await send_callback(EventMessage(jsonrpc_message_adapter.validate_json(payload), event_id))
+    return stream_id

@@ -37,7 +37,7 @@ from starlette.routing import Route
 from hub import __version__
 from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
-from hub.gate import RequestGate, explain_invalid_params
+from hub.gate import RequestGate, plain_response, explain_invalid_params
 from hub.provider import Provider, ProviderState
 from hub.ratelimit import RateLimiter
 from hub.relay import RelayFront
@@ -108,14 +108,10 @@ class _Front:
             principal, refusal = await self.auth.authenticate(scope)
             if refusal is not None:
                 status, body, challenge = refusal
-                await send({"type": "http.response.start", "status": status, "headers": [
-                    (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode())]})
-                await send({"type": "http.response.body", "body": body})
+                await plain_response(send, status, body, b"application/json", ((b"www-authenticate", challenge.encode()),))
                 return
             assert principal is not None
-            scope = dict(scope)
-            scope[PRINCIPAL_KEY] = principal
+            scope[PRINCIPAL_KEY] = principal  # per request; ASGI middleware may add keys (Starlette's auth does)
             if principal.is_local:
                 await self.gate(scope, receive, send)
                 return
