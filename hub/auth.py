@@ -33,6 +33,8 @@ from hub.config import BUILTIN_SCOPES, AuthConfig, ExternalAuthConfig
 from hub.store import Store
 
 TOKEN_PREFIX = "jct_"
+OAUTH_ACCESS_PREFIX = "jca_"
+"""Access tokens of the hub's own authorization server (hub/oauth.py)."""
 BUILTIN_ROLES = ("admin", "user", "agent")
 PRINCIPAL_KEY = "junction.principal"
 """Where the front puts the caller's `Principal` in the ASGI scope."""
@@ -344,16 +346,22 @@ class Authenticator:
     """Turns a request's `Authorization` header into a `Principal`, or the 401 that says what to do."""
 
     def __init__(self, mode: str, store: Store, policy: Policy, resource: str, metadata_url: str,
-                 external: ExternalVerifier | None = None) -> None:
+                 external: ExternalVerifier | None = None, oauth: Any = None) -> None:
         self.mode = mode
         self.store = store
         self.policy = policy
         self.resource = resource
         self.metadata_url = metadata_url
         self.external = external
+        self.oauth = oauth
+        """The built-in authorization server (`hub.oauth.AuthorizationServer`) in mode `oauth`."""
         self._touched: dict[str, float] = {}  # API token id -> when its last use was written down
 
-    def challenge(self, error: str | None = None, description: str | None = None, scope: str = "mcp") -> str:
+    def challenge(self, error: str | None = None, description: str | None = None, scope: str | None = None) -> str:
+        """`WWW-Authenticate` for a refusal. Without a token, every scope the hub has is named: clients ask
+        for what the challenge names, and the authorization server grants what the user's role allows."""
+        if scope is None:
+            scope = " ".join(sorted(self.policy.scopes))
         parts = []
         if error:
             parts.append(f'error="{error}"')
@@ -376,7 +384,9 @@ class Authenticator:
             return None, _refusal(401, "invalid_request", "this hub needs a bearer token (Authorization: Bearer ...)",
                                   self.challenge())
         token = header[7:].strip()
-        if self.external is not None and not token.startswith(TOKEN_PREFIX):
+        if self.oauth is not None and token.startswith(OAUTH_ACCESS_PREFIX):
+            principal, why = self.oauth.verify(token)
+        elif self.external is not None and not token.startswith(TOKEN_PREFIX):
             principal, why = await self.external.verify(token)
         else:
             principal, why = verify_token(self.store, self.policy, token)

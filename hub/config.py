@@ -20,6 +20,7 @@ import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
 import msgspec
 
@@ -123,13 +124,34 @@ class ExternalAuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=Tru
     """Seconds of clock difference tolerated for `exp` / `nbf` / `iat`."""
 
 
+class OAuthServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[auth.oauth]`: the hub's own OAuth 2.1 authorization server (`[auth] mode = "oauth"`)."""
+
+    issuer: str = ""
+    """The authorization server's issuer URL; default: the origin of the hub's public URL. Must be
+    https unless the hub is on loopback."""
+    access_token_ttl: Annotated[int, msgspec.Meta(ge=60, le=86400)] = 3600
+    """Seconds an access token is good for."""
+    refresh_token_ttl: Annotated[int, msgspec.Meta(ge=300, le=31536000)] = 2592000
+    """Seconds a refresh token is good for (each use rotates it)."""
+    registration: bool = True
+    """Dynamic client registration (RFC 7591) open to any client; off: only Client ID Metadata
+    Documents and clients added with `junction oauth client add`."""
+    client_metadata_documents: bool = True
+    """Accept https URLs as client IDs and read the client's metadata from there."""
+    redirect_schemes: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9+.-]{2,40}$")]] = []
+    """Private-use URI schemes a native client may redirect to (e.g. `cursor`), besides https and
+    loopback http. `javascript`, `data`, `file` and the like are never allowed."""
+
+
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`[auth]`: who may call the hub, and what."""
 
     mode: Literal["none", "tokens", "oauth", "external"] = "none"
     """`none`: no authentication (only on a loopback address); `tokens`: API tokens from
     `junction token create`; `external`: access tokens of an existing OpenID provider
-    (`[auth.external]`), API tokens too; `oauth`: not available yet."""
+    (`[auth.external]`), API tokens too; `oauth`: the hub's own authorization server (`[auth.oauth]`:
+    clients sign users in on the hub's login page), API tokens too."""
     scopes: dict[Annotated[str, msgspec.Meta(pattern=_SCOPE_RE)], list[str]] = {}
     """Extra scopes: name -> glob patterns over public tool and prompt names and resource URIs,
     e.g. `"files:read" = ["files__read*", "files__list*"]`."""
@@ -138,6 +160,7 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     `agent` (`mcp` unless set here)."""
     rate_limits: RateLimitConfig = msgspec.field(default_factory=RateLimitConfig)
     external: ExternalAuthConfig = msgspec.field(default_factory=ExternalAuthConfig)
+    oauth: OAuthServerConfig = msgspec.field(default_factory=OAuthServerConfig)
 
 
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
@@ -181,6 +204,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
             return Path(os.path.expanduser(self.store.data_dir))
         base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
         return Path(base) / "junction"
+
+    def oauth_issuer(self) -> str:
+        """The built-in authorization server's issuer: `[auth.oauth] issuer`, else the hub's origin."""
+        if self.auth.oauth.issuer:
+            return self.auth.oauth.issuer.rstrip("/")
+        parts = urlsplit(self.mcp_url())
+        return f"{parts.scheme}://{parts.netloc}"
 
     def mcp_url(self) -> str:
         if self.server.public_url:
@@ -255,12 +285,21 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
 
 
 BUILTIN_SCOPES = ("mcp", "hub:admin")
+FORBIDDEN_REDIRECT_SCHEMES = frozenset({"javascript", "data", "file", "vbscript", "blob", "about", "filesystem",
+                                        "http", "https", "ftp", "ws", "wss"})
+"""Never extra redirect schemes: script and local-content schemes, and the web schemes (which have
+their own rules: https anywhere, http only on loopback)."""
 
 
 def _check_auth(auth: AuthConfig, source: str) -> None:
-    if auth.mode == "oauth":
-        raise ConfigError(source, "auth.mode", "'oauth' is not available in this version; use 'none', 'tokens' or "
-                          "'external'")
+    if auth.oauth.issuer and not auth.oauth.issuer.startswith(("http://", "https://")):
+        raise ConfigError(source, "auth.oauth.issuer", f"expected an http(s) URL, got {auth.oauth.issuer!r}")
+    if auth.oauth.issuer.rstrip("/").count("/") > 2 or "?" in auth.oauth.issuer or "#" in auth.oauth.issuer:
+        raise ConfigError(source, "auth.oauth.issuer", "the issuer is an origin (scheme, host, port): no path, "
+                          "query or fragment")
+    for scheme in auth.oauth.redirect_schemes:
+        if scheme in FORBIDDEN_REDIRECT_SCHEMES:
+            raise ConfigError(source, "auth.oauth.redirect_schemes", f"'{scheme}:' can never be a redirect target")
     if auth.mode == "external":
         ext = auth.external
         if not ext.issuer.startswith(("http://", "https://")):
@@ -285,6 +324,14 @@ def check_auth_binding(config: Config) -> None:
         raise ConfigError(config.source, "auth.mode", f"'none' (no authentication) is only allowed when the hub "
                           f"listens on a loopback address, not {config.server.host!r}; set [auth] mode = \"tokens\" "
                           "and create tokens with `junction token create`")
+    if config.auth.mode == "oauth":
+        issuer = config.oauth_issuer()
+        host = (urlsplit(issuer).hostname or "").lower()
+        on_loopback = config.server.host in ("127.0.0.1", "localhost", "::1") and host in ("127.0.0.1", "localhost", "::1")
+        if not issuer.startswith("https://") and not on_loopback:
+            raise ConfigError(config.source, "auth.oauth.issuer", f"the authorization server's issuer {issuer!r} must "
+                              "be https unless the hub is only on loopback: set [server] public_url (or [auth.oauth] issuer) to "
+                              "the https address clients reach the hub at")
 
 
 def _named_tables(value: Any, section: str, source: str) -> dict[str, dict[str, Any]]:

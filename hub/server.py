@@ -381,24 +381,35 @@ class Hub:
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
             async with manager.run():
+                if oauth is not None and not any(self.store.password_hash(name) for name, _, _ in self.store.users()):
+                    logger.warning("[auth] mode = \"oauth\" but no user has a password, so nobody can sign in: "
+                                   "add one with `junction user add NAME --password`")
                 try:
                     yield
                 finally:
                     if auth.external is not None:
                         await auth.external.close()
+                    if oauth is not None:
+                        await oauth.close()
 
         resource = self.config.mcp_url()
         origin = resource[: len(resource) - len(cfg.path)] if resource.endswith(cfg.path) else resource.rstrip("/")
         metadata_path = "/.well-known/oauth-protected-resource" + cfg.path
         auth_cfg = self.config.auth
         external = ExternalVerifier(auth_cfg.external, self.policy, resource) if auth_cfg.mode == "external" else None
-        auth = Authenticator(auth_cfg.mode, self.store, self.policy, resource, origin + metadata_path, external)
+        oauth = None
+        if auth_cfg.mode == "oauth":
+            from hub.oauth import AuthorizationServer
+
+            oauth = AuthorizationServer(self.config, self.store, self.policy, resource)
+        auth = Authenticator(auth_cfg.mode, self.store, self.policy, resource, origin + metadata_path, external, oauth)
+        issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
 
         async def resource_metadata(request: Request) -> JSONResponse:
             # RFC 9728: what this resource is and how to get a token for it.
             return JSONResponse({
                 "resource": resource,
-                "authorization_servers": [auth_cfg.external.issuer] if external is not None else [],
+                "authorization_servers": issuers,
                 "scopes_supported": sorted(self.policy.scopes),
                 "bearer_methods_supported": ["header"],
                 "resource_name": "Junction MCP hub",
@@ -414,6 +425,8 @@ class Hub:
         if self.config.auth.mode != "none":
             routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
                        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
+        if oauth is not None:
+            routes += oauth.routes()
         app = Starlette(routes=routes, lifespan=lifespan)
         return _Front(cfg.path, gate, app, auth, self.security_settings())
 

@@ -71,6 +71,53 @@ MIGRATIONS: Sequence[str] = (
         updated REAL NOT NULL
     );
     """,
+    """
+    CREATE TABLE oauth_clients (
+        client_id TEXT PRIMARY KEY,
+        metadata TEXT NOT NULL,
+        source TEXT NOT NULL,
+        created REAL NOT NULL,
+        fetched REAL,
+        last_used REAL
+    );
+    CREATE TABLE oauth_requests (
+        id TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        params TEXT NOT NULL,
+        csrf TEXT NOT NULL,
+        expires REAL NOT NULL
+    );
+    CREATE TABLE oauth_codes (
+        code_hash TEXT PRIMARY KEY,
+        client_id TEXT NOT NULL,
+        user TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        params TEXT NOT NULL,
+        family TEXT NOT NULL,
+        expires REAL NOT NULL,
+        used REAL
+    );
+    CREATE TABLE oauth_tokens (
+        token_hash TEXT PRIMARY KEY,
+        kind TEXT NOT NULL,
+        family TEXT NOT NULL,
+        client_id TEXT NOT NULL,
+        user TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        resource TEXT,
+        created REAL NOT NULL,
+        expires REAL NOT NULL,
+        used REAL,
+        revoked REAL
+    );
+    CREATE INDEX oauth_tokens_family ON oauth_tokens (family);
+    CREATE INDEX oauth_tokens_user ON oauth_tokens (user);
+    CREATE TABLE login_sessions (
+        id_hash TEXT PRIMARY KEY,
+        user TEXT NOT NULL,
+        expires REAL NOT NULL
+    );
+    """,
 )
 
 
@@ -256,6 +303,8 @@ class Store:
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM oauth_tokens WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
             removed = self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
             self._db.execute("COMMIT")
         return bool(removed)
@@ -293,6 +342,20 @@ class Store:
         with self._lock:
             self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
 
+
+    # plain statements, for modules that own their tables (hub/oauth.py)
+    def execute(self, sql: str, args: Sequence[object] = ()) -> int:
+        """Run one statement; the number of rows it changed."""
+        with self._lock:
+            return self._db.execute(sql, args).rowcount
+
+    def fetchone(self, sql: str, args: Sequence[object] = ()) -> tuple | None:
+        with self._lock:
+            return self._db.execute(sql, args).fetchone()
+
+    def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
 
     # encrypted secrets (see hub/secrets.py; nothing here is in clear)
     def put_secret(self, name: str, key_id: str, wrapped_key: bytes, ciphertext: bytes) -> None:

@@ -72,6 +72,15 @@ def test_no_authentication_is_refused_off_loopback(tmp_path: Path) -> None:
     assert "auth.mode: 'none' (no authentication) is only allowed" in done.stderr and "0.0.0.0" in done.stderr
 
 
+def test_own_authorization_server_needs_https_off_loopback(tmp_path: Path) -> None:
+    (tmp_path / "j.toml").write_text('[auth]\nmode = "oauth"\n')
+    done = subprocess.run([*JUNCTION, "serve", "--host", "0.0.0.0", "--port", "0", "--config", str(tmp_path / "j.toml")],
+                          cwd=ROOT, env=hub_env(tmp_path / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "auth.oauth.issuer: the authorization server's issuer 'http://127.0.0.1:" in done.stderr, done.stderr
+    assert "must be https unless the hub is only on loopback: set [server] public_url" in done.stderr
+
+
 async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
     tokens = setup_users(tmp_path)
     with serve_hub(tmp_path, CONFIG) as hub:

@@ -51,6 +51,10 @@ def test_init_template_is_a_valid_config(tmp_path: Path) -> None:
         ("[providers.hub]\nenabled = 'yes'\n", "providers.hub.enabled", "expected `bool`, got `str`"),
         ("[log]\nlevel = 'loud'\n", "log.level", "expected `str` matching regex"),
         ("[server]\nhost = '${NOT_SET_ANYWHERE_42}'\n", "server.host", "environment variable NOT_SET_ANYWHERE_42 is not set"),
+        ("[auth.oauth]\nredirect_schemes = ['javascript']\n", "auth.oauth.redirect_schemes",
+         "'javascript:' can never be a redirect target"),
+        ("[auth.oauth]\nissuer = 'https://hub.example/auth'\n", "auth.oauth.issuer", "the issuer is an origin"),
+        ("[auth.oauth]\naccess_token_ttl = 5\n", "auth.oauth.access_token_ttl", "expected `int` >= 60"),
     ],
 )
 def test_bad_config_names_key_path_and_reason(tmp_path: Path, toml: str, path: str, reason: str) -> None:

@@ -1,0 +1,650 @@
+"""The hub's own OAuth 2.1 authorization server (`[auth] mode = "oauth"`).
+
+Owns: the authorization server metadata (RFC 8414), the login and consent page, clients (dynamic
+registration per RFC 7591, Client ID Metadata Documents, clients added by an admin), authorization
+codes, access and refresh tokens, and revocation. The SDK's handlers (`mcp.server.auth.handlers`)
+parse and check the protocol requests (PKCE S256 only, redirect URI matching, client
+authentication, token and revocation forms); this module is their `OAuthAuthorizationServerProvider`
+and keeps everything in the hub's store:
+
+- a client's secret is kept in the secret store (AES-GCM), never in clear;
+- codes, tokens and login sessions are random strings stored only as SHA-256 hashes;
+- a code works once: a second use revokes every token issued from it;
+- refresh tokens rotate on each use: presenting a used one revokes the whole family (every
+  access and refresh token descended from the same sign-in);
+- tokens are bound to the hub's MCP URL (the RFC 8707 resource) and checked on every request.
+
+Users sign in with the passwords `junction user add --password` / `junction user passwd` set.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import html
+import ipaddress
+import json
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import anyio
+from mcp.server.auth.handlers.authorize import AuthorizationHandler
+from mcp.server.auth.handlers.register import RegistrationHandler
+from mcp.server.auth.handlers.token import TokenHandler
+from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
+from mcp.server.auth.provider import (
+    AccessToken,
+    AuthorizationCode,
+    AuthorizationParams,
+    AuthorizeError,
+    RefreshToken,
+    RegistrationError,
+    TokenError,
+    construct_redirect_uri,
+)
+from mcp.server.auth.settings import ClientRegistrationOptions
+from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
+from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
+from pydantic import AnyUrl, ValidationError
+from starlette.middleware.cors import CORSMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route, request_response
+
+from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
+from hub.auth import Policy, Principal, hash_token, verify_password
+from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
+from hub.secrets import SecretStore
+from hub.store import Store
+
+logger = logging.getLogger("junction.oauth")
+
+REFRESH_PREFIX = "jcr_"
+OFFLINE_ACCESS = "offline_access"
+REQUEST_TTL = 600.0  # seconds a user has to sign in
+CODE_TTL = 300.0
+SESSION_TTL = 12 * 3600.0
+SESSION_COOKIE = "junction_session"
+MAX_FAILED_LOGINS = 5
+LOCKOUT = 900.0
+MAX_METADATA_DOCUMENT = 5 * 1024  # bytes; what the Client ID Metadata Document draft suggests
+METADATA_DOCUMENT_TTL = 3600.0
+LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
+_DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+
+
+def _secret_name(client_id: str) -> str:
+    return "oauth.client." + hashlib.sha256(client_id.encode()).hexdigest()[:24]
+
+
+def redirect_uri_problem(uri: str, extra_schemes: list[str] | tuple[str, ...] = ()) -> str | None:
+    """Why `uri` may not be a redirect target, or None: https anywhere, http only on loopback
+    (RFC 8252), private-use schemes only when configured; never `javascript:`, `data:` and the like."""
+    try:
+        parts = urlsplit(uri)
+    except ValueError:
+        return f"{uri!r} is not a URL"
+    scheme = parts.scheme.lower()
+    if parts.fragment or uri.endswith("#"):
+        return f"{uri!r}: a redirect URI must not have a fragment"
+    if scheme == "https":
+        return None if parts.hostname else f"{uri!r}: an https redirect URI needs a host"
+    if scheme == "http":
+        if (parts.hostname or "").lower() in LOOPBACK_HOSTS:
+            return None
+        return (f"{uri!r}: http redirect URIs must point at loopback (127.0.0.1, [::1] or localhost); "
+                "anything else must be https")
+    if scheme in FORBIDDEN_REDIRECT_SCHEMES or not scheme:
+        return f"{uri!r}: '{scheme}:' redirect URIs are never allowed"
+    if scheme in extra_schemes:
+        return None
+    return (f"{uri!r}: the scheme '{scheme}:' is not allowed (https, loopback http, or a scheme listed in "
+            "[auth.oauth] redirect_schemes)")
+
+
+def _loopback_match(asked: str, registered: str) -> bool:
+    """RFC 8252 §7.3: a native app's loopback redirect may use any port."""
+    a, r = urlsplit(asked), urlsplit(registered)
+    return (a.scheme == r.scheme == "http" and (a.hostname or "") in LOOPBACK_HOSTS and a.hostname == r.hostname
+            and a.path == r.path and a.query == r.query)
+
+
+class HubClient(OAuthClientInformationFull):
+    """A registered client; loopback redirect URIs match on any port."""
+
+    def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
+        if redirect_uri is not None and self.redirect_uris and redirect_uri not in self.redirect_uris:
+            if any(_loopback_match(str(redirect_uri), str(r)) for r in self.redirect_uris):
+                return redirect_uri
+        return super().validate_redirect_uri(redirect_uri)
+
+
+class HubCode(AuthorizationCode):
+    family: str
+    user: str
+
+
+class HubRefreshToken(RefreshToken):
+    family: str
+    user: str
+
+
+class HubAccessToken(AccessToken):
+    family: str
+    user: str
+
+
+@dataclass
+class _Pending:
+    id: str
+    client_id: str
+    params: AuthorizationParams
+    csrf: str
+
+
+class AuthorizationServer:
+    """`OAuthAuthorizationServerProvider` over the hub's store, plus the login page and the routes."""
+
+    def __init__(self, config: Config, store: Store, policy: Policy, resource: str) -> None:
+        self.config = config
+        self.settings = config.auth.oauth
+        self.store = store
+        self.policy = policy
+        self.resource = resource
+        self.issuer = config.oauth_issuer()
+        self.secrets = SecretStore(store, config.data_dir())
+        self.dev = (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
+        self._failures: dict[str, list[float]] = {}
+        self._http: Any = None
+
+    # metadata ------------------------------------------------------------------------------------
+    def valid_scopes(self) -> list[str]:
+        return sorted(self.policy.scopes) + [OFFLINE_ACCESS]
+
+    def metadata(self) -> dict[str, Any]:
+        auth_methods = ["none", "client_secret_post", "client_secret_basic"]
+        meta: dict[str, Any] = {
+            "issuer": self.issuer,
+            "authorization_endpoint": self.issuer + "/authorize",
+            "token_endpoint": self.issuer + "/token",
+            "revocation_endpoint": self.issuer + "/revoke",
+            "scopes_supported": self.valid_scopes(),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "token_endpoint_auth_methods_supported": auth_methods,
+            "revocation_endpoint_auth_methods_supported": auth_methods,
+            "code_challenge_methods_supported": ["S256"],
+            "authorization_response_iss_parameter_supported": True,
+            "client_id_metadata_document_supported": self.settings.client_metadata_documents,
+        }
+        if self.settings.registration:
+            meta["registration_endpoint"] = self.issuer + "/register"
+        return meta
+
+    # clients -------------------------------------------------------------------------------------
+    async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        row = self.store.fetchone("SELECT metadata, source, fetched FROM oauth_clients WHERE client_id = ?",
+                                  (client_id,))
+        if row is not None and row[1] == "cimd" and time.time() - (row[2] or 0) > METADATA_DOCUMENT_TTL:
+            row = None  # read the document again
+        if row is None:
+            if not self._is_document_url(client_id):
+                return None
+            client, why = await self.fetch_client_document(client_id)
+            if client is None:
+                logger.warning("client metadata document %s refused: %s", client_id, why)
+            return client
+        info = json.loads(row[0])
+        if info.get("token_endpoint_auth_method") not in (None, "none"):
+            try:
+                info["client_secret"] = self.secrets.get(_secret_name(client_id))
+            except Exception:  # the secret is gone: the client cannot authenticate any more
+                logger.warning("client %s has no stored secret; it cannot authenticate", client_id)
+                return None
+        return HubClient.model_validate(info)
+
+    async def register_client(self, client_info: OAuthClientInformationFull) -> None:
+        for uri in client_info.redirect_uris or []:
+            problem = redirect_uri_problem(str(uri), self.settings.redirect_schemes)
+            if problem:
+                raise RegistrationError("invalid_redirect_uri", problem)
+        self.save_client(client_info, "dcr")
+        logger.info("client registered: %s (%s)", client_info.client_id, client_info.client_name or "no name")
+
+    def save_client(self, client_info: OAuthClientInformationFull, source: str) -> None:
+        info = client_info.model_dump(mode="json", exclude_none=True)
+        secret = info.pop("client_secret", None)
+        if secret:
+            self.secrets.set(_secret_name(client_info.client_id), secret)
+        now = time.time()
+        self.store.execute("INSERT OR REPLACE INTO oauth_clients (client_id, metadata, source, created, fetched) "
+                           "VALUES (?, ?, ?, ?, ?)", (client_info.client_id, json.dumps(info), source, now,
+                                                      now if source == "cimd" else None))
+
+    def _is_document_url(self, client_id: str) -> bool:
+        if not self.settings.client_metadata_documents:
+            return False
+        parts = urlsplit(client_id)
+        if parts.scheme == "https":
+            return True
+        return self.dev and parts.scheme == "http" and (parts.hostname or "") in LOOPBACK_HOSTS
+
+    async def fetch_client_document(self, url: str) -> tuple[HubClient | None, str]:
+        """Read a Client ID Metadata Document: the client's metadata, published at its client ID."""
+        parts = urlsplit(url)
+        if parts.path in ("", "/") or parts.fragment or parts.username or parts.password:
+            return None, "a client ID URL needs a path and no fragment or credentials"
+        if not self.dev:
+            problem = await _public_host_problem(parts.hostname or "", parts.port or 443)
+            if problem:
+                return None, problem
+        import aiohttp
+
+        if self._http is None:
+            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        try:
+            async with self._http.get(url, allow_redirects=False, headers={"Accept": "application/json"}) as resp:
+                if resp.status != 200:
+                    return None, f"{url} answered HTTP {resp.status}"
+                body = await resp.content.read(MAX_METADATA_DOCUMENT + 1)
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return None, f"cannot read {url}: {exc.__class__.__name__}"
+        if len(body) > MAX_METADATA_DOCUMENT:
+            return None, f"the document at {url} is larger than {MAX_METADATA_DOCUMENT} bytes"
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return None, f"the document at {url} is not JSON"
+        if not isinstance(doc, dict) or doc.get("client_id") != url:
+            return None, f"the document at {url} must be a JSON object whose client_id is exactly that URL"
+        method = doc.get("token_endpoint_auth_method") or "none"
+        if method != "none":
+            return None, f"a client known by its metadata document has no shared secret ({method!r} is not possible)"
+        for uri in doc.get("redirect_uris") or []:
+            problem = redirect_uri_problem(str(uri), self.settings.redirect_schemes)
+            if problem:
+                return None, problem
+        doc = {k: v for k, v in doc.items() if k not in ("client_secret", "client_secret_expires_at")}
+        doc["token_endpoint_auth_method"] = "none"
+        doc.setdefault("scope", " ".join(self.valid_scopes()))
+        try:
+            client = HubClient.model_validate(doc)
+        except ValidationError as exc:
+            return None, f"the document at {url} is not valid client metadata: {exc.errors()[0]['msg']}"
+        if not client.redirect_uris:
+            return None, f"the document at {url} lists no redirect_uris"
+        if "authorization_code" not in client.grant_types:
+            return None, f"the document at {url} does not ask for the authorization_code grant"
+        self.save_client(client, "cimd")
+        return client, ""
+
+    async def close(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+
+    # authorization -------------------------------------------------------------------------------
+    async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
+        if params.resource is not None and params.resource.rstrip("/") != self.resource.rstrip("/"):
+            raise AuthorizeError("invalid_target", f"this server issues tokens for {self.resource} only, "
+                                 f"not {params.resource}")
+        request_id, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        self._prune()
+        self.store.execute("INSERT INTO oauth_requests (id, client_id, params, csrf, expires) VALUES (?, ?, ?, ?, ?)",
+                           (hash_token(request_id), client.client_id, params.model_dump_json(), csrf,
+                            time.time() + REQUEST_TTL))
+        return f"{self.issuer}/oauth/login?" + urlencode({"request": request_id})
+
+    def _pending(self, request_id: str) -> _Pending | None:
+        row = self.store.fetchone("SELECT client_id, params, csrf, expires FROM oauth_requests WHERE id = ?",
+                                  (hash_token(request_id),))
+        if row is None or row[3] < time.time():
+            return None
+        return _Pending(request_id, row[0], AuthorizationParams.model_validate_json(row[1]), row[2])
+
+    def _finish(self, pending: _Pending, **result: str | None) -> Response:
+        self.store.execute("DELETE FROM oauth_requests WHERE id = ?", (hash_token(pending.id),))
+        url = construct_redirect_uri(str(pending.params.redirect_uri), state=pending.params.state, iss=self.issuer,
+                                     **result)
+        return RedirectResponse(url, status_code=303, headers={"Cache-Control": "no-store"})
+
+    def _grant(self, pending: _Pending, user: str, role: str) -> Response:
+        allowed = self.policy.role_scopes(role)
+        asked = [s for s in pending.params.scopes or () if s != OFFLINE_ACCESS]
+        if not asked:  # no scope named (or only offline_access): what the user's role allows
+            granted = sorted(allowed) + [OFFLINE_ACCESS]
+        else:
+            granted = [s for s in asked if s in allowed] + [OFFLINE_ACCESS]
+            if len(granted) == 1:
+                return self._finish(pending, error="invalid_scope", error_description=(
+                    f"the role '{role}' of user '{user}' grants none of {', '.join(asked)}"))
+        code = secrets.token_urlsafe(32)
+        params = pending.params
+        self.store.execute(
+            "INSERT INTO oauth_codes (code_hash, client_id, user, scopes, params, family, expires) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (hash_token(code), pending.client_id, user, json.dumps(granted), json.dumps({
+                "code_challenge": params.code_challenge, "redirect_uri": str(params.redirect_uri),
+                "explicit": params.redirect_uri_provided_explicitly, "resource": self.resource}),
+             secrets.token_hex(12), time.time() + CODE_TTL))
+        logger.info("user %s authorized client %s (scopes: %s)", user, pending.client_id, " ".join(granted))
+        return self._finish(pending, code=code)
+
+    async def load_authorization_code(self, client: OAuthClientInformationFull, authorization_code: str
+                                      ) -> HubCode | None:
+        # A code works once: it is spent here, before the PKCE check, so a guessed verifier burns it too.
+        code_hash = hash_token(authorization_code)
+        row = self.store.fetchone("SELECT client_id, user, scopes, params, family, expires, used FROM oauth_codes "
+                                  "WHERE code_hash = ?", (code_hash,))
+        if row is None:
+            return None
+        client_id, user, scopes, params_json, family, expires, used = row
+        if used is not None or not self.store.execute(
+                "UPDATE oauth_codes SET used = ? WHERE code_hash = ? AND used IS NULL", (time.time(), code_hash)):
+            revoked = self._revoke_family(family)
+            logger.warning("authorization code for client %s used twice: %d tokens from it revoked", client_id, revoked)
+            return None
+        params = json.loads(params_json)
+        return HubCode(code=authorization_code, scopes=json.loads(scopes), expires_at=expires, client_id=client_id,
+                       code_challenge=params["code_challenge"], redirect_uri=AnyUrl(params["redirect_uri"]),
+                       redirect_uri_provided_explicitly=params["explicit"], resource=params["resource"],
+                       subject=user, family=family, user=user)
+
+    async def exchange_authorization_code(self, client: OAuthClientInformationFull,
+                                          authorization_code: HubCode) -> OAuthToken:  # type: ignore[override]
+        if self.store.user_role(authorization_code.user) is None:
+            raise TokenError("invalid_grant", f"the user '{authorization_code.user}' no longer exists")
+        return self._issue(client, authorization_code.user, authorization_code.scopes, authorization_code.family,
+                           authorization_code.resource)
+
+    def _issue(self, client: OAuthClientInformationFull, user: str, scopes: list[str], family: str,
+               resource: str | None) -> OAuthToken:
+        now = time.time()
+        access = ACCESS_PREFIX + secrets.token_urlsafe(32)
+        rows = [(hash_token(access), "access", family, client.client_id, user, json.dumps(scopes), resource, now,
+                 now + self.settings.access_token_ttl)]
+        refresh = None
+        if "refresh_token" in client.grant_types:
+            refresh = REFRESH_PREFIX + secrets.token_urlsafe(32)
+            rows.append((hash_token(refresh), "refresh", family, client.client_id, user, json.dumps(scopes), resource,
+                         now, now + self.settings.refresh_token_ttl))
+        for row in rows:
+            self.store.execute("INSERT INTO oauth_tokens (token_hash, kind, family, client_id, user, scopes, resource, "
+                               "created, expires) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", row)
+        self.store.execute("UPDATE oauth_clients SET last_used = ? WHERE client_id = ?", (now, client.client_id))
+        return OAuthToken(access_token=access, expires_in=self.settings.access_token_ttl, scope=" ".join(scopes),
+                          refresh_token=refresh)
+
+    # tokens --------------------------------------------------------------------------------------
+    def _token_row(self, token: str, kind: str) -> tuple | None:
+        return self.store.fetchone(
+            "SELECT family, client_id, user, scopes, resource, expires, used, revoked FROM oauth_tokens "
+            "WHERE token_hash = ? AND kind = ?", (hash_token(token), kind))
+
+    async def load_refresh_token(self, client: OAuthClientInformationFull, refresh_token: str
+                                 ) -> HubRefreshToken | None:
+        row = self._token_row(refresh_token, "refresh")
+        if row is None:
+            return None
+        family, client_id, user, scopes, resource, expires, used, revoked = row
+        if revoked is not None:
+            return None
+        if used is not None:
+            count = self._revoke_family(family)
+            logger.warning("a used refresh token of user %s (client %s) came back: its family of %d tokens is "
+                           "revoked", user, client_id, count)
+            return None
+        return HubRefreshToken(token=refresh_token, client_id=client_id, scopes=json.loads(scopes),
+                               expires_at=int(expires), resource=resource, subject=user, family=family, user=user)
+
+    async def exchange_refresh_token(self, client: OAuthClientInformationFull, refresh_token: HubRefreshToken,
+                                     scopes: list[str]) -> OAuthToken:  # type: ignore[override]
+        if not self.store.execute("UPDATE oauth_tokens SET used = ? WHERE token_hash = ? AND used IS NULL",
+                                  (time.time(), hash_token(refresh_token.token))):
+            self._revoke_family(refresh_token.family)  # two uses raced: treat as reuse
+            raise TokenError("invalid_grant", "the refresh token was already used")
+        if self.store.user_role(refresh_token.user) is None:
+            raise TokenError("invalid_grant", f"the user '{refresh_token.user}' no longer exists")
+        self._prune()
+        return self._issue(client, refresh_token.user, scopes, refresh_token.family, refresh_token.resource)
+
+    async def load_access_token(self, token: str) -> HubAccessToken | None:
+        row = self._token_row(token, "access")
+        if row is None:
+            return None
+        family, client_id, user, scopes, resource, expires, _used, revoked = row
+        if revoked is not None or expires <= time.time():
+            return None
+        return HubAccessToken(token=token, client_id=client_id, scopes=json.loads(scopes), expires_at=int(expires),
+                              resource=resource, subject=user, family=family, user=user)
+
+    async def revoke_token(self, token: HubAccessToken | HubRefreshToken) -> None:  # type: ignore[override]
+        count = self._revoke_family(token.family)
+        logger.info("client %s revoked a token of user %s (%d tokens of that sign-in)", token.client_id, token.user,
+                    count)
+
+    def _revoke_family(self, family: str) -> int:
+        return self.store.execute("UPDATE oauth_tokens SET revoked = ? WHERE family = ? AND revoked IS NULL",
+                                  (time.time(), family))
+
+    def verify(self, token: str) -> tuple[Principal | None, str]:
+        """The principal an access token stands for, or (None, why not): for the MCP endpoint."""
+        row = self._token_row(token, "access")
+        if row is None:
+            return None, "unknown token"
+        family, _client_id, user, scopes, resource, expires, _used, revoked = row
+        if revoked is not None:
+            return None, "the token was revoked"
+        if expires <= time.time():
+            return None, "the token expired"
+        if (resource or "").rstrip("/") != self.resource.rstrip("/"):
+            return None, "the token was issued for another resource"
+        role = self.store.user_role(user)
+        if role is None:
+            return None, f"the user '{user}' no longer exists"
+        return Principal(user, role, self.policy.role_scopes(role) & frozenset(json.loads(scopes)),
+                         f"oauth:{family}"), ""
+
+    def revoke_grants(self, user: str | None = None, client_id: str | None = None) -> int:
+        """Admin: revoke every token of a user and/or a client."""
+        sql, args = "UPDATE oauth_tokens SET revoked = ? WHERE revoked IS NULL", [time.time()]
+        if user is not None:
+            sql, args = sql + " AND user = ?", [*args, user]
+        if client_id is not None:
+            sql, args = sql + " AND client_id = ?", [*args, client_id]
+        return self.store.execute(sql, args)
+
+    def _prune(self) -> None:
+        now = time.time()
+        self.store.execute("DELETE FROM oauth_requests WHERE expires < ?", (now,))
+        self.store.execute("DELETE FROM oauth_codes WHERE expires < ?", (now - 86400,))
+        self.store.execute("DELETE FROM oauth_tokens WHERE expires < ?", (now - 86400,))
+        self.store.execute("DELETE FROM login_sessions WHERE expires < ?", (now,))
+
+    # the login and consent page ------------------------------------------------------------------
+    def _session_user(self, request: Request) -> str | None:
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if not cookie:
+            return None
+        row = self.store.fetchone("SELECT user, expires FROM login_sessions WHERE id_hash = ?", (hash_token(cookie),))
+        if row is None or row[1] < time.time() or self.store.user_role(row[0]) is None:
+            return None
+        return row[0]
+
+    async def login_page(self, request: Request) -> Response:
+        if request.method == "POST":
+            return await self._login_post(request)
+        pending = self._pending(request.query_params.get("request", ""))
+        if pending is None:
+            return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again "
+                         "from the app that sent you here.</p>", 400)
+        return await self._login_form(pending, self._session_user(request))
+
+    async def _login_form(self, pending: _Pending, user: str | None, error: str = "", status: int = 200) -> Response:
+        client = await self.get_client(pending.client_id)
+        name = (client.client_name if client else None) or pending.client_id
+        target = urlsplit(str(pending.params.redirect_uri))
+        scopes = pending.params.scopes or sorted(self.policy.scopes)
+        items = "".join(f"<li><code>{html.escape(s)}</code> {html.escape(_SCOPE_TEXT.get(s, ''))}</li>" for s in scopes)
+        who = (f'<p>Signed in as <b>{html.escape(user)}</b>.</p>' if user else
+               '<label>User name <input name="username" autocomplete="username" required autofocus></label>'
+               '<label>Password <input name="password" type="password" autocomplete="current-password" required>'
+               '</label>')
+        body = f"""
+<p><b>{html.escape(name)}</b> wants to use this Junction hub as you.</p>
+<p class="small">It will be sent back to <code>{html.escape(target.scheme)}://{html.escape(target.netloc)}</code>
+and may use:</p>
+<ul>{items}</ul>
+{f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ''}
+<form method="post" action="{html.escape(self.issuer)}/oauth/login">
+<input type="hidden" name="request" value="{html.escape(pending.id)}">
+<input type="hidden" name="csrf" value="{html.escape(pending.csrf)}">
+{who}
+<button name="action" value="allow" type="submit">Allow</button>
+<button name="action" value="deny" type="submit" formnovalidate>Deny</button>
+</form>"""
+        return _page("Sign in to Junction", body, status)
+
+    async def _login_post(self, request: Request) -> Response:
+        form = await request.form()
+        pending = self._pending(str(form.get("request", "")))
+        if pending is None:
+            return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again "
+                         "from the app that sent you here.</p>", 400)
+        if not hmac.compare_digest(str(form.get("csrf", "")), pending.csrf):
+            return _page("Refused", "<p>The form did not come from this sign-in page.</p>", 403)
+        if form.get("action") == "deny":
+            logger.info("sign-in for client %s denied by the user", pending.client_id)
+            return self._finish(pending, error="access_denied", error_description="the user denied access")
+        if form.get("action") != "allow":
+            return await self._login_form(pending, None, "Choose Allow or Deny.", 400)
+        user = self._session_user(request)
+        new_session = None
+        if user is None:
+            user = str(form.get("username", "")).strip()
+            password = str(form.get("password", ""))
+            if self._locked(user):
+                return await self._login_form(pending, None, "Too many failed sign-ins for this user: wait "
+                                              f"{int(LOCKOUT // 60)} minutes and try again.", 429)
+            stored = self.store.password_hash(user) if user else None
+            ok = await anyio.to_thread.run_sync(verify_password, password, stored or _DUMMY_HASH)
+            if not ok or stored is None:
+                self._failures.setdefault(user, []).append(time.monotonic())
+                logger.warning("failed sign-in for user %r (client %s)", user[:64], pending.client_id)
+                return await self._login_form(pending, None, "Wrong user name or password.", 401)
+            self._failures.pop(user, None)
+            new_session = secrets.token_urlsafe(32)
+            self.store.execute("INSERT INTO login_sessions (id_hash, user, expires) VALUES (?, ?, ?)",
+                               (hash_token(new_session), user, time.time() + SESSION_TTL))
+        role = self.store.user_role(user)
+        if role is None:
+            return await self._login_form(pending, None, "Wrong user name or password.", 401)
+        response = self._grant(pending, user, role)
+        if new_session is not None:
+            response.set_cookie(SESSION_COOKIE, new_session, max_age=int(SESSION_TTL), path="/oauth", httponly=True,
+                                samesite="lax", secure=self.issuer.startswith("https://"))
+        return response
+
+    def _locked(self, user: str) -> bool:
+        now = time.monotonic()
+        recent = [t for t in self._failures.get(user, []) if now - t < LOCKOUT]
+        self._failures[user] = recent
+        return len(recent) >= MAX_FAILED_LOGINS
+
+    # routes --------------------------------------------------------------------------------------
+    def routes(self) -> list[Route]:
+        client_auth = ClientAuthenticator(self)  # type: ignore[arg-type]
+        sdk_authorize = AuthorizationHandler(self)  # type: ignore[arg-type]
+
+        async def metadata(request: Request) -> Response:
+            return JSONResponse(self.metadata(), headers={"Cache-Control": "max-age=300"})
+
+        async def authorize(request: Request) -> Response:
+            # A URL client ID is read first, so that a document we refuse is explained, not "not found".
+            client_id = request.query_params.get("client_id") if request.method == "GET" else None
+            if client_id and self._is_document_url(client_id) and await self.get_client(client_id) is None:
+                client, why = await self.fetch_client_document(client_id)
+                if client is None:
+                    return JSONResponse({"error": "invalid_client", "error_description": why}, status_code=400)
+            return await sdk_authorize.handle(request)
+
+        async def revoke(request: Request) -> Response:
+            # RFC 7009. Not the SDK's handler: it demands a client_secret field even from public clients.
+            try:
+                client = await client_auth.authenticate_request(request)
+            except AuthenticationError as exc:
+                return JSONResponse({"error": "invalid_client", "error_description": exc.message}, status_code=401)
+            token = (await request.form()).get("token")
+            if not isinstance(token, str) or not token:
+                return JSONResponse({"error": "invalid_request", "error_description": "the form has no token"},
+                                    status_code=400)
+            found = await self.load_access_token(token) or await self.load_refresh_token(client, token)
+            if found is not None and found.client_id == client.client_id:
+                await self.revoke_token(found)
+            return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+        routes = [
+            Route("/.well-known/oauth-authorization-server", _cors(request_response(metadata), ["GET", "OPTIONS"]),
+                  methods=["GET", "OPTIONS"]),
+            Route("/authorize", _limited(request_response(authorize)), methods=["GET", "POST"]),
+            Route("/token", _cors(_limited(request_response(TokenHandler(self, client_auth).handle)),  # type: ignore
+                                  ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/revoke", _cors(_limited(request_response(revoke)), ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/oauth/login", _limited(request_response(self.login_page)), methods=["GET", "POST"]),
+        ]
+        if self.settings.registration:
+            options = ClientRegistrationOptions(enabled=True, valid_scopes=self.valid_scopes(),
+                                                default_scopes=self.valid_scopes())
+            register = RegistrationHandler(self, options)  # type: ignore[arg-type]
+            routes.append(Route("/register", _cors(_limited(request_response(register.handle)), ["POST", "OPTIONS"]),
+                                methods=["POST", "OPTIONS"]))
+        return routes
+
+
+_SCOPE_TEXT = {
+    "mcp": "call the tools, read the resources and use the prompts your role allows",
+    "hub:admin": "administer the hub (audit log, catalog)",
+    OFFLINE_ACCESS: "stay signed in (refresh tokens)",
+}
+
+
+def _cors(app: Any, methods: list[str]) -> Any:
+    return CORSMiddleware(app=app, allow_origins="*", allow_methods=methods,
+                          allow_headers=["mcp-protocol-version", "authorization", "content-type"])
+
+
+def _limited(app: Any) -> Any:
+    return RequestBodyLimitMiddleware(app, DEFAULT_MAX_REQUEST_BODY_SIZE)
+
+
+def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
+    page = f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{html.escape(title)}</title>
+<style>
+body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; color: #222; }}
+label {{ display: block; margin: .75rem 0; }} input {{ display: block; width: 100%; padding: .4rem; font: inherit; }}
+button {{ font: inherit; padding: .4rem 1.2rem; margin: .75rem .5rem 0 0; }} .error {{ color: #a00; }}
+.small {{ font-size: .9rem; color: #555; }} code {{ font-size: .9rem; }}
+</style></head>
+<body><h1>{html.escape(title)}</h1>{body}</body></html>"""
+    return HTMLResponse(page, status_code=status, headers={
+        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})
+
+
+async def _public_host_problem(host: str, port: int) -> str | None:
+    """Client metadata must come from the public internet: no loopback, private or link-local hosts."""
+    try:
+        infos = await anyio.getaddrinfo(host, port)
+    except OSError:
+        return f"cannot resolve {host!r}"
+    for info in infos:
+        address = ipaddress.ip_address(info[4][0])
+        if not address.is_global:
+            return f"{host!r} resolves to a non-public address ({address})"
+    return None
