@@ -12,7 +12,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import JUNCTION, ROOT, hub_env, serve_hub
+from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, serve_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -38,6 +38,7 @@ def junction(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def token_for(tmp: Path, user: str, *extra: str) -> str:
     done = junction(tmp, "token", "create", "--user", user, *extra)
     assert done.returncode == 0, done.stderr
+    remember_secret(done.stdout.strip())
     return done.stdout.strip()
 
 

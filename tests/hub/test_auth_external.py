@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 
-from tests.helpers import ROOT, node_bin, serve_hub
+from tests.helpers import ROOT, node_bin, remember_secret, serve_hub
 
 pytestmark = pytest.mark.skipif(not (ROOT / "tests" / "node" / "node_modules" / "oidc-provider").exists()
                                 and not os.environ.get("CI"), reason="npm test tools not installed (run scripts/test.sh)")
@@ -77,6 +77,7 @@ def user_token(issuer: str, resource: str, user: str, scope: str = "openid mcp")
                                                    "redirect_uri": REDIRECT, "code_verifier": verifier,
                                                    "resource": resource}, auth=("tester", "tester-secret"))
         assert token.status_code == 200, token.text
+        remember_secret(token.json()["access_token"])
         return token.json()["access_token"]
 
 

@@ -25,7 +25,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.fixtures.headless_browser import Browser
-from tests.helpers import JUNCTION, NODE_MODULES, ROOT, RunningHub, hub_env, node_bin, serve_hub
+from tests.helpers import JUNCTION, NODE_MODULES, ROOT, RunningHub, hub_env, node_bin, remember_secret, serve_hub
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "mcp-remote").exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
@@ -59,6 +59,7 @@ def setup_users(tmp: Path, config: str = CONFIG) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "junction.toml").write_text(config)
     for user, (role, password) in USERS.items():
+        remember_secret(password)
         done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
         assert done.returncode == 0, done.stderr
 
@@ -117,6 +118,7 @@ def sign_in(hub: RunningHub, user: str = "alice", client_id: str | None = None) 
     got = authorize(hub, client_id, challenge, user)
     tokens = exchange(hub, client_id, got["code"], verifier)
     assert tokens.status_code == 200, tokens.text
+    remember_secret(tokens.json()["access_token"], tokens.json()["refresh_token"], got["code"])
     return client_id, tokens.json()
 
 
@@ -531,6 +533,7 @@ def test_client_secrets_and_tokens_never_in_clear(hub: RunningHub) -> None:
     assert done.status_code == 201
     client = done.json()
     secret = client["client_secret"]
+    remember_secret(secret)
     verifier, challenge = pkce()
     got = authorize(hub, client["client_id"], challenge)
     without = exchange(hub, client["client_id"], got["code"], verifier)

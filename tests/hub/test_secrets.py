@@ -11,7 +11,7 @@ from mcp import Client
 from hub.secrets import SecretError, SecretStore, key_id
 from hub.store import Store
 from tests.connectors.test_relay import UPSTREAM
-from tests.helpers import JUNCTION, ROOT, hub_env, serve_hub
+from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, serve_hub
 
 pytestmark = pytest.mark.anyio
 VALUE = "ghp_S3cr3tV4lue-that-must-never-show"
@@ -76,6 +76,7 @@ async def test_a_connector_header_from_the_secret_store(tmp_path: Path) -> None:
     (tmp_path / "upstream" / "junction.toml").write_text(upstream_config)
     assert junction(tmp_path / "upstream", "user", "add", "the-hub").returncode == 0
     token = junction(tmp_path / "upstream", "token", "create", "--user", "the-hub").stdout.strip()
+    remember_secret(token, VALUE)
     with serve_hub(tmp_path / "upstream", upstream_config) as upstream:
         front = tmp_path / "front"
         front.mkdir()
