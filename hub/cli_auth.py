@@ -83,6 +83,36 @@ def add_parsers(sub: Any, common: Any) -> None:
     common(p)
     p.set_defaults(fn=cmd_secret_rotate)
 
+    oauth = sub.add_parser("oauth", help="the hub's own authorization server: clients and sign-ins",
+                           description="Clients and sign-ins of the built-in authorization server "
+                           "([auth] mode = \"oauth\").")
+    verbs = oauth.add_subparsers(dest="verb", metavar="VERB", required=True)
+    p = verbs.add_parser("client-add", help="register a client by hand (prints its id, and its secret once)")
+    common(p)
+    p.add_argument("name", help="what the sign-in page calls it")
+    p.add_argument("--redirect-uri", action="append", required=True, dest="redirect_uris",
+                   help="where it may be sent back to (repeat for more)")
+    p.add_argument("--confidential", action="store_true", help="give it a client secret (for server-side apps)")
+    p.set_defaults(fn=cmd_oauth_client_add)
+    p = verbs.add_parser("clients", help="list clients (registered, from metadata documents, added by hand)")
+    common(p)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_oauth_clients)
+    p = verbs.add_parser("client-remove", help="remove a client and end its sign-ins")
+    common(p)
+    p.add_argument("client_id")
+    p.set_defaults(fn=cmd_oauth_client_remove)
+    p = verbs.add_parser("sign-ins", help="list live sign-ins (never the tokens)")
+    common(p)
+    p.add_argument("--user")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(fn=cmd_oauth_sign_ins)
+    p = verbs.add_parser("revoke", help="end every sign-in of a user and/or a client at once")
+    common(p)
+    p.add_argument("--user")
+    p.add_argument("--client", dest="client_id")
+    p.set_defaults(fn=cmd_oauth_revoke)
+
     p = sub.add_parser("audit", help="who called what, when, and what came of it",
                        description="Query the call record (newest first).")
     common(p)
@@ -195,8 +225,8 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     finally:
         store.close()
     print(token)
-    if config.auth.mode != "tokens":
-        note = f"note: [auth] mode is '{config.auth.mode}', so the hub does not ask for tokens yet"
+    if config.auth.mode == "none":
+        note = "note: [auth] mode is 'none', so the hub does not ask for tokens yet"
     else:
         note = "keep it secret: it is shown only this once"
     expiry = _when(expires) if expires is not None else "never"
@@ -344,6 +374,101 @@ def cmd_secret_rotate(args: argparse.Namespace) -> int:
 
         print("set JUNCTION_SECRET_KEY to this new key before the hub next starts (the old one no longer opens "
               f"anything):\n{new.hex()}", file=sys.stderr)
+    return 0
+
+
+def _authorization_server(args: argparse.Namespace) -> Any:
+    config, store, policy = _open(args)
+    from hub.oauth import AuthorizationServer
+
+    return AuthorizationServer(config, store, policy, config.mcp_url())
+
+
+def cmd_oauth_client_add(args: argparse.Namespace) -> int:
+    import secrets as random
+    import sys
+
+    from mcp.shared.auth import OAuthClientInformationFull
+
+    from hub.oauth import redirect_uri_problem
+
+    server = _authorization_server(args)
+    try:
+        for uri in args.redirect_uris:
+            problem = redirect_uri_problem(uri, server.settings.redirect_schemes)
+            if problem:
+                raise CliError(problem, 2)
+        secret = random.token_urlsafe(32) if args.confidential else None
+        client = OAuthClientInformationFull(
+            client_id=random.token_hex(8), client_name=args.name, redirect_uris=args.redirect_uris,
+            client_secret=secret, client_id_issued_at=int(time.time()), scope=" ".join(server.valid_scopes()),
+            token_endpoint_auth_method="client_secret_basic" if secret else "none")
+        server.save_client(client, "cli")
+    finally:
+        server.store.close()
+    print(client.client_id)
+    if secret:
+        print(secret)
+        print("client id, then its secret: shown only this once (send it with HTTP Basic auth)", file=sys.stderr)
+    return 0
+
+
+def cmd_oauth_clients(args: argparse.Namespace) -> int:
+    server = _authorization_server(args)
+    try:
+        rows = [{"client_id": cid, "name": json.loads(meta).get("client_name"), "source": source,
+                 "created": _when(created), "last_used": _when(used) if used else None, "sign_ins": live}
+                for cid, meta, source, created, used, live in server.clients()]
+    finally:
+        server.store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['client_id']:<40} {r['source']:<5} {r['sign_ins']:>3} sign-ins  {r['name'] or ''}")
+        if not rows:
+            print("no clients")
+    return 0
+
+
+def cmd_oauth_client_remove(args: argparse.Namespace) -> int:
+    server = _authorization_server(args)
+    try:
+        if not server.remove_client(args.client_id):
+            raise CliError(f"no client with id '{args.client_id}'")
+    finally:
+        server.store.close()
+    print(f"removed client {args.client_id} and ended its sign-ins")
+    return 0
+
+
+def cmd_oauth_sign_ins(args: argparse.Namespace) -> int:
+    server = _authorization_server(args)
+    try:
+        rows = [{"id": family, "user": user, "client_id": client_id, "scopes": json.loads(scopes),
+                 "signed_in": _when(created), "until": _when(expires)}
+                for family, user, client_id, scopes, created, expires in server.sign_ins(args.user)]
+    finally:
+        server.store.close()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    else:
+        for r in rows:
+            print(f"{r['id']}  {r['user']:<16} {' '.join(r['scopes']):<28} until {r['until']}  client {r['client_id']}")
+        if not rows:
+            print("no live sign-ins")
+    return 0
+
+
+def cmd_oauth_revoke(args: argparse.Namespace) -> int:
+    if args.user is None and args.client_id is None:
+        raise CliError("say whose sign-ins to end: --user NAME and/or --client ID", 2)
+    server = _authorization_server(args)
+    try:
+        count = server.revoke_grants(args.user, args.client_id)
+    finally:
+        server.store.close()
+    print(f"revoked {count} token(s)")
     return 0
 
 

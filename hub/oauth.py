@@ -19,6 +19,7 @@ Users sign in with the passwords `junction user add --password` / `junction user
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import html
@@ -457,6 +458,28 @@ class AuthorizationServer:
         if client_id is not None:
             sql, args = sql + " AND client_id = ?", [*args, client_id]
         return self.store.execute(sql, args)
+
+    def clients(self) -> list[tuple]:
+        """(client_id, metadata JSON, source, created, last_used, live sign-ins) per client."""
+        return self.store.fetchall(
+            "SELECT c.client_id, c.metadata, c.source, c.created, c.last_used, (SELECT COUNT(DISTINCT family) FROM "
+            "oauth_tokens t WHERE t.client_id = c.client_id AND t.revoked IS NULL AND t.expires > ?) "
+            "FROM oauth_clients c ORDER BY c.created DESC", (time.time(),))
+
+    def remove_client(self, client_id: str) -> bool:
+        self.revoke_grants(client_id=client_id)
+        with contextlib.suppress(Exception):
+            self.secrets.remove(_secret_name(client_id))
+        return bool(self.store.execute("DELETE FROM oauth_clients WHERE client_id = ?", (client_id,)))
+
+    def sign_ins(self, user: str | None = None) -> list[tuple]:
+        """(family, user, client_id, scopes, first issued, last expiry) per live sign-in, newest first."""
+        sql = ("SELECT family, user, client_id, scopes, MIN(created), MAX(expires) FROM oauth_tokens "
+               "WHERE revoked IS NULL AND used IS NULL AND expires > ?")
+        args: list[object] = [time.time()]
+        if user is not None:
+            sql, args = sql + " AND user = ?", [*args, user]
+        return self.store.fetchall(sql + " GROUP BY family ORDER BY MIN(created) DESC", args)
 
     def _prune(self) -> None:
         now = time.time()

@@ -444,6 +444,24 @@ def test_roles_scopes_expiry_and_removed_users(hub: RunningHub, tmp_path: Path) 
     assert got["error"] == "invalid_scope" and "'user' of user 'bob' grants none of hub:admin" in \
         got["error_description"]
 
+    # A 2025 session alice opened is not there for anyone else.
+    legacy = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    init = httpx2.post(hub.url, headers={**legacy, "Authorization": f"Bearer {alice['access_token']}"}, json={
+        "jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "raw", "version": "1"}}},
+        timeout=10)
+    session = init.headers["mcp-session-id"]
+    _, bob = sign_in(hub, "bob")
+    listed = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    foreign = httpx2.post(hub.url, json=listed, timeout=10, headers={
+        **legacy, "Authorization": f"Bearer {bob['access_token']}", "Mcp-Session-Id": session,
+        "MCP-Protocol-Version": "2025-11-25"})
+    assert foreign.status_code == 404, foreign.text
+    own = httpx2.post(hub.url, json=listed, timeout=10, headers={
+        **legacy, "Authorization": f"Bearer {alice['access_token']}", "Mcp-Session-Id": session,
+        "MCP-Protocol-Version": "2025-11-25"})
+    assert own.status_code == 200 and "small__echo" in own.text
+
     # Expired tokens stop working (the expiry is moved into the past in the hub's own store).
     db = sqlite3.connect(hub.data_dir / "junction.db")
     try:
@@ -553,3 +571,54 @@ def test_client_secrets_and_tokens_never_in_clear(hub: RunningHub) -> None:
                 assert value.encode() not in data, (path, value[:6])
     for value in (secret, issued["access_token"], issued["refresh_token"], USERS["alice"][1]):
         assert value not in hub.log()
+
+
+def test_admin_commands_for_clients_and_sign_ins(hub: RunningHub) -> None:
+    tmp = hub.data_dir.parent.parent
+    added = junction(tmp, "oauth", "client-add", "Nightly reports", "--redirect-uri", REDIRECT, "--confidential")
+    assert added.returncode == 0, added.stderr
+    client_id, secret = added.stdout.split()
+    remember_secret(secret)
+    assert "shown only this once" in added.stderr
+    bad = junction(tmp, "oauth", "client-add", "x", "--redirect-uri", "javascript:alert(1)")
+    assert bad.returncode == 2 and "'javascript:' redirect URIs are never allowed" in bad.stderr
+
+    # The hand-registered confidential client signs alice in, authenticating with HTTP Basic.
+    verifier, challenge = pkce()
+    got = authorize(hub, client_id, challenge)
+    form = {"grant_type": "authorization_code", "code": got["code"], "redirect_uri": REDIRECT, "client_id": client_id,
+            "code_verifier": verifier}
+    tokens = httpx2.post(hub.base + "/token", data=form, auth=(client_id, secret), timeout=10)
+    assert tokens.status_code == 200, tokens.text
+    access = tokens.json()["access_token"]
+    remember_secret(access, tokens.json()["refresh_token"])
+
+    clients = json.loads(junction(tmp, "oauth", "clients", "--json").stdout)
+    mine = next(c for c in clients if c["client_id"] == client_id)
+    assert mine["name"] == "Nightly reports" and mine["source"] == "cli" and mine["sign_ins"] == 1
+    sign_ins = json.loads(junction(tmp, "oauth", "sign-ins", "--user", "alice", "--json").stdout)
+    assert any(s["client_id"] == client_id and s["scopes"] == ["mcp", "offline_access"] for s in sign_ins)
+    assert access not in json.dumps(sign_ins)
+
+    assert junction(tmp, "oauth", "revoke").returncode == 2
+    assert junction(tmp, "oauth", "revoke", "--client", client_id).stdout.startswith("revoked 2 token(s)")
+    assert call(hub, access).status_code == 401
+    removed = junction(tmp, "oauth", "client-remove", client_id)
+    assert removed.returncode == 0, removed.stderr
+    gone = httpx2.get(hub.base + "/authorize?" + urlencode({"response_type": "code", "client_id": client_id,
+                                                            "code_challenge": challenge}), timeout=10)
+    assert gone.status_code == 400 and "not found" in gone.json()["error_description"]
+    assert junction(tmp, "oauth", "client-remove", client_id).returncode == 1
+
+
+def test_registration_can_be_closed(tmp_path: Path) -> None:
+    config = CONFIG + "[auth.oauth]\nregistration = false\nclient_metadata_documents = false\n"
+    setup_users(tmp_path, config)
+    with serve_hub(tmp_path, config) as closed:
+        meta = httpx2.get(closed.base + "/.well-known/oauth-authorization-server", timeout=10).json()
+        assert "registration_endpoint" not in meta and meta["client_id_metadata_document_supported"] is False
+        assert register(closed).status_code in (404, 405)
+        refused = httpx2.get(closed.base + "/authorize?" + urlencode({
+            "response_type": "code", "client_id": "https://app.example/client.json", "code_challenge": "x" * 43}),
+            timeout=10)
+        assert refused.status_code == 400
