@@ -462,21 +462,27 @@ def test_roles_scopes_expiry_and_removed_users(hub: RunningHub, tmp_path: Path) 
         "MCP-Protocol-Version": "2025-11-25"})
     assert own.status_code == 200 and "small__echo" in own.text
 
-    # Expired tokens stop working (the expiry is moved into the past in the hub's own store).
+    # Expired tokens, and tokens bound to another resource, stop working (changed in the hub's own store).
     db = sqlite3.connect(hub.data_dir / "junction.db")
     try:
         digest = hashlib.sha256(alice["access_token"].encode()).hexdigest()
         db.execute("UPDATE oauth_tokens SET expires = ? WHERE token_hash = ?", (time.time() - 1, digest))
         db.commit()
+        digest = hashlib.sha256(root["access_token"].encode()).hexdigest()
+        db.execute("UPDATE oauth_tokens SET resource = ? WHERE token_hash = ?", ("http://127.0.0.1:9/mcp", digest))
+        db.commit()
     finally:
         db.close()
     expired = call(hub, alice["access_token"])
     assert expired.status_code == 401 and expired.json()["error_description"] == "the token expired"
+    elsewhere = call(hub, root["access_token"], "hub__audit")
+    assert elsewhere.status_code == 401
+    assert elsewhere.json()["error_description"] == "the token was issued for another resource"
 
     # A tampered token is just unknown; nothing in the refusal echoes it.
-    tampered = call(hub, root["access_token"][:-3] + "abc")
+    tampered = call(hub, alice["access_token"][:-3] + "abc")
     assert tampered.status_code == 401 and tampered.json()["error_description"] == "unknown token"
-    assert root["access_token"][:-3] not in tampered.text + tampered.headers["www-authenticate"]
+    assert alice["access_token"][:-3] not in tampered.text + tampered.headers["www-authenticate"]
 
     # Removing a user ends their tokens at once, while the hub runs.
     tmp = hub.data_dir.parent.parent
