@@ -81,6 +81,8 @@ class ServerProc:
     name: str
     proc: subprocess.Popen[str]
     output: list[str] = field(default_factory=list)
+    headers: dict[str, str] = field(default_factory=dict)
+    """Sent with every request (e.g. `Authorization`)."""
     url: str = ""
 
     @property
@@ -335,12 +337,12 @@ class Target:
         self.host, self.port = url.host, url.port or 80
         self.raw_prefix = (
             f"POST {url.raw_path.decode()} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-            + "".join(f"{k}: {v}\r\n" for k, v in BASE_HEADERS.items())
+            + "".join(f"{k}: {v}\r\n" for k, v in {**BASE_HEADERS, **sp.headers}.items())
         )
         self.client = httpx2.AsyncClient(
             timeout=httpx2.Timeout(REQUEST_TIMEOUT),
             limits=httpx2.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4),
-            headers=BASE_HEADERS,
+            headers={**BASE_HEADERS, **sp.headers},
         )
         self.session_id: str | None = None
         self.next_id = 1

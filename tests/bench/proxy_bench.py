@@ -80,6 +80,7 @@ prefix = ""
 enabled = false
 [log]
 level = "warning"
+{auth}
 """
 
 ECHO = "echo"
@@ -355,6 +356,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--eras", default=",".join(ERAS), help=f"comma-separated client eras (default {','.join(ERAS)})")
     p.add_argument("--upstream-protocol", choices=("auto", "legacy", "2026-07-28"), default="auto",
                    help="the connector's `protocol` setting, the era the hub speaks upstream (default auto)")
+    p.add_argument("--auth", choices=("none", "tokens", "oauth"), default="none",
+                   help="the hub's [auth] mode: calls through the hub carry an API token (tokens) or an access "
+                   "token from the hub's own authorization server, got through its sign-in page (oauth)")
     p.add_argument("--quick", action="store_true", help="small smoke run (1 round, few calls)")
     p.add_argument("--timeout", type=float, default=300.0, help="overall time limit in seconds (default 300)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="server start limit in seconds (default 60)")
@@ -377,6 +381,57 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.warmup < 0 or args.timeout <= 0:
         p.error("--warmup must be >= 0 and --timeout > 0")
     return args
+
+
+BENCH_PASSWORD = "bench-password-1"
+
+
+def add_bench_user(cfg: Path, env: dict[str, str]) -> None:
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-m", "hub.cli", "user", "add", "bench", "--role", "user", "--password",
+                           "--config", str(cfg)], input=BENCH_PASSWORD + "\n", env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    if done.returncode != 0:
+        raise BenchError(f"cannot add the bench user: {done.stderr.strip()}")
+
+
+def bench_token(mode: str, cfg: Path, env: dict[str, str], mcp_url: str) -> str:
+    """An API token from the CLI, or an OAuth access token through the hub's own sign-in page."""
+    import base64
+    import hashlib
+    import secrets
+    import subprocess
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    import httpx2
+
+    if mode == "tokens":
+        done = subprocess.run([sys.executable, "-m", "hub.cli", "token", "create", "--user", "bench", "--config",
+                               str(cfg)], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+        if done.returncode != 0:
+            raise BenchError(f"cannot create a token: {done.stderr.strip()}")
+        return done.stdout.strip()
+    from tests.fixtures.headless_browser import Browser
+
+    base = mcp_url.rsplit("/", 1)[0]
+    redirect = "http://127.0.0.1:9/callback"
+    client = httpx2.post(base + "/register", json={"redirect_uris": [redirect], "token_endpoint_auth_method": "none",
+                                                   "client_name": "proxy bench"}, timeout=10).json()
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urlencode({"response_type": "code", "client_id": client["client_id"], "redirect_uri": redirect,
+                       "code_challenge": challenge, "code_challenge_method": "S256", "resource": mcp_url})
+    visit = Browser("bench", BENCH_PASSWORD).open(f"{base}/authorize?{query}", stop_at=redirect)
+    code = parse_qs(urlsplit(visit.url).query).get("code")
+    if not code:
+        raise BenchError(f"sign-in did not give a code: {visit.status} {visit.url}")
+    token = httpx2.post(base + "/token", data={"grant_type": "authorization_code", "code": code[0],
+                                               "redirect_uri": redirect, "client_id": client["client_id"],
+                                               "code_verifier": verifier}, timeout=10)
+    if token.status_code != 200:
+        raise BenchError(f"token request failed: {token.text[:200]}")
+    return token.json()["access_token"]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -405,6 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         "client": "raw",
         "upstream": "tests/bench/bare_server.py --proxy-tools (Streamable HTTP)",
         "upstream_protocol_setting": args.upstream_protocol,
+        "auth": args.auth,
         "request_timeout_s": cb.REQUEST_TIMEOUT,
         "summary": "direct/hub figures: per-metric median over rounds (cpu_ms_per_call: all server processes, "
         "hub + upstream through the hub); throughput_ratio and *_added_ms: median over rounds of the paired "
@@ -433,9 +489,12 @@ def main(argv: list[str] | None = None) -> int:
         )
         cfg = tmp / "junction.toml"
         protocol = "" if args.upstream_protocol == "auto" else f'protocol = "{args.upstream_protocol}"'
-        cfg.write_text(HUB_CONFIG.format(url=upstream.url, protocol=protocol))
+        auth = "" if args.auth == "none" else f'[auth]\nmode = "{args.auth}"'
+        cfg.write_text(HUB_CONFIG.format(url=upstream.url, protocol=protocol, auth=auth))
         (tmp / "cfg").mkdir()
         hub_env = dict(env, XDG_DATA_HOME=str(tmp), XDG_CONFIG_HOME=str(tmp / "cfg"))
+        if args.auth != "none":
+            add_bench_user(cfg, hub_env)
         hub = start_server(
             "hub",
             [sys.executable, "-m", "hub.cli", "serve", "--port", "0", "--config", str(cfg)],
@@ -444,6 +503,8 @@ def main(argv: list[str] | None = None) -> int:
             args.startup_timeout,
         )
         wait_http_ready(hub, "/readyz", args.startup_timeout)
+        if args.auth != "none":
+            hub.headers["Authorization"] = "Bearer " + bench_token(args.auth, cfg, hub_env, hub.url)
         log(f"upstream pid {upstream.pid} at {upstream.url}")
         log(f"hub      pid {hub.pid} at {hub.url}")
 
