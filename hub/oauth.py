@@ -59,7 +59,7 @@ from starlette.routing import Route, request_response
 from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
 from hub.auth import Policy, Principal, hash_token, verify_password
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
-from hub.secrets import SecretStore
+from hub.secrets import SecretError, SecretStore
 from hub.store import Store
 
 logger = logging.getLogger("junction.oauth")
@@ -189,25 +189,28 @@ class AuthorizationServer:
 
     # clients -------------------------------------------------------------------------------------
     async def get_client(self, client_id: str) -> OAuthClientInformationFull | None:
+        client, why = await self.find_client(client_id)
+        if client is None and why:
+            logger.warning("client %s refused: %s", client_id[:200], why)
+        return client
+
+    async def find_client(self, client_id: str) -> tuple[HubClient | None, str]:
+        """The client, or (None, why not): an unknown id, or a metadata document that does not pass."""
         row = self.store.fetchone("SELECT metadata, source, fetched FROM oauth_clients WHERE client_id = ?",
                                   (client_id,))
         if row is not None and row[1] == "cimd" and time.time() - (row[2] or 0) > METADATA_DOCUMENT_TTL:
             row = None  # read the document again
         if row is None:
-            if not self._is_document_url(client_id):
-                return None
-            client, why = await self.fetch_client_document(client_id)
-            if client is None:
-                logger.warning("client metadata document %s refused: %s", client_id, why)
-            return client
+            if self._is_document_url(client_id):
+                return await self.fetch_client_document(client_id)
+            return None, ""
         info = json.loads(row[0])
         if info.get("token_endpoint_auth_method") not in (None, "none"):
             try:
                 info["client_secret"] = self.secrets.get(_secret_name(client_id))
-            except Exception:  # the secret is gone: the client cannot authenticate any more
-                logger.warning("client %s has no stored secret; it cannot authenticate", client_id)
-                return None
-        return HubClient.model_validate(info)
+            except SecretError as exc:  # the client cannot authenticate any more
+                return None, f"its secret cannot be read ({exc})"
+        return HubClient.model_validate(info), ""
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
         for uri in client_info.redirect_uris or []:
@@ -548,7 +551,7 @@ and may use:</p>
         user = self._session_user(request)
         new_session = None
         if user is None:
-            user = str(form.get("username", "")).strip()
+            user = str(form.get("username", "")).strip()[:200]
             password = str(form.get("password", ""))
             if self._locked(user):
                 return await self._login_form(pending, None, "Too many failed sign-ins for this user: wait "
@@ -574,6 +577,8 @@ and may use:</p>
 
     def _locked(self, user: str) -> bool:
         now = time.monotonic()
+        if len(self._failures) > 10_000:  # made-up user names must not grow this without end
+            self._failures = {u: t for u, t in self._failures.items() if t and now - t[-1] < LOCKOUT}
         recent = [t for t in self._failures.get(user, []) if now - t < LOCKOUT]
         self._failures[user] = recent
         return len(recent) >= MAX_FAILED_LOGINS
@@ -589,8 +594,8 @@ and may use:</p>
         async def authorize(request: Request) -> Response:
             # A URL client ID is read first, so that a document we refuse is explained, not "not found".
             client_id = request.query_params.get("client_id") if request.method == "GET" else None
-            if client_id and self._is_document_url(client_id) and await self.get_client(client_id) is None:
-                client, why = await self.fetch_client_document(client_id)
+            if client_id and self._is_document_url(client_id):
+                client, why = await self.find_client(client_id)
                 if client is None:
                     return JSONResponse({"error": "invalid_client", "error_description": why}, status_code=400)
             return await sdk_authorize.handle(request)
