@@ -496,7 +496,9 @@ call_retention_days = 30
 level = "info"
 
 [auth]
-mode = "none"               # "tokens": every client needs a token from `junction token create`
+mode = "none"               # "tokens": every client needs a token from `junction token create`;
+                            # "oauth": clients sign users in on the hub's own page (`junction user add
+                            # NAME --password`); "external": tokens of your OpenID provider ([auth.external])
 # [auth.scopes]             # extra scopes: glob patterns over tool/prompt names and resource URIs
 # "files:read" = ["files__read*", "files__list*"]
 # [auth.roles.agent]        # built-in roles: admin (everything), user (all but hub:admin), agent
