@@ -72,15 +72,24 @@ class RunningHub:
         return "".join(self.output)
 
 
+WITHOUT_KNOWLEDGE_BASE = "\n[providers.rag]\nenabled = false\n"
+
+
+def without_knowledge_base(config_toml: str) -> str:
+    """Test hubs run without the knowledge base (its model and sample index) unless the config asks for it."""
+    return config_toml if "[providers.rag" in config_toml else config_toml.rstrip("\n") + "\n" + WITHOUT_KNOWLEDGE_BASE
+
+
 @contextmanager
 def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 30.0, env: dict[str, str] | None = None,
               extra_args: list[str] | None = None) -> Iterator[RunningHub]:
-    """Run `junction serve` on an ephemeral loopback port until the block ends."""
+    """Run `junction serve` on an ephemeral loopback port until the block ends (no config at all: the real
+    first run, knowledge base and sample included)."""
     tmp.mkdir(parents=True, exist_ok=True)
     args = [*JUNCTION, "serve", "--port", "0"]
     if config_toml is not None:
         cfg = tmp / "junction.toml"
-        cfg.write_text(config_toml)
+        cfg.write_text(without_knowledge_base(config_toml))
         args += ["--config", str(cfg)]
     args += extra_args or []
     data_dir = tmp / "data"

@@ -38,3 +38,34 @@ def test_proxy_bench_quick_run_prints_one_json_line() -> None:
     for result in report["results"]:
         assert result["hub"]["rps"] > 0 and result["direct"]["rps"] > 0 and result["throughput_ratio"] > 0
     assert isinstance(report["upstream_initialize_after_warmup"], int)
+
+
+def test_rag_eval_runs_on_a_collection_it_has_not_seen(tmp_path) -> None:
+    # a tiny collection in the same layout, made up here: the script must not depend on Cranfield
+    docs = {"d1": ("Beekeeping", "Honey bees swarm in late spring when the hive gets crowded."),
+            "d2": ("Sourdough", "A sourdough starter needs flour, water and a warm kitchen."),
+            "d3": ("Tides", "Spring tides follow the full and the new moon.")}
+    (tmp_path / "corpus.jsonl").write_text("\n".join(json.dumps({"_id": k, "title": t, "text": x})
+                                                     for k, (t, x) in docs.items()))
+    (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "why do bees swarm"}) + "\n"
+                                            + json.dumps({"_id": "q2", "text": "moon and tides"}))
+    (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td3\t1\n")
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "rag_eval.py"), "--data", str(tmp_path),
+                           "--embedder", "hashing"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["ok"] is True and report["documents"] == 3 and report["queries"] == 2
+    for mode in ("bm25", "vector", "hybrid"):
+        assert set(report[mode]) >= {"ndcg@10", "recall@100"}
+    assert report["bm25"]["ndcg@10"] == 1.0 and report["bm25"]["recall@100"] == 1.0  # each query finds its document
+
+
+def test_rag_scale_quick_run_prints_one_json_line() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "rag_scale.py"), "--chunks", "400",
+                           "--base", "16", "--queries", "20"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    report = json.loads(proc.stdout.strip())
+    assert report["ok"] is True and report["ingest"]["chunks"] == 400
+    assert report["hybrid"]["p50_ms"] > 0 and report["baseline"]["model_passages_per_s"] > 0

@@ -11,7 +11,11 @@ import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls, without_knowledge_base
+
+HUB_TOOLS = ["hub__status", "hub__connectors", "hub__audit"]
+RAG_TOOLS = ["rag__search", "rag__ingest", "rag__delete", "rag__list_namespaces", "rag__stats", "rag__create_namespace",
+             "rag__delete_namespace"]
 
 pytestmark = pytest.mark.anyio
 
@@ -30,7 +34,7 @@ def test_banner_prints_url_and_client_snippets(bare_hub: RunningHub) -> None:
 def test_health_and_ready(bare_hub: RunningHub) -> None:
     assert httpx2.get(f"{bare_hub.base}/healthz").json()["status"] == "ok"
     ready = httpx2.get(f"{bare_hub.base}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up"}}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up", "rag": "up"}}
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -38,7 +42,7 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
     async with Client(bare_hub.url, mode=mode) as client:
         assert client.protocol_version == ("2026-07-28" if mode != "legacy" else "2025-11-25")
         tools = (await client.list_tools()).tools
-        assert [t.name for t in tools] == ["hub__status", "hub__connectors", "hub__audit"]
+        assert [t.name for t in tools] == HUB_TOOLS + RAG_TOOLS
         status = await client.call_tool("hub__status", {})
         assert status.is_error is False
         assert status.structured_content["providers"][0] == {
@@ -48,8 +52,8 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
         assert (await client.call_tool("hub__connectors", {})).structured_content == {"connectors": []}
         catalog = await client.read_resource("junction://catalog")
         body = json.loads(catalog.contents[0].text)
-        assert body["tools"] == ["hub__status", "hub__connectors", "hub__audit"]
-        assert body["resources"] == ["junction://catalog", "junction://audit", "junction://connectors"]
+        assert body["tools"] == HUB_TOOLS + RAG_TOOLS
+        assert body["resources"] == ["junction://catalog", "junction://audit", "junction://connectors", "rag://sample"]
         audit = await client.call_tool("hub__audit", {"tool": "hub__status"})
         assert audit.structured_content["calls"][0]["tool"] == "hub__status"  # the local user is an admin
 
@@ -102,7 +106,7 @@ async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) ->
     import mcp_types as types
 
     cfg = tmp_path / "j.toml"
-    cfg.write_text('[providers.t]\nmodule = "tests.fixtures.conformance:ConformanceProvider"\n')
+    cfg.write_text(without_knowledge_base('[providers.t]\nmodule = "tests.fixtures.conformance:ConformanceProvider"\n'))
     params = StdioServerParameters(command=JUNCTION[0], args=[*JUNCTION[1:], "stdio", "--config", str(cfg)],
                                    env=hub_env(tmp_path), cwd=str(ROOT))
 
@@ -123,4 +127,4 @@ def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
     proc = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert [t["name"] for t in json.loads(proc.stdout)] == ["hub__status", "hub__connectors", "hub__audit"]
+    assert [t["name"] for t in json.loads(proc.stdout)] == HUB_TOOLS + RAG_TOOLS

@@ -1,0 +1,415 @@
+"""A namespace: its documents in the store, its two engines, ingestion and search.
+
+Ingestion order, for crash safety: parse, chunk and embed first (nothing stored yet); then one
+SQLite transaction writes the document, its chunks, their vectors and a write-ahead record;
+then both engines apply it. tantivy commits and faiss saves (atomically: temp file + rename)
+note the last record they contain; on start each engine replays what it lacks. A kill -9 at any
+point therefore leaves either the old or the new version of a document, never a mix.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import html
+import logging
+import re
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anyio
+import numpy as np
+
+from tools.rag.documents import ParseError, chunk, parse
+from tools.rag.embed import Embedder, EmbedError
+from tools.rag.engines import Filters, TextIndex, VectorIndex, query_words
+from tools.rag.store import RagStore
+
+logger = logging.getLogger("junction.rag")
+
+MODES = ("hybrid", "bm25", "vector")
+
+
+@dataclass
+class Item:
+    """One document to ingest. `load` reads its bytes (called only when needed)."""
+
+    key: str
+    name: str
+    source: str
+    load: Callable[[], bytes]
+    mtime: float
+    size: int | None = None
+    mime: str | None = None
+    title: str | None = None
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    added: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    removed: int = 0
+    chunks: int = 0
+    embedded: int = 0
+    skipped: list[dict[str, str]] = field(default_factory=list)
+    seconds: float = 0.0
+    cancelled: bool = False
+
+    def public(self) -> dict[str, Any]:
+        return {"added": self.added, "updated": self.updated, "unchanged": self.unchanged, "removed": self.removed,
+                "chunks": self.chunks, "embedded": self.embedded, "skipped": self.skipped,
+                "seconds": round(self.seconds, 3), "cancelled": self.cancelled}
+
+
+@dataclass
+class Settings:
+    chunk_size: int = 180
+    chunk_overlap: int = 30
+    max_file_bytes: int = 25 * 1024 * 1024
+    vector_index: str = "auto"
+    hnsw_threshold: int = 50_000
+    rrf_k: int = 60
+    bm25_weight: float = 1.0
+    vector_weight: float = 1.0
+
+
+@dataclass
+class Hit:
+    chunk_id: int
+    doc_id: int
+    score: float
+    bm25: float | None = None
+    vector: float | None = None
+    snippet: str = ""
+
+
+class Namespace:
+    def __init__(self, name: str, root: Path, store: RagStore, embedder: Embedder | None, settings: Settings) -> None:
+        self.name = name
+        self.root = root
+        self.store = store
+        self.embedder = embedder
+        self.settings = settings
+        self.text = TextIndex(root / "bm25")
+        self.vectors: VectorIndex | None = None
+        self.vectors_ready = False
+        """False while the namespace's vectors are (re)built: vector search is off, hybrid is BM25 alone."""
+        self.write_lock = anyio.Lock()
+        self._unsaved = 0  # documents written since the last tantivy commit
+        self._vectors_dirty = False  # faiss changed since it was last saved
+        self._last_save = time.monotonic()
+
+    # start: replay what the engines lack ---------------------------------------------------------
+    def open_sync(self) -> None:
+        last = self.store.last_seq(self.name)
+        if self.text.applied < last:
+            docs = self.store.ops_after(self.name, self.text.applied)
+            self._text_apply(docs)
+            self.text.commit(last)
+            logger.info("rag %s: search index caught up on %d document(s)", self.name, len(docs))
+        if self.embedder is None:
+            return
+        recorded = self.store.namespace(self.name)
+        stored_id = recorded[1] if recorded else None
+        if stored_id not in (None, self.embedder.id):
+            return  # the caller re-embeds (a new model): vectors stay off until then
+        self.vectors = VectorIndex(self.root / "vectors.faiss", self.embedder.dim, self.settings.vector_index,
+                                   self.settings.hnsw_threshold)
+        if self.vectors.applied < last or self.vectors.needs_rebuild():
+            self._reconcile_vectors()
+            self.vectors.save(last)
+        self.vectors_ready = stored_id == self.embedder.id or self.store.stats(self.name)["chunks"] == 0
+        if stored_id is None:
+            self.store.set_embedder(self.name, self.embedder.id, self.embedder.dim)
+            self.vectors_ready = True
+
+    def _text_apply(self, doc_ids: list[int]) -> None:
+        docs = self.store.documents_by_id(doc_ids)
+        chunks = self.store.chunks([d for d in doc_ids if d in docs])
+        by_doc: dict[int, list] = {}
+        for c in chunks:
+            by_doc.setdefault(c.doc, []).append(c)
+        for doc_id in doc_ids:
+            doc = docs.get(doc_id)
+            rows = [] if doc is None else [(c.id, _title_line(doc.title, c.title_path), c.text, doc.source, doc.tags,
+                                            int(doc.mtime)) for c in by_doc.get(doc_id, [])]
+            self.text.replace(doc_id, rows)
+
+    def _reconcile_vectors(self) -> None:
+        assert self.vectors is not None and self.embedder is not None
+        live = self.store.chunk_ids(self.name)
+        if self.vectors.needs_rebuild() or self.vectors.is_hnsw:
+            ids, vecs = self.store.vectors_for(self.embedder.id, live, self.embedder.dim)
+            self.vectors.rebuild(ids, vecs)
+            return
+        have = self.vectors.ids()
+        extra = np.setdiff1d(have, live)
+        missing = np.setdiff1d(live, have)
+        self.vectors.remove(extra)
+        ids, vecs = self.store.vectors_for(self.embedder.id, missing, self.embedder.dim)
+        self.vectors.add(ids, vecs)
+
+    async def reembed(self, progress: Callable[[int, int], Awaitable[None]] | None = None) -> int:
+        """Embed every chunk with the current embedder (a new model), then switch vector search back on."""
+        assert self.embedder is not None
+        async with self.write_lock:
+            self.vectors_ready = False
+            rows = self.store.query("SELECT c.text_hash, c.text, c.title_path, d.title FROM chunks c "
+                                    "JOIN documents d ON d.id = c.doc WHERE c.ns = ?", (self.name,))
+            known = self.store.known_vectors(self.embedder.id, [r[0] for r in rows])
+            todo = list({h: _title_line(title, _json_list(path)) + "\n" + text
+                         for h, text, path, title in rows if h not in known}.items())
+            done = 0
+            for start in range(0, len(todo), 64):
+                part = todo[start:start + 64]
+                vectors = await self.embedder.embed([t for _, t in part])
+                with self.store.transaction() as db:
+                    db.executemany("INSERT OR IGNORE INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?)",
+                                   [(self.embedder.id, h, v.tobytes()) for (h, _), v in zip(part, vectors, strict=True)])
+                done += len(part)
+                if progress is not None:
+                    await progress(done, len(todo))
+            self.vectors = VectorIndex(self.root / "vectors.faiss.new", self.embedder.dim, self.settings.vector_index,
+                                       self.settings.hnsw_threshold)
+            live = self.store.chunk_ids(self.name)
+            ids, vecs = self.store.vectors_for(self.embedder.id, live, self.embedder.dim)
+            await anyio.to_thread.run_sync(self.vectors.rebuild, ids, vecs)
+            self.vectors.path = self.root / "vectors.faiss"
+            await anyio.to_thread.run_sync(self.vectors.save, self.store.last_seq(self.name))
+            self.store.set_embedder(self.name, self.embedder.id, self.embedder.dim)
+            self.vectors_ready = True
+            return len(todo)
+
+    # ingestion -----------------------------------------------------------------------------------
+    async def ingest(self, items: Iterable[Item], *, remove_missing: str | None = None,
+                     progress: Callable[[int, str], Awaitable[None]] | None = None,
+                     cancelled: Callable[[], bool] = lambda: False) -> Report:
+        """Add or update `items`; with `remove_missing` (a key prefix), documents under it that were not
+        among the items are removed (a folder's deleted files)."""
+        report = Report()
+        started = time.monotonic()
+        seen: set[str] = set()
+        async with self.write_lock:
+            try:
+                for count, item in enumerate(items, 1):
+                    if cancelled():
+                        report.cancelled = True
+                        break
+                    seen.add(item.key)
+                    try:
+                        await self._ingest_one(item, report)
+                    except (ParseError, OSError, ValueError) as exc:
+                        report.skipped.append({"key": item.key, "reason": str(exc)})
+                        logger.info("rag %s: skipped %s: %s", self.name, item.key, exc)
+                    if progress is not None:
+                        await progress(count, item.key)
+                    if self._unsaved >= 200:
+                        await self._flush()
+                if remove_missing is not None and not report.cancelled:
+                    gone = [doc_id for key, (doc_id, _) in self.store.document_keys(self.name, remove_missing).items()
+                            if key not in seen]
+                    if gone:
+                        await self._delete(gone)
+                        report.removed = len(gone)
+            finally:
+                await self._flush(final=True)
+        report.seconds = time.monotonic() - started
+        return report
+
+    async def _ingest_one(self, item: Item, report: Report) -> None:
+        limit = self.settings.max_file_bytes
+        if item.size is not None and item.size > limit:
+            raise ValueError(f"{item.size / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
+                             "([providers.rag] max_file_mb)")
+        data = await anyio.to_thread.run_sync(item.load)
+        if len(data) > limit:
+            raise ValueError(f"{len(data) / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
+                             "([providers.rag] max_file_mb)")
+        digest = hashlib.sha256(data + repr((sorted(item.tags), item.title, item.source)).encode()).hexdigest()
+        existing = self.store.document(self.name, key=item.key)
+        if existing is not None and existing.hash == digest:
+            report.unchanged += 1
+            return
+        parsed = await anyio.to_thread.run_sync(parse, item.name, data, item.mime)
+        title = item.title or parsed.title
+        pieces = chunk(parsed.blocks, self.settings.chunk_size, self.settings.chunk_overlap)
+        rows = []
+        for piece in pieces:
+            embedded_text = _title_line(title, piece.title_path) + "\n" + piece.text
+            rows.append((piece.position, piece.title_path, piece.text,
+                         hashlib.sha256(embedded_text.encode()).hexdigest(), embedded_text))
+        vectors: dict[str, bytes] = {}
+        if self.embedder is not None:
+            known = self.store.known_vectors(self.embedder.id, [r[3] for r in rows])
+            todo = list({r[3]: r[4] for r in rows if r[3] not in known}.items())
+            if todo:
+                try:
+                    embedded = await self.embedder.embed([t for _, t in todo])
+                except EmbedError as exc:
+                    raise ValueError(f"cannot embed: {exc}") from None
+                vectors = {h: v.tobytes() for (h, _), v in zip(todo, embedded, strict=True)}
+                report.embedded += len(todo)
+        doc = {"key": item.key, "title": title, "source": item.source, "mime": parsed.mime, "mtime": item.mtime,
+               "tags": item.tags, "hash": digest, "size": len(data)}
+        doc_id, old, new, _seq = self.store.write_document(
+            self.name, doc, [(r[0], r[1], r[2], r[3]) for r in rows], vectors,
+            self.embedder.id if self.embedder is not None else None)
+        self.text.replace(doc_id, [(cid, _title_line(title, r[1]), r[2], item.source, item.tags, int(item.mtime))
+                                   for cid, r in zip(new, rows, strict=True)])
+        if self.vectors is not None:
+            self.vectors.remove(old)
+            ids, vecs = self.store.vectors_for(self.embedder.id, new, self.embedder.dim)  # type: ignore[union-attr]
+            self.vectors.add(ids, vecs)
+        self._unsaved += 1
+        self._vectors_dirty = True
+        report.chunks += len(rows)
+        if existing is None:
+            report.added += 1
+        else:
+            report.updated += 1
+
+    async def _flush(self, final: bool = False) -> None:
+        seq = self.store.last_seq(self.name)
+        if self._unsaved:
+            await anyio.to_thread.run_sync(self.text.commit, seq)
+            self._unsaved = 0
+        if self.vectors is not None and final and self.vectors.needs_rebuild():
+            # grown past the exact-search threshold (or too many HNSW tombstones): rebuild from the store
+            assert self.embedder is not None
+            ids, vecs = self.store.vectors_for(self.embedder.id, self.store.chunk_ids(self.name), self.embedder.dim)
+            await anyio.to_thread.run_sync(self.vectors.rebuild, ids, vecs)
+            self._vectors_dirty = True
+        if self.vectors is not None and self._vectors_dirty and (final or time.monotonic() - self._last_save > 30):
+            await anyio.to_thread.run_sync(self.vectors.save, seq)
+            self._last_save = time.monotonic()
+            self._vectors_dirty = False
+
+    async def delete(self, doc_ids: list[int]) -> int:
+        async with self.write_lock:
+            count = await self._delete(doc_ids)
+            await self._flush(final=True)
+        return count
+
+    async def _delete(self, doc_ids: list[int]) -> int:
+        removed, _seq = self.store.delete_documents(self.name, doc_ids)
+        for doc_id in doc_ids:
+            self.text.replace(doc_id, [])
+        if self.vectors is not None:
+            self.vectors.remove(removed)
+            self._vectors_dirty = True
+        self._unsaved += len(doc_ids)
+        return len(doc_ids)
+
+    # search --------------------------------------------------------------------------------------
+    def resolve_filters(self, source: str | None, path: str | None, tags: list[str] | None,
+                        after: float | None, before: float | None) -> Filters:
+        filters = Filters(source=source, tags=tags or None, after=after, before=before)
+        if path:
+            rows = self.store.query("SELECT id, key FROM documents WHERE ns = ?", (self.name,))
+            filters.doc_ids = [doc_id for doc_id, key in rows if fnmatch.fnmatchcase(_key_path(key), path)]
+        return filters
+
+    def _allowed_chunks(self, filters: Filters) -> np.ndarray | None:
+        if filters.empty:
+            return None
+        clauses, args = [], []
+        if filters.source is not None:
+            clauses.append("source = ?")
+            args.append(filters.source)
+        if filters.after is not None:
+            clauses.append("mtime >= ?")
+            args.append(filters.after)
+        if filters.before is not None:
+            clauses.append("mtime <= ?")
+            args.append(filters.before)
+        rows = self.store.query("SELECT id, tags FROM documents WHERE ns = ?" + "".join(f" AND {c}" for c in clauses),
+                                [self.name, *args])
+        wanted = set(filters.tags or ())
+        docs = [doc_id for doc_id, tags in rows if not wanted or wanted & set(_json_list(tags))]
+        if filters.doc_ids is not None:
+            docs = sorted(set(docs) & set(filters.doc_ids))
+        return self.store.chunk_ids_of(docs)
+
+    def search_sync(self, query: str, query_vector: np.ndarray | None, k: int, mode: str, filters: Filters,
+                    depth: int = 100) -> tuple[list[Hit], str]:
+        """Top `k` chunks; also says which mode really ran (hybrid falls back to BM25 without vectors)."""
+        depth = max(depth, k)
+        used = mode
+        text_hits, snippet = self.text.search(query, depth, filters) if mode in ("hybrid", "bm25") else ([], None)
+        vector_hits: list[tuple[int, float]] = []
+        if mode in ("hybrid", "vector"):
+            if query_vector is None or self.vectors is None or not self.vectors_ready:
+                if mode == "vector":
+                    return [], "vector (unavailable: no vectors for this namespace yet)"
+                used = "bm25 (vectors not ready)"
+            else:
+                vector_hits = self.vectors.search(query_vector, depth, self._allowed_chunks(filters))
+        s = self.settings
+        fused: dict[int, Hit] = {}
+        for rank, hit in enumerate(text_hits):
+            h = fused.setdefault(hit.chunk_id, Hit(hit.chunk_id, 0, 0.0))
+            h.score += s.bm25_weight / (s.rrf_k + rank + 1) if mode == "hybrid" else 0.0
+            h.bm25 = hit.score
+        for rank, (chunk_id, score) in enumerate(vector_hits):
+            h = fused.setdefault(chunk_id, Hit(chunk_id, 0, 0.0))
+            h.score += s.vector_weight / (s.rrf_k + rank + 1) if mode == "hybrid" else 0.0
+            h.vector = score
+        hits = list(fused.values())
+        if mode == "bm25" or used.startswith("bm25"):
+            hits.sort(key=lambda h: -(h.bm25 or 0.0))
+            for h in hits:
+                h.score = h.bm25 or 0.0
+        elif mode == "vector":
+            hits.sort(key=lambda h: -(h.vector or 0.0))
+            for h in hits:
+                h.score = h.vector or 0.0
+        else:
+            hits.sort(key=lambda h: -h.score)
+        hits = hits[:k]
+        chunks = self.store.chunks_by_id([h.chunk_id for h in hits])
+        words = [w for w in query_words(query).split() if len(w) > 1]
+        out = []
+        for h in hits:
+            c = chunks.get(h.chunk_id)
+            if c is None:  # deleted between the engines' answer and now
+                continue
+            h.doc_id = c.doc
+            h.snippet = (snippet(c.text) if snippet is not None and h.bm25 is not None else "") or highlight(c.text, words)
+            out.append(h)
+        return out, used
+
+
+def _title_line(title: str, path: list[str]) -> str:
+    return " / ".join([title, *[p for p in path if p != title]])
+
+
+def _key_path(key: str) -> str:
+    return key.split(":", 1)[1] if key.startswith(("file:", "url:", "text:", "mail:")) else key
+
+
+def _json_list(text: str) -> list[str]:
+    import json
+
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return []
+    return [str(v) for v in value] if isinstance(value, list) else []
+
+
+def highlight(text: str, words: list[str], width: int = 220) -> str:
+    """A short window of `text` around the first query word, with the words in <b>…</b> (HTML-escaped)."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    lower = flat.lower()
+    positions = [lower.find(w) for w in words if lower.find(w) >= 0]
+    start = max(0, min(positions) - width // 4) if positions else 0
+    window = flat[start:start + width]
+    escaped = html.escape(window)
+    for w in sorted(set(words), key=len, reverse=True):
+        escaped = re.sub(rf"(?i)\b({re.escape(html.escape(w))}\w*)", r"<b>\1</b>", escaped)
+    return ("…" if start else "") + escaped + ("…" if start + width < len(flat) else "")

@@ -1,0 +1,122 @@
+"""Where documents come from: folders, single files, text, web pages, and (through another provider)
+mail. A source turns into `Item`s with stable keys (`file:/abs/path`, `url:https://...`,
+`text:ID`, `mail:ACCOUNT/FOLDER/UID`) so re-ingesting finds what it already has.
+
+A mail provider plugs in by producing `Item`s whose `load` returns the raw RFC 822 message
+(`mime = "message/rfc822"`, key `mail:...`, source `mail`) and calling `RagProvider.ingest_items`.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import ipaddress
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
+
+from tools.rag.documents import supported
+from tools.rag.namespace import Item
+
+SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",
+             ".pytest_cache", ".idea", ".vscode", "dist", "build", ".cache"}
+MAX_URL_BYTES = 10 * 1024 * 1024
+
+
+class SourceError(Exception):
+    """A source that cannot be read (outside the allowed paths, unreachable, ...); says why."""
+
+
+def _matches(rel: str, patterns: list[str]) -> bool:
+    return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.removeprefix("**/"))
+               or PurePosixPath(rel).match(p) for p in patterns)
+
+
+def file_item(path: Path, tags: list[str] | None = None, title: str | None = None) -> Item:
+    st = path.stat()
+
+    def load() -> bytes:
+        return path.read_bytes()
+
+    return Item(key=f"file:{path}", name=path.name, source="files", load=load, mtime=st.st_mtime, size=st.st_size,
+                title=title, tags=list(tags or []))
+
+
+def folder_items(root: Path, include: list[str] | None = None, exclude: list[str] | None = None,
+                 tags: list[str] | None = None) -> Iterator[Item]:
+    """Every supported file under `root` (symlinks are not followed; hidden and build folders skipped)."""
+    include = include or []
+    exclude = exclude or []
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in sorted(filenames):
+            path = Path(dirpath) / name
+            rel = path.relative_to(root).as_posix()
+            if name.startswith(".") or path.is_symlink() or not path.is_file():
+                continue
+            if include and not _matches(rel, include):
+                continue
+            if not include and not supported(name):
+                continue
+            if exclude and _matches(rel, exclude):
+                continue
+            yield file_item(path, tags)
+
+
+def text_item(text: str, title: str | None = None, key: str | None = None, tags: list[str] | None = None,
+              markdown: bool = True) -> Item:
+    data = text.encode()
+    ident = key or hashlib.sha256(data).hexdigest()[:16]
+    return Item(key=f"text:{ident}", name=(title or ident) + (".md" if markdown else ".txt"), source="text",
+                load=lambda: data, mtime=time.time(), size=len(data), title=title, tags=list(tags or []),
+                mime="text/markdown" if markdown else "text/plain")
+
+
+async def url_item(url: str, tags: list[str] | None = None, allow_private: bool = False, timeout: float = 20.0) -> Item:
+    """Fetch a web page (or a document at a URL) with aiohttp; HTML is converted to text, never run."""
+    import aiohttp
+    import anyio
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise SourceError(f"{url!r}: only http(s) URLs can be ingested")
+    if not allow_private:
+        try:
+            infos = await anyio.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+        except OSError:
+            raise SourceError(f"cannot resolve {parts.hostname!r}") from None
+        for info in infos:
+            address = ipaddress.ip_address(info[4][0])
+            if not address.is_global:
+                raise SourceError(f"{parts.hostname} is a private or loopback address ({address}); set "
+                                  "[providers.rag] allow_private_urls = true to ingest from it")
+    try:
+        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
+            async with http.get(url, headers={"User-Agent": "Junction/1 (knowledge base)"},
+                                max_redirects=5) as resp:
+                if resp.status != 200:
+                    raise SourceError(f"{url} answered HTTP {resp.status}")
+                data = await resp.content.read(MAX_URL_BYTES + 1)
+                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
+                modified = resp.headers.get("Last-Modified")
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        raise SourceError(f"cannot fetch {url}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
+    if len(data) > MAX_URL_BYTES:
+        raise SourceError(f"{url} is larger than {MAX_URL_BYTES // 1_000_000} MB")
+    name = PurePosixPath(parts.path).name or "index.html"
+    mime = {"text/html": "text/html", "application/xhtml+xml": "text/html", "text/markdown": "text/markdown",
+            "application/pdf": "application/pdf", "text/plain": "text/plain"}.get(content_type)
+    if mime == "text/html" and not name.lower().endswith((".html", ".htm")):
+        name += ".html"
+    mtime = time.time()
+    if modified:
+        from email.utils import parsedate_to_datetime
+
+        try:
+            mtime = parsedate_to_datetime(modified).timestamp()
+        except (TypeError, ValueError):
+            pass
+    return Item(key=f"url:{url}", name=name, source="web", load=lambda: data, mtime=mtime, size=len(data),
+                mime=mime, tags=list(tags or []))
