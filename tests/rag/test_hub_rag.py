@@ -9,6 +9,7 @@ import os
 import signal
 import shutil
 import sqlite3
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -21,7 +22,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.helpers import RunningHub, serve_hub
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, serve_hub
 
 FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
@@ -277,3 +278,29 @@ def test_first_run_indexes_the_sample(bare_hub: RunningHub) -> None:
     wait_for(ready, 60, "the sample to be indexed")
     results = call(bare_hub, "rag__search", {"query": "how do I link a server"})["structuredContent"]["results"]
     assert results[0]["title"] == "Linking MCP servers"
+
+
+def test_cli_mirrors_the_tools_remotely_and_locally(kb: tuple[RunningHub, Path, Path], tmp_path: Path) -> None:
+    hub, _, allowed = kb
+    (allowed / "cli").mkdir()
+    (allowed / "cli" / "otters.md").write_text("# Otters\n\nSea otters hold hands while they sleep.\n")
+
+    def junction(*args: str, data: Path = tmp_path / "local") -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*JUNCTION, "rag", *args], cwd=ROOT, env=hub_env(data), capture_output=True,
+                              text=True, timeout=120)
+
+    # against the running hub: it stays the only writer of its indexes
+    ingested = junction("ingest", str(allowed / "cli"), "--ns", "clins", "--url", hub.url)
+    assert ingested.returncode == 0 and "clins: 1 added" in ingested.stdout, ingested.stderr
+    found = junction("search", "otters holding hands", "--ns", "clins", "--url", hub.url, "--json")
+    assert json.loads(found.stdout)["results"][0]["title"] == "Otters"
+    assert call(hub, "rag__stats", {"namespace": "clins"})["structuredContent"]["documents"] == 1
+    assert junction("ingest", "--ns", "clins", "--url", hub.url).returncode == 2
+
+    # no hub: the knowledge base opens in the command's own process
+    local = junction("ingest", str(allowed / "cli"), "--ns", "mine", "--local")
+    assert local.returncode == 0 and "mine: 1 added" in local.stdout, local.stderr
+    searched = junction("search", "otters", "--local", "--json")
+    assert json.loads(searched.stdout)["results"][0]["namespace"] == "mine"
+    missing = junction("stats", "nope", "--local")
+    assert missing.returncode == 1 and "no namespace named 'nope'" in missing.stdout

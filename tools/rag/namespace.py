@@ -226,13 +226,18 @@ class Namespace:
         if item.size is not None and item.size > limit:
             raise ValueError(f"{item.size / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
                              "([providers.rag] max_file_mb)")
+        existing = self.store.document(self.name, key=item.key)
+        if (existing is not None and item.size is not None and existing.size == item.size
+                and existing.mtime == item.mtime and existing.tags == item.tags and existing.source == item.source
+                and (item.title is None or existing.title == item.title)):
+            report.unchanged += 1  # same size and modification time: not even read again
+            return
         data = await anyio.to_thread.run_sync(item.load)
         if len(data) > limit:
             raise ValueError(f"{len(data) / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
                              "([providers.rag] max_file_mb)")
         digest = hashlib.sha256(data + repr((sorted(item.tags), item.title, item.source)).encode()).hexdigest()
-        existing = self.store.document(self.name, key=item.key)
-        if existing is not None and existing.hash == digest:
+        if existing is not None and existing.hash == digest:  # touched, not changed: the old date stays
             report.unchanged += 1
             return
         parsed = await anyio.to_thread.run_sync(parse, item.name, data, item.mime)
