@@ -4,6 +4,7 @@ quality is measured by tests/bench/rag_eval.py and checked in test_hub_rag.py.""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 from collections.abc import AsyncIterator
@@ -35,7 +36,8 @@ EXPECTED = {
 
 async def make(tmp: Path, **config: object) -> tuple[RagProvider, Host]:
     host = Host(tmp / "data")
-    provider = RagProvider(host, RagConfig(embedder="hashing", sample=False, **config))  # type: ignore[arg-type]
+    config = {"embedder": "hashing", **config}
+    provider = RagProvider(host, RagConfig(sample=False, **config))  # type: ignore[arg-type]
     await provider.start()
     with anyio.fail_after(60):
         await provider.synced.wait()
@@ -233,3 +235,55 @@ async def test_changing_the_embedder_reembeds_instead_of_mixing(tmp_path: Path) 
         assert results and modes["docs"] == "vector"
     finally:
         await changed.stop()
+
+
+async def test_an_openai_compatible_embedding_endpoint(tmp_path: Path) -> None:
+    """The `openai` embedder against a real HTTP server on loopback speaking the /v1/embeddings wire format."""
+    from aiohttp import web
+
+    from tools.rag.embed import Hashing
+
+    model = Hashing(dim=256)
+    seen: list[dict] = []
+    state = {"fail": False}
+
+    async def embeddings(request: web.Request) -> web.Response:
+        body = await request.json()
+        seen.append({"auth": request.headers.get("Authorization"), "model": body["model"], "n": len(body["input"])})
+        if state["fail"]:
+            return web.json_response({"error": {"message": "model is loading"}}, status=503)
+        vectors = model.embed_sync(body["input"])
+        data = [{"object": "embedding", "index": i, "embedding": [float(x) for x in v]} for i, v in enumerate(vectors)]
+        return web.json_response({"object": "list", "data": list(reversed(data)), "model": body["model"],
+                                  "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    app = web.Application()
+    app.router.add_post("/v1/embeddings", embeddings)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    from tools.rag.provider import OpenAIEmbeddingConfig
+
+    folder = tmp_path / "docs"
+    shutil.copytree(FORMATS, folder)
+    provider, _ = await make(tmp_path, embedder="openai", openai=OpenAIEmbeddingConfig(
+        base_url=f"http://127.0.0.1:{port}/v1", model="nomic-embed-text", api_key="sk-test-123456"),
+        namespaces={"docs": NamespaceConfig(paths=[str(folder)], watch=False)})
+    try:
+        assert provider.embedder is not None and provider.embedder.dim == 256
+        assert seen[0] == {"auth": "Bearer sk-test-123456", "model": "nomic-embed-text", "n": 1}  # the dimension probe
+        results, modes = await provider.search("Titanium bolts Rotterdam, carbon rotor blades Hamburg", ["docs"], k=1,
+                                                mode="vector")
+        assert results[0]["title"] == "sample" and results[0]["key"].endswith("sample.xlsx") and modes["docs"] == "vector"
+        # the endpoint failing: the document is skipped with the reason, what was stored stays
+        state["fail"] = True
+        (folder / "late.md").write_text("# Late\n\nArrived while the model was loading.\n")
+        report = await provider.ingest_path("docs", folder, provider.configured["docs"])
+        assert report.skipped and "answered HTTP 503" in report.skipped[0]["reason"]
+        assert report.unchanged == len(EXPECTED)
+        assert "sk-test-123456" not in json.dumps(report.public())
+    finally:
+        await provider.stop()
+        await runner.cleanup()

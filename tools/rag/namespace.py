@@ -123,10 +123,10 @@ class Namespace:
         if self.vectors.applied < last or self.vectors.needs_rebuild():
             self._reconcile_vectors()
             self.vectors.save(last)
-        self.vectors_ready = stored_id == self.embedder.id or self.store.stats(self.name)["chunks"] == 0
         if stored_id is None:
             self.store.set_embedder(self.name, self.embedder.id, self.embedder.dim)
-            self.vectors_ready = True
+        # chunks stored while no embedder was available have no vector yet: the background embeds them
+        self.vectors_ready = self.store.chunks_without_vectors(self.name, self.embedder.id) == 0
 
     def _text_apply(self, doc_ids: list[int]) -> None:
         docs = self.store.documents_by_id(doc_ids)

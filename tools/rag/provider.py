@@ -24,7 +24,7 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, Provider
-from tools.rag.embed import Embedder, Hashing, MiniLM, OpenAICompatible
+from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
 from tools.rag.namespace import MODES, Item, Namespace, Report, Settings
 from tools.rag.sources import SourceError, file_item, folder_items, text_item, url_item
@@ -154,7 +154,12 @@ class RagProvider(Provider):
         self.store = RagStore(self.root / "rag.db")
         self.embedder = self._make_embedder()
         if isinstance(self.embedder, OpenAICompatible) and not self.embedder.dim:
-            self.embedder.dim = len((await self.embedder.embed(["dimension probe"]))[0])
+            try:
+                self.embedder.dim = len((await self.embedder.embed(["dimension probe"]))[0])
+            except EmbedError as exc:  # keep BM25 serving; the next start embeds what is missing
+                logger.error("rag: the embedding endpoint does not answer (%s): BM25 only until the hub restarts", exc)
+                await self.embedder.close()
+                self.embedder = None
         self.configured = dict(self.config.namespaces)
         if not self.configured and self.config.sample and SAMPLE_DIR.is_dir():
             self.configured["sample"] = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)

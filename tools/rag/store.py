@@ -282,6 +282,10 @@ class RagStore:
             np.zeros((0, dim), np.float32)
         return np.asarray(ids, dtype=np.int64), vectors
 
+    def chunks_without_vectors(self, ns: str, embedder: str) -> int:
+        return self.query("SELECT COUNT(*) FROM chunks c WHERE c.ns = ? AND NOT EXISTS (SELECT 1 FROM vectors v "
+                          "WHERE v.embedder = ? AND v.text_hash = c.text_hash)", (ns, embedder))[0][0]
+
     def chunk_ids(self, ns: str) -> np.ndarray:
         return np.asarray([r[0] for r in self.query("SELECT id FROM chunks WHERE ns = ?", (ns,))], dtype=np.int64)
 
