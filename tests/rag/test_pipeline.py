@@ -287,3 +287,23 @@ async def test_an_openai_compatible_embedding_endpoint(tmp_path: Path) -> None:
     finally:
         await provider.stop()
         await runner.cleanup()
+
+
+async def test_dedupe_reranking_moves_repeated_passages_back(tmp_path: Path) -> None:
+    from tools.rag.namespace import Item
+
+    def item(key: str, text: str) -> Item:
+        data = text.encode()
+        return Item(key=key, name=key + ".txt", source="text", load=lambda: data, mtime=0.0, title="Pump")
+
+    copy = "The bilge pump starts when the float switch rises; test the bilge pump float monthly."
+    other = "A bilge pump that runs dry overheats: the float switch must stop it."
+    for reranker, expected in (("none", {"a", "b"}), ("dedupe", {"a", "c"})):
+        provider, _ = await make(tmp_path / reranker, reranker=reranker)
+        try:
+            await provider._tool_create_namespace({"namespace": "boat"}, None)  # type: ignore[arg-type]
+            await provider.spaces["boat"].ingest([item("a", copy), item("b", copy), item("c", other)])
+            results, _ = await provider.search("bilge pump float switch", ["boat"], k=2, mode="hybrid")
+            assert {r["key"] for r in results} == expected, (reranker, results)
+        finally:
+            await provider.stop()

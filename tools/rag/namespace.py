@@ -76,6 +76,7 @@ class Settings:
     rrf_k: int = 60
     bm25_weight: float = 1.0
     vector_weight: float = 1.0
+    reranker: str = "none"
 
 
 @dataclass
@@ -375,6 +376,9 @@ class Namespace:
                 h.score = h.vector or 0.0
         else:
             hits.sort(key=lambda h: -h.score)
+        reranker = RERANKERS.get(self.settings.reranker)
+        if reranker is not None and len(hits) > 1:
+            hits = reranker(self, query, query_vector, hits[: max(3 * k, 20)], k)
         hits = hits[:k]
         chunks = self.store.chunks_by_id([h.chunk_id for h in hits])
         words = [w for w in query_words(query).split() if len(w) > 1]
@@ -387,6 +391,34 @@ class Namespace:
             h.snippet = (snippet(c.text) if snippet is not None and h.bm25 is not None else "") or highlight(c.text, words)
             out.append(h)
         return out, used
+
+
+Reranker = Callable[["Namespace", str, "np.ndarray | None", list[Hit], int], list[Hit]]
+"""A re-ranking stage: (namespace, query, query vector, candidates best first, k) -> hits best first.
+Registered by name in `RERANKERS` and chosen with `[providers.rag] reranker`."""
+
+
+def dedupe(space: Namespace, query: str, query_vector: np.ndarray | None, hits: list[Hit], k: int,
+           threshold: float = 0.92) -> list[Hit]:
+    """Keep the ranking, but move passages that say what a better-ranked one already says (cosine of
+    their vectors >= `threshold`: the same paragraph in several files, heavily overlapping chunks)
+    behind the rest."""
+    if space.embedder is None:
+        return hits
+    ids, vectors = space.store.vectors_for(space.embedder.id, [h.chunk_id for h in hits], space.embedder.dim)
+    by_id = {int(i): v for i, v in zip(ids, vectors, strict=True)}
+    kept: list[Hit] = []
+    repeats: list[Hit] = []
+    for hit in hits:
+        v = by_id.get(hit.chunk_id)
+        if v is not None and any(float(v @ by_id[h.chunk_id]) >= threshold for h in kept if h.chunk_id in by_id):
+            repeats.append(hit)
+        else:
+            kept.append(hit)
+    return kept + repeats
+
+
+RERANKERS: dict[str, Reranker] = {"dedupe": dedupe}
 
 
 def _title_line(title: str, path: list[str]) -> str:

@@ -75,6 +75,9 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     rrf_k: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 60
     bm25_weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
     vector_weight: Annotated[float, msgspec.Meta(ge=0)] = 1.0
+    reranker: Literal["none", "dedupe"] = "none"
+    """A re-ranking stage after fusion: `dedupe` moves passages that repeat a better-ranked one (the same text
+    in several files) to the end. Others plug in through `tools.rag.namespace.RERANKERS`."""
     allowed_paths: list[str] = []
     """Where `ingest` may read files from, besides the namespaces' own paths (nothing else on this
     machine can be ingested by a client)."""
@@ -137,7 +140,7 @@ class RagProvider(Provider):
         return Settings(chunk_size=c.chunk_size, chunk_overlap=min(c.chunk_overlap, c.chunk_size // 2),
                         max_file_bytes=int(c.max_file_mb * 1024 * 1024), vector_index=c.vector_index,
                         hnsw_threshold=c.hnsw_threshold, rrf_k=c.rrf_k, bm25_weight=c.bm25_weight,
-                        vector_weight=c.vector_weight)
+                        vector_weight=c.vector_weight, reranker=c.reranker)
 
     def _make_embedder(self) -> Embedder | None:
         c = self.config
