@@ -158,7 +158,7 @@ async def test_bad_files_are_skipped_with_a_reason(tmp_path: Path) -> None:
         report = await provider.ingest_path("bad", folder, provider.configured["bad"])
         # the first sync already stored fine.md; this run sees it unchanged and skips the same files again
         reasons = {Path(s["key"].removeprefix("file:")).name: s["reason"] for s in report.skipped}
-        assert "over the limit of 26.2 MB" in reasons["huge.pdf"]
+        assert reasons["huge.pdf"] == "50.0 MB is over the limit of 25 MB ([providers.rag] max_file_mb)"
         assert "looks binary" in reasons["binary.txt"]
         assert reasons["broken.docx"].startswith("cannot read broken.docx as docx")
         assert "not a readable PDF" in reasons["broken.pdf"]

@@ -298,8 +298,9 @@ class VectorIndex:
         return [(int(i), float(s)) for s, i in zip(scores[0], ids[0], strict=True) if i != -1]
 
     def _exact(self, vector: np.ndarray, k: int, allowed: np.ndarray) -> list[tuple[int, float]]:
-        live = [int(i) for i in allowed if int(i) not in self._tombstones]
-        vectors = np.vstack([self.index.reconstruct(i) for i in live]) if live else np.zeros((0, self.dim))
+        live = [int(i) for i in allowed if int(i) not in self._tombstones] if self._tombstones else \
+            [int(i) for i in allowed]
+        vectors = self.index.reconstruct_batch(np.asarray(live, dtype=np.int64)) if live else np.zeros((0, self.dim))
         scores = vectors @ vector.astype(np.float32)
         order = np.argsort(-scores)[:k]
         return [(live[i], float(scores[i])) for i in order]

@@ -80,6 +80,19 @@ class Settings:
 
 
 @dataclass
+class _Metadata:
+    """Per chunk: its id, document, source, time and tags, as columns (filters for vector search)."""
+
+    seq: int
+    chunk_ids: np.ndarray
+    doc_ids: np.ndarray
+    source_codes: np.ndarray
+    sources: dict[str, int]
+    mtimes: np.ndarray
+    tags: dict[str, np.ndarray]
+
+
+@dataclass
 class Hit:
     chunk_id: int
     doc_id: int
@@ -101,6 +114,7 @@ class Namespace:
         self.vectors_ready = False
         """False while the namespace's vectors are (re)built: vector search is off, hybrid is BM25 alone."""
         self.write_lock = anyio.Lock()
+        self._meta: _Metadata | None = None
         self._unsaved = 0  # documents written since the last tantivy commit
         self._vectors_dirty = False  # faiss changed since it was last saved
         self._last_save = time.monotonic()
@@ -225,7 +239,7 @@ class Namespace:
     async def _ingest_one(self, item: Item, report: Report) -> None:
         limit = self.settings.max_file_bytes
         if item.size is not None and item.size > limit:
-            raise ValueError(f"{item.size / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
+            raise ValueError(f"{item.size / 2**20:.1f} MB is over the limit of {limit / 2**20:g} MB "
                              "([providers.rag] max_file_mb)")
         existing = self.store.document(self.name, key=item.key)
         if (existing is not None and item.size is not None and existing.size == item.size
@@ -235,7 +249,7 @@ class Namespace:
             return
         data = await anyio.to_thread.run_sync(item.load)
         if len(data) > limit:
-            raise ValueError(f"{len(data) / 1e6:.1f} MB is over the limit of {limit / 1e6:.1f} MB "
+            raise ValueError(f"{len(data) / 2**20:.1f} MB is over the limit of {limit / 2**20:g} MB "
                              "([providers.rag] max_file_mb)")
         digest = hashlib.sha256(data + repr((sorted(item.tags), item.title, item.source)).encode()).hexdigest()
         if existing is not None and existing.hash == digest:  # touched, not changed: the old date stays
@@ -321,25 +335,52 @@ class Namespace:
         return filters
 
     def _allowed_chunks(self, filters: Filters) -> np.ndarray | None:
+        """The chunk ids the filters let through (for faiss), from an in-memory column view of the namespace's
+        metadata that is rebuilt when the namespace changed."""
         if filters.empty:
             return None
-        clauses, args = [], []
+        meta = self._metadata()
+        mask = np.ones(len(meta.chunk_ids), dtype=bool)
         if filters.source is not None:
-            clauses.append("source = ?")
-            args.append(filters.source)
+            code = meta.sources.get(filters.source)
+            mask &= meta.source_codes == code if code is not None else False
         if filters.after is not None:
-            clauses.append("mtime >= ?")
-            args.append(filters.after)
+            mask &= meta.mtimes >= filters.after
         if filters.before is not None:
-            clauses.append("mtime <= ?")
-            args.append(filters.before)
-        rows = self.store.query("SELECT id, tags FROM documents WHERE ns = ?" + "".join(f" AND {c}" for c in clauses),
-                                [self.name, *args])
-        wanted = set(filters.tags or ())
-        docs = [doc_id for doc_id, tags in rows if not wanted or wanted & set(_json_list(tags))]
+            mask &= meta.mtimes <= filters.before
+        if filters.tags:
+            tagged = np.zeros(len(meta.chunk_ids), dtype=bool)
+            for tag in filters.tags:
+                if tag in meta.tags:
+                    tagged |= meta.tags[tag]
+            mask &= tagged
         if filters.doc_ids is not None:
-            docs = sorted(set(docs) & set(filters.doc_ids))
-        return self.store.chunk_ids_of(docs)
+            mask &= np.isin(meta.doc_ids, np.asarray(filters.doc_ids, dtype=np.int64))
+        return meta.chunk_ids[mask]
+
+    def _metadata(self) -> _Metadata:
+        seq = self.store.last_seq(self.name)
+        meta = self._meta
+        if meta is None or meta.seq != seq:
+            rows = self.store.query("SELECT c.id, d.id, d.source, d.mtime, d.tags FROM chunks c JOIN documents d "
+                                    "ON d.id = c.doc WHERE c.ns = ?", (self.name,))
+            sources: dict[str, int] = {}
+            tag_rows: dict[str, list[int]] = {}
+            parsed: dict[str, list[str]] = {}
+            for position, (_, _, source, _, tags) in enumerate(rows):
+                sources.setdefault(source, len(sources))
+                for tag in parsed.setdefault(tags, _json_list(tags)):
+                    tag_rows.setdefault(tag, []).append(position)
+            tag_masks = {}
+            for tag, positions in tag_rows.items():
+                tag_masks[tag] = np.zeros(len(rows), dtype=bool)
+                tag_masks[tag][positions] = True
+            meta = _Metadata(seq, np.array([r[0] for r in rows], dtype=np.int64),
+                             np.array([r[1] for r in rows], dtype=np.int64),
+                             np.array([sources[r[2]] for r in rows], dtype=np.int32), sources,
+                             np.array([r[3] for r in rows], dtype=np.float64), tag_masks)
+            self._meta = meta
+        return meta
 
     def search_sync(self, query: str, query_vector: np.ndarray | None, k: int, mode: str, filters: Filters,
                     depth: int = 100) -> tuple[list[Hit], str]:
