@@ -127,6 +127,11 @@ class Namespace:
             self._text_apply(docs)
             self.text.commit(last)
             logger.info("rag %s: search index caught up on %d document(s)", self.name, len(docs))
+        if self.text.count() != self.store.stats(self.name)["chunks"]:  # lost or damaged: rebuild it all
+            logger.warning("rag %s: the search index disagrees with the store; rebuilding it", self.name)
+            self.text.clear()
+            self._text_apply([d.id for d in self.store.documents(self.name, limit=10**9)])
+            self.text.commit(last)
         if self.embedder is None:
             return
         recorded = self.store.namespace(self.name)
@@ -144,6 +149,10 @@ class Namespace:
         self.vectors_ready = self.store.chunks_without_vectors(self.name, self.embedder.id) == 0
 
     def _text_apply(self, doc_ids: list[int]) -> None:
+        for start in range(0, len(doc_ids), 500):
+            self._text_apply_batch(doc_ids[start:start + 500])
+
+    def _text_apply_batch(self, doc_ids: list[int]) -> None:
         docs = self.store.documents_by_id(doc_ids)
         chunks = self.store.chunks([d for d in doc_ids if d in docs])
         by_doc: dict[int, list] = {}
@@ -233,6 +242,8 @@ class Namespace:
                         report.removed = len(gone)
             finally:
                 await self._flush(final=True)
+            if report.updated or report.removed:
+                await anyio.to_thread.run_sync(self.store.prune_vectors)  # vectors of text no chunk has any more
         report.seconds = time.monotonic() - started
         return report
 
@@ -308,11 +319,16 @@ class Namespace:
             await anyio.to_thread.run_sync(self.vectors.save, seq)
             self._last_save = time.monotonic()
             self._vectors_dirty = False
+        if final:  # what both engines have applied is no longer needed in the write-ahead record
+            upto = min(self.text.applied, self.vectors.applied if self.vectors is not None else self.text.applied)
+            if upto:
+                self.store.trim_ops(self.name, upto)
 
     async def delete(self, doc_ids: list[int]) -> int:
         async with self.write_lock:
             count = await self._delete(doc_ids)
             await self._flush(final=True)
+            await anyio.to_thread.run_sync(self.store.prune_vectors)
         return count
 
     async def _delete(self, doc_ids: list[int]) -> int:

@@ -302,8 +302,9 @@ class RagStore:
         return [r[0] for r in self.query("SELECT DISTINCT doc FROM ops WHERE ns = ? AND seq > ?", (ns, seq))]
 
     def trim_ops(self, ns: str, upto: int) -> None:
+        """Forget records both engines have applied (the newest stays: it carries the namespace's sequence)."""
         with self.transaction() as db:
-            db.execute("DELETE FROM ops WHERE ns = ? AND seq <= ?", (ns, upto))
+            db.execute("DELETE FROM ops WHERE ns = ? AND seq < ?", (ns, upto))
 
     def stats(self, ns: str) -> dict[str, int]:
         docs = self.query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM documents WHERE ns = ?", (ns,))[0]
