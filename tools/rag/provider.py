@@ -452,8 +452,11 @@ class RagProvider(Provider):
         space = self._space(args.get("namespace"))
         assert self.store is not None
         ids: list[int] = []
-        if args.get("document_ids"):
-            ids += [int(i) for i in args["document_ids"]]
+        given = args.get("document_ids")
+        if given:
+            if not isinstance(given, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in given):
+                raise ValueError("document_ids: expected a list of integers")
+            ids += given
         if args.get("key"):
             doc = self.store.document(space.name, key=str(args["key"]))
             if doc is None:
