@@ -1,0 +1,1 @@
+"""Files under named roots as MCP tools and resources (the path gate is tools/files/paths.py)."""
