@@ -34,7 +34,8 @@ def test_banner_prints_url_and_client_snippets(bare_hub: RunningHub) -> None:
 def test_health_and_ready(bare_hub: RunningHub) -> None:
     assert httpx2.get(f"{bare_hub.base}/healthz").json()["status"] == "ok"
     ready = httpx2.get(f"{bare_hub.base}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up", "rag": "up"}}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up", "files": "up",
+                                                                                    "rag": "up"}}
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -45,7 +46,7 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
         assert [t.name for t in tools] == HUB_TOOLS + RAG_TOOLS
         status = await client.call_tool("hub__status", {})
         assert status.is_error is False
-        assert status.structured_content["providers"][0] == {
+        assert next(p for p in status.structured_content["providers"] if p["name"] == "hub") == {
             "name": "hub", "kind": "provider", "prefix": "hub", "state": "up", "error": None,
             "tools": 3, "prompts": 0, "resources": 3, "resource_templates": 0,
         }
@@ -118,7 +119,8 @@ async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) ->
             names = [t.name for t in (await client.list_tools()).tools]
             assert names[0] == "t__test_simple_text" and names[-3:] == ["hub__status", "hub__connectors", "hub__audit"]
             result = await client.call_tool("hub__status", {})
-            assert [p["state"] for p in result.structured_content["providers"]] == ["up", "up"]
+            states = {p["name"]: p["state"] for p in result.structured_content["providers"]}
+            assert states == {"t": "up", "hub": "up", "files": "up"}  # files has no roots here: no tools
             asked = await client.call_tool("t__test_input_required_result_elicitation", {})
             assert asked.content[0].text == "Hello, Stdio Sam!"
 

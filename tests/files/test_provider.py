@@ -1,0 +1,93 @@
+"""The files provider's read-side tools, in-process and through the hub."""
+
+from __future__ import annotations
+
+import base64
+import shutil
+from pathlib import Path
+
+import pytest
+from mcp import Client
+
+from tests.fixtures.provider_host import Host
+from tests.helpers import serve_hub
+from tools.files.provider import FilesConfig, FilesProvider, RootConfig
+
+pytestmark = pytest.mark.anyio
+FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
+
+
+@pytest.fixture
+async def files(tmp_path: Path) -> FilesProvider:
+    root = tmp_path / "root"
+    shutil.copytree(FORMATS, root / "docs")
+    (root / "notes.txt").write_text("line one\nline two has the Needle\nline three\n")
+    (root / "image.bin").write_bytes(bytes(range(256)))
+    (root / ".git").mkdir()
+    (root / ".git" / "config").write_text("needle in git")
+    provider = FilesProvider(Host(tmp_path / "data", "files"), FilesConfig(roots={"main": RootConfig(path=str(root))}))
+    await provider.start()
+    return provider
+
+
+async def call(provider: FilesProvider, tool: str, **args: object) -> tuple[bool, object]:
+    result = await provider.call_tool(tool, dict(args), None)  # type: ignore[arg-type]
+    return bool(result.is_error), result.structured_content if not result.is_error else result.content[0].text
+
+
+async def test_list_read_stat_and_search(files: FilesProvider) -> None:
+    error, listing = await call(files, "list", root="main", depth=2, glob="*.md")
+    assert not error and [e["path"] for e in listing["entries"]] == ["docs/sample.md"]
+    error, top = await call(files, "list", root="main")
+    assert [e["path"] for e in top["entries"]] == ["docs", "image.bin", "notes.txt"]  # .git is ignored
+
+    error, text = await call(files, "read", root="main", path="notes.txt", start_line=2, end_line=2)
+    assert not error and text["start_line"] == 2 and text["lines"] == 3 and len(text["version"]) == 16
+    result = await files.call_tool("read", {"root": "main", "path": "notes.txt", "start_line": 2, "end_line": 2},
+                                   None)  # type: ignore[arg-type]
+    assert result.content[0].text == "line two has the Needle\n"
+    docx = await files.call_tool("read", {"root": "main", "path": "docs/sample.docx"}, None)  # type: ignore[arg-type]
+    assert "compiler engineers" in docx.content[0].text and docx.structured_content["extracted"] is True
+    blob = await files.call_tool("read", {"root": "main", "path": "image.bin"}, None)  # type: ignore[arg-type]
+    assert base64.b64decode(blob.content[0].resource.blob) == bytes(range(256))
+
+    error, info = await call(files, "stat", root="main", path="notes.txt")
+    assert info["kind"] == "file" and info["size"] == 44 and info["version"] == text["version"]
+    error, found = await call(files, "search", root="main", content="needle")
+    assert [m["path"] for m in found["matches"]] == ["notes.txt"] and found["matches"][0]["line"] == 2
+    error, named = await call(files, "search", root="main", name="*.pdf")
+    assert [m["path"] for m in named["matches"]] == ["docs/sample.pdf"]
+
+
+async def test_refusals_name_the_problem(files: FilesProvider) -> None:
+    cases = {
+        ("read", "../etc/passwd"): "'..' is refused",
+        ("read", "/etc/passwd"): "absolute paths are refused",
+        ("read", "missing.txt"): "no such file",
+        ("stat", "nope"): "no such file or folder",
+        ("list", "notes.txt"): "is not a folder",
+    }
+    for (tool, path), why in cases.items():
+        error, message = await call(files, tool, root="main", path=path)
+        assert error and why in message, (tool, path, message)
+    error, message = await call(files, "read", root="other", path="x")
+    assert error and "no root named 'other'" in message
+    error, message = await call(files, "read", root="main", path="notes.txt", start_line=3, end_line=1)
+    assert error and "start_line 3 is after end_line 1" in message
+    error, message = await call(files, "search", root="main")
+    assert error and "give name" in message
+
+
+async def test_no_roots_no_tools_and_tools_through_the_hub(tmp_path: Path) -> None:
+    assert await FilesProvider(Host(tmp_path, "files")).list_tools() == []
+    root = tmp_path / "share"
+    root.mkdir()
+    (root / "hello.md").write_text("# Hello\n\nfrom the files provider\n")
+    config = f'[providers.files.roots.share]\npath = "{root}"\n'
+    with serve_hub(tmp_path / "hub", config) as hub:
+        for mode in ("legacy", "2026-07-28"):
+            async with Client(hub.url, mode=mode) as client:  # type: ignore[arg-type]
+                names = [t.name for t in (await client.list_tools()).tools]
+                assert {"files__list", "files__read", "files__stat", "files__search"} <= set(names)
+                read = await client.call_tool("files__read", {"root": "share", "path": "hello.md"})
+                assert read.content[0].text.startswith("# Hello") and read.structured_content["lines"] == 3
