@@ -91,3 +91,74 @@ async def test_no_roots_no_tools_and_tools_through_the_hub(tmp_path: Path) -> No
                 assert {"files__list", "files__read", "files__stat", "files__search"} <= set(names)
                 read = await client.call_tool("files__read", {"root": "share", "path": "hello.md"})
                 assert read.content[0].text.startswith("# Hello") and read.structured_content["lines"] == 3
+
+
+@pytest.fixture
+async def writable(tmp_path: Path) -> FilesProvider:
+    root = tmp_path / "rw"
+    root.mkdir()
+    (root / "todo.md").write_text("# Todo\n\n- buy rope\n- fix the sail\n- buy rope\n")
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    import os
+
+    os.symlink(outside, root / "escape")
+    provider = FilesProvider(Host(tmp_path / "data", "files"), FilesConfig(roots={
+        "rw": RootConfig(path=str(root), writable=True), "ro": RootConfig(path=str(FORMATS))}))
+    await provider.start()
+    return provider
+
+
+async def test_writes_are_atomic_checked_and_restorable(writable: FilesProvider, tmp_path: Path) -> None:
+    root = tmp_path / "rw"
+    names = [t.name for t in await writable.list_tools()]
+    assert {"write", "edit", "mkdir", "move", "delete", "restore"} <= set(names)
+
+    error, made = await call(writable, "write", root="rw", path="logs/day1.txt", content="calm sea\n")
+    assert not error and made["created"] and (root / "logs" / "day1.txt").read_text() == "calm sea\n"
+    error, message = await call(writable, "write", root="rw", path="logs/day1.txt", content="x", create=True)
+    assert error and "already exists" in message
+
+    # a version from an earlier read: refused once someone else changed the file
+    _, first = await call(writable, "read", root="rw", path="todo.md")
+    (root / "todo.md").write_text((root / "todo.md").read_text() + "- call the harbour\n")
+    error, message = await call(writable, "write", root="rw", path="todo.md", content="lost", version=first["version"])
+    assert error and "changed since it was read" in message and "call the harbour" in (root / "todo.md").read_text()
+    _, fresh = await call(writable, "read", root="rw", path="todo.md")
+
+    error, message = await call(writable, "edit", root="rw", path="todo.md", old="buy rope", new="buy chain")
+    assert error and "there 2 times" in message
+    error, message = await call(writable, "edit", root="rw", path="todo.md", old="paint hull", new="x")
+    assert error and "was not found" in message
+    error, edited = await call(writable, "edit", root="rw", path="todo.md", old="- fix the sail", new="- sail fixed",
+                               version=fresh["version"])
+    assert not error and "-- fix the sail\n+- sail fixed" in edited["diff"] and edited["replacements"] == 1
+    error, every = await call(writable, "edit", root="rw", path="todo.md", old="buy rope", new="buy chain",
+                              replace_all=True)
+    assert every["replacements"] == 2 and (root / "todo.md").read_text().count("buy chain") == 2
+    assert not [p for p in root.rglob("*.tmp")]  # no temp files left behind
+
+    error, _ = await call(writable, "move", root="rw", path="logs/day1.txt", to="archive/day1.txt")
+    assert not error and (root / "archive" / "day1.txt").exists()
+    error, message = await call(writable, "move", root="rw", path="todo.md", to="archive/day1.txt")
+    assert error and "never overwrite" in message
+    error, gone = await call(writable, "delete", root="rw", path="archive")
+    assert not error and not (root / "archive").exists()
+    error, back = await call(writable, "restore", root="rw", trash_id=gone["trash_id"])
+    assert not error and (root / "archive" / "day1.txt").read_text() == "calm sea\n"
+    error, _ = await call(writable, "mkdir", root="rw", path="a/b/c")
+    assert not error and (root / "a" / "b" / "c").is_dir()
+
+    refusals = {
+        ("write", "ro"): "is read-only", ("write", "escape/x.txt"): "leads outside the root",
+        ("delete", ""): "the root itself cannot be deleted", ("move", ""): "the root itself cannot be moved",
+        ("write", "../x.txt"): "'..' is refused", ("mkdir", "todo.md"): "is a file",
+    }
+    for (tool, path), why in refusals.items():
+        root_name = "ro" if path == "ro" else "rw"
+        args = {"root": root_name, "path": "sample.md" if path == "ro" else path, "content": "x", "to": "y"}
+        error, message = await call(writable, tool, **args)
+        assert error and why in message, (tool, path, message)
+    error, message = await call(writable, "restore", root="rw", trash_id="../../etc")
+    assert error and "is not a trash id" in message
+    assert not (tmp_path / "elsewhere" / "x.txt").exists()

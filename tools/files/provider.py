@@ -15,6 +15,7 @@ tools will take to refuse clobbering a file that changed since.
 from __future__ import annotations
 
 import base64
+import contextlib
 import fnmatch
 import hashlib
 import mimetypes
@@ -104,6 +105,38 @@ class FilesProvider(Provider):
                            "content": {"type": "string", "description": "text the file must contain (any case)"},
                            "limit": {"type": "integer", "minimum": 1, "maximum": 500, "default": 50}}},
                        annotations=ro),
+        ] + self._write_tools(root_prop, path_prop)
+
+    def _write_tools(self, root_prop: dict[str, Any], path_prop: dict[str, Any]) -> list[types.Tool]:
+        if not any(root.writable for root in self.roots.values()):
+            return []
+        version = {"type": "string", "description": "the version `read` returned: refused if the file changed since"}
+        destructive = types.ToolAnnotations(destructive_hint=True)
+        return [
+            types.Tool(name="write", description="Write a file (atomically; parent folders are created). With "
+                       "`version`, refused if the file changed since it was read; with `create`, refused if it exists.",
+                       input_schema={"type": "object", "required": ["root", "path", "content"], "properties": {
+                           "root": root_prop, "path": path_prop, "content": {"type": "string"},
+                           "base64": {"type": "boolean", "default": False, "description": "content is base64 bytes"},
+                           "version": version, "create": {"type": "boolean", "default": False}}},
+                       annotations=destructive),
+            types.Tool(name="edit", description="Replace an exact piece of text in a file; returns a diff.",
+                       input_schema={"type": "object", "required": ["root", "path", "old", "new"], "properties": {
+                           "root": root_prop, "path": path_prop, "old": {"type": "string", "minLength": 1},
+                           "new": {"type": "string"}, "replace_all": {"type": "boolean", "default": False},
+                           "version": version}}, annotations=destructive),
+            types.Tool(name="mkdir", description="Make a folder (and its parents).",
+                       input_schema={"type": "object", "required": ["root", "path"],
+                                     "properties": {"root": root_prop, "path": path_prop}}),
+            types.Tool(name="move", description="Move or rename a file or folder inside a root (never over another).",
+                       input_schema={"type": "object", "required": ["root", "path", "to"], "properties": {
+                           "root": root_prop, "path": path_prop, "to": path_prop}}, annotations=destructive),
+            types.Tool(name="delete", description="Move a file or folder to the root's trash (restorable).",
+                       input_schema={"type": "object", "required": ["root", "path"],
+                                     "properties": {"root": root_prop, "path": path_prop}}, annotations=destructive),
+            types.Tool(name="restore", description="Put something deleted back where it was.",
+                       input_schema={"type": "object", "required": ["root", "trash_id"], "properties": {
+                           "root": root_prop, "trash_id": {"type": "string"}}}),
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
@@ -114,6 +147,8 @@ class FilesProvider(Provider):
             return await handler(arguments)
         except (PathRefused, ValueError) as exc:
             return types.CallToolResult(content=[_text(str(exc))], is_error=True)
+        except OSError as exc:  # the disk said no (full, permissions): say so, keep serving
+            return types.CallToolResult(content=[_text(f"{name}: {exc.strerror or exc}")], is_error=True)
 
     def _root(self, args: dict[str, Any]) -> Root:
         name = args.get("root")
@@ -263,3 +298,163 @@ class FilesProvider(Provider):
         text = "\n".join(f"{h['path']}" + (f":{h['line']}: {h['text']}" if "line" in h else "") for h in found)
         return types.CallToolResult(content=[_text(text or "nothing found")],
                                     structured_content={"root": root.name, "matches": found, "files_seen": seen})
+
+    # the writing side ------------------------------------------------------------------------------
+    def _check_version(self, root: Root, given: str, path: Path, expected: Any) -> None:
+        if expected is None or not path.exists():
+            return
+        current = version_of(read_bytes(root, given))
+        if current != expected:
+            raise ValueError(f"{given!r} (root '{root.name}') changed since it was read (version {expected}, now "
+                             f"{current}): read it again")
+
+    async def _tool_write(self, args: dict[str, Any]) -> types.CallToolResult:
+        root = self._root(args)
+        given = str(args.get("path", ""))
+        path = resolve(root, given, write=True)
+        content = args.get("content")
+        if not isinstance(content, str):
+            raise ValueError("content: expected a string")
+        try:
+            data = base64.b64decode(content, validate=True) if args.get("base64") else content.encode()
+        except ValueError:
+            raise ValueError("content: not valid base64") from None
+        if len(data) > root.max_bytes:
+            raise ValueError(f"content: {len(data) / 2**20:.1f} MB is over the limit of {root.max_bytes / 2**20:g} MB")
+        if path.is_dir():
+            raise ValueError(f"{given!r} (root '{root.name}') is a folder")
+        if args.get("create") and path.exists():
+            raise ValueError(f"{given!r} (root '{root.name}') already exists")
+        self._check_version(root, given, path, args.get("version"))
+        existed = path.exists()
+        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        version = version_of(data)
+        return types.CallToolResult(content=[_text(f"{'replaced' if existed else 'created'} {given} "
+                                                   f"({len(data)} bytes, version {version})")],
+                                    structured_content={"path": given, "bytes": len(data), "version": version,
+                                                        "created": not existed})
+
+    def _atomic_write(self, root: Root, given: str, path: Path, data: bytes) -> None:
+        """Temp file in the same folder, fsync, rename over: readers see the old or the new file, never half."""
+        import secrets
+
+        parent = path.parent
+        rel_parent = parent.relative_to(root.real).as_posix() if parent != root.real else ""
+        resolve(root, rel_parent, write=True)  # the folders on the way are checked too
+        parent.mkdir(parents=True, exist_ok=True)
+        if Path(os.path.realpath(parent)) != parent:
+            raise PathRefused(f"{given!r} (root '{root.name}'): a folder on the way changed into a link")
+        tmp = parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+            if path.exists():
+                os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+            raise
+
+    async def _tool_edit(self, args: dict[str, Any]) -> types.CallToolResult:
+        import difflib
+
+        root = self._root(args)
+        given = str(args.get("path", ""))
+        path = resolve(root, given, write=True)
+        old, new = args.get("old"), args.get("new")
+        if not isinstance(old, str) or not old or not isinstance(new, str):
+            raise ValueError("old and new: strings are required (old not empty)")
+        data = await anyio.to_thread.run_sync(read_bytes, root, given)
+        if args.get("version") is not None and version_of(data) != args["version"]:
+            raise ValueError(f"{given!r} (root '{root.name}') changed since it was read (version {args['version']}, "
+                             f"now {version_of(data)}): read it again")
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ValueError(f"{given!r} is not UTF-8 text; use write") from None
+        count = text.count(old)
+        if count == 0:
+            raise ValueError(f"{given!r}: the text to replace was not found (it must match exactly)")
+        if count > 1 and not args.get("replace_all"):
+            raise ValueError(f"{given!r}: the text to replace is there {count} times; give more context or set "
+                             "replace_all")
+        changed = text.replace(old, new) if args.get("replace_all") else text.replace(old, new, 1)
+        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, changed.encode())
+        diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), changed.splitlines(keepends=True),
+                                            f"a/{given}", f"b/{given}"))
+        version = version_of(changed.encode())
+        return types.CallToolResult(content=[_text(diff)], structured_content={
+            "path": given, "replacements": count if args.get("replace_all") else 1, "version": version, "diff": diff})
+
+    async def _tool_mkdir(self, args: dict[str, Any]) -> types.CallToolResult:
+        root = self._root(args)
+        given = str(args.get("path", ""))
+        path = resolve(root, given, write=True)
+        if path.exists() and not path.is_dir():
+            raise ValueError(f"{given!r} (root '{root.name}') is a file")
+        path.mkdir(parents=True, exist_ok=True)
+        return types.CallToolResult(content=[_text(f"folder {given} is there")], structured_content={"path": given})
+
+    async def _tool_move(self, args: dict[str, Any]) -> types.CallToolResult:
+        root = self._root(args)
+        given, to = str(args.get("path", "")), str(args.get("to", ""))
+        source, target = resolve(root, given, write=True), resolve(root, to, write=True)
+        if not source.exists() and not source.is_symlink():
+            raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
+        if source == root.real:
+            raise ValueError("the root itself cannot be moved")
+        if target.exists():
+            raise ValueError(f"{to!r} (root '{root.name}') already exists; moves never overwrite")
+        if source.is_dir() and target.is_relative_to(source):
+            raise ValueError(f"{to!r} is inside {given!r}")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(source, target)
+        return types.CallToolResult(content=[_text(f"moved {given} to {to}")],
+                                    structured_content={"from": given, "to": to})
+
+    async def _tool_delete(self, args: dict[str, Any]) -> types.CallToolResult:
+        import json
+        import secrets
+
+        root = self._root(args)
+        given = str(args.get("path", ""))
+        source = resolve(root, given, write=True)
+        if source == root.real:
+            raise ValueError("the root itself cannot be deleted")
+        if not source.exists():
+            raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
+        trash = root.real / ".trash"
+        trash.mkdir(exist_ok=True)
+        trash_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
+        os.rename(source, trash / trash_id)
+        (trash / f"{trash_id}.json").write_text(json.dumps({"path": source.relative_to(root.real).as_posix(),
+                                                            "deleted": time.time()}))
+        return types.CallToolResult(content=[_text(f"moved {given} to the trash ({trash_id})")],
+                                    structured_content={"path": given, "trash_id": trash_id})
+
+    async def _tool_restore(self, args: dict[str, Any]) -> types.CallToolResult:
+        import json
+        import re
+
+        root = self._root(args)
+        trash_id = str(args.get("trash_id", ""))
+        if not re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", trash_id):
+            raise ValueError(f"trash_id: {trash_id!r} is not a trash id")
+        if not root.writable:
+            raise PathRefused(f"the root '{root.name}' is read-only")
+        trash = root.real / ".trash"
+        record = trash / f"{trash_id}.json"
+        if not record.exists():
+            raise ValueError(f"trash_id: nothing in the trash of '{root.name}' is {trash_id}")
+        original = json.loads(record.read_text())["path"]
+        target = resolve(root, original, write=True)
+        if target.exists():
+            raise ValueError(f"{original!r} exists again; move it away first")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.rename(trash / trash_id, target)
+        record.unlink()
+        return types.CallToolResult(content=[_text(f"restored {original}")], structured_content={"path": original})
