@@ -162,3 +162,52 @@ async def test_writes_are_atomic_checked_and_restorable(writable: FilesProvider,
     error, message = await call(writable, "restore", root="rw", trash_id="../../etc")
     assert error and "is not a trash id" in message
     assert not (tmp_path / "elsewhere" / "x.txt").exists()
+
+
+async def test_creating_word_and_excel_documents(writable: FilesProvider, tmp_path: Path) -> None:
+    import struct
+    import zlib
+
+    import docx
+    import openpyxl
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    png = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + \
+        chunk(b"IDAT", zlib.compress(b"\x00\xff\x00\x00")) + chunk(b"IEND", b"")
+    (tmp_path / "rw" / "dot.png").write_bytes(png)
+    error, made = await call(writable, "create_docx", root="rw", path="reports/q3.docx", title="Q3 report", blocks=[
+        {"type": "heading", "text": "Sales", "level": 1},
+        {"type": "paragraph", "text": "Sales rose in every region."},
+        {"type": "bullets", "items": ["north", "south"]},
+        {"type": "table", "rows": [["Region", "Units"], ["North", 120], ["South", 80]]},
+        {"type": "image", "image_path": "dot.png", "width_inches": 1},
+    ])
+    assert not error, made
+    document = docx.Document(tmp_path / "rw" / "reports" / "q3.docx")
+    assert document.core_properties.title == "Q3 report"
+    assert [p.text for p in document.paragraphs][:5] == ["Q3 report", "Sales", "Sales rose in every region.", "north",
+                                                         "south"]
+    assert document.tables[0].cell(2, 1).text == "80" and len(document.inline_shapes) == 1
+    result = await writable.call_tool("read", {"root": "rw", "path": "reports/q3.docx"}, None)  # type: ignore[arg-type]
+    assert "Sales rose in every region." in result.content[0].text
+
+    error, made = await call(writable, "create_xlsx", root="rw", path="stock.xlsx", sheets=[
+        {"name": "Parts", "header": ["Part", "Count", "Price", "Value", "Ordered"],
+         "rows": [["bolt", 10, 0.5, "=B2*C2", True], ["nut", 20, 0.25, "=B3*C3", False]]}])
+    assert not error, made
+    sheet = openpyxl.load_workbook(tmp_path / "rw" / "stock.xlsx")["Parts"]
+    assert [c.value for c in sheet[2]] == ["bolt", 10, 0.5, "=B2*C2", True] and sheet["A1"].font.bold
+
+    bad = {
+        ("create_xlsx", "x.xlsx"): ({"sheets": [{"name": "a/b", "rows": []}]}, "sheets[0].name"),
+        ("create_xlsx", "y.xlsx"): ({"sheets": [{"name": "S", "rows": [[{"x": 1}]]}]}, "sheets[0].rows[0]"),
+        ("create_docx", "z.docx"): ({"blocks": [{"type": "video"}]}, "blocks[0].type"),
+        ("create_docx", "w.docx"): ({"blocks": [{"type": "image", "image_path": "../etc/passwd"}]}, "'..' is refused"),
+        ("create_docx", "v.txt"): ({"blocks": []}, "a .docx file name is expected"),
+    }
+    for (tool, path), (extra, why) in bad.items():
+        error, message = await call(writable, tool, root="rw", path=path, **extra)
+        assert error and why in message, (tool, message)
+        assert not (tmp_path / "rw" / path).exists()

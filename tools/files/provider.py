@@ -134,6 +134,28 @@ class FilesProvider(Provider):
             types.Tool(name="delete", description="Move a file or folder to the root's trash (restorable).",
                        input_schema={"type": "object", "required": ["root", "path"],
                                      "properties": {"root": root_prop, "path": path_prop}}, annotations=destructive),
+            types.Tool(name="create_docx", description=(
+                "Write a Word document from structured content: headings, paragraphs, bullet lists, tables and "
+                "images (a path inside a root)."),
+                input_schema={"type": "object", "required": ["root", "path", "blocks"], "properties": {
+                    "root": root_prop, "path": path_prop, "title": {"type": "string"},
+                    "blocks": {"type": "array", "items": {"type": "object", "required": ["type"], "properties": {
+                        "type": {"type": "string", "enum": ["heading", "paragraph", "bullets", "table", "image"]},
+                        "text": {"type": "string"}, "level": {"type": "integer", "minimum": 1, "maximum": 6},
+                        "items": {"type": "array", "items": {"type": "string"}},
+                        "rows": {"type": "array", "items": {"type": "array"}},
+                        "header": {"type": "boolean"}, "image_root": {"type": "string"},
+                        "image_path": {"type": "string"}, "width_inches": {"type": "number"}}}},
+                    "version": version}}, annotations=destructive),
+            types.Tool(name="create_xlsx", description=(
+                "Write an Excel workbook: sheets from rows, the first row as a header; numbers and booleans stay "
+                "numbers and booleans, strings starting with = are formulas."),
+                input_schema={"type": "object", "required": ["root", "path", "sheets"], "properties": {
+                    "root": root_prop, "path": path_prop,
+                    "sheets": {"type": "array", "minItems": 1, "items": {"type": "object", "required": ["name", "rows"],
+                               "properties": {"name": {"type": "string"}, "header": {"type": "array"},
+                                              "rows": {"type": "array", "items": {"type": "array"}}}}},
+                    "version": version}}, annotations=destructive),
             types.Tool(name="restore", description="Put something deleted back where it was.",
                        input_schema={"type": "object", "required": ["root", "trash_id"], "properties": {
                            "root": root_prop, "trash_id": {"type": "string"}}}),
@@ -458,3 +480,112 @@ class FilesProvider(Provider):
         os.rename(trash / trash_id, target)
         record.unlink()
         return types.CallToolResult(content=[_text(f"restored {original}")], structured_content={"path": original})
+
+    # documents ---------------------------------------------------------------------------------------
+    async def _save_document(self, args: dict[str, Any], suffix: str, build: Any) -> types.CallToolResult:
+        root = self._root(args)
+        given = str(args.get("path", ""))
+        if not given.lower().endswith(suffix):
+            raise ValueError(f"path: a {suffix} file name is expected, got {given!r}")
+        path = resolve(root, given, write=True)
+        self._check_version(root, given, path, args.get("version"))
+        data = await anyio.to_thread.run_sync(build)
+        existed = path.exists()
+        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        return types.CallToolResult(content=[_text(f"{'replaced' if existed else 'created'} {given} ({len(data)} bytes)")],
+                                    structured_content={"path": given, "bytes": len(data), "version": version_of(data)})
+
+    async def _tool_create_docx(self, args: dict[str, Any]) -> types.CallToolResult:
+        blocks = args.get("blocks")
+        if not isinstance(blocks, list) or not all(isinstance(b, dict) for b in blocks):
+            raise ValueError("blocks: expected a list of objects")
+        images: dict[int, bytes] = {}
+        for number, block in enumerate(blocks):
+            if block.get("type") == "image":
+                image_root = self.roots.get(str(block.get("image_root") or args.get("root")))
+                if image_root is None:
+                    raise ValueError(f"blocks[{number}].image_root: no such root")
+                images[number] = read_bytes(image_root, str(block.get("image_path", "")))
+
+        def build() -> bytes:
+            import io
+
+            import docx
+            from docx.shared import Inches
+
+            document = docx.Document()
+            if args.get("title"):
+                document.core_properties.title = str(args["title"])
+                document.add_heading(str(args["title"]), 0)
+            for number, block in enumerate(blocks):
+                kind = block.get("type")
+                where = f"blocks[{number}]"
+                if kind == "heading":
+                    document.add_heading(str(block.get("text", "")), int(block.get("level", 1)))
+                elif kind == "paragraph":
+                    document.add_paragraph(str(block.get("text", "")))
+                elif kind == "bullets":
+                    for item in block.get("items") or []:
+                        document.add_paragraph(str(item), style="List Bullet")
+                elif kind == "table":
+                    rows = block.get("rows") or []
+                    if not rows or not all(isinstance(r, list) for r in rows):
+                        raise ValueError(f"{where}.rows: a table needs a list of rows (lists)")
+                    width = max(len(r) for r in rows)
+                    table = document.add_table(rows=len(rows), cols=width)
+                    table.style = "Table Grid"
+                    for i, row in enumerate(rows):
+                        for j, value in enumerate(row):
+                            cell = table.cell(i, j)
+                            cell.text = "" if value is None else str(value)
+                            if i == 0 and block.get("header", True):
+                                for run in cell.paragraphs[0].runs:
+                                    run.bold = True
+                elif kind == "image":
+                    try:
+                        document.add_picture(io.BytesIO(images[number]), width=Inches(float(block.get("width_inches", 5))))
+                    except Exception as exc:
+                        raise ValueError(f"{where}: not an image Word can use ({exc.__class__.__name__})") from None
+                else:
+                    raise ValueError(f"{where}.type: expected heading, paragraph, bullets, table or image")
+            out = io.BytesIO()
+            document.save(out)
+            return out.getvalue()
+
+        return await self._save_document(args, ".docx", build)
+
+    async def _tool_create_xlsx(self, args: dict[str, Any]) -> types.CallToolResult:
+        sheets = args.get("sheets")
+        if not isinstance(sheets, list) or not sheets:
+            raise ValueError("sheets: expected a list with at least one sheet")
+
+        def build() -> bytes:
+            import io
+
+            import openpyxl
+            from openpyxl.styles import Font
+
+            book = openpyxl.Workbook()
+            book.remove(book.active)
+            for number, sheet in enumerate(sheets):
+                name = str(sheet.get("name", "")) if isinstance(sheet, dict) else ""
+                if not name or len(name) > 31 or any(ch in name for ch in "[]:*?/\\"):
+                    raise ValueError(f"sheets[{number}].name: 1-31 characters, none of []:*?/\\")
+                ws = book.create_sheet(name)
+                header = sheet.get("header")
+                if header:
+                    ws.append([str(h) for h in header])
+                    for cell in ws[1]:
+                        cell.font = Font(bold=True)
+                for row_number, row in enumerate(sheet.get("rows") or []):
+                    if not isinstance(row, list):
+                        raise ValueError(f"sheets[{number}].rows[{row_number}]: expected a list of cells")
+                    if any(isinstance(v, (dict, list)) for v in row):
+                        raise ValueError(f"sheets[{number}].rows[{row_number}]: cells are numbers, text, booleans "
+                                         "or empty")
+                    ws.append(row)
+            out = io.BytesIO()
+            book.save(out)
+            return out.getvalue()
+
+        return await self._save_document(args, ".xlsx", build)
