@@ -211,3 +211,39 @@ async def test_creating_word_and_excel_documents(writable: FilesProvider, tmp_pa
         error, message = await call(writable, tool, root="rw", path=path, **extra)
         assert error and why in message, (tool, message)
         assert not (tmp_path / "rw" / path).exists()
+
+
+async def test_files_are_resources_with_updates(tmp_path: Path) -> None:
+    import anyio
+    import mcp_types as types
+
+    root = tmp_path / "share"
+    (root / "sub").mkdir(parents=True)
+    (root / "notes.md").write_text("first version\n")
+    (root / "sub" / "raw.bin").write_bytes(b"\x00\x01\x02")
+    config = f'[providers.files.roots.share]\npath = "{root}"\n'
+    updates: list[str] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/resources/updated":
+            updates.append(str(message.params.uri))
+
+    with serve_hub(tmp_path / "hub", config) as hub:
+        async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
+            uris = [str(r.uri) for r in (await client.list_resources()).resources]
+            notes_uri = (root / "notes.md").resolve().as_uri()
+            assert notes_uri in uris and (root / "sub" / "raw.bin").resolve().as_uri() in uris
+            read = await client.read_resource(notes_uri)
+            assert read.contents[0].text == "first version\n"
+            blob = await client.read_resource((root / "sub" / "raw.bin").resolve().as_uri())
+            assert base64.b64decode(blob.contents[0].blob) == b"\x00\x01\x02"
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            assert root.resolve().as_uri() + "/{+path}" in templates
+            await client.subscribe_resource(notes_uri)
+            await anyio.sleep(0.5)  # the watcher is running
+            (root / "notes.md").write_text("second version\n")
+            with anyio.fail_after(10):
+                while notes_uri not in updates:
+                    await anyio.sleep(0.05)
+            outside = await client.call_tool("files__read", {"root": "share", "path": "../../etc/passwd"})
+            assert outside.is_error

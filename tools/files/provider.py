@@ -74,6 +74,87 @@ class FilesProvider(Provider):
         for root in self.roots.values():
             if not root.path.is_dir():
                 raise RuntimeError(f"root '{root.name}': {root.path} is not a folder")
+        if self.roots:
+            self.host.spawn(self._watch)
+
+    async def _watch(self) -> None:
+        """Changed files: `resources/updated` to their subscribers; files added or removed: `list_changed`."""
+        import watchfiles
+
+        real_roots = [root.real for root in self.roots.values()]
+        async for changes in watchfiles.awatch(*real_roots, debounce=300, step=50, recursive=True):
+            listing_changed = False
+            for change, changed in changes:
+                path = Path(changed)
+                if any(self._ignored(part) for part in path.parts):
+                    continue
+                if change == watchfiles.Change.modified:
+                    self.host.resource_updated(path.as_uri())
+                else:
+                    listing_changed = True
+                    if change == watchfiles.Change.added:
+                        self.host.resource_updated(path.as_uri())
+            if listing_changed:
+                self.host.catalog_changed()
+
+    # resources ---------------------------------------------------------------------------------------
+    def _locate(self, uri: str) -> tuple[Root, str] | None:
+        from urllib.parse import unquote, urlsplit
+
+        parts = urlsplit(uri)
+        if parts.scheme != "file" or parts.netloc not in ("", "localhost"):
+            return None
+        path = unquote(parts.path)
+        for root in self.roots.values():
+            prefix = str(root.real)
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                return root, path[len(prefix):].lstrip("/")
+        return None
+
+    def owns_uri(self, uri: str) -> bool:
+        return self._locate(uri) is not None
+
+    async def list_resources(self) -> list[types.Resource]:
+        def scan() -> list[types.Resource]:
+            out: list[types.Resource] = []
+            for root in self.roots.values():
+                count = 0
+                for folder, dirnames, filenames in os.walk(root.real, followlinks=False):
+                    dirnames[:] = sorted(d for d in dirnames if not self._ignored(d))
+                    for name in sorted(filenames):
+                        if self._ignored(name) or count >= MAX_LIST:
+                            continue
+                        path = Path(folder) / name
+                        if path.is_symlink():
+                            continue
+                        count += 1
+                        out.append(types.Resource(uri=path.as_uri(), name=f"{root.name}: "
+                                                  f"{path.relative_to(root.real).as_posix()}",
+                                                  mime_type=mimetypes.guess_type(name)[0] or "application/octet-stream"))
+            return out
+
+        return await anyio.to_thread.run_sync(scan)
+
+    async def list_resource_templates(self) -> list[types.ResourceTemplate]:
+        return [types.ResourceTemplate(uri_template=root.real.as_uri() + "/{+path}", name=f"files in {root.name}",
+                                       description=f"any file under the root '{root.name}'")
+                for root in self.roots.values()]
+
+    async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
+        located = self._locate(uri)
+        if located is None:
+            raise ValueError(f"{uri}: not a file under any root")
+        root, rel = located
+        data = await anyio.to_thread.run_sync(read_bytes, root, rel)
+        mime = mimetypes.guess_type(rel)[0] or "application/octet-stream"
+        try:
+            text = data.decode("utf-8")
+            if "\x00" in text[:8192]:
+                raise UnicodeDecodeError("utf-8", b"", 0, 1, "NUL")
+            contents: Any = types.TextResourceContents(uri=uri, mime_type=mime, text=text)
+        except UnicodeDecodeError:
+            contents = types.BlobResourceContents(uri=uri, mime_type=mime, blob=base64.b64encode(data).decode())
+        return types.ReadResourceResult(contents=[contents])
 
     async def list_tools(self) -> list[types.Tool]:
         if not self.roots:
