@@ -247,3 +247,19 @@ async def test_files_are_resources_with_updates(tmp_path: Path) -> None:
                     await anyio.sleep(0.05)
             outside = await client.call_tool("files__read", {"root": "share", "path": "../../etc/passwd"})
             assert outside.is_error
+
+
+async def test_move_and_delete_act_on_a_link_itself(writable: FilesProvider, tmp_path: Path) -> None:
+    import os
+
+    root = tmp_path / "rw"
+    os.symlink(root / "todo.md", root / "shortcut.md")
+    error, _ = await call(writable, "move", root="rw", path="shortcut.md", to="links/shortcut.md")
+    assert not error and (root / "links" / "shortcut.md").is_symlink() and (root / "todo.md").is_file()
+    error, gone = await call(writable, "delete", root="rw", path="links/shortcut.md")
+    assert not error and not (root / "links" / "shortcut.md").is_symlink() and (root / "todo.md").is_file()
+    # a link that leads out of the root can be removed (only the link goes), never followed
+    error, _ = await call(writable, "delete", root="rw", path="escape")
+    assert not error and not (root / "escape").exists() and (tmp_path / "elsewhere").is_dir()
+    error, message = await call(writable, "delete", root="rw", path="escape/../todo.md")
+    assert error and "'..' is refused" in message

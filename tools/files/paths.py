@@ -97,6 +97,16 @@ def resolve(root: Root, given: str, *, write: bool = False) -> Path:
     return real
 
 
+def entry(root: Root, given: str, *, write: bool = False) -> Path:
+    """The directory entry `given` names, not followed: its folder goes through `resolve`, its own name is
+    taken as it is. For moving and deleting, which act on a symbolic link itself, never on its target."""
+    parts = check_syntax(given, root)
+    if not parts:
+        return resolve(root, "", write=write)
+    parent = resolve(root, "/".join(parts[:-1]), write=write)
+    return parent / parts[-1]
+
+
 def open_file(root: Root, given: str) -> tuple[int, os.stat_result]:
     """A file inside the root opened for reading: (descriptor, its stat), after every check."""
     path = resolve(root, given)

@@ -30,7 +30,7 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, Provider
-from tools.files.paths import PathRefused, Root, read_bytes, resolve
+from tools.files.paths import PathRefused, Root, entry, read_bytes, resolve
 
 EXTRACTED = {".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm", ".eml"}
 MAX_LIST = 2000
@@ -505,12 +505,12 @@ class FilesProvider(Provider):
     async def _tool_move(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given, to = str(args.get("path", "")), str(args.get("to", ""))
-        source, target = resolve(root, given, write=True), resolve(root, to, write=True)
+        source, target = entry(root, given, write=True), entry(root, to, write=True)
         if not source.exists() and not source.is_symlink():
             raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
         if source == root.real:
             raise ValueError("the root itself cannot be moved")
-        if target.exists():
+        if target.exists() or target.is_symlink():
             raise ValueError(f"{to!r} (root '{root.name}') already exists; moves never overwrite")
         if source.is_dir() and target.is_relative_to(source):
             raise ValueError(f"{to!r} is inside {given!r}")
@@ -525,10 +525,10 @@ class FilesProvider(Provider):
 
         root = self._root(args)
         given = str(args.get("path", ""))
-        source = resolve(root, given, write=True)
+        source = entry(root, given, write=True)
         if source == root.real:
             raise ValueError("the root itself cannot be deleted")
-        if not source.exists():
+        if not source.exists() and not source.is_symlink():
             raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
         trash = root.real / ".trash"
         trash.mkdir(exist_ok=True)
