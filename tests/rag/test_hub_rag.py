@@ -261,9 +261,12 @@ def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_pa
     stored = documents()
     assert 10 <= stored < 150, stored
     with serve_hub(tmp_path, cfg, timeout=60) as hub:
-        stats = wait_for(lambda: (lambda s: s if s["documents"] == 150 and s["vectors"] == s["chunks"] else None)(
-            call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]), 120, "the ingest to finish")
-        assert stats["bm25_chunks"] == stats["chunks"] == stats["vectors"]
+        def finished() -> dict | None:  # every document in, and both engines holding every chunk
+            s = call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]
+            return s if s["documents"] == 150 and s["bm25_chunks"] == s["chunks"] == s["vectors"] else None
+
+        stats = wait_for(finished, 120, "the ingest to finish")
+        assert stats["chunks"] == 450
         results = call(hub, "rag__search", {"query": "survey line 77 dune", "k": 3})["structuredContent"]["results"]
         assert results and all(r["namespace"] == "docs" for r in results)
         log = hub.log()

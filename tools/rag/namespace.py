@@ -118,6 +118,7 @@ class Namespace:
         self._unsaved = 0  # documents written since the last tantivy commit
         self._vectors_dirty = False  # faiss changed since it was last saved
         self._last_save = time.monotonic()
+        self._last_commit = time.monotonic()
 
     # start: replay what the engines lack ---------------------------------------------------------
     def open_sync(self) -> None:
@@ -232,8 +233,8 @@ class Namespace:
                         logger.info("rag %s: skipped %s: %s", self.name, item.key, exc)
                     if progress is not None:
                         await progress(count, item.key)
-                    if self._unsaved >= 200:
-                        await self._flush()
+                    if self._unsaved >= 200 or (self._unsaved and time.monotonic() - self._last_commit > 5):
+                        await self._flush()  # new documents become searchable every few seconds
                 if remove_missing is not None and not report.cancelled:
                     gone = [doc_id for key, (doc_id, _) in self.store.document_keys(self.name, remove_missing).items()
                             if key not in seen]
@@ -309,6 +310,7 @@ class Namespace:
         if self._unsaved:
             await anyio.to_thread.run_sync(self.text.commit, seq)
             self._unsaved = 0
+            self._last_commit = time.monotonic()
         if self.vectors is not None and final and self.vectors.needs_rebuild():
             # grown past the exact-search threshold (or too many HNSW tombstones): rebuild from the store
             assert self.embedder is not None
