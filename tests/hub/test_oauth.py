@@ -9,7 +9,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import sqlite3
 import subprocess
 import threading
@@ -25,7 +24,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.fixtures.headless_browser import Browser
-from tests.helpers import JUNCTION, NODE_MODULES, ROOT, RunningHub, hub_env, node_bin, remember_secret, serve_hub
+from tests.helpers import (JUNCTION, NODE_MODULES, ROOT, RunningHub, free_port, hub_env, node_bin, remember_secret,
+                           serve_hub)
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "mcp-remote").exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
@@ -42,12 +42,6 @@ REDIRECT = "http://127.0.0.1:8976/callback"
 BROWSER = ROOT / "tests" / "fixtures" / "headless_browser.py"
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                "MCP-Protocol-Version": "2026-07-28"}
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def junction(tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:

@@ -166,13 +166,9 @@ class RagStore:
             rows = self.query(f"SELECT {_DOC_COLUMNS} FROM documents WHERE ns = ? AND key = ?", (ns, key))
         return _doc(rows[0]) if rows else None
 
-    def documents(self, ns: str, limit: int = 1000, offset: int = 0, key_prefix: str | None = None) -> list[DocRow]:
-        if key_prefix is not None:
-            rows = self.query(f"SELECT {_DOC_COLUMNS} FROM documents WHERE ns = ? AND substr(key, 1, ?) = ? "
-                              "ORDER BY id LIMIT ? OFFSET ?", (ns, len(key_prefix), key_prefix, limit, offset))
-        else:
-            rows = self.query(f"SELECT {_DOC_COLUMNS} FROM documents WHERE ns = ? ORDER BY id LIMIT ? OFFSET ?",
-                              (ns, limit, offset))
+    def documents(self, ns: str, limit: int = 1000, offset: int = 0) -> list[DocRow]:
+        rows = self.query(f"SELECT {_DOC_COLUMNS} FROM documents WHERE ns = ? ORDER BY id LIMIT ? OFFSET ?",
+                          (ns, limit, offset))
         return [_doc(r) for r in rows]
 
     def document_keys(self, ns: str, key_prefix: str) -> dict[str, tuple[int, str]]:
@@ -289,10 +285,6 @@ class RagStore:
     def chunk_ids(self, ns: str) -> np.ndarray:
         return np.asarray([r[0] for r in self.query("SELECT id FROM chunks WHERE ns = ?", (ns,))], dtype=np.int64)
 
-    def chunk_hashes(self, ns: str) -> list[tuple[int, str, str]]:
-        """(chunk id, text hash, text) of every chunk (for re-embedding)."""
-        return self.query("SELECT id, text_hash, text FROM chunks WHERE ns = ?", (ns,))
-
     def last_seq(self, ns: str) -> int:
         rows = self.query("SELECT MAX(seq) FROM ops WHERE ns = ?", (ns,))
         return rows[0][0] or 0
@@ -310,18 +302,6 @@ class RagStore:
         docs = self.query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM documents WHERE ns = ?", (ns,))[0]
         chunks = self.query("SELECT COUNT(*) FROM chunks WHERE ns = ?", (ns,))[0][0]
         return {"documents": docs[0], "bytes": docs[1], "chunks": chunks}
-
-    def doc_ids_matching(self, ns: str, sql_filter: str, args: Sequence[object]) -> list[int]:
-        return [r[0] for r in self.query(f"SELECT id FROM documents WHERE ns = ? AND {sql_filter}", [ns, *args])]
-
-    def chunk_ids_of(self, doc_ids: Sequence[int]) -> np.ndarray:
-        out: list[int] = []
-        ids = [int(i) for i in doc_ids]
-        for start in range(0, len(ids), 900):
-            part = ids[start:start + 900]
-            marks = ",".join("?" * len(part))
-            out += [r[0] for r in self.query(f"SELECT id FROM chunks WHERE doc IN ({marks})", part)]
-        return np.asarray(out, dtype=np.int64)
 
     def prune_vectors(self) -> int:
         """Drop cached vectors no chunk uses any more."""
