@@ -26,7 +26,7 @@ import numpy as np
 from tools.rag.documents import ParseError, chunk, parse
 from tools.rag.embed import Embedder, EmbedError
 from tools.rag.engines import Filters, TextIndex, VectorIndex, query_words
-from tools.rag.store import RagStore
+from tools.rag.store import ChunkRow, RagStore
 
 logger = logging.getLogger("junction.rag")
 
@@ -90,6 +90,8 @@ class _Metadata:
     sources: dict[str, int]
     mtimes: np.ndarray
     tags: dict[str, np.ndarray]
+    doc_keys: dict[int, str]
+    """Every document's key (for path globs), documents without chunks included."""
 
 
 @dataclass
@@ -100,6 +102,8 @@ class Hit:
     bm25: float | None = None
     vector: float | None = None
     snippet: str = ""
+    chunk: ChunkRow | None = None
+    """The chunk itself (text, position, headings), filled in for the hits a search returns."""
 
 
 class Namespace:
@@ -348,8 +352,8 @@ class Namespace:
                         after: float | None, before: float | None) -> Filters:
         filters = Filters(source=source, tags=tags or None, after=after, before=before)
         if path:
-            rows = self.store.query("SELECT id, key FROM documents WHERE ns = ?", (self.name,))
-            filters.doc_ids = [doc_id for doc_id, key in rows if fnmatch.fnmatchcase(_key_path(key), path)]
+            keys = self._metadata().doc_keys
+            filters.doc_ids = [doc_id for doc_id, key in keys.items() if fnmatch.fnmatchcase(_key_path(key), path)]
         return filters
 
     def _allowed_chunks(self, filters: Filters) -> np.ndarray | None:
@@ -382,6 +386,7 @@ class Namespace:
         if meta is None or meta.seq != seq:
             rows = self.store.query("SELECT c.id, d.id, d.source, d.mtime, d.tags FROM chunks c JOIN documents d "
                                     "ON d.id = c.doc WHERE c.ns = ?", (self.name,))
+            doc_keys = dict(self.store.query("SELECT id, key FROM documents WHERE ns = ?", (self.name,)))
             sources: dict[str, int] = {}
             tag_rows: dict[str, list[int]] = {}
             parsed: dict[str, list[str]] = {}
@@ -396,7 +401,7 @@ class Namespace:
             meta = _Metadata(seq, np.array([r[0] for r in rows], dtype=np.int64),
                              np.array([r[1] for r in rows], dtype=np.int64),
                              np.array([sources[r[2]] for r in rows], dtype=np.int32), sources,
-                             np.array([r[3] for r in rows], dtype=np.float64), tag_masks)
+                             np.array([r[3] for r in rows], dtype=np.float64), tag_masks, doc_keys)
             self._meta = meta
         return meta
 
@@ -446,7 +451,7 @@ class Namespace:
             c = chunks.get(h.chunk_id)
             if c is None:  # deleted between the engines' answer and now
                 continue
-            h.doc_id = c.doc
+            h.doc_id, h.chunk = c.doc, c
             h.snippet = (snippet(c.text) if snippet is not None and h.bm25 is not None else "") or highlight(c.text, words)
             out.append(h)
         return out, used

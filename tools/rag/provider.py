@@ -366,9 +366,8 @@ class RagProvider(Provider):
             hits, used = await anyio.to_thread.run_sync(space.search_sync, query, vector, k, mode, resolved)
             modes[space.name] = used
             docs = self.store.documents_by_id([h.doc_id for h in hits]) if self.store else {}
-            chunks = self.store.chunks_by_id([h.chunk_id for h in hits]) if self.store else {}
             for h in hits:
-                doc, c = docs.get(h.doc_id), chunks.get(h.chunk_id)
+                doc, c = docs.get(h.doc_id), h.chunk
                 if doc is None or c is None:
                     continue
                 results.append({
