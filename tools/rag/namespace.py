@@ -15,7 +15,7 @@ import html
 import logging
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -216,10 +216,12 @@ class Namespace:
 
     # ingestion -----------------------------------------------------------------------------------
     async def ingest(self, items: Iterable[Item], *, remove_missing: str | None = None,
-                     progress: Callable[[int, str], Awaitable[None]] | None = None,
+                     progress: Callable[[int, int | None, str], Awaitable[None]] | None = None,
                      cancelled: Callable[[], bool] = lambda: False) -> Report:
         """Add or update `items`; with `remove_missing` (a key prefix), documents under it that were not
-        among the items are removed (a folder's deleted files)."""
+        among the items are removed (a folder's deleted files). `progress(done, total, key)` after each item
+        (total: None when `items` is not a sequence)."""
+        total = len(items) if isinstance(items, Sequence) else None
         report = Report()
         started = time.monotonic()
         seen: set[str] = set()
@@ -236,7 +238,7 @@ class Namespace:
                         report.skipped.append({"key": item.key, "reason": str(exc)})
                         logger.info("rag %s: skipped %s: %s", self.name, item.key, exc)
                     if progress is not None:
-                        await progress(count, item.key)
+                        await progress(count, total, item.key)
                     if self._unsaved >= 200 or (self._unsaved and time.monotonic() - self._last_commit > 5):
                         await self._flush()  # new documents become searchable every few seconds
                 if remove_missing is not None and not report.cancelled:

@@ -410,10 +410,9 @@ class RagProvider(Provider):
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValueError("tags: expected a list of strings")
 
-        async def progress(done: int, key: str) -> None:
+        async def progress(done: int, total: int | None, key: str) -> None:
             await ctx.report_progress(done, total, f"{done}/{total or '?'}: {key}")
 
-        total: int | None = None
         if given == ["path"]:
             raw = args["path"]
             if not isinstance(raw, str) or "\x00" in raw:
@@ -424,8 +423,6 @@ class RagProvider(Provider):
                                  "paths and [providers.rag] allowed_paths)")
             if not path.exists():
                 raise ValueError(f"path: {raw} does not exist")
-            if path.is_dir():
-                total = sum(1 for _ in await anyio.to_thread.run_sync(lambda: list(folder_items(path))))
             report = await self.ingest_path(space.name, path, self.configured.get(space.name), tags=tags,
                                             progress=progress, cancelled=lambda: ctx.cancelled)
         else:
@@ -437,7 +434,6 @@ class RagProvider(Provider):
                 item = text_item(args["text"], args.get("title"), args.get("key"), tags)
             if args.get("title"):
                 item.title = str(args["title"])
-            total = 1
             report = await space.ingest([item], progress=progress, cancelled=lambda: ctx.cancelled)
         self.host.resource_updated(f"rag://{space.name}")
         summary = (f"{space.name}: {report.added} added, {report.updated} updated, {report.unchanged} unchanged, "
