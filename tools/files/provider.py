@@ -403,10 +403,11 @@ class FilesProvider(Provider):
                                     structured_content={"root": root.name, "matches": found, "files_seen": seen})
 
     # the writing side ------------------------------------------------------------------------------
-    def _check_version(self, root: Root, given: str, path: Path, expected: Any) -> None:
-        if expected is None or not path.exists():
+    def _check_version(self, root: Root, given: str, path: Path, expected: Any, data: bytes | None = None) -> None:
+        """Refuse when the caller read another version of the file than is there now (`data`: already read)."""
+        if expected is None or (data is None and not path.exists()):
             return
-        current = version_of(read_bytes(root, given))
+        current = version_of(read_bytes(root, given) if data is None else data)
         if current != expected:
             raise ValueError(f"{given!r} (root '{root.name}') changed since it was read (version {expected}, now "
                              f"{current}): read it again")
@@ -472,9 +473,7 @@ class FilesProvider(Provider):
         if not isinstance(old, str) or not old or not isinstance(new, str):
             raise ValueError("old and new: strings are required (old not empty)")
         data = await anyio.to_thread.run_sync(read_bytes, root, given)
-        if args.get("version") is not None and version_of(data) != args["version"]:
-            raise ValueError(f"{given!r} (root '{root.name}') changed since it was read (version {args['version']}, "
-                             f"now {version_of(data)}): read it again")
+        self._check_version(root, given, path, args.get("version"), data)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
