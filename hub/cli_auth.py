@@ -7,9 +7,11 @@ runs: a revoked token is refused from its next request on.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import re
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
@@ -192,13 +194,8 @@ def cmd_user_list(args: argparse.Namespace) -> int:
         rows = [{"name": n, "role": r, "created": _when(c)} for n, r, c in store.users()]
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for row in rows:
-            print(f"{row['name']:<24} {row['role']:<10} added {row['created']}")
-        if not rows:
-            print("no users (add one with `junction user add NAME --role user`)")
+    _print_rows(rows, args.json, lambda r: f"{r['name']:<24} {r['role']:<10} added {r['created']}",
+                "no users (add one with `junction user add NAME --role user`)")
     return 0
 
 
@@ -249,15 +246,11 @@ def cmd_token_list(args: argparse.Namespace) -> int:
                          "last_used": _when(last_used) if last_used else None})
     finally:
         store.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            scopes = ",".join(r["scopes"]) if isinstance(r["scopes"], list) else "(role's)"
-            print(f"{r['id']}  {r['user']:<16} {r['state']:<8} scopes {scopes:<20} expires {r['expires']}  "
-                  f"{r['name']}")
-        if not rows:
-            print("no tokens")
+    def line(r: dict[str, Any]) -> str:
+        scopes = ",".join(r["scopes"]) if isinstance(r["scopes"], list) else "(role's)"
+        return f"{r['id']}  {r['user']:<16} {r['state']:<8} scopes {scopes:<20} expires {r['expires']}  {r['name']}"
+
+    _print_rows(rows, args.json, line, "no tokens")
     return 0
 
 
@@ -377,11 +370,16 @@ def cmd_secret_rotate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _authorization_server(args: argparse.Namespace) -> Any:
+@contextlib.contextmanager
+def _authorization_server(args: argparse.Namespace) -> Iterator[Any]:
+    """The built-in authorization server over the data directory's store, closed afterwards."""
     config, store, policy = _open(args)
     from hub.oauth import AuthorizationServer
 
-    return AuthorizationServer(config, store, policy, config.mcp_url())
+    try:
+        yield AuthorizationServer(config, store, policy, config.mcp_url())
+    finally:
+        store.close()
 
 
 def cmd_oauth_client_add(args: argparse.Namespace) -> int:
@@ -392,8 +390,7 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
 
     from hub.oauth import redirect_uri_problem
 
-    server = _authorization_server(args)
-    try:
+    with _authorization_server(args) as server:
         for uri in args.redirect_uris:
             problem = redirect_uri_problem(uri, server.settings.redirect_schemes)
             if problem:
@@ -404,8 +401,6 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
             client_secret=secret, client_id_issued_at=int(time.time()), scope=" ".join(server.valid_scopes()),
             token_endpoint_auth_method="client_secret_basic" if secret else "none")
         server.save_client(client, "cli")
-    finally:
-        server.store.close()
     print(client.client_id)
     if secret:
         print(secret)
@@ -414,62 +409,53 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
 
 
 def cmd_oauth_clients(args: argparse.Namespace) -> int:
-    server = _authorization_server(args)
-    try:
+    with _authorization_server(args) as server:
         rows = [{"client_id": cid, "name": json.loads(meta).get("client_name"), "source": source,
                  "created": _when(created), "last_used": _when(used) if used else None, "sign_ins": live}
                 for cid, meta, source, created, used, live in server.clients()]
-    finally:
-        server.store.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['client_id']:<40} {r['source']:<5} {r['sign_ins']:>3} sign-ins  {r['name'] or ''}")
-        if not rows:
-            print("no clients")
+    _print_rows(rows, args.json,
+                lambda r: f"{r['client_id']:<40} {r['source']:<5} {r['sign_ins']:>3} sign-ins  {r['name'] or ''}",
+                "no clients")
     return 0
 
 
 def cmd_oauth_client_remove(args: argparse.Namespace) -> int:
-    server = _authorization_server(args)
-    try:
+    with _authorization_server(args) as server:
         if not server.remove_client(args.client_id):
             raise CliError(f"no client with id '{args.client_id}'")
-    finally:
-        server.store.close()
     print(f"removed client {args.client_id} and ended its sign-ins")
     return 0
 
 
 def cmd_oauth_sign_ins(args: argparse.Namespace) -> int:
-    server = _authorization_server(args)
-    try:
+    with _authorization_server(args) as server:
         rows = [{"id": family, "user": user, "client_id": client_id, "scopes": json.loads(scopes),
                  "signed_in": _when(created), "until": _when(expires)}
                 for family, user, client_id, scopes, created, expires in server.sign_ins(args.user)]
-    finally:
-        server.store.close()
-    if args.json:
-        print(json.dumps(rows, indent=2))
-    else:
-        for r in rows:
-            print(f"{r['id']}  {r['user']:<16} {' '.join(r['scopes']):<28} until {r['until']}  client {r['client_id']}")
-        if not rows:
-            print("no live sign-ins")
+    _print_rows(rows, args.json,
+                lambda r: f"{r['id']}  {r['user']:<16} {' '.join(r['scopes']):<28} until {r['until']}  client "
+                          f"{r['client_id']}", "no live sign-ins")
     return 0
 
 
 def cmd_oauth_revoke(args: argparse.Namespace) -> int:
     if args.user is None and args.client_id is None:
         raise CliError("say whose sign-ins to end: --user NAME and/or --client ID", 2)
-    server = _authorization_server(args)
-    try:
+    with _authorization_server(args) as server:
         count = server.revoke_grants(args.user, args.client_id)
-    finally:
-        server.store.close()
     print(f"revoked {count} token(s)")
     return 0
+
+
+def _print_rows(rows: list[dict[str, Any]], as_json: bool, line: Any, empty: str) -> None:
+    """A listing: JSON with --json, else one line per row (or what to say when there is none)."""
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        print(line(row))
+    if not rows:
+        print(empty)
 
 
 def _since(text: str | None) -> float | None:
