@@ -437,17 +437,19 @@ class AuthorizationServer:
 
     def verify(self, token: str) -> tuple[Principal | None, str]:
         """The principal an access token stands for, or (None, why not): for the MCP endpoint."""
-        row = self._token_row(token, "access")
+        # one lookup per request: the token and its user's current role together
+        row = self.store.fetchone(
+            "SELECT t.family, t.user, t.scopes, t.resource, t.expires, t.revoked, u.role FROM oauth_tokens t "
+            "LEFT JOIN users u ON u.name = t.user WHERE t.token_hash = ? AND t.kind = 'access'", (hash_token(token),))
         if row is None:
             return None, "unknown token"
-        family, _client_id, user, scopes, resource, expires, _used, revoked = row
+        family, user, scopes, resource, expires, revoked, role = row
         if revoked is not None:
             return None, "the token was revoked"
         if expires <= time.time():
             return None, "the token expired"
         if (resource or "").rstrip("/") != self.resource.rstrip("/"):
             return None, "the token was issued for another resource"
-        role = self.store.user_role(user)
         if role is None:
             return None, f"the user '{user}' no longer exists"
         return Principal(user, role, self.policy.role_scopes(role) & frozenset(json.loads(scopes)),
