@@ -267,6 +267,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
         if key in raw:
             raise ConfigError(source, key, "unknown key")
     _apply_env_overrides(raw, env, source)
+    for section in ("providers", "connectors"):
+        _refuse_clear_secrets(raw.get(section), source, section)
     _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "connectors"):
@@ -391,6 +393,23 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) 
                 raise ConfigError(f"environment variable {key}", ".".join(parts), "overrides a value that is not a table")
             node = child
         node[parts[-1]] = _parse_env_value(value)
+
+
+SECRET_KEYS = frozenset({"password", "api_key", "client_secret", "access_token", "oauth_token"})
+"""Keys whose values must come from the secret store or the environment, never from the file itself."""
+
+
+def _refuse_clear_secrets(node: Any, source: str, path: str) -> None:
+    if isinstance(node, dict):
+        for key, value in node.items():
+            here = f"{path}.{key}"
+            if key in SECRET_KEYS and isinstance(value, str) and value and "${" not in value:
+                raise ConfigError(source, here, "a secret written in clear in the config: store it with "
+                                  f"`junction secret set NAME` and write \"${{secret:NAME}}\" (or \"${{ENV_VAR}}\")")
+            _refuse_clear_secrets(value, source, here)
+    elif isinstance(node, list):
+        for number, value in enumerate(node):
+            _refuse_clear_secrets(value, source, f"{path}[{number}]")
 
 
 def _parse_env_value(value: str) -> Any:

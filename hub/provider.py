@@ -194,6 +194,10 @@ class ProviderHost(Protocol):
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         """Tell the hub this provider's state changed at run time (e.g. an upstream went down, or came back)."""
 
+    def provider(self, name: str) -> Provider | None:
+        """Another configured provider of this hub (`[providers.NAME]`), for providers that work together
+        (mail saves attachments through `files`); None when there is none by that name."""
+
 
 class Provider:
     """Base class for providers; override the hooks for what you contribute.

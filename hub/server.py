@@ -150,6 +150,12 @@ class _Host:
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         self._hub.router.set_state(self._slot, state, error, details)
 
+    def provider(self, name: str) -> Provider | None:
+        for slot in self._hub.router.slots:
+            if slot.name == name and slot.kind == "provider":
+                return slot.provider
+        return None
+
     def audit_records(self, **filters: Any) -> list[dict[str, Any]]:
         """Hub-internal (the built-in provider's `hub__audit`): the call record, newest first."""
         return [
@@ -224,7 +230,14 @@ class Hub:
                 raise ConfigError(config.source, exc.path, exc.reason) from None
             prefix = pconf.prefix if pconf is not None and pconf.prefix is not None else name
             slot = ProviderSlot(name=name, prefix=prefix)
-            slot.provider = cls(_Host(self, slot), settings)
+            try:
+                slot.provider = cls(_Host(self, slot), settings)
+            except ValueError as exc:  # settings that parse but do not fit together: "key.path: reason"
+                where, _, reason = str(exc).partition(": ")
+                if not reason or " " in where:
+                    where, reason = "", str(exc)
+                raise ConfigError(config.source, f"providers.{name}" + (f".{where}" if where else ""), reason) \
+                    from None
             self.slots.append(slot)
         for name, switches in config.connectors.items():
             if not switches.enabled:

@@ -93,8 +93,8 @@ async def test_all_five_upstreams_are_up_with_their_tools(hub: RunningHub) -> No
         names = {t.name for t in (await c.list_tools()).tools}
         status = (await c.call_tool("hub__status", {})).structured_content
     states = {p["name"]: p["state"] for p in status["providers"]}
-    assert states == {"hub": "up", "files": "up", "everything": "up", "fs": "up", "memory": "up", "time": "up",
-                      "git": "up"}  # files has no roots here: up, with nothing to offer
+    assert states == {"hub": "up", "files": "up", "mail": "up", "everything": "up", "fs": "up", "memory": "up", "time": "up",
+                      "git": "up"}  # files and mail have no roots or accounts here: up, with nothing to offer
     assert {"everything__echo", "fs__read_text_file", "memory__create_entities", "time__get_current_time",
             "git__git_log"} <= names
     assert "git__status" in names and "git__git_status" not in names  # renamed

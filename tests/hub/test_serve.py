@@ -34,8 +34,8 @@ def test_banner_prints_url_and_client_snippets(bare_hub: RunningHub) -> None:
 def test_health_and_ready(bare_hub: RunningHub) -> None:
     assert httpx2.get(f"{bare_hub.base}/healthz").json()["status"] == "ok"
     ready = httpx2.get(f"{bare_hub.base}/readyz")
-    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {"hub": "up", "files": "up",
-                                                                                    "rag": "up"}}
+    assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {
+        "hub": "up", "files": "up", "mail": "up", "rag": "up"}}
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -120,7 +120,7 @@ async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) ->
             assert names[0] == "t__test_simple_text" and names[-3:] == ["hub__status", "hub__connectors", "hub__audit"]
             result = await client.call_tool("hub__status", {})
             states = {p["name"]: p["state"] for p in result.structured_content["providers"]}
-            assert states == {"t": "up", "hub": "up", "files": "up"}  # files has no roots here: no tools
+            assert states == {"t": "up", "hub": "up", "files": "up", "mail": "up"}  # no roots, no accounts: no tools
             asked = await client.call_tool("t__test_input_required_result_elicitation", {})
             assert asked.content[0].text == "Hello, Stdio Sam!"
 

@@ -32,7 +32,7 @@ def test_typescript_sdk_client(tmp_path) -> None:
     assert first["server"]["name"] == "junction" and first["protocol"] == "2025-11-25" and first["session"] is True
     assert "hub__status" in tools["tools"] and "t__test_simple_text" in tools["tools"]
     assert call["call"]["isError"] is False
-    assert [p["name"] for p in call["call"]["structuredContent"]["providers"]] == ["conformance", "files", "hub"]
+    assert [p["name"] for p in call["call"]["structuredContent"]["providers"]] == ["conformance", "files", "hub", "mail"]
     assert progress == {"progress": [0, 50, 100], "text": "Progress test completed"}
     assert elicitation["elicitation"] == (
         'User response: action=accept, content={"username": "ts-user", "email": "ts@example.test"}')

@@ -7,25 +7,11 @@ import os
 import smtplib
 import ssl
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mail_server import MailServer, available
-
-pytestmark = pytest.mark.skipif(available() is not None and not os.environ.get("CI"),
-                                reason=f"no mail server here: {available()}")
-
-
-@pytest.fixture(scope="module")
-def mail() -> Iterator[MailServer]:
-    server = MailServer.create().start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
+from tests.fixtures.mail_server import MailServer
 
 def inbox_subjects(mail: MailServer, user: str) -> list[str]:
     imap = imaplib.IMAP4("127.0.0.1", mail.ports["IMAP"])
@@ -52,7 +38,8 @@ def wait_for(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
     return value
 
 
-def test_submission_delivers_and_imap_reads(mail: MailServer) -> None:
+def test_submission_delivers_and_imap_reads(empty_mail: MailServer) -> None:
+    mail = empty_mail
     context = ssl.create_default_context(cafile=str(mail.ca_file))
     with smtplib.SMTP("127.0.0.1", mail.ports["SUBMISSION"], timeout=10) as smtp:
         smtp.starttls(context=context)
@@ -64,7 +51,8 @@ def test_submission_delivers_and_imap_reads(mail: MailServer) -> None:
     assert wait_for(lambda: "lunch at noon" in inbox_subjects(mail, "catchall@example.test"))
 
 
-def test_refusals_are_real(mail: MailServer) -> None:
+def test_refusals_are_real(empty_mail: MailServer) -> None:
+    mail = empty_mail
     with pytest.raises(smtplib.SMTPAuthenticationError):
         with smtplib.SMTP("127.0.0.1", mail.ports["SUBMISSION"], timeout=10) as smtp:
             smtp.starttls(context=ssl.create_default_context(cafile=str(mail.ca_file)))
@@ -81,7 +69,8 @@ def test_refusals_are_real(mail: MailServer) -> None:
     assert time.monotonic() - started < 2
 
 
-def test_incoming_mail_and_special_folders(mail: MailServer) -> None:
+def test_incoming_mail_and_special_folders(empty_mail: MailServer) -> None:
+    mail = empty_mail
     mail.deliver("alice@example.test", b"From: news@elsewhere.test\r\nSubject: weekly digest\r\n\r\nhello\r\n")
     assert wait_for(lambda: "weekly digest" in inbox_subjects(mail, "alice@example.test"))
     imap = imaplib.IMAP4_SSL("127.0.0.1", mail.ports["IMAPS"],

@@ -561,6 +561,23 @@ class FilesProvider(Provider):
         record.unlink()
         return types.CallToolResult(content=[_text(f"restored {original}")], structured_content={"path": original})
 
+    # for other providers (mail saves attachments here and attaches files from here) ----------------
+    async def save_bytes(self, root_name: str, given: str, data: bytes) -> dict[str, Any]:
+        """Write `data` as a new file (never over an existing one) under a writable root."""
+        root = self._root({"root": root_name})
+        path = resolve(root, given, write=True)
+        if len(data) > root.max_bytes:
+            raise ValueError(f"{given!r}: {len(data) / 2**20:.1f} MB is over the limit of {root.max_bytes / 2**20:g} MB")
+        if path.exists() or path.is_symlink():
+            raise ValueError(f"{given!r} (root '{root.name}') already exists")
+        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        return {"root": root.name, "path": given, "bytes": len(data), "version": version_of(data)}
+
+    async def load_bytes(self, root_name: str, given: str) -> bytes:
+        """A file's bytes, through the same checks as `read`."""
+        root = self._root({"root": root_name})
+        return await anyio.to_thread.run_sync(read_bytes, root, given)
+
     # documents ---------------------------------------------------------------------------------------
     async def _save_document(self, args: dict[str, Any], suffix: str, build: Any) -> types.CallToolResult:
         root = self._root(args)

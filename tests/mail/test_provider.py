@@ -1,0 +1,426 @@
+"""The mail provider through the hub's MCP endpoint, against the real Dovecot + Postfix of tests/mail/conftest.py."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import subprocess
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests.fixtures.mail_server import MailServer
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, remember_secret, serve_hub
+
+pytestmark = pytest.mark.anyio
+ALICE, BOB = "alice@example.test", "bob@example.test"
+
+
+def account_toml(mail: MailServer, name: str, user: str, *, tls: str = "starttls", extra: str = "") -> str:
+    imap_port, smtp_port = ((mail.ports["IMAP"], mail.ports["SUBMISSION"]) if tls == "starttls"
+                            else (mail.ports["IMAPS"], mail.ports["SUBMISSIONS"]))
+    return (f'[providers.mail.accounts.{name}]\nusername = "{user}"\npassword = "${{secret:{name}-mail}}"\n'
+            f'imap_host = "127.0.0.1"\nimap_port = {imap_port}\nimap_tls = "{tls}"\n'
+            f'smtp_port = {smtp_port}\nsmtp_tls = "{tls}"\nca_file = "{mail.ca_file}"\n{extra}\n')
+
+
+def set_secret(tmp: Path, name: str, value: str) -> None:
+    """`junction secret set NAME` with the value on stdin, as a user would."""
+    remember_secret(value)
+    done = subprocess.run([*JUNCTION, "secret", "set", name, "--config", str(tmp / "junction.toml")], cwd=ROOT,
+                          input=value + "\n", env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+
+
+@contextmanager
+def mail_hub(tmp: Path, mail: MailServer, config: str, passwords: dict[str, str]) -> Iterator[RunningHub]:
+    tmp.mkdir(parents=True, exist_ok=True)
+    (tmp / "junction.toml").write_text(config)
+    for name, password in passwords.items():
+        set_secret(tmp, f"{name}-mail", password)
+    with serve_hub(tmp, config) as hub:
+        yield hub
+
+
+def two_accounts(mail: MailServer, alice_extra: str = "", bob_extra: str = "") -> str:
+    return account_toml(mail, "alice", ALICE, extra=alice_extra) + account_toml(mail, "bob", BOB, tls="ssl",
+                                                                                 extra=bob_extra)
+
+
+PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-2"}
+
+
+def folder_messages(mail: MailServer, user: str, folder: str) -> list[email.message.EmailMessage]:
+    """What is really in a mailbox, read with plain imaplib (not through the hub), oldest first."""
+    import imaplib
+    import ssl
+
+    imap = imaplib.IMAP4_SSL("127.0.0.1", mail.ports["IMAPS"],
+                             ssl_context=ssl.create_default_context(cafile=str(mail.ca_file)))
+    try:
+        imap.login(user, mail.users[user])
+        imap.select(folder, readonly=True)
+        _, numbers = imap.search(None, "ALL")
+        out = []
+        for number in numbers[0].split():
+            _, data = imap.fetch(number, "(BODY.PEEK[])")
+            out.append(email.message_from_bytes(data[0][1], policy=email.policy.default))
+        return out
+    finally:
+        imap.logout()
+
+
+async def wait_until(check: Any, timeout: float = 15.0) -> Any:
+    """Poll `check()` (plain or async) until it gives something true."""
+    import inspect
+
+    with anyio.fail_after(timeout):
+        while True:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+            if value:
+                return value
+            await anyio.sleep(0.1)
+
+
+async def test_search_read_reply_send_and_delivery(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    mail.deliver(ALICE, b"From: Bob <bob@example.test>\r\nTo: alice@example.test\r\nCc: carol@elsewhere.test\r\n"
+                        b"Subject: Quarterly numbers\r\nMessage-ID: <q3@example.test>\r\n"
+                        b"References: <q2@example.test>\r\n\r\nAlice,\r\nthe Q3 numbers are in.\r\n")
+    mail.deliver(ALICE, b"From: news@elsewhere.test\r\nSubject: Weekly digest\r\n\r\nnothing\r\n")
+    asked: list[str] = []
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params.message)
+        return types.ElicitResult(action="accept", content={"send": True})
+
+    with mail_hub(tmp_path, mail, two_accounts(mail), PASSWORDS) as hub:
+        async with Client(hub.url, mode="legacy", elicitation_callback=on_elicit) as client:
+            tools = {t.name for t in (await client.list_tools()).tools}
+            assert {"mail__search", "mail__read", "mail__draft", "mail__send", "mail__folders", "mail__move",
+                    "mail__flag", "mail__mark_read", "mail__delete", "mail__attachment"} <= tools
+
+            async def inbox_total() -> int:
+                found = await client.call_tool("mail__search", {"account": "alice"})
+                return found.structured_content["total"] == 2
+            await wait_until(inbox_total)
+
+            folders = (await client.call_tool("mail__folders", {"account": "alice"})).structured_content["folders"]
+            roles = {f["role"]: f["name"] for f in folders}
+            assert roles["\\Drafts"] == "Drafts" and roles["\\Sent"] == "Sent" and roles["\\Trash"] == "Trash"
+            assert next(f for f in folders if f["name"] == "INBOX")["unseen"] == 2
+
+            found = await client.call_tool("mail__search", {"account": "alice", "from": "bob", "subject": "quarterly"})
+            assert not found.is_error, found.content[0].text
+            hits = found.structured_content["messages"]
+            assert [m["subject"] for m in hits] == ["Quarterly numbers"] and "\\Seen" not in hits[0]["flags"]
+            uid = hits[0]["uid"]
+            paged = await client.call_tool("mail__search", {"account": "alice", "limit": 1})
+            assert paged.structured_content["next_offset"] == 1 and len(paged.structured_content["messages"]) == 1
+
+            read = await client.call_tool("mail__read", {"account": "alice", "uid": uid})
+            view = read.structured_content
+            assert view["subject"] == "Quarterly numbers" and view["from"] == ["Bob <bob@example.test>"]
+            assert "the Q3 numbers are in." in view["text"] and "the Q3 numbers are in." in read.content[0].text
+            assert (await client.call_tool("mail__search", {"account": "alice", "unseen": True})
+                    ).structured_content["total"] == 2  # reading did not mark it read
+
+            draft = await client.call_tool("mail__draft", {"account": "alice", "mode": "reply_all", "uid": uid,
+                                                           "body": "Thanks, looks good."})
+            assert not draft.is_error, draft.content[0].text
+            info = draft.structured_content
+            assert info["folder"] == "Drafts" and info["subject"] == "Re: Quarterly numbers"
+            saved = folder_messages(mail, ALICE, "Drafts")
+            assert len(saved) == 1
+            reply = saved[0]
+            assert reply["In-Reply-To"] == "<q3@example.test>"
+            assert reply["References"] == "<q2@example.test> <q3@example.test>"
+            assert reply["To"] == "Bob <bob@example.test>" and reply["Cc"] == "carol@elsewhere.test"
+            body = reply.get_body(("plain",)).get_content()
+            assert body.startswith("Thanks, looks good.") and "> the Q3 numbers are in." in body
+
+            sent = await client.call_tool("mail__send", {"account": "alice", "draft_uid": info["uid"]})
+            assert not sent.is_error, sent.content[0].text
+            assert asked and "Re: Quarterly numbers" in asked[0] and "bob@example.test" in asked[0]
+            assert sorted(sent.structured_content["recipients"]) == ["Bob <bob@example.test>", "carol@elsewhere.test"]
+
+            async def bob_has_it() -> bool:
+                result = await client.call_tool("mail__search", {"account": "bob", "subject": "Re: Quarterly"})
+                return result.structured_content["total"] == 1
+            await wait_until(bob_has_it)
+            arrived = folder_messages(mail, BOB, "INBOX")[0]
+            assert arrived["In-Reply-To"] == "<q3@example.test>" and arrived["From"] == ALICE
+            in_sent = await client.call_tool("mail__search", {"account": "alice", "folder": "Sent"})
+            assert [m["subject"] for m in in_sent.structured_content["messages"]] == ["Re: Quarterly numbers"]
+            assert folder_messages(mail, ALICE, "Drafts") == []  # the sent draft is gone
+            # carol is elsewhere: the catch-all box stands in for the internet
+            await wait_until(lambda: folder_messages(mail, "catchall@example.test", "INBOX"))
+            assert folder_messages(mail, "catchall@example.test", "INBOX")[0]["Subject"] == "Re: Quarterly numbers"
+
+            # forward with a new message, then file things away
+            forward = await client.call_tool("mail__draft", {"account": "alice", "mode": "forward", "uid": uid,
+                                                             "to": [BOB], "body": "FYI"})
+            assert forward.structured_content["subject"] == "Fwd: Quarterly numbers"
+            forwarded = folder_messages(mail, ALICE, "Drafts")[0].get_body(("plain",)).get_content()
+            assert "---------- Forwarded message ----------" in forwarded and "the Q3 numbers are in." in forwarded
+            assert not (await client.call_tool("mail__mark_read", {"account": "alice", "uids": [uid]})).is_error
+            assert not (await client.call_tool("mail__flag", {"account": "alice", "uids": [uid]})).is_error
+            flagged = await client.call_tool("mail__search", {"account": "alice", "flagged": True, "unseen": False})
+            assert [m["uid"] for m in flagged.structured_content["messages"]] == [uid]
+            moved = await client.call_tool("mail__move", {"account": "alice", "uids": [uid], "to": "Archive"})
+            assert not moved.is_error, moved.content[0].text
+            assert [m["Subject"] for m in folder_messages(mail, ALICE, "Archive")] == ["Quarterly numbers"]
+            archived = (await client.call_tool("mail__search", {"account": "alice", "folder": "Archive"})
+                        ).structured_content["messages"][0]["uid"]
+            deleted = await client.call_tool("mail__delete", {"account": "alice", "folder": "Archive",
+                                                              "uids": [archived]})
+            assert "moved to Trash" in deleted.content[0].text
+            assert [m["Subject"] for m in folder_messages(mail, ALICE, "Trash")] == ["Quarterly numbers"]
+            in_trash = (await client.call_tool("mail__search", {"account": "alice", "folder": "Trash"})
+                        ).structured_content["messages"][0]["uid"]
+            gone = await client.call_tool("mail__delete", {"account": "alice", "folder": "Trash", "uids": [in_trash]})
+            assert "deleted for good" in gone.content[0].text and folder_messages(mail, ALICE, "Trash") == []
+
+            # the message as a resource
+            resource = await client.read_resource(f"mail://alice/INBOX/{hits[0]['uid'] + 1}")
+            assert "Weekly digest" in resource.contents[0].text
+            missing = await client.call_tool("mail__read", {"account": "alice", "uid": 999})
+            assert missing.is_error and "no message 999 in 'INBOX'" in missing.content[0].text
+            nowhere = await client.call_tool("mail__search", {"account": "alice", "folder": "Nope"})
+            assert nowhere.is_error and "'Nope'" in nowhere.content[0].text
+
+
+async def test_new_mail_is_announced_within_two_seconds(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    updates: list[tuple[float, str]] = []
+    list_changes: list[float] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ServerNotification):
+            if message.method == "notifications/resources/updated":
+                updates.append((time.monotonic(), str(message.params.uri)))
+            elif message.method == "notifications/resources/list_changed":
+                list_changes.append(time.monotonic())
+
+    with mail_hub(tmp_path, mail, two_accounts(mail), PASSWORDS) as hub:
+        async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
+            accounts = await wait_until(lambda: _watching(client), 20)
+            assert accounts
+            await client.subscribe_resource("mail://alice/INBOX")
+            mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: ping\r\n\r\nnew mail\r\n")
+            delivered = time.monotonic()
+            await wait_until(lambda: _has(updates, "mail://alice/INBOX"), 10)
+            first = next(t for t, uri in updates if uri == "mail://alice/INBOX")
+            assert first - delivered < 2.0, f"announced {first - delivered:.2f} s after delivery"
+            await wait_until(lambda: _after(list_changes, delivered), 10)
+            uid = (await client.call_tool("mail__search", {"account": "alice", "subject": "ping"})
+                   ).structured_content["messages"][0]["uid"]
+            resources = {str(r.uri): r.name for r in (await client.list_resources()).resources}
+            assert "mail://alice/INBOX" in resources and resources[f"mail://alice/INBOX/{uid}"] == "alice/INBOX: ping"
+            templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
+            assert "mail://alice/{+folder}/{uid}" in templates
+
+
+async def _watching(client: Client) -> bool:
+    rows = (await client.call_tool("mail__accounts", {})).structured_content["accounts"]
+    return all(r["watching"] == ["INBOX"] for r in rows)
+
+
+async def _has(updates: list[tuple[float, str]], uri: str) -> bool:
+    return any(u == uri for _, u in updates)
+
+
+async def _after(times: list[float], moment: float) -> bool:
+    return any(t >= moment for t in times)
+
+
+async def test_confirmation_and_the_send_switch(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    answers = {"action": "decline"}
+
+    async def on_elicit(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        return types.ElicitResult(action=answers["action"], content={"send": True})
+
+    config = two_accounts(mail, bob_extra="send = false")
+    with mail_hub(tmp_path, mail, config, PASSWORDS) as hub:
+        message = {"account": "alice", "to": [BOB], "subject": "Are we on?", "body": "Tomorrow at 10."}
+        # a client that cannot be asked: `confirm` is required
+        async with Client(hub.url, mode="2026-07-28") as plain:
+            refused = await plain.call_tool("mail__send", message)
+            assert refused.is_error and "confirm: true" in refused.content[0].text
+            send_tool = next(t for t in (await plain.list_tools()).tools if t.name == "mail__send")
+            assert send_tool.input_schema["properties"]["account"]["enum"] == ["alice"]
+            off = await plain.call_tool("mail__send", {**message, "account": "bob", "confirm": True})
+            assert off.is_error and "sending is switched off (send = false)" in off.content[0].text
+        # a client that can be asked: the user decides, in both protocol eras
+        for mode in ("2026-07-28", "legacy"):
+            async with Client(hub.url, mode=mode, elicitation_callback=on_elicit) as client:
+                answers["action"] = "decline"
+                declined = await client.call_tool("mail__send", {**message, "confirm": True})
+                assert declined.is_error and "did not confirm" in declined.content[0].text
+                answers["action"] = "accept"
+                accepted = await client.call_tool("mail__send", {**message, "subject": f"sent over {mode}"})
+                assert not accepted.is_error, accepted.content[0].text
+        with anyio.fail_after(15):
+            while len(folder_messages(mail, BOB, "INBOX")) < 2:
+                await anyio.sleep(0.1)
+        assert sorted(m["Subject"] for m in folder_messages(mail, BOB, "INBOX")) == [
+            "sent over 2026-07-28", "sent over legacy"]
+        assert len(folder_messages(mail, ALICE, "Sent")) == 2
+
+
+async def test_header_injection_and_bad_arguments_are_refused(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    with mail_hub(tmp_path, mail, two_accounts(mail), PASSWORDS) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            cases = {
+                "subject": ({"subject": "Hi\r\nBcc: victim@elsewhere.test"}, "subject: line breaks are not allowed"),
+                "to": ({"to": ["bob@example.test\r\nBcc: victim@elsewhere.test"]}, "to[0]: line breaks"),
+                "to-list": ({"to": ["bob@example.test, victim@elsewhere.test"]}, "is not one e-mail address"),
+                "cc-bare-lf": ({"cc": ["x@example.test\nX-Evil: 1"]}, "cc[0]: line breaks"),
+                "bcc-nul": ({"bcc": ["x@example.test\x00"]}, "bcc[0]: line breaks"),
+                "not-address": ({"to": ["not an address"]}, "to[0]: 'not an address' is not one e-mail address"),
+                "folder": ({"mode": "reply", "uid": 1, "folder": "INBOX\r\nA1 DELETE INBOX"}, "folder: line breaks"),
+                "mode": ({"mode": "explode"}, "mode: one of new, reply, reply_all, forward"),
+            }
+            for case, (extra, why) in cases.items():
+                result = await client.call_tool("mail__draft", {"account": "alice", "body": "x", **extra})
+                assert result.is_error and why in result.content[0].text, (case, result.content[0].text)
+            search = await client.call_tool("mail__search", {"account": "alice", "subject": "a\r\nb"})
+            assert search.is_error and "subject: line breaks" in search.content[0].text
+            bad_date = await client.call_tool("mail__search", {"account": "alice", "since": "last week"})
+            assert bad_date.is_error and "since: 'last week' is not a date" in bad_date.content[0].text
+            nobody = await client.call_tool("mail__search", {"account": "carol"})
+            assert nobody.is_error and "no mail account named 'carol'" in nobody.content[0].text
+            assert folder_messages(mail, ALICE, "Drafts") == []  # nothing was written
+            ok = await client.call_tool("mail__draft", {"account": "alice", "to": [BOB], "subject": "Fine",
+                                                        "body": "fine"})
+            assert not ok.is_error and [m["Subject"] for m in folder_messages(mail, ALICE, "Drafts")] == ["Fine"]
+
+
+async def test_wrong_password_and_a_server_that_goes_away(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    passwords = {"alice": "alice-password-1", "bob": "not-bobs-password"}
+    updates: list[str] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/resources/updated":
+            updates.append(str(message.params.uri))
+
+    with mail_hub(tmp_path, mail, two_accounts(mail), passwords) as hub:
+        async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
+            wrong = await client.call_tool("mail__folders", {"account": "bob"})
+            assert wrong.is_error
+            text = wrong.content[0].text
+            assert "mail account 'bob': IMAP server 127.0.0.1:" in text and "refused the login of " \
+                "'bob@example.test'" in text and "junction secret set" in text, text
+            assert "not-bobs-password" not in text
+            assert not (await client.call_tool("mail__folders", {"account": "alice"})).is_error  # others still work
+            send = await client.call_tool("mail__send", {"account": "bob", "to": [ALICE], "subject": "x", "body": "y",
+                                                         "confirm": True})
+            assert send.is_error and "SMTP server 127.0.0.1:" in send.content[0].text and "535" in \
+                send.content[0].text
+            await wait_until(lambda: _watching_one(client, "alice"), 20)
+            await client.subscribe_resource("mail://alice/INBOX")
+
+            mail.stop_imap()
+            try:
+                down = await client.call_tool("mail__search", {"account": "alice"})
+                assert down.is_error and "mail account 'alice': IMAP server 127.0.0.1:" in down.content[0].text
+                assert "connection refused" in down.content[0].text or "connection broke" in down.content[0].text
+                accounts = (await client.call_tool("mail__accounts", {})).structured_content["accounts"]
+                assert next(a for a in accounts if a["account"] == "alice")["error"]
+            finally:
+                mail.start_imap()
+            back = await client.call_tool("mail__search", {"account": "alice"})
+            assert not back.is_error, back.content[0].text
+            # the IDLE watcher reconnected on its own: new mail is announced again
+            await wait_until(lambda: _watching_one(client, "alice"), 30)
+            updates.clear()
+            mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: after the outage\r\n\r\nhi\r\n")
+            await wait_until(lambda: "mail://alice/INBOX" in updates, 10)
+            assert (await client.call_tool("mail__search", {"account": "alice", "subject": "outage"})
+                    ).structured_content["total"] == 1
+    assert "not-bobs-password" not in hub.log() and "alice-password-1" not in hub.log()
+
+
+async def _watching_one(client: Client, name: str) -> bool:
+    rows = (await client.call_tool("mail__accounts", {})).structured_content["accounts"]
+    row = next(r for r in rows if r["account"] == name)
+    return row["watching"] == ["INBOX"] and not row["error"]
+
+
+async def test_attachments_as_blobs_and_into_a_files_root(empty_mail: MailServer, tmp_path: Path) -> None:
+    import base64
+
+    mail = empty_mail
+    share = tmp_path / "share"
+    share.mkdir()
+    (share / "report.csv").write_text("a,b\n1,2\n")
+    pdf = b"%PDF-1.4 pretend" + bytes(range(256))
+    message = email.message.EmailMessage()
+    message["From"], message["To"], message["Subject"] = "carol@example.test", ALICE, "the files"
+    message.set_content("see attached")
+    message.add_attachment(pdf, maintype="application", subtype="pdf", filename="../../etc/passwd")
+    message.add_attachment("hello", filename="note.txt")
+    mail.deliver_lmtp(ALICE, message.as_bytes())
+    config = two_accounts(mail) + f'[providers.files.roots.share]\npath = "{share}"\nwritable = true\n'
+    with mail_hub(tmp_path, mail, config, PASSWORDS) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            uid = (await client.call_tool("mail__search", {"account": "alice"})).structured_content["messages"][0]["uid"]
+            view = (await client.call_tool("mail__read", {"account": "alice", "uid": uid})).structured_content
+            names = [a["filename"] for a in view["attachments"]]
+            assert names == [".._.._etc_passwd", "note.txt"]  # no path survives in a name
+            blob = await client.call_tool("mail__attachment", {"account": "alice", "uid": uid, "index": 0})
+            assert base64.b64decode(blob.content[1].resource.blob) == pdf
+            assert blob.content[1].resource.mime_type == "application/pdf"
+            saved = await client.call_tool("mail__attachment", {"account": "alice", "uid": uid, "index": 0,
+                                                                "save_root": "share", "save_path": "in/doc.pdf"})
+            assert not saved.is_error, saved.content[0].text
+            assert (share / "in" / "doc.pdf").read_bytes() == pdf
+            again = await client.call_tool("mail__attachment", {"account": "alice", "uid": uid, "index": 0,
+                                                                "save_root": "share", "save_path": "in/doc.pdf"})
+            assert again.is_error and "already exists" in again.content[0].text
+            escape = await client.call_tool("mail__attachment", {"account": "alice", "uid": uid, "index": 0,
+                                                                 "save_root": "share", "save_path": "../doc.pdf"})
+            assert escape.is_error and "'..' is refused" in escape.content[0].text
+            assert not (tmp_path / "doc.pdf").exists()
+            bad_index = await client.call_tool("mail__attachment", {"account": "alice", "uid": uid, "index": 5})
+            assert bad_index.is_error and "has 2 attachment(s)" in bad_index.content[0].text
+            # sending with an attachment from a root
+            draft = await client.call_tool("mail__draft", {"account": "alice", "to": [BOB], "subject": "numbers",
+                                                           "body": "attached", "attachments": [
+                                                               {"root": "share", "path": "report.csv"}]})
+            assert not draft.is_error, draft.content[0].text
+            attached = folder_messages(mail, ALICE, "Drafts")[0]
+            part = next(attached.iter_attachments())
+            assert part.get_filename() == "report.csv" and part.get_content() == "a,b\n1,2\n"
+            outside = await client.call_tool("mail__draft", {"account": "alice", "to": [BOB], "subject": "x",
+                                                             "attachments": [{"root": "share", "path": "/etc/passwd"}]})
+            assert outside.is_error and "attachments[0]" in outside.content[0].text
+
+
+def test_a_password_in_clear_is_refused(mail: MailServer, tmp_path: Path) -> None:
+    config = account_toml(mail, "alice", ALICE).replace('"${secret:alice-mail}"', '"alice-password-1"')
+    (tmp_path / "junction.toml").write_text(config)
+    done = subprocess.run([*JUNCTION, "serve", "--port", "0", "--config", str(tmp_path / "junction.toml")],
+                          cwd=ROOT, env=hub_env(tmp_path / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "providers.mail.accounts.alice.password: a secret written in clear" in done.stderr
+    assert "alice-password-1" not in done.stderr
+    plain = account_toml(mail, "remote", ALICE).replace('imap_host = "127.0.0.1"', 'imap_host = "imap.example.com"')
+    (tmp_path / "junction.toml").write_text(plain.replace('imap_tls = "starttls"', 'imap_tls = "none"'))
+    set_secret(tmp_path, "remote-mail", "x-password")
+    done = subprocess.run([*JUNCTION, "serve", "--port", "0", "--config", str(tmp_path / "junction.toml")],
+                          cwd=ROOT, env=hub_env(tmp_path / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "providers.mail.accounts.remote.imap_tls: \"none\" sends the password in " \
+        "clear" in done.stderr, done.stderr
