@@ -69,3 +69,16 @@ def test_rag_scale_quick_run_prints_one_json_line() -> None:
     report = json.loads(proc.stdout.strip())
     assert report["ok"] is True and report["ingest"]["chunks"] == 400
     assert report["hybrid"]["p50_ms"] > 0 and report["baseline"]["model_passages_per_s"] > 0
+
+
+def test_mail_bench_quick_run_prints_one_json_line() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "mail_bench.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["bench"] == "mail" and report["ok"] is True and report["messages"] == 300
+    for op in ("search", "read"):
+        for side in ("hub", "direct"):
+            assert 0 < report[op][side]["p50_ms"] <= report[op][side]["p99_ms"]

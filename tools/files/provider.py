@@ -1,4 +1,4 @@
-"""Files under named roots as MCP tools (`[providers.files]`).
+"""Files under named roots as MCP tools and resources (`[providers.files]`).
 
 ```toml
 [providers.files.roots.notes]
@@ -6,10 +6,13 @@ path = "~/notes"
 writable = false
 ```
 
-This slice: `list`, `read` (text with line ranges, office documents and HTML as text, anything
-else as a blob), `stat` and `search` (names by glob, content by words; bounded). Every path goes
-through `tools.files.paths` first. `read` returns a `version` (a content hash) that the writing
-tools will take to refuse clobbering a file that changed since.
+Reading: `list`, `read` (text with line ranges, office documents, HTML and e-mail as text, anything
+else as a blob), `stat` and `search` (names by glob, content by words; bounded). Writing, in writable
+roots: `write`, `edit`, `mkdir`, `move`, `delete` (to the root's `.trash`), `restore`, `create_docx`
+and `create_xlsx`; every write is atomic, and `version` (what `read` returned, a content hash)
+refuses to clobber a file that changed since. Every path goes through `tools.files.paths` first.
+Files are `file://` resources; a watcher announces changes. Other providers reach the roots through
+`save_bytes` and `load_bytes` (mail attachments).
 """
 
 from __future__ import annotations
@@ -62,7 +65,7 @@ def version_of(data: bytes) -> str:
 
 class FilesProvider(Provider):
     config_type = FilesConfig
-    description = "Files under named roots: list, read, stat, search"
+    description = "Files under named roots: list, read, search, write, edit, move, trash, Word and Excel output"
 
     def __init__(self, host: Any, config: FilesConfig | None = None) -> None:
         super().__init__(host, config or FilesConfig())

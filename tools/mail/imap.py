@@ -391,6 +391,7 @@ class Pool:
                 yield session
             except _CONNECTION_ERRORS:
                 session.close()
+                self.close()  # the server went away: the other idle sessions are dead too
                 raise
             except BaseException:
                 with self._lock:

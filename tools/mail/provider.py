@@ -460,10 +460,7 @@ class MailProvider(Provider):
         out = []
         for uid in sorted(fetched, reverse=True):
             item = fetched[uid]
-            head = messages.parse(item.get("body") or b"")
-            out.append({"uid": uid, "from": messages.addresses(head, "from"), "to": messages.addresses(head, "to"),
-                        "subject": messages.header(head, "subject"), "date": messages.header(head, "date"),
-                        "message_id": messages.header(head, "message-id"), "flags": item.get("flags", []),
+            out.append({"uid": uid, **messages.summary(item.get("body") or b""), "flags": item.get("flags", []),
                         "size": item.get("size")})
         return out
 
@@ -498,15 +495,16 @@ class MailProvider(Provider):
         return types.CallToolResult(content=[_text("\n".join([head, *lines]))], structured_content=result)
 
     def _raw(self, session: Session, folder: str, uid: int, mark_read: bool = False) -> bytes:
+        """A message's bytes; one FETCH that never transfers more than the size limit (plus one byte)."""
         session.select(folder, readonly=not mark_read)
-        sized = session.fetch([uid], "(UID RFC822.SIZE)")
-        if uid not in sized:
+        body = "BODY" if mark_read else "BODY.PEEK"
+        item = session.fetch([uid], f"(UID RFC822.SIZE {body}[]<0.{self.max_bytes + 1}>)").get(uid)
+        if item is None:
             raise MailError(f"mail account '{session.server.account}': no message {uid} in {folder!r}")
-        size = sized[uid].get("size") or 0
+        size = item.get("size") or 0
         if size > self.max_bytes:
             raise MailError(f"message {uid} in {folder!r} is {size / 2**20:.1f} MB, over the limit of "
                             f"{self.config.max_message_mb:g} MB (max_message_mb)")
-        item = session.fetch([uid], "(UID BODY[])" if mark_read else "(UID BODY.PEEK[])").get(uid, {})
         return item.get("body") or b""
 
     async def _read(self, account: Account, folder: str, uid: int, mark_read: bool) -> dict[str, Any]:
