@@ -424,3 +424,29 @@ def test_a_password_in_clear_is_refused(mail: MailServer, tmp_path: Path) -> Non
                           cwd=ROOT, env=hub_env(tmp_path / "data"), capture_output=True, text=True, timeout=60)
     assert done.returncode == 2 and "providers.mail.accounts.remote.imap_tls: \"none\" sends the password in " \
         "clear" in done.stderr, done.stderr
+
+
+async def test_non_ascii_folders_and_searches(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    if "Entwürfe & Co" not in mail.doveadm("mailbox", "list", "-u", ALICE):
+        mail.doveadm("mailbox", "create", "-u", ALICE, "Entwürfe & Co")
+    letter = email.message.EmailMessage()
+    letter["From"], letter["To"], letter["Subject"] = "Jürgen <j@elsewhere.test>", ALICE, "Grüße aus Köln"
+    letter.set_content("Schöne Grüße vom Rhein")
+    mail.deliver_lmtp(ALICE, letter.as_bytes())
+    with mail_hub(tmp_path, mail, account_toml(mail, "alice", ALICE), {"alice": PASSWORDS["alice"]}) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            names = [f["name"] for f in (await client.call_tool("mail__folders", {"account": "alice"})
+                                         ).structured_content["folders"]]
+            assert "Entwürfe & Co" in names
+            found = await client.call_tool("mail__search", {"account": "alice", "subject": "grüße", "from": "jürgen",
+                                                            "text": "Rhein"})
+            assert [m["subject"] for m in found.structured_content["messages"]] == ["Grüße aus Köln"]
+            uid = found.structured_content["messages"][0]["uid"]
+            moved = await client.call_tool("mail__move", {"account": "alice", "uids": [uid], "to": "Entwürfe & Co"})
+            assert not moved.is_error, moved.content[0].text
+            there = await client.call_tool("mail__search", {"account": "alice", "folder": "Entwürfe & Co"})
+            assert there.structured_content["messages"][0]["from"] == ["Jürgen <j@elsewhere.test>"]
+            resource = await client.read_resource(f"mail://alice/Entw%C3%BCrfe%20%26%20Co/"
+                                                  f"{there.structured_content['messages'][0]['uid']}")
+            assert "Schöne Grüße vom Rhein" in resource.contents[0].text

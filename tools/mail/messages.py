@@ -115,15 +115,18 @@ def _decode(part: Message) -> str:
         declared = part.get_content_charset() or "utf-8"
     except Exception:
         declared = "utf-8"
-    known = True
+    known, text = True, None
     for charset in (declared, "utf-8"):
         try:
-            return payload.decode(charset)
+            text = payload.decode(charset)
+            break
         except LookupError:
             known = False
         except (UnicodeDecodeError, ValueError):
             continue
-    return payload.decode("cp1252" if known else "utf-8", "replace")
+    if text is None:
+        text = payload.decode("cp1252" if known else "utf-8", "replace")
+    return text.replace("\r\n", "\n")
 
 
 def html_to_text(html: str) -> str:
@@ -331,7 +334,7 @@ def compose(*, sender: str, to: list[str], cc: list[str], bcc: list[str], subjec
             text = f"{body}\n\n" + "\n".join(lines) + "\n" + original_text + "\n"
             forwarded = reading.attachments
     message["Subject"] = subject
-    message.set_content(text)
+    message.set_content(text.replace("\r\n", "\n"))
     if html:
         message.add_alternative(html, subtype="html")
     for attachment in forwarded:

@@ -229,6 +229,9 @@ class MailProvider(Provider):
         path = unquote(parts.path).strip("/")
         if not path:
             return None
+        account = self.accounts[parts.netloc]
+        if path in account.config.watch:  # a watched folder named like "Archive/2024" is a folder, not a UID
+            return account, path, None
         head, _, last = path.rpartition("/")
         if head and last.isdigit():
             return self.accounts[parts.netloc], head, int(last)
@@ -244,7 +247,7 @@ class MailProvider(Provider):
                 out.append(types.Resource(uri=self.folder_uri(account.name, folder),
                                           name=f"{account.name}: {folder}", mime_type="application/json",
                                           description=f"the newest messages in {folder}"))
-                for summary in reversed(account.recent.get(folder, [])):
+                for summary in account.recent.get(folder, []):  # newest first
                     out.append(types.Resource(
                         uri=self.message_uri(account.name, folder, summary["uid"]),
                         name=f"{account.name}/{folder}: {summary['subject'] or '(no subject)'}"[:200],
