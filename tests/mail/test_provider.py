@@ -450,3 +450,26 @@ async def test_non_ascii_folders_and_searches(empty_mail: MailServer, tmp_path: 
             resource = await client.read_resource(f"mail://alice/Entw%C3%BCrfe%20%26%20Co/"
                                                   f"{there.structured_content['messages'][0]['uid']}")
             assert "Schöne Grüße vom Rhein" in resource.contents[0].text
+
+
+async def test_an_oauth_access_token_instead_of_a_password(empty_mail: MailServer, tmp_path: Path) -> None:
+    """XOAUTH2 for IMAP and SMTP (Gmail's and Outlook's way), with the token in the secret store."""
+    mail = empty_mail
+    token = mail.oauth_token(ALICE)
+    config = account_toml(mail, "alice", ALICE, extra='auth = "xoauth2"')
+    with mail_hub(tmp_path / "good", mail, config, {"alice": token}) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            folders = await client.call_tool("mail__folders", {"account": "alice"})
+            assert not folders.is_error, folders.content[0].text
+            sent = await client.call_tool("mail__send", {"account": "alice", "to": [BOB], "subject": "by token",
+                                                         "body": "no password involved", "confirm": True})
+            assert not sent.is_error, sent.content[0].text
+    with anyio.fail_after(15):
+        while [m["Subject"] for m in folder_messages(mail, BOB, "INBOX")] != ["by token"]:
+            await anyio.sleep(0.1)
+    expired = mail.oauth_token(ALICE, lifetime=-60)
+    with mail_hub(tmp_path / "expired", mail, config, {"alice": expired}) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            refused = await client.call_tool("mail__folders", {"account": "alice"})
+            assert refused.is_error and "refused the login of 'alice@example.test'" in refused.content[0].text
+            assert expired not in refused.content[0].text
