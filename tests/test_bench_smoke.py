@@ -79,6 +79,6 @@ def test_mail_bench_quick_run_prints_one_json_line() -> None:
     assert len(lines) == 1
     report = json.loads(lines[0])
     assert report["bench"] == "mail" and report["ok"] is True and report["messages"] == 300
-    for op in ("search", "read"):
+    for op in ("search", "read", "new_mail"):
         for side in ("hub", "direct"):
             assert 0 < report[op][side]["p50_ms"] <= report[op][side]["p99_ms"]

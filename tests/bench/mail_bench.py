@@ -8,9 +8,11 @@ the hub (`junction serve`) with alice as a mail account, and then, alternating p
   flagged; newest 20 with their summaries) vs the same with imaplib directly: UID SEARCH + UID FETCH of
   the page's flags, size and headers on an already selected session (the baseline: Dovecot's own time
   plus the wire);
-* read: `mail__read` of a random message (full parse, HTML converted) vs UID FETCH BODY.PEEK[] directly.
+* read: `mail__read` of a random message (full parse, HTML converted) vs UID FETCH BODY.PEEK[] directly;
+* new mail: from the end of an LMTP delivery to `notifications/resources/updated` at a subscribed MCP client
+  vs to `* n EXISTS` on a raw IDLE connection of the benchmark's own.
 
-Prints ONE JSON line with p50/p99 (ms) of both, and the hub/direct ratios. Progress goes to stderr.
+Prints ONE JSON line with p50/p99 (ms) of each, and the hub/direct ratios. Progress goes to stderr.
 
     .venv/bin/python tests/bench/mail_bench.py                 # 10,000 messages, 200 of each operation
     .venv/bin/python tests/bench/mail_bench.py --quick         # 300 messages, 20 of each (smoke run)
@@ -109,6 +111,50 @@ def figures(values: list[float]) -> dict[str, float]:
     return {"p50_ms": round(statistics.median(values) * 1000, 2), "p99_ms": round(percentile(values, 0.99) * 1000, 2)}
 
 
+async def announcements(url: str, mail: MailServer, count: int) -> tuple[list[float], list[float]]:
+    """Deliver over LMTP, time `resources/updated` for the INBOX through the hub and `* n EXISTS` on a raw
+    IDLE connection of our own (the baseline: Dovecot's own notification delay)."""
+    import mcp_types as types
+    from mcp import Client
+
+    updated = asyncio.Event()
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/resources/updated":
+            updated.set()
+
+    raw = imaplib.IMAP4("127.0.0.1", mail.ports["IMAP"])
+    raw.login(USER, mail.users[USER])
+    raw.select("INBOX", readonly=True)
+    hub_times, direct_times = [], []
+    async with Client(url, mode="legacy", message_handler=on_message) as client:
+        await client.subscribe_resource("mail://alice/INBOX")
+        await asyncio.sleep(1.0)
+        for number in range(count):
+            tag = raw._new_tag()
+            raw.send(tag + b" IDLE\r\n")
+            assert raw._get_line().startswith(b"+")
+            updated.clear()
+            started = time.perf_counter()
+            await asyncio.to_thread(mail.deliver_lmtp, USER, f"Subject: ping {number}\r\n\r\nx\r\n".encode())
+
+            def exists() -> float:
+                while b"EXISTS" not in raw._get_line():
+                    pass
+                return time.perf_counter()
+
+            seen = await asyncio.to_thread(exists)
+            direct_times.append(seen - started)
+            await asyncio.wait_for(updated.wait(), 10)
+            hub_times.append(time.perf_counter() - started)
+            raw.send(b"DONE\r\n")
+            while not raw._get_line().startswith(tag):
+                pass
+            await asyncio.sleep(0.3)
+    raw.logout()
+    return hub_times, direct_times
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     from mcp import Client
 
@@ -128,7 +174,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         config = (f'[providers.mail.accounts.alice]\nusername = "{USER}"\npassword = "${{MAIL_BENCH_PASSWORD}}"\n'
                   f'imap_host = "127.0.0.1"\nimap_port = {mail.ports["IMAP"]}\nimap_tls = "starttls"\n'
                   f'smtp_port = {mail.ports["SUBMISSION"]}\nsmtp_tls = "starttls"\nca_file = "{mail.ca_file}"\n'
-                  'watch = []\n')
+                  'watch = ["INBOX"]\n')
         rng = random.Random(11)
         times: dict[str, list[float]] = {"search_hub": [], "search_direct": [], "read_hub": [], "read_direct": []}
         errors = 0
@@ -162,12 +208,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     if read.is_error or f"#{uid - uids[0]}" not in read.structured_content["subject"]:
                         errors += 1
                         log(f"read {uid}: {read.content[0].text[:200]}")
+            log("new-mail announcements ...")
+            times["idle_hub"], times["idle_direct"] = await announcements(hub.url, mail, args.announcements)
         imap.logout()
         report = {
             "bench": "mail", "ok": errors == 0, "errors": errors, "messages": args.messages, "ops": args.ops,
             "seed_seconds": round(seed_seconds, 1),
             "search": {"hub": figures(times["search_hub"]), "direct": figures(times["search_direct"])},
             "read": {"hub": figures(times["read_hub"]), "direct": figures(times["read_direct"])},
+            "new_mail": {"hub": figures(times["idle_hub"]), "direct": figures(times["idle_direct"]),
+                         "deliveries": args.announcements},
             "machine": {"cpus": os.cpu_count(), "python": platform.python_version(),
                         "loadavg": [round(x, 2) for x in os.getloadavg()]},
         }
@@ -185,10 +235,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--messages", type=int, default=10_000)
     parser.add_argument("--ops", type=int, default=200, help="searches and reads measured (each)")
-    parser.add_argument("--quick", action="store_true", help="300 messages, 20 operations")
+    parser.add_argument("--announcements", type=int, default=20, help="deliveries timed until announced")
+    parser.add_argument("--quick", action="store_true", help="300 messages, 20 operations, 5 deliveries")
     args = parser.parse_args()
     if args.quick:
-        args.messages, args.ops = 300, 20
+        args.messages, args.ops, args.announcements = 300, 20, 5
     why = available()
     if why:
         print(json.dumps({"bench": "mail", "ok": False, "error": f"no mail server: {why}"}))
