@@ -194,6 +194,29 @@ class ProviderHost(Protocol):
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         """Tell the hub this provider's state changed at run time (e.g. an upstream went down, or came back)."""
 
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: CallContext | None = None,
+                        principal: Any = None, client: str = "", progress: Any = None,
+                        via: str | None = None) -> types.CallToolResult:
+        """Call any catalog tool (public name) from inside the hub: a job's action, an agent's tool use.
+
+        The permissions are `principal`'s (an `hub.auth.Principal`, see `principal()`), else those of the
+        client behind `caller` (an agent acts for whoever called it). The policy applies and the audit
+        records the call (with `client` as the client's name). Nothing can be asked of a user, so tools that
+        need elicitation or sampling fail with a message saying so. `via` names the tool making the call;
+        a chain that comes back to a tool already on it, or nests too deep, is refused. Progress the tool
+        reports goes to `progress(progress, total, message)`. Failures come back as error results."""
+        raise NotImplementedError
+
+    def principal(self, name: str | None) -> Any:
+        """The `Principal` of a user of this hub with their role's scopes now (None: the local user);
+        None if there is no such user (any more)."""
+
+    def allows(self, principal: Any, name: str) -> bool:
+        """Whether the policy lets `principal` use the tool, prompt or resource published as `name`."""
+
+    def secrets(self) -> Any:
+        """The hub's encrypted secret store (`hub.secrets.SecretStore`: get, set, remove by name)."""
+
     def provider(self, name: str) -> Provider | None:
         """Another configured provider of this hub (`[providers.NAME]`), for providers that work together
         (mail saves attachments through `files`); None when there is none by that name."""
@@ -273,6 +296,11 @@ class Provider:
         being cancelled. The hub still checks the request and records the call.
         """
         return None
+
+    def http_routes(self) -> Sequence[Any]:
+        """Starlette routes the hub serves beside the MCP endpoint (e.g. `POST /hooks/{job}`). They are not
+        behind the hub's bearer authentication: the provider checks its requests itself."""
+        return ()
 
     async def subscribe(self, uri: str) -> None:
         """A client subscribed to `uri` (first subscriber). Start watching it if needed."""

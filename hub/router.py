@@ -36,6 +36,7 @@ from hub import __version__
 from hub.auth import PRINCIPAL_KEY, Policy, Principal
 from hub.catalog import Catalog
 from hub.context import HubCallContext, InputRequired
+from hub.internal import InternalCallContext
 from hub.provider import InputUnavailable, Provider, ProviderState
 from hub.store import CallRecord, Store
 
@@ -393,6 +394,71 @@ class Router:
                         result_bytes=_result_bytes(result),
                     )
                 )
+
+    # calls the hub makes to itself (jobs, agents) ----------------------------------------------------
+    MAX_INTERNAL_DEPTH = 5
+
+    def principal_of(self, ctx: Any) -> Principal:
+        """The full principal (with scopes) behind a call context, for calls made on its behalf."""
+        if isinstance(ctx, InternalCallContext):
+            return ctx.principal_obj
+        if isinstance(ctx, HubCallContext):
+            principal = _principal(ctx._ctx)
+            if principal is not None:
+                return principal
+        return self.policy.local if self.policy is not None else Principal(None, "admin", frozenset({"mcp"}))
+
+    async def call_internal(self, name: str, arguments: dict[str, Any], ctx: InternalCallContext
+                            ) -> types.CallToolResult:
+        """Call a catalog tool for `ctx.principal_obj`: the policy applies, the audit records it, and a
+        refusal or failure comes back as an error result that says why (never an exception)."""
+        started = time.perf_counter()
+        entry = self.catalog.tools.get(name)
+        outcome, error, result = "tool_error", None, None
+
+        def refuse(why: str) -> types.CallToolResult:
+            nonlocal outcome, error
+            outcome, error = "denied" if "may not" in why else "error", why
+            return types.CallToolResult(content=[types.TextContent(type="text", text=why)], is_error=True)
+
+        principal = ctx.principal_obj
+        try:
+            if entry is None:
+                return (result := refuse(f"no tool named {name!r} in the catalog"))
+            if not principal.is_local and self.policy is not None and not self.policy.allows(principal, name):
+                scope = self.policy.scope_for(name)
+                return (result := refuse(f"{principal.name!r} may not call {name!r}"
+                                         + (f" (it needs the scope '{scope}')" if scope else "")))
+            if name in ctx.chain:
+                return (result := refuse(f"{name!r} would call itself: " + " -> ".join((*ctx.chain, name))))
+            if ctx.depth > self.MAX_INTERNAL_DEPTH:
+                return (result := refuse(f"calls nested more than {self.MAX_INTERNAL_DEPTH} deep: "
+                                         + " -> ".join((*ctx.chain, name))))
+            provider = entry.slot.provider
+            assert provider is not None
+            try:
+                answer = await provider.call_tool(entry.local, arguments, ctx)
+            except (InputRequired, InputUnavailable) as exc:
+                return (result := refuse(f"{name} needs an answer from a user, and there is none here: {exc}"))
+            except anyio.get_cancelled_exc_class():
+                outcome = "cancelled"
+                raise
+            except Exception as exc:
+                logger.exception("tool %s (provider '%s') failed", name, entry.slot.name)
+                return (result := refuse(f"Tool {name} failed: {exc}"))
+            if isinstance(answer, types.InputRequiredResult):
+                return (result := refuse(f"{name} needs an answer from a user, and there is none here"))
+            result = answer
+            outcome = "tool_error" if answer.is_error else "ok"
+            return answer
+        finally:
+            if self.store is not None:
+                self.store.record_call(CallRecord(
+                    ts=time.time(), request_id=None, principal=principal.name, client=ctx.client_info.name,
+                    protocol_version="internal", tool=name, provider=entry.slot.name if entry is not None else None,
+                    outcome=outcome, error=error, duration_ms=(time.perf_counter() - started) * 1000.0,
+                    args_bytes=len(msgspec.json.encode(arguments)) if arguments else 0,
+                    result_bytes=_result_bytes(result)))
 
     async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams):
         uri = str(params.uri)

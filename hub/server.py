@@ -35,7 +35,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import __version__
-from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy
+from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy, Principal
+from hub.internal import InternalCallContext
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, plain_response, explain_invalid_params
 from hub.provider import Provider, ProviderState
@@ -150,6 +151,34 @@ class _Host:
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         self._hub.router.set_state(self._slot, state, error, details)
 
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: Any = None,
+                        principal: Principal | None = None, client: str = "", progress: Any = None,
+                        via: str | None = None) -> types.CallToolResult:
+        router = self._hub.router
+        who = principal if principal is not None else router.principal_of(caller)
+        inner = isinstance(caller, InternalCallContext)
+        chain = (*(caller.chain if inner else ()), *((via,) if via else ()))
+        ctx = InternalCallContext(who, client or f"junction:{self.name}", progress=progress,
+                                  depth=caller.depth + 1 if inner else 0, chain=chain)
+        return await router.call_internal(name, arguments, ctx)
+
+    def principal(self, name: str | None) -> Principal | None:
+        policy = self._hub.policy
+        if name is None:
+            return policy.local
+        role = self._hub.store.user_role(name)
+        return None if role is None else Principal(name, role, policy.role_scopes(role))
+
+    def allows(self, principal: Principal, name: str) -> bool:
+        return principal.is_local or self._hub.policy.allows(principal, name)
+
+    def secrets(self) -> Any:
+        if self._hub.secret_store is None:
+            from hub.secrets import SecretStore
+
+            self._hub.secret_store = SecretStore(self._hub.store, self._hub.data_dir)
+        return self._hub.secret_store
+
     def provider(self, name: str) -> Provider | None:
         for slot in self._hub.router.slots:
             if slot.name == name and slot.kind == "provider":
@@ -213,6 +242,8 @@ class Hub:
         self.config = config
         self.data_dir = config.data_dir()
         self.store = Store(self.data_dir / "junction.db")
+        self.secret_store: Any = None
+        """The secret store, opened when a provider first asks for it."""
         self.slots: list[ProviderSlot] = []
         names = list(config.providers)
         # Installed providers are on unless the config switches them off.
@@ -440,6 +471,14 @@ class Hub:
                        Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
         if oauth is not None:
             routes += oauth.routes()
+        taken = {getattr(r, "path", None) for r in routes} | {cfg.path}
+        for slot in self.slots:
+            for route in slot.provider.http_routes() if slot.provider is not None else ():
+                if getattr(route, "path", None) in taken or str(getattr(route, "path", "")).startswith(
+                        ("/.well-known", "/oauth", cfg.path)):
+                    raise ConfigError(self.config.source, f"providers.{slot.name}",
+                                      f"its HTTP route {getattr(route, 'path', route)!r} is already the hub's")
+                routes.append(route)
         app = Starlette(routes=routes, lifespan=lifespan)
         return _Front(cfg.path, gate, app, auth, self.security_settings())
 

@@ -80,12 +80,16 @@ class RunningHub:
         return "".join(self.output)
 
 
-WITHOUT_KNOWLEDGE_BASE = "\n[providers.rag]\nenabled = false\n"
+OPT_IN_PROVIDERS = ("rag", "automation")
 
 
 def without_knowledge_base(config_toml: str) -> str:
-    """Test hubs run without the knowledge base (its model and sample index) unless the config asks for it."""
-    return config_toml if "[providers.rag" in config_toml else config_toml.rstrip("\n") + "\n" + WITHOUT_KNOWLEDGE_BASE
+    """Test hubs run without the knowledge base (its model and sample index) and without automation (its
+    nine tools) unless the config names them; the bare hub (no config at all) keeps both."""
+    for name in OPT_IN_PROVIDERS:
+        if f"[providers.{name}" not in config_toml:
+            config_toml = config_toml.rstrip("\n") + f"\n\n[providers.{name}]\nenabled = false\n"
+    return config_toml
 
 
 @contextmanager

@@ -72,6 +72,8 @@ class FilesProvider(Provider):
         limit = int(self.config.max_file_mb * 2**20)
         self.roots = {name: Root(name, Path(os.path.expanduser(c.path)), c.writable, limit)
                       for name, c in self.config.roots.items()}
+        self.listeners: list[Any] = []
+        """Called as `listener(root, path, change)` ("added", "modified", "deleted") for each watched change."""
 
     async def start(self) -> None:
         for root in self.roots.values():
@@ -91,6 +93,7 @@ class FilesProvider(Provider):
                 path = Path(changed)
                 if any(self._ignored(part) for part in path.parts):
                     continue
+                self._tell_listeners(path, change.name)
                 if change == watchfiles.Change.modified:
                     self.host.resource_updated(path.as_uri())
                 else:
@@ -99,6 +102,21 @@ class FilesProvider(Provider):
                         self.host.resource_updated(path.as_uri())
             if listing_changed:
                 self.host.catalog_changed()
+
+    def _tell_listeners(self, path: Path, change: str) -> None:
+        if not self.listeners:
+            return
+        for root in self.roots.values():
+            if path.is_relative_to(root.real):
+                rel = path.relative_to(root.real).as_posix()
+                for listener in list(self.listeners):
+                    try:
+                        listener(root.name, rel, change)
+                    except Exception:  # a listener's bug must not stop the watcher
+                        import logging
+
+                        logging.getLogger("junction.files").exception("files listener failed")
+                return
 
     # resources ---------------------------------------------------------------------------------------
     def _locate(self, uri: str) -> tuple[Root, str] | None:

@@ -1,0 +1,227 @@
+"""Jobs through the hub's MCP endpoint with real time: schedules, restarts, webhooks, overlap policies, and
+a real upstream connector (server-everything from npm) as what the jobs call."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import httpx2
+import pytest
+from mcp import Client
+
+from tests.helpers import NODE_MODULES, node_bin, serve_hub
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not (NODE_MODULES / "@modelcontextprotocol" / "server-everything").exists()
+                       and not os.environ.get("CI"), reason="npm test tools not installed (run scripts/test.sh)"),
+]
+EVERYTHING = f"""
+[providers.automation]
+
+[connectors.everything]
+command = {str(node_bin())!r}
+args = [{str(NODE_MODULES / "@modelcontextprotocol" / "server-everything/dist/index.js")!r}, "stdio"]
+"""
+
+
+async def call(client: Client, tool: str, **arguments: Any) -> dict[str, Any]:
+    result = await client.call_tool(f"automation__{tool}", arguments)
+    assert not result.is_error, result.content[0].text
+    return result.structured_content
+
+
+async def runs_of(client: Client, job: str) -> list[dict[str, Any]]:
+    return (await call(client, "runs", name=job, limit=200))["runs"]
+
+
+async def wait_for_runs(client: Client, job: str, count: int, timeout: float = 20) -> list[dict[str, Any]]:
+    with anyio.fail_after(timeout):
+        while True:
+            runs = [r for r in await runs_of(client, job) if r["status"] not in ("running",)]
+            if len(runs) >= count:
+                return runs
+            await anyio.sleep(0.1)
+
+
+async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: Path) -> None:
+    with serve_hub(tmp_path, EVERYTHING) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            created = await call(client, "create", name="tick", trigger={"type": "interval", "seconds": 1},
+                                 action={"steps": [
+                                     {"name": "first", "tool": "everything__echo",
+                                      "arguments": {"message": "fired by {{ trigger.type }}"}},
+                                     {"tool": "everything__echo", "arguments": {"message": "got {{ steps.first.text }}"}},
+                                 ]})
+            started = time.monotonic()
+            assert created["next_run"] and created["trigger"] == {"type": "interval", "seconds": 1.0}
+            await anyio.sleep(3.5)
+            await call(client, "pause", name="tick")
+            elapsed = time.monotonic() - started
+            await anyio.sleep(1.5)  # paused: nothing more fires
+            runs = await runs_of(client, "tick")
+            assert [r["status"] for r in runs] == ["ok"] * len(runs)
+            assert int(elapsed) - 1 <= len(runs) <= int(elapsed) + 1, (len(runs), elapsed)
+            latest = runs[0]
+            assert latest["result"]["text"] == "Echo: got Echo: fired by interval"
+            assert [c["tool"] for c in latest["calls"]] == ["everything__echo", "everything__echo"]
+            assert len(await runs_of(client, "tick")) == len(runs)
+            listed = (await call(client, "list"))["jobs"]
+            assert listed[0]["name"] == "tick" and listed[0]["paused"] is True and listed[0]["next_run"] is None
+            # the audit trail names the job as the client of its calls
+            audit = await client.call_tool("hub__audit", {"tool": "everything__echo", "limit": 5})
+            assert "junction:automation/tick" in json.dumps(audit.structured_content)
+
+            # refusals say what is wrong
+            for arguments, why in (
+                ({"name": "Bad Name", "trigger": {"type": "start"}, "action": {"tool": "x"}}, "is not a job name"),
+                ({"name": "c1", "trigger": {"type": "cron", "cron": "every day"}, "action": {"tool": "x"}},
+                 "trigger.cron: 'every day' is not a cron expression"),
+                ({"name": "c2", "trigger": {"type": "cron", "cron": "0 7 * * *", "timezone": "Mars/Olympus"},
+                  "action": {"tool": "x"}}, "trigger.timezone: 'Mars/Olympus' is not a time zone"),
+                ({"name": "c3", "trigger": {"type": "interval", "seconds": 0.1}, "action": {"tool": "x"}},
+                 "at least 1 second"),
+                ({"name": "c4", "trigger": {"type": "hourly"}, "action": {"tool": "x"}}, "trigger.type"),
+                ({"name": "c5", "trigger": {"type": "start"}, "action": {"tool": "x", "agent": "y"}},
+                 "exactly one of steps, tool"),
+                ({"name": "c6", "trigger": {"type": "start"}, "action": {"steps": [
+                    {"tool": "a", "arguments": {"x": "{{ steps.1.text }}"}}, {"tool": "b"}]}}, "not an earlier step"),
+                ({"name": "tick", "trigger": {"type": "start"}, "action": {"tool": "x"}}, "exists (use update)"),
+                ({"name": "c7", "trigger": {"type": "mail", "account": "nope"}, "action": {"tool": "x"}},
+                 "no mail account named 'nope'"),
+            ):
+                result = await client.call_tool("automation__create", arguments)
+                assert result.is_error and why in result.content[0].text, (why, result.content[0].text)
+            missing = await client.call_tool("automation__run_now", {"name": "nothing-here"})
+            assert missing.is_error and "no job named 'nothing-here'" in missing.content[0].text
+            failing = await call(client, "create", name="broken", trigger={"type": "start"},
+                                 action={"tool": "everything__echo", "arguments": {}},
+                                 policy={"retries": 2, "retry_backoff_seconds": 0.1})
+            assert failing["name"] == "broken"
+            outcome = await client.call_tool("automation__run_now", {"name": "broken", "wait": True})
+            assert outcome.is_error and outcome.structured_content["status"] == "failed"
+            assert outcome.structured_content["attempts"] == 3
+            assert "step 0, everything__echo" in outcome.structured_content["error"]
+
+
+async def test_jobs_survive_a_restart_and_missed_runs_follow_the_misfire_policy(tmp_path: Path) -> None:
+    soon = time.time() + 2
+    at = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(soon)) + f".{int(soon % 1 * 1000):03d}+00:00"
+    with serve_hub(tmp_path, EVERYTHING) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            await call(client, "create", name="made-up", trigger={"type": "once", "at": at},
+                       action={"tool": "everything__echo", "arguments": {"message": "late but done"}},
+                       policy={"misfire_grace_seconds": 300})
+            await call(client, "create", name="too-late", trigger={"type": "once", "at": at},
+                       action={"tool": "everything__echo", "arguments": {"message": "never"}},
+                       policy={"misfire_grace_seconds": 0.5})
+            await call(client, "create", name="daily", trigger={"type": "cron", "cron": "0 7 * * *",
+                                                                 "timezone": "Europe/Berlin"},
+                       action={"tool": "everything__echo", "arguments": {"message": "morning"}})
+    await anyio.sleep(max(0.0, soon - time.time()) + 2.5)  # the hub is down when the jobs are due
+    with serve_hub(tmp_path, EVERYTHING) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            jobs = {j["name"]: j for j in (await call(client, "list"))["jobs"]}
+            assert set(jobs) == {"made-up", "too-late", "daily"}
+            next_daily = jobs["daily"]["next_run"]
+            assert next_daily.endswith(("T05:00:00+00:00", "T06:00:00+00:00"))  # 07:00 in Berlin
+            made_up = await wait_for_runs(client, "made-up", 1)
+            assert made_up[0]["status"] == "ok" and made_up[0]["trigger"]["misfire"] == "made up"
+            assert made_up[0]["result"]["text"] == "Echo: late but done"
+            missed = await wait_for_runs(client, "too-late", 1)
+            assert missed[0]["status"] == "missed" and "over the misfire grace" in missed[0]["error"]
+            assert jobs["made-up"]["next_run"] is None  # a once job is done
+            resource = await client.read_resource("automation://jobs/made-up")
+            assert json.loads(resource.contents[0].text)["runs"][0]["status"] == "ok"
+
+
+async def test_webhooks_need_the_right_signature(tmp_path: Path) -> None:
+    with serve_hub(tmp_path, EVERYTHING) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            created = await call(client, "create", name="deploy", trigger={"type": "webhook"},
+                                 action={"tool": "everything__echo",
+                                         "arguments": {"message": "deploy {{ trigger.body.ref }}"}})
+            hook = created["webhook"]
+            secret = hook["secret"]
+            from tests.helpers import remember_secret
+
+            remember_secret(secret)
+            url = hub.base + hook["url_path"]
+            body = json.dumps({"ref": "v1.2.3"}).encode()
+            good = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            async with httpx2.AsyncClient(timeout=10) as http:
+                bad = await http.post(url, content=body, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
+                assert bad.status_code == 401 and "X-Hub-Signature-256" in bad.json()["error"]
+                unsigned = await http.post(url, content=body)
+                assert unsigned.status_code == 401
+                other = await http.post(hub.base + "/hooks/nope", content=body, headers={"X-Hub-Signature-256": good})
+                assert other.status_code == 404
+                accepted = await http.post(url, content=body, headers={"X-Hub-Signature-256": good})
+                assert accepted.status_code == 202
+            runs = await wait_for_runs(client, "deploy", 1)
+            assert len(runs) == 1 and runs[0]["result"]["text"] == "Echo: deploy v1.2.3"
+            assert runs[0]["trigger"]["body"] == {"ref": "v1.2.3"}
+            get = await call(client, "get", name="deploy")
+            assert secret not in json.dumps(get)  # shown once, never again
+    log = hub.log()
+    assert "webhook deploy refused: bad signature from 127.0.0.1" in log
+    assert "webhook deploy refused: no signature" in log
+
+
+@pytest.mark.parametrize("overlap", ["skip", "queue", "cancel"])
+async def test_overlapping_runs_follow_the_policy(tmp_path: Path, overlap: str) -> None:
+    with serve_hub(tmp_path, EVERYTHING) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            await call(client, "create", name="slow", trigger={"type": "webhook"},
+                       action={"tool": "everything__trigger-long-running-operation",
+                               "arguments": {"duration": 2, "steps": 2}}, policy={"overlap": overlap})
+            await call(client, "run_now", name="slow")
+            await anyio.sleep(0.5)
+            await call(client, "run_now", name="slow")
+            expected = 2 if overlap == "queue" else 1
+            with anyio.fail_after(20):
+                while True:
+                    runs = await runs_of(client, "slow")
+                    ended = [r for r in runs if r["status"] != "running"]
+                    if len(ended) == 2:
+                        break
+                    await anyio.sleep(0.1)
+            runs.reverse()  # oldest first
+            statuses = [r["status"] for r in runs]
+            if overlap == "skip":
+                assert statuses == ["ok", "skipped"] and "still going" in runs[1]["error"]
+            elif overlap == "queue":
+                assert statuses == ["ok", "ok"]
+                assert runs[1]["started"] >= runs[0]["ended"] - 0.05  # one after the other
+            else:
+                assert statuses == ["cancelled", "ok"] and runs[0]["ended"] < runs[1]["ended"]
+            assert sum(r["status"] == "ok" for r in runs) == expected
+
+
+async def test_a_file_change_under_a_root_triggers_a_job(tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    config = EVERYTHING + f'[providers.files.roots.inbox]\npath = "{inbox}"\n'
+    with serve_hub(tmp_path / "hub", config) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            await call(client, "create", name="on-csv", trigger={"type": "file", "root": "inbox", "glob": "*.csv"},
+                       action={"tool": "everything__echo",
+                               "arguments": {"message": "{{ trigger.change }} {{ trigger.path }}"}})
+            wrong_root = await client.call_tool("automation__create", {
+                "name": "x", "trigger": {"type": "file", "root": "nope"}, "action": {"tool": "everything__echo"}})
+            assert wrong_root.is_error and "no files root named 'nope'" in wrong_root.content[0].text
+            await anyio.sleep(0.5)  # the watcher is running
+            (inbox / "notes.txt").write_text("not matched")
+            (inbox / "sub").mkdir()
+            (inbox / "sub" / "orders.csv").write_text("id,qty\n1,2\n")
+            runs = await wait_for_runs(client, "on-csv", 1)
+            await anyio.sleep(1.0)  # nothing else comes (notes.txt does not match)
+            runs = await runs_of(client, "on-csv")
+            assert [r["result"]["text"] for r in runs] == ["Echo: added sub/orders.csv"]

@@ -1,0 +1,45 @@
+"""A job triggered by mail delivered to the real Dovecot: IDLE sees it, the job reads it through the hub."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import anyio
+import pytest
+from mcp import Client
+
+from tests.fixtures.mail_server import MailServer
+from tests.mail.test_provider import ALICE, PASSWORDS, account_toml, mail_hub
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_new_mail_triggers_a_job(empty_mail: MailServer, tmp_path: Path) -> None:
+    mail = empty_mail
+    share = tmp_path / "share"
+    share.mkdir()
+    config = (account_toml(mail, "alice", ALICE) + "[providers.automation]\n"
+              + f'[providers.files.roots.share]\npath = "{share}"\nwritable = true\n')
+    with mail_hub(tmp_path / "hub", mail, config, {"alice": PASSWORDS["alice"]}) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            created = await client.call_tool("automation__create", {
+                "name": "file-invoices", "trigger": {"type": "mail", "account": "alice", "folder": "INBOX"},
+                "action": {"steps": [
+                    {"name": "mail", "tool": "mail__read", "arguments": {"account": "alice",
+                                                                         "uid": "{{ trigger.uids.0 }}"}},
+                    {"tool": "files__write", "arguments": {"root": "share", "path": "last-subject.txt",
+                                                           "content": "{{ steps.mail.structured.subject }}"}}]}})
+            assert not created.is_error, created.content[0].text
+            not_watched = await client.call_tool("automation__create", {
+                "name": "x", "trigger": {"type": "mail", "account": "alice", "folder": "Archive"},
+                "action": {"tool": "mail__search", "arguments": {"account": "alice"}}})
+            assert not_watched.is_error and "does not watch 'Archive'" in not_watched.content[0].text
+            await anyio.sleep(1.0)  # IDLE is listening
+            mail.deliver_lmtp(ALICE, b"From: billing@elsewhere.test\r\nSubject: Invoice 2026-117\r\n\r\nPay.\r\n")
+            with anyio.fail_after(15):
+                while not (share / "last-subject.txt").exists():
+                    await anyio.sleep(0.1)
+            assert (share / "last-subject.txt").read_text() == "Invoice 2026-117"
+            runs = (await client.call_tool("automation__runs", {"name": "file-invoices"})).structured_content["runs"]
+            assert runs[0]["status"] == "ok" and runs[0]["trigger"]["type"] == "mail"
+            assert [c["tool"] for c in runs[0]["calls"]] == ["mail__read", "files__write"]

@@ -1,0 +1,628 @@
+"""Jobs that run on their own (`[providers.automation]`): on a schedule, when mail arrives, when a file
+changes, when a webhook is called, when the hub starts. See `tools.automation.jobs` for what a job is.
+
+```toml
+[providers.automation.jobs.nightly-report]
+trigger = {type = "cron", cron = "0 2 * * *", timezone = "Europe/Berlin"}
+action = {tool = "files__create_xlsx", arguments = {root = "reports", path = "nightly.xlsx", sheets = []}}
+```
+
+The scheduler is one task over a heap of next-fire times (`croniter` computes cron times), not
+APScheduler: runs are recorded in our own store anyway, and the overlap policies (queue, cancel the old
+run) and the misfire rule after downtime are a few lines here but not what APScheduler 3 offers. Jobs
+created through tools run with their creator's permissions (the creator's scopes, capped by their role
+now); jobs from the config run as the local admin. Every run is a row in `automation.db`: trigger,
+start, end, status, attempts, result or error, and each tool call it made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import hashlib
+import heapq
+import hmac
+import json
+import logging
+import re
+import secrets
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import mcp_types as types
+import msgspec
+
+from hub.provider import CallContext, Provider
+from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
+from tools.automation.store import JobStore
+
+log = logging.getLogger("junction.automation")
+HOOK_HEADER = "X-Hub-Signature-256"
+MAX_QUEUED = 20
+
+
+class AutomationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    jobs: dict[Annotated[str, msgspec.Meta(pattern=NAME)], dict[str, Any]] = {}
+    """Jobs defined here run as the local admin and cannot be changed or deleted through tools."""
+    max_jobs: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    webhook_max_kb: Annotated[int, msgspec.Meta(ge=1, le=10_240)] = 1024
+
+
+def _text(value: str) -> types.TextContent:
+    return types.TextContent(type="text", text=value)
+
+
+class StepFailed(Exception):
+    pass
+
+
+@dataclass
+class Job:
+    name: str
+    spec: JobSpec
+    owner: str | None
+    scopes: list[str] | None
+    source: str
+    next_at: float | None = None
+    running: dict[int, anyio.CancelScope] = field(default_factory=dict)
+    queue: anyio.Lock = field(default_factory=anyio.Lock)
+    queued: int = 0
+    last: dict[str, Any] | None = None
+
+    def view(self) -> dict[str, Any]:
+        return {"name": self.name, "description": self.spec.description, "trigger": msgspec.to_builtins(
+            self.spec.trigger), "paused": self.spec.paused, "source": self.source, "owner": self.owner,
+            "next_run": _iso(self.next_at), "running": len(self.running), "last_run": self.last}
+
+
+def _owner(name: str | None, scopes: list[str] | None) -> str | None:
+    """How the store keeps who a job runs as: "NAME|SCOPE,SCOPE" (None: the local admin)."""
+    return None if name is None and scopes is None else f"{name or ''}|{','.join(scopes or [])}"
+
+
+def _iso(when: float | None) -> str | None:
+    return None if when is None else dt.datetime.fromtimestamp(when, dt.timezone.utc).isoformat(timespec="seconds")
+
+
+class AutomationProvider(Provider):
+    config_type = AutomationConfig
+    description = "Jobs on schedules and events (cron, interval, once, mail, files, webhooks, start)"
+
+    def __init__(self, host: Any, config: AutomationConfig | None = None) -> None:
+        super().__init__(host, config or AutomationConfig())
+        self.jobs: dict[str, Job] = {}
+        self.store: JobStore | None = None
+        self._heap: list[tuple[float, str]] = []
+        self._wake = asyncio.Event()
+        self._configured = {name: parse_spec(raw, f"jobs.{name}") for name, raw in self.config.jobs.items()}
+
+    # lifecycle ---------------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.store = JobStore(Path(self.host.data_dir) / "automation.db")
+        interrupted = self.store.interrupted()
+        if interrupted:
+            log.warning("automation: %d run(s) were interrupted by the last stop", interrupted)
+        now = time.time()
+        stored = {row["name"]: row for row in self.store.jobs()}
+        for name, spec in self._configured.items():
+            paused = stored[name]["spec"].get("paused", False) if name in stored else spec.paused
+            spec = msgspec.structs.replace(spec, paused=paused)
+            self.store.put_job(name, msgspec.to_builtins(spec), None, "config")
+            stored[name] = {**stored.get(name, {}), "name": name, "spec": msgspec.to_builtins(spec), "owner": None,
+                            "source": "config", "next_run": stored.get(name, {}).get("next_run")}
+        for name, row in stored.items():
+            if row["source"] == "config" and name not in self._configured:
+                self.store.delete_job(name)  # taken out of the config
+                continue
+            try:
+                spec = parse_spec(row["spec"])
+            except JobError as exc:
+                log.error("automation: job %r cannot be used any more: %s", name, exc)
+                continue
+            owner, _, scopes = (row["owner"] or "").partition("|")
+            job = Job(name, spec, owner or None, scopes.split(",") if scopes else None, row["source"])
+            self.jobs[name] = job
+            self._catch_up(job, row.get("next_run"), now)
+        mail = self._peer("mail")
+        if mail is not None:
+            mail.listeners.append(self._on_mail)
+        files = self._peer("files")
+        if files is not None:
+            files.listeners.append(self._on_file)
+        self.host.spawn(self._scheduler)
+        if any(j.spec.trigger.type == "start" and not j.spec.paused for j in self.jobs.values()):
+            self.host.spawn(self._fire_start_jobs)
+
+    async def stop(self) -> None:
+        for job in self.jobs.values():
+            for scope in list(job.running.values()):
+                scope.cancel()
+        if self.store is not None:
+            self.store.close()
+
+    def _peer(self, name: str) -> Any:
+        finder = getattr(self.host, "provider", None)
+        peer = finder(name) if finder is not None else None
+        return peer if peer is not None and hasattr(peer, "listeners") else None
+
+    def _catch_up(self, job: Job, missed_at: float | None, now: float) -> None:
+        """After a restart: a time-triggered run that should have happened while the hub was down is made
+        up once if it is within the job's misfire grace, else recorded as missed."""
+        trigger = job.spec.trigger
+        if trigger.type not in ("cron", "interval", "once"):
+            return
+        if missed_at is not None and missed_at <= now and not job.spec.paused:
+            late = now - missed_at
+            info = {"type": trigger.type, "scheduled": _iso(missed_at), "late_seconds": round(late, 1)}
+            if late <= job.spec.policy.misfire_grace_seconds:
+                self.host.spawn(self._fire_when_ready, job, {**info, "misfire": "made up"})
+            else:
+                assert self.store is not None
+                self.store.record_run(job.name, info, "missed", f"the hub was not running at {_iso(missed_at)} "
+                                      f"(over the misfire grace of {job.spec.policy.misfire_grace_seconds:g} s)")
+        base = now if missed_at is None or missed_at <= now else None
+        self._schedule(job, missed_at if base is None else next_fire(trigger, base))
+
+    def _schedule(self, job: Job, when: float | None) -> None:
+        job.next_at = when
+        assert self.store is not None
+        self.store.set_next_run(job.name, when)
+        if when is not None and not job.spec.paused:
+            heapq.heappush(self._heap, (when, job.name))
+            self._wake.set()
+
+    async def _ready(self) -> None:
+        """Until the hub's catalog is built (every provider and connector has started): what jobs call."""
+        for _ in range(1200):
+            if self.host.hub_info().get("ready", True):
+                return
+            await anyio.sleep(0.05)
+
+    async def _fire_when_ready(self, job: Job, trigger: dict[str, Any]) -> None:
+        await self._ready()
+        await self._fire(job, trigger)
+
+    async def _scheduler(self) -> None:
+        await self._ready()
+        while True:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                when, name = heapq.heappop(self._heap)
+                job = self.jobs.get(name)
+                if job is None or job.next_at != when or job.spec.paused:
+                    continue  # replaced, deleted or paused since
+                trigger = job.spec.trigger
+                late = now - when
+                following = next_fire(trigger, max(now, when))
+                self._schedule(job, following)
+                if late > max(job.spec.policy.misfire_grace_seconds, 1.0):
+                    assert self.store is not None
+                    self.store.record_run(name, {"type": trigger.type, "scheduled": _iso(when)}, "missed",
+                                          f"{late:.1f} s late, over the misfire grace")
+                    continue
+                self.host.spawn(self._fire, job, {"type": trigger.type, "scheduled": _iso(when)})
+            self._wake.clear()
+            timeout = max(0.0, self._heap[0][0] - time.time()) if self._heap else 3600.0
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _fire_start_jobs(self) -> None:
+        await self._ready()
+        for job in list(self.jobs.values()):
+            if job.spec.trigger.type == "start" and not job.spec.paused:
+                self.host.spawn(self._fire, job, {"type": "start"})
+
+    # events ------------------------------------------------------------------------------------------
+    def _on_mail(self, account: str, folder: str, uids: list[int]) -> None:
+        for job in list(self.jobs.values()):
+            t = job.spec.trigger
+            if t.type == "mail" and t.account == account and t.folder == folder and not job.spec.paused:
+                self.host.spawn(self._fire, job, {"type": "mail", "account": account, "folder": folder,
+                                                  "uids": sorted(uids)})
+
+    def _on_file(self, root: str, path: str, change: str) -> None:
+        for job in list(self.jobs.values()):
+            if file_matches(job.spec.trigger, root, path) and not job.spec.paused:
+                self.host.spawn(self._fire, job, {"type": "file", "root": root, "path": path, "change": change})
+
+    # running -----------------------------------------------------------------------------------------
+    async def _fire(self, job: Job, trigger: dict[str, Any]) -> int | None:
+        """Start a run under the job's overlap policy; returns the run id (None if it was skipped)."""
+        assert self.store is not None
+        policy = job.spec.policy
+        if job.running and policy.overlap == "skip":
+            self.store.record_run(job.name, trigger, "skipped", "the previous run was still going")
+            return None
+        if job.running and policy.overlap == "cancel":
+            for scope in list(job.running.values()):
+                scope.cancel()
+        if policy.overlap == "queue":
+            if job.queued >= MAX_QUEUED:
+                self.store.record_run(job.name, trigger, "skipped", f"{MAX_QUEUED} runs already waiting")
+                return None
+            job.queued += 1
+            async with job.queue:
+                job.queued -= 1
+                return await self._run(job, trigger)
+        return await self._run(job, trigger)
+
+    async def _run(self, job: Job, trigger: dict[str, Any]) -> int:
+        assert self.store is not None
+        run_id = self.store.start_run(job.name, trigger)
+        calls: list[dict[str, Any]] = []
+        status, result, error, attempts = "failed", None, None, 0
+        policy = job.spec.policy
+        scope = anyio.CancelScope()
+        job.running[run_id] = scope
+        try:
+            with scope:
+                for attempt in range(policy.retries + 1):
+                    attempts = attempt + 1
+                    try:
+                        with anyio.fail_after(policy.timeout_seconds):
+                            result = await self._steps(job, trigger, calls)
+                        status, error = "ok", None
+                        break
+                    except StepFailed as exc:
+                        error = str(exc)
+                    except TimeoutError:
+                        error = f"timed out after {policy.timeout_seconds:g} s"
+                    if attempt < policy.retries:
+                        await anyio.sleep(policy.retry_backoff_seconds * 2 ** attempt)
+            if scope.cancelled_caught:
+                status, error = "cancelled", "cancelled (a newer run replaced it, or the hub stopped)"
+        finally:
+            job.running.pop(run_id, None)
+            with anyio.CancelScope(shield=True):
+                self.store.end_run(run_id, status, attempts, result, error, calls)
+                job.last = {"id": run_id, "status": status, "ended": _iso(time.time()), "error": error}
+                self.host.resource_updated(self.job_uri(job.name))
+        if status != "ok":
+            log.warning("automation: job %s run %d %s: %s", job.name, run_id, status, error)
+        return run_id
+
+    def _principal(self, job: Job) -> Any:
+        finder = getattr(self.host, "principal", None)
+        if finder is None:
+            return None
+        principal = finder(job.owner)
+        if principal is None:
+            raise StepFailed(f"the job's owner {job.owner!r} is no longer a user of this hub")
+        if job.scopes is not None:
+            principal = type(principal)(principal.name, principal.role, principal.scopes & frozenset(job.scopes))
+        return principal
+
+    async def _steps(self, job: Job, trigger: dict[str, Any], calls: list[dict[str, Any]]) -> Any:
+        context: dict[str, Any] = {"job": job.name, "now": _iso(time.time()), "trigger": trigger, "steps": {}}
+        principal = self._principal(job)
+        out: dict[str, Any] = {}
+        for number, step in enumerate(job.spec.action.normalized()):
+            where = f"step {number}" + (f" ({step.name})" if step.name else "") + f", {step.tool}"
+            try:
+                arguments = render(step.arguments, context)
+            except JobError as exc:
+                raise StepFailed(f"{where}: {exc}") from None
+            started = time.perf_counter()
+            result = await self.host.call_tool(step.tool, arguments, principal=principal,
+                                               client=f"junction:automation/{job.name}")
+            text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+            out = {"text": text, "structured": result.structured_content, "is_error": bool(result.is_error)}
+            calls.append({"step": number, "tool": step.tool, "ok": not result.is_error,
+                          "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                          **({"error": text[:500]} if result.is_error else {})})
+            context["steps"][str(number)] = out
+            if step.name:
+                context["steps"][step.name] = out
+            if result.is_error:
+                raise StepFailed(f"{where}: {text[:1000]}")
+        return out
+
+    # resources ---------------------------------------------------------------------------------------
+    @staticmethod
+    def job_uri(name: str) -> str:
+        return f"automation://jobs/{name}"
+
+    def owns_uri(self, uri: str) -> bool:
+        return uri.startswith("automation://jobs/") and uri.rsplit("/", 1)[-1] in self.jobs
+
+    async def list_resources(self) -> list[types.Resource]:
+        return [types.Resource(uri=self.job_uri(name), name=f"job {name}", mime_type="application/json",
+                               description=job.spec.description or None) for name, job in sorted(self.jobs.items())]
+
+    async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
+        job = self._job(uri.rsplit("/", 1)[-1])
+        assert self.store is not None
+        body = {**job.view(), "spec": msgspec.to_builtins(job.spec), "runs": self.store.runs(job.name, 10)}
+        return types.ReadResourceResult(contents=[types.TextResourceContents(
+            uri=uri, mime_type="application/json", text=json.dumps(body, ensure_ascii=False, default=str))])
+
+    # webhooks ----------------------------------------------------------------------------------------
+    def http_routes(self) -> list[Any]:
+        from starlette.routing import Route
+
+        return [Route("/hooks/{job}", self._webhook, methods=["POST"])]
+
+    async def _webhook(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse
+
+        name = request.path_params["job"]
+        job = self.jobs.get(name)
+        if job is None or job.spec.trigger.type != "webhook":
+            return JSONResponse({"error": f"no webhook job named {name!r}"}, status_code=404)
+        body = b""
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.config.webhook_max_kb * 1024:
+                return JSONResponse({"error": f"body over {self.config.webhook_max_kb} KB"}, status_code=413)
+        secret = self._hook_secret(name)
+        given = request.headers.get(HOOK_HEADER, "")
+        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() if secret else ""
+        client = request.client.host if request.client else "?"
+        if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
+            log.warning("automation: webhook %s refused: %s from %s", name,
+                        "no signature" if not given else "bad signature", client)
+            return JSONResponse({"error": f"missing or wrong {HOOK_HEADER} (HMAC-SHA256 of the body with the "
+                                          "job's webhook secret)"}, status_code=401)
+        if job.spec.paused:
+            return JSONResponse({"error": f"job {name!r} is paused"}, status_code=409)
+        try:
+            payload: Any = json.loads(body) if body else None
+        except ValueError:
+            payload = body.decode("utf-8", "replace")
+        trigger = {"type": "webhook", "body": payload, "from": client}
+        self.host.spawn(self._fire, job, trigger)
+        return JSONResponse({"accepted": True, "job": name}, status_code=202)
+
+    def _secrets(self) -> Any:
+        finder = getattr(self.host, "secrets", None)
+        if finder is None:
+            raise JobError("webhooks need the hub's secret store")
+        return finder()
+
+    def _hook_secret(self, name: str) -> str | None:
+        try:
+            return self._secrets().get(f"automation.webhook.{name}")
+        except Exception:
+            return None
+
+    # tools -------------------------------------------------------------------------------------------
+    async def list_tools(self) -> list[types.Tool]:
+        name = {"type": "string", "pattern": NAME, "description": "the job's name"}
+        spec = {
+            "trigger": {"type": "object", "required": ["type"], "description": (
+                "cron {cron, timezone}; interval {seconds}; once {at, timezone}; mail {account, folder}; "
+                "file {root, glob}; webhook {} (POST /hooks/NAME, signed); start {}"),
+                "properties": {"type": {"type": "string", "enum": list(("cron", "interval", "once", "mail", "file",
+                                                                         "webhook", "start"))},
+                               "cron": {"type": "string"}, "timezone": {"type": "string"},
+                               "seconds": {"type": "number"}, "at": {"type": "string"},
+                               "account": {"type": "string"}, "folder": {"type": "string"},
+                               "root": {"type": "string"}, "glob": {"type": "string"}}},
+            "action": {"type": "object", "description": (
+                "{tool, arguments} or {agent, prompt} or {steps: [{name?, tool, arguments}]}; arguments may use "
+                "{{ trigger.* }} and {{ steps.N.text|structured }} of earlier steps")},
+            "policy": {"type": "object", "properties": {
+                "timeout_seconds": {"type": "number"}, "retries": {"type": "integer"},
+                "retry_backoff_seconds": {"type": "number"},
+                "overlap": {"type": "string", "enum": ["skip", "queue", "cancel"]},
+                "misfire_grace_seconds": {"type": "number"}}},
+            "description": {"type": "string"}, "paused": {"type": "boolean"},
+        }
+        only_name = {"type": "object", "required": ["name"], "properties": {"name": name}}
+        ro = types.ToolAnnotations(read_only_hint=True)
+        return [
+            types.Tool(name="create", description="Create a job: a trigger, an action (catalog tool calls or an "
+                       "agent run) and a policy. It runs with your permissions.",
+                       input_schema={"type": "object", "required": ["name", "trigger", "action"],
+                                     "properties": {"name": name, **spec}}),
+            types.Tool(name="update", description="Change a job's trigger, action, policy or description.",
+                       input_schema={"type": "object", "required": ["name"], "properties": {"name": name, **spec}}),
+            types.Tool(name="list", description="All jobs: trigger, next run, last run, paused or not.",
+                       input_schema={"type": "object", "properties": {}}, annotations=ro),
+            types.Tool(name="get", description="One job in full, with its latest runs.", input_schema=only_name,
+                       annotations=ro),
+            types.Tool(name="pause", description="Stop a job from firing until resumed.", input_schema=only_name),
+            types.Tool(name="resume", description="Let a paused job fire again.", input_schema=only_name),
+            types.Tool(name="run_now", description="Run a job now (with `wait`, return its outcome).",
+                       input_schema={"type": "object", "required": ["name"], "properties": {
+                           "name": name, "wait": {"type": "boolean", "default": False}}}),
+            types.Tool(name="delete", description="Delete a job and its run history.", input_schema=only_name,
+                       annotations=types.ToolAnnotations(destructive_hint=True)),
+            types.Tool(name="runs", description="A job's runs, newest first: trigger, status, result or error, "
+                       "the tool calls made.",
+                       input_schema={"type": "object", "required": ["name"], "properties": {
+                           "name": name, "limit": {"type": "integer", "minimum": 1, "maximum": 200, "default": 20},
+                           "before": {"type": "integer", "description": "only runs with a smaller id (paging)"}}},
+                       annotations=ro),
+        ]
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        handler = getattr(self, f"_tool_{name}", None)
+        if handler is None:
+            return types.CallToolResult(content=[_text(f"unknown tool {name!r}")], is_error=True)
+        try:
+            return await handler(arguments, ctx)
+        except JobError as exc:
+            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
+
+    def _job(self, name: Any) -> Job:
+        job = self.jobs.get(name) if isinstance(name, str) else None
+        if job is None:
+            raise JobError(f"name: no job named {name!r}" + (f" (jobs: {', '.join(sorted(self.jobs)[:20])})"
+                                                             if self.jobs else " (there are no jobs)"))
+        return job
+
+    def _may_change(self, job: Job, ctx: CallContext | None, what: str) -> None:
+        if job.source == "config" and what in ("update", "delete"):
+            raise JobError(f"job {job.name!r} is defined in the config file; change it there")
+        who = getattr(ctx, "principal", None)
+        if who is None or who == job.owner:
+            return
+        finder = getattr(self.host, "principal", None)
+        principal = finder(who) if finder is not None else None
+        if principal is None or principal.role != "admin":
+            raise JobError(f"job {job.name!r} belongs to {job.owner or 'the local admin'!r}; only they or an admin "
+                           f"may {what} it")
+
+    def _check_tools(self, spec: JobSpec, ctx: CallContext | None) -> list[str]:
+        """Refuse steps the creator may not call; return warnings for tools not in the catalog (yet)."""
+        finder = getattr(self.host, "principal", None)
+        who = getattr(ctx, "principal", None)
+        principal = finder(who) if finder is not None and who is not None else None
+        allows = getattr(self.host, "allows", None)
+        warnings = []
+        catalog = set(self.host.hub_info().get("catalog", {}).get("tools", []))
+        for number, step in enumerate(spec.action.normalized()):
+            if catalog and step.tool not in catalog:
+                warnings.append(f"action.steps[{number}].tool: {step.tool!r} is not in the catalog now")
+            if principal is not None and allows is not None and not allows(principal, step.tool):
+                raise JobError(f"action.steps[{number}].tool: you may not call {step.tool!r}, so your job may not")
+        t = spec.trigger
+        if t.type == "mail":
+            mail = self._peer("mail")
+            accounts = getattr(mail, "accounts", {}) if mail is not None else {}
+            if t.account not in accounts:
+                raise JobError(f"trigger.account: no mail account named {t.account!r}")
+            if t.folder not in accounts[t.account].config.watch:
+                raise JobError(f"trigger.folder: the account {t.account!r} does not watch {t.folder!r} (add it to "
+                               "its `watch` list)")
+        if t.type == "file":
+            files = self._peer("files")
+            if files is None or t.root not in getattr(files, "roots", {}):
+                raise JobError(f"trigger.root: no files root named {t.root!r}")
+        return warnings
+
+    async def _tool_create(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        name = args.get("name")
+        if not isinstance(name, str) or not re.fullmatch(NAME, name):
+            raise JobError(f"name: {name!r} is not a job name (a-z, 0-9, _ and -, up to 64)")
+        if name in self.jobs:
+            raise JobError(f"name: a job named {name!r} exists (use update)")
+        if len(self.jobs) >= self.config.max_jobs:
+            raise JobError(f"there are {len(self.jobs)} jobs already (max_jobs)")
+        spec = parse_spec({k: v for k, v in args.items() if k != "name"})
+        warnings = self._check_tools(spec, ctx)
+        owner = getattr(ctx, "principal", None)
+        scopes = None
+        finder = getattr(self.host, "principal", None)
+        if owner is not None and finder is not None:
+            principal = finder(owner)
+            scopes = sorted(principal.scopes) if principal is not None else []
+        return await self._install(name, spec, owner, scopes, "created", warnings)
+
+    async def _install(self, name: str, spec: JobSpec, owner: str | None, scopes: list[str] | None, verb: str,
+                       warnings: list[str]) -> types.CallToolResult:
+        assert self.store is not None
+        secret_note: dict[str, Any] = {}
+        if spec.trigger.type == "webhook" and not self._hook_secret(name):
+            secret = secrets.token_urlsafe(32)
+            self._secrets().set(f"automation.webhook.{name}", secret)
+            secret_note = {"webhook": {"url_path": f"/hooks/{name}", "secret": secret, "header": HOOK_HEADER,
+                                       "signature": "sha256=HEX(HMAC-SHA256(secret, body))",
+                                       "note": "the secret is shown only now"}}
+        self.store.put_job(name, msgspec.to_builtins(spec), _owner(owner, scopes), "tool")
+        old = self.jobs.get(name)
+        job = Job(name, spec, owner, scopes, "tool")
+        if old is not None:
+            job.owner, job.scopes, job.running, job.queue, job.last = (old.owner, old.scopes, old.running, old.queue,
+                                                                       old.last)
+        self.jobs[name] = job
+        self._schedule(job, next_fire(spec.trigger, time.time()))
+        if old is None:
+            self.host.catalog_changed()
+        view = job.view()
+        text = f"job {name} {verb}; next run: {view['next_run'] or 'on its trigger'}"
+        if warnings:
+            text += "\nwarnings: " + "; ".join(warnings)
+        if secret_note:
+            text += (f"\nwebhook: POST {secret_note['webhook']['url_path']} with {HOOK_HEADER}: sha256=<hex HMAC-SHA256 "
+                     f"of the body>; secret (shown only now): {secret_note['webhook']['secret']}")
+        return types.CallToolResult(content=[_text(text)], structured_content={
+            **view, "warnings": warnings, **secret_note})
+
+    async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        self._may_change(job, ctx, "update")
+        merged = {**msgspec.to_builtins(job.spec), **{k: v for k, v in args.items() if k != "name"}}
+        spec = parse_spec(merged)
+        warnings = self._check_tools(spec, ctx)
+        return await self._install(job.name, spec, job.owner, job.scopes, "updated", warnings)
+
+    async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        rows = [job.view() for _, job in sorted(self.jobs.items())]
+        text = "\n".join(f"{r['name']}: {r['trigger']['type']}" + (" (paused)" if r["paused"] else "")
+                         + (f", next {r['next_run']}" if r["next_run"] else "")
+                         + (f", last {r['last_run']['status']}" if r["last_run"] else "") for r in rows)
+        return types.CallToolResult(content=[_text(text or "no jobs")], structured_content={"jobs": rows})
+
+    async def _tool_get(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        assert self.store is not None
+        body = {**job.view(), "spec": msgspec.to_builtins(job.spec), "runs": self.store.runs(job.name, 5)}
+        return types.CallToolResult(content=[_text(json.dumps(body, indent=2, ensure_ascii=False, default=str))],
+                                    structured_content=body)
+
+    async def _set_paused(self, args: dict[str, Any], ctx: CallContext, paused: bool) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        self._may_change(job, ctx, "pause" if paused else "resume")
+        assert self.store is not None
+        job.spec = msgspec.structs.replace(job.spec, paused=paused)
+        self.store.put_job(job.name, msgspec.to_builtins(job.spec), _owner(job.owner, job.scopes), job.source)
+        self._schedule(job, None if paused else next_fire(job.spec.trigger, time.time()))
+        self.host.resource_updated(self.job_uri(job.name))
+        verb = "paused" if paused else "resumed"
+        return types.CallToolResult(content=[_text(f"job {job.name} {verb}")], structured_content=job.view())
+
+    async def _tool_pause(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        return await self._set_paused(args, ctx, True)
+
+    async def _tool_resume(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        return await self._set_paused(args, ctx, False)
+
+    async def _tool_run_now(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        self._may_change(job, ctx, "run")
+        assert self.store is not None
+        trigger = {"type": "manual", "by": getattr(ctx, "principal", None)}
+        if args.get("wait"):
+            run_id = await self._fire(job, trigger)
+            if run_id is None:
+                return types.CallToolResult(content=[_text(f"job {job.name}: skipped, the previous run is still "
+                                                           "going (overlap = skip)")], is_error=True)
+            run = self.store.run(run_id)
+            assert run is not None
+            text = f"run {run_id} of {job.name}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
+            return types.CallToolResult(content=[_text(text)], structured_content=run, is_error=run["status"] != "ok")
+        self.host.spawn(self._fire, job, trigger)
+        return types.CallToolResult(content=[_text(f"job {job.name} started")], structured_content={"started": True})
+
+    async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        self._may_change(job, ctx, "delete")
+        assert self.store is not None
+        for scope in list(job.running.values()):
+            scope.cancel()
+        del self.jobs[job.name]
+        self.store.delete_job(job.name)
+        if job.spec.trigger.type == "webhook":
+            with contextlib.suppress(Exception):
+                self._secrets().remove(f"automation.webhook.{job.name}")
+        self.host.catalog_changed()
+        return types.CallToolResult(content=[_text(f"job {job.name} deleted")], structured_content={"deleted": job.name})
+
+    async def _tool_runs(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        job = self._job(args.get("name"))
+        assert self.store is not None
+        limit = args.get("limit", 20)
+        if not isinstance(limit, int) or not 1 <= limit <= 200:
+            raise JobError("limit: 1-200")
+        before = args.get("before")
+        runs = self.store.runs(job.name, limit, before if isinstance(before, int) else None)
+        text = "\n".join(f"{r['id']}: {_iso(r['started'])} {r['status']} ({r['trigger'].get('type')})"
+                         + (f": {r['error']}" if r["error"] else "") for r in runs)
+        return types.CallToolResult(content=[_text(text or "no runs yet")], structured_content={"job": job.name,
+                                                                                               "runs": runs})
