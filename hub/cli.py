@@ -347,6 +347,9 @@ def build_parser() -> argparse.ArgumentParser:
     from hub import cli_rag
 
     cli_rag.add_parser(sub, with_config)
+    from hub import cli_jobs
+
+    cli_jobs.add_parser(sub, with_config)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
     return parser
 

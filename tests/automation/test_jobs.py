@@ -225,3 +225,43 @@ async def test_a_file_change_under_a_root_triggers_a_job(tmp_path: Path) -> None
             await anyio.sleep(1.0)  # nothing else comes (notes.txt does not match)
             runs = await runs_of(client, "on-csv")
             assert [r["result"]["text"] for r in runs] == ["Echo: added sub/orders.csv"]
+
+
+def junction(*args: str) -> Any:
+    import subprocess
+
+    from tests.helpers import JUNCTION, ROOT
+
+    return subprocess.run([*JUNCTION, *args], cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+async def test_the_cli_mirrors_the_tools_and_config_jobs_stay_as_written(tmp_path: Path) -> None:
+    config = EVERYTHING + """
+[providers.automation.jobs.from-config]
+trigger = {type = "start"}
+action = {tool = "everything__echo", arguments = {message = "hub started"}}
+"""
+    with serve_hub(tmp_path, config) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            started = await wait_for_runs(client, "from-config", 1)
+            assert started[0]["trigger"] == {"type": "start"} and started[0]["result"]["text"] == "Echo: hub started"
+            refused = await client.call_tool("automation__delete", {"name": "from-config"})
+            assert refused.is_error and "defined in the config file" in refused.content[0].text
+        made = junction("jobs", "create", "nightly", "--url", hub.url, "--trigger",
+                        '{"type": "cron", "cron": "30 2 * * *"}', "--action",
+                        '{"tool": "everything__echo", "arguments": {"message": "night"}}', "--policy", '{"retries": 1}')
+        assert made.returncode == 0 and "job nightly created; next run: " in made.stdout, made.stderr
+        listed = junction("jobs", "list", "--url", hub.url)
+        assert "from-config: start" in listed.stdout and "nightly: cron, next " in listed.stdout
+        ran = junction("jobs", "run", "nightly", "--wait", "--url", hub.url, "--json")
+        assert ran.returncode == 0 and json.loads(ran.stdout)["result"]["text"] == "Echo: night"
+        runs = junction("jobs", "runs", "nightly", "--url", hub.url)
+        assert runs.returncode == 0 and " ok (manual)" in runs.stdout
+        bad = junction("jobs", "create", "x", "--url", hub.url, "--trigger", "{nope", "--action", "{}")
+        assert bad.returncode == 2 and "--trigger: not JSON" in bad.stderr
+        assert junction("jobs", "pause", "nightly", "--url", hub.url).returncode == 0
+        assert junction("jobs", "delete", "nightly", "--url", hub.url).returncode == 0
+        gone = junction("jobs", "get", "nightly", "--url", hub.url)
+        assert gone.returncode == 1 and "no job named 'nightly'" in gone.stderr
+    down = junction("jobs", "list", "--url", hub.url)
+    assert down.returncode == 1 and "no hub answers at" in down.stderr
