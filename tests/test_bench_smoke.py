@@ -82,3 +82,14 @@ def test_mail_bench_quick_run_prints_one_json_line() -> None:
     for op in ("search", "read", "new_mail"):
         for side in ("hub", "direct"):
             assert 0 < report[op][side]["p50_ms"] <= report[op][side]["p99_ms"]
+
+
+def test_automation_bench_quick_run_prints_one_json_line() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "automation_bench.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["bench"] == "automation" and report["ok"] is True and report["jobs"] == 50
+    assert report["runs"]["ok"] >= 0.95 * report["runs_expected"] and report["loaded_cpu_percent"] >= 0

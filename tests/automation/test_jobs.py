@@ -221,10 +221,11 @@ async def test_a_file_change_under_a_root_triggers_a_job(tmp_path: Path) -> None
             (inbox / "notes.txt").write_text("not matched")
             (inbox / "sub").mkdir()
             (inbox / "sub" / "orders.csv").write_text("id,qty\n1,2\n")
-            runs = await wait_for_runs(client, "on-csv", 1)
-            await anyio.sleep(1.0)  # nothing else comes (notes.txt does not match)
-            runs = await runs_of(client, "on-csv")
-            assert [r["result"]["text"] for r in runs] == ["Echo: added sub/orders.csv"]
+            await wait_for_runs(client, "on-csv", 1)
+            await anyio.sleep(1.0)  # notes.txt does not match: nothing comes for it
+            texts = [r["result"]["text"] for r in reversed(await runs_of(client, "on-csv"))]
+            # the watcher may see the new file's content arrive as a second, "modified" event
+            assert texts[0] == "Echo: added sub/orders.csv" and set(texts[1:]) <= {"Echo: modified sub/orders.csv"}
 
 
 def junction(*args: str) -> Any:

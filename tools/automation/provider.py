@@ -141,6 +141,9 @@ class AutomationProvider(Provider):
         for job in self.jobs.values():
             for scope in list(job.running.values()):
                 scope.cancel()
+        with anyio.move_on_after(5):  # let cancelled runs record how they ended
+            while any(job.running for job in self.jobs.values()):
+                await anyio.sleep(0.02)
         if self.store is not None:
             self.store.close()
 
@@ -247,6 +250,8 @@ class AutomationProvider(Provider):
             job.queued += 1
             async with job.queue:
                 job.queued -= 1
+                if self.jobs.get(job.name) is None:
+                    return None  # deleted while this run waited
                 return await self._run(job, trigger)
         return await self._run(job, trigger)
 
@@ -271,6 +276,9 @@ class AutomationProvider(Provider):
                         error = str(exc)
                     except TimeoutError:
                         error = f"timed out after {policy.timeout_seconds:g} s"
+                    except Exception as exc:  # a bug of ours must not take the scheduler (or the hub) down
+                        log.exception("automation: job %s run %d failed unexpectedly", job.name, run_id)
+                        error = f"internal error: {exc.__class__.__name__}: {exc}"
                     if attempt < policy.retries:
                         await anyio.sleep(policy.retry_backoff_seconds * 2 ** attempt)
             if scope.cancelled_caught:

@@ -89,11 +89,22 @@ class FilesProvider(Provider):
         real_roots = [root.real for root in self.roots.values()]
         async for changes in watchfiles.awatch(*real_roots, debounce=300, step=50, recursive=True):
             listing_changed = False
-            for change, changed in changes:
+            told: set[tuple[str, str]] = set()
+            for change, changed in sorted(changes, key=lambda c: c[1]):
                 path = Path(changed)
                 if any(self._ignored(part) for part in path.parts):
                     continue
-                self._tell_listeners(path, change.name)
+                if change == watchfiles.Change.added and path.is_dir() and not path.is_symlink():
+                    # Files made in a new folder before the watcher got to it are not reported by inotify:
+                    # a new folder's contents count as added too.
+                    for inner in self._walk(path, 1000):
+                        if (str(inner), "added") not in told:
+                            told.add((str(inner), "added"))
+                            self._tell_listeners(inner, "added")
+                    continue
+                if (changed, change.name) not in told and not path.is_dir():
+                    told.add((changed, change.name))
+                    self._tell_listeners(path, change.name)
                 if change == watchfiles.Change.modified:
                     self.host.resource_updated(path.as_uri())
                 else:
@@ -102,6 +113,15 @@ class FilesProvider(Provider):
                         self.host.resource_updated(path.as_uri())
             if listing_changed:
                 self.host.catalog_changed()
+
+    def _walk(self, folder: Path, limit: int) -> list[Path]:
+        found: list[Path] = []
+        for parent, dirnames, filenames in os.walk(folder, followlinks=False):
+            dirnames[:] = [d for d in dirnames if not self._ignored(d)]
+            found += [Path(parent) / f for f in sorted(filenames) if not self._ignored(f)]
+            if len(found) >= limit:
+                return found[:limit]
+        return found
 
     def _tell_listeners(self, path: Path, change: str) -> None:
         if not self.listeners:
