@@ -186,7 +186,10 @@ class HubCallContext:
             else:
                 params = types.RequestParams.model_validate({"_meta": {INPUT_KEY_META: key}})
             keyed = request.model_copy(update={"params": params})
-            results[key] = await session.send_request(keyed, _RESULT_TYPES[request.method], metadata=metadata)
+            result_type: Any = _RESULT_TYPES[request.method]
+            if request.method == "sampling/createMessage" and getattr(request.params, "tools", None):
+                result_type = types.CreateMessageResultWithTools  # the answer may use tools (a list of blocks)
+            results[key] = await session.send_request(keyed, result_type, metadata=metadata)
 
         try:
             # Concurrently, as one round would be: a client may answer them in any order.

@@ -211,6 +211,15 @@ class ProviderHost(Protocol):
         """The `Principal` of a user of this hub with their role's scopes now (None: the local user);
         None if there is no such user (any more)."""
 
+    prefix: str
+    """The provider's public name prefix (`[providers.NAME] prefix`; tools are published as PREFIX__name)."""
+
+    def tools(self) -> list[types.Tool]:
+        """The hub's whole tool catalog (public names), as clients see it without a policy."""
+
+    def caller(self, ctx: CallContext) -> Any:
+        """The `Principal` (with its scopes) behind a call: who an agent acts for."""
+
     def allows(self, principal: Any, name: str) -> bool:
         """Whether the policy lets `principal` use the tool, prompt or resource published as `name`."""
 

@@ -169,6 +169,16 @@ class _Host:
         role = self._hub.store.user_role(name)
         return None if role is None else Principal(name, role, policy.role_scopes(role))
 
+    @property
+    def prefix(self) -> str:
+        return self._slot.prefix
+
+    def tools(self) -> list[types.Tool]:
+        return list(self._hub.router.catalog.tool_list)
+
+    def caller(self, ctx: Any) -> Principal:
+        return self._hub.router.principal_of(ctx)
+
     def allows(self, principal: Principal, name: str) -> bool:
         return principal.is_local or self._hub.policy.allows(principal, name)
 

@@ -80,12 +80,12 @@ class RunningHub:
         return "".join(self.output)
 
 
-OPT_IN_PROVIDERS = ("rag", "automation")
+OPT_IN_PROVIDERS = ("rag", "automation", "agents")
 
 
 def without_knowledge_base(config_toml: str) -> str:
-    """Test hubs run without the knowledge base (its model and sample index) and without automation (its
-    nine tools) unless the config names them; the bare hub (no config at all) keeps both."""
+    """Test hubs run without the knowledge base (its model and sample index), automation and agents (their
+    management tools) unless the config names them; the bare hub (no config at all) keeps them all."""
     for name in OPT_IN_PROVIDERS:
         if f"[providers.{name}" not in config_toml:
             config_toml = config_toml.rstrip("\n") + f"\n\n[providers.{name}]\nenabled = false\n"
@@ -173,3 +173,14 @@ def recorded_calls(data_dir: Path, tool: str, timeout: float = 10.0) -> list[tup
         if rows or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
+
+
+def set_secret(tmp: Path, name: str, value: str) -> None:
+    """`junction secret set NAME` for the hub whose config is tmp/junction.toml (the value on stdin)."""
+    remember_secret(value)
+    tmp.mkdir(parents=True, exist_ok=True)
+    if not (tmp / "junction.toml").exists():
+        (tmp / "junction.toml").write_text("")
+    done = subprocess.run([*JUNCTION, "secret", "set", name, "--config", str(tmp / "junction.toml")], cwd=ROOT,
+                          input=value + "\n", env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr

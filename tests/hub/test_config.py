@@ -149,7 +149,7 @@ def test_junction_config_env_is_used(tmp_path: Path) -> None:
 
 def test_disabled_provider_is_not_loaded(tmp_path: Path) -> None:
     cfg = tmp_path / "off.toml"
-    cfg.write_text("[providers.hub]\nenabled = false\n[providers.rag]\nenabled = false\n[providers.automation]\nenabled = false\n")
+    cfg.write_text("".join(f"[providers.{name}]\nenabled = false\n" for name in ("hub", "rag", "automation", "agents")))
     proc = subprocess.run([*JUNCTION, "tools", "--json", "--config", str(cfg)], cwd=ROOT, env=hub_env(tmp_path),
                           capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0 and json.loads(proc.stdout) == []

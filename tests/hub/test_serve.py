@@ -13,6 +13,8 @@ from mcp import Client, StdioServerParameters
 
 from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls, without_knowledge_base
 
+AGENTS_TOOLS = ["agents__list", "agents__presets", "agents__create", "agents__update", "agents__delete",
+                "agents__conversations", "agents__export"]
 AUTOMATION_TOOLS = ["automation__create", "automation__update", "automation__list", "automation__get",
                     "automation__pause", "automation__resume", "automation__run_now", "automation__delete",
                     "automation__runs"]
@@ -38,7 +40,7 @@ def test_health_and_ready(bare_hub: RunningHub) -> None:
     assert httpx2.get(f"{bare_hub.base}/healthz").json()["status"] == "ok"
     ready = httpx2.get(f"{bare_hub.base}/readyz")
     assert ready.status_code == 200 and ready.json() == {"status": "ready", "providers": {
-        "hub": "up", "files": "up", "mail": "up", "automation": "up", "rag": "up"}}
+        "hub": "up", "files": "up", "mail": "up", "automation": "up", "agents": "up", "rag": "up"}}
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -46,7 +48,7 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
     async with Client(bare_hub.url, mode=mode) as client:
         assert client.protocol_version == ("2026-07-28" if mode != "legacy" else "2025-11-25")
         tools = (await client.list_tools()).tools
-        assert [t.name for t in tools] == AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
+        assert [t.name for t in tools] == AGENTS_TOOLS + AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
         status = await client.call_tool("hub__status", {})
         assert status.is_error is False
         assert next(p for p in status.structured_content["providers"] if p["name"] == "hub") == {
@@ -56,7 +58,7 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
         assert (await client.call_tool("hub__connectors", {})).structured_content == {"connectors": []}
         catalog = await client.read_resource("junction://catalog")
         body = json.loads(catalog.contents[0].text)
-        assert body["tools"] == AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
+        assert body["tools"] == AGENTS_TOOLS + AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
         assert body["resources"] == ["junction://catalog", "junction://audit", "junction://connectors", "rag://sample"]
         audit = await client.call_tool("hub__audit", {"tool": "hub__status"})
         assert audit.structured_content["calls"][0]["tool"] == "hub__status"  # the local user is an admin
@@ -85,7 +87,7 @@ def test_cli_call_and_tools_through_running_hub(bare_hub: RunningHub, tmp_path: 
     assert json.loads(call.stdout)["structuredContent"]["version"]
     tools = subprocess.run([*JUNCTION, "tools", "--url", bare_hub.url], cwd=ROOT, env=env,
                            capture_output=True, text=True, timeout=60)
-    assert tools.returncode == 0 and tools.stdout.startswith("automation__create") and "\nhub__status " in tools.stdout
+    assert tools.returncode == 0 and tools.stdout.startswith("agents__list") and "\nhub__status " in tools.stdout
     bad = subprocess.run([*JUNCTION, "call", "hub__status", "--args", "{nope", "--url", bare_hub.url], cwd=ROOT,
                          env=env, capture_output=True, text=True, timeout=60)
     assert bad.returncode == 2 and bad.stderr.startswith("junction: --args is not valid JSON")
@@ -132,4 +134,4 @@ def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
     proc = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True,
                           text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
-    assert [t["name"] for t in json.loads(proc.stdout)] == AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
+    assert [t["name"] for t in json.loads(proc.stdout)] == AGENTS_TOOLS + AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS

@@ -1,0 +1,260 @@
+"""Agents end to end through the hub's MCP endpoint, in both protocol eras: the model is the scripted
+OpenAI-compatible server of tests/fixtures/fake_llm.py (real HTTP, streamed SSE) or the calling client's
+own model through sampling; the tools are a real upstream connector (server-everything from npm)."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import anyio
+import mcp_types as types
+import pytest
+from mcp import Client
+
+from tests.fixtures.fake_llm import FakeLLM
+from tests.helpers import NODE_MODULES, RunningHub, node_bin, serve_hub, set_secret
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.skipif(not (NODE_MODULES / "@modelcontextprotocol" / "server-everything").exists()
+                       and not os.environ.get("CI"), reason="npm test tools not installed (run scripts/test.sh)"),
+]
+ERAS = ["legacy", "2026-07-28"]
+CONFIG = f"""
+[providers.agents]
+
+[connectors.everything]
+command = {str(node_bin())!r}
+args = [{str(NODE_MODULES / "@modelcontextprotocol" / "server-everything/dist/index.js")!r}, "stdio"]
+"""
+
+
+@pytest.fixture(scope="module")
+async def llm() -> AsyncIterator[FakeLLM]:
+    async with FakeLLM() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[RunningHub]:
+    tmp = tmp_path_factory.mktemp("agents")
+    set_secret(tmp, "llm", llm.api_key)
+    with serve_hub(tmp, CONFIG) as running:
+        yield running
+
+
+def model(llm: FakeLLM, name: str, **extra: Any) -> dict[str, Any]:
+    return {"backend": "openai", "base_url": llm.url, "model": name, "api_key": "${secret:llm}", **extra}
+
+
+async def create(client: Client, name: str, **spec: Any) -> None:
+    made = await client.call_tool("agents__create", {"name": name, **spec})
+    assert not made.is_error, made.content[0].text
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_two_step_plan_with_progress_and_a_conversation_that_continues(
+        hub: RunningHub, llm: FakeLLM, mode: str) -> None:
+    m = f"plan-{mode}"
+    llm.script(m, [
+        {"tool_calls": [{"name": "everything__echo", "arguments": {"message": "one"}}]},
+        {"content": "Checking the sum.", "tool_calls": [{"name": "everything__get-sum", "arguments": {"a": 2, "b": 3}}]},
+        {"content": "The echo said one and the sum is 5."},
+        {"content": "You asked about the sum: 5."},
+    ])
+    async with Client(hub.url, mode=mode) as client:
+        await create(client, f"planner-{mode.replace('.', '')}", instructions="You plan and use tools.",
+                     tools=["everything__echo", "everything__get-sum", "agents__*"], models=[model(llm, m)])
+        name = f"agents__planner-{mode.replace('.', '')}"
+        assert name in {t.name for t in (await client.list_tools()).tools}
+        progress: list[str] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            progress.append(message or "")
+
+        result = await client.call_tool(name, {"message": "Echo one, then add 2 and 3."},
+                                        progress_callback=on_progress)
+        assert not result.is_error, result.content[0].text
+        assert result.content[0].text == "The echo said one and the sum is 5."
+        answer = result.structured_content
+        assert answer["status"] == "ok" and answer["steps"] == 3
+        assert "step 1: calling everything__echo" in progress and "step 2: calling everything__get-sum" in progress
+        sent = llm.requests_for(m)
+        offered = {t["function"]["name"] for t in sent[0]["tools"]}
+        assert {"everything__echo", "everything__get-sum"} <= offered
+        assert not {name, "agents__list", "agents__create"} & offered  # never itself, never the management tools
+        assert sent[0]["stream"] is True and sent[0]["messages"][0]["content"] == "You plan and use tools."
+        tool_messages = [msg for msg in sent[2]["messages"] if msg["role"] == "tool"]
+        assert [t["content"] for t in tool_messages][0] == "Echo: one" and "5" in tool_messages[1]["content"]
+        assert answer["usage"]["prompt_tokens"] > 0 and answer["usage"]["completion_tokens"] > 0
+
+        again = await client.call_tool(name, {"message": "What was the sum?",
+                                              "conversation_id": answer["conversation_id"]})
+        assert again.content[0].text == "You asked about the sum: 5."
+        continued = llm.requests_for(m)[-1]["messages"]
+        assert [msg["content"] for msg in continued if msg["role"] == "user"] == [
+            "Echo one, then add 2 and 3.", "What was the sum?"]
+        uri = f"agent://planner-{mode.replace('.', '')}/conversations/{answer['conversation_id']}"
+        stored = json.loads((await client.read_resource(uri)).contents[0].text)
+        assert stored["status"] == "ok" and stored["messages"][-1]["content"] == "You asked about the sum: 5."
+        exported = await client.call_tool("agents__export", {"conversation_id": answer["conversation_id"]})
+        assert exported.structured_content["id"] == answer["conversation_id"]
+
+
+async def test_a_tool_error_the_model_recovers_from_and_max_steps(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("recover", [
+        {"tool_calls": [{"name": "everything__get-sum", "arguments": {"a": "two"}}]},
+        {"tool_calls": [{"name": "everything__get-sum", "arguments": {"a": 2, "b": 2}}]},
+        {"content": "It is 4."},
+    ])
+    llm.script("loop", [{"tool_calls": [{"name": "everything__echo", "arguments": {"message": "again"}}]}] * 3)
+    async with Client(hub.url, mode="2026-07-28") as client:
+        await create(client, "recoverer", instructions="Add numbers.", tools=["everything__*"],
+                     models=[model(llm, "recover")])
+        result = await client.call_tool("agents__recoverer", {"message": "2 + 2?"})
+        assert result.content[0].text == "It is 4." and result.structured_content["steps"] == 3
+        error_turn = [msg for msg in llm.requests_for("recover")[1]["messages"] if msg["role"] == "tool"][0]
+        assert "a" in error_turn["content"] and ("invalid" in error_turn["content"].lower()
+                                                  or "expected" in error_turn["content"].lower())
+        await create(client, "looper", instructions="Echo forever.", tools=["everything__echo"], max_steps=2,
+                     models=[model(llm, "loop")])
+        stopped = await client.call_tool("agents__looper", {"message": "go"})
+        assert stopped.is_error and stopped.structured_content["status"] == "max_steps"
+        assert "stopped after 2 steps (max_steps)" in stopped.content[0].text
+        assert len(llm.requests_for("loop")) == 2
+
+
+async def test_fallback_to_the_next_model_on_errors_and_timeouts(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("flaky", [{"status": 500}, {"delay": 5, "content": "too late"}])
+    llm.script("steady", [{"content": "answered by the backup"}, {"content": "backup again"}])
+    async with Client(hub.url, mode="2026-07-28") as client:
+        await create(client, "resilient", instructions="Answer.",
+                     models=[model(llm, "flaky", timeout_seconds=1), model(llm, "steady")])
+        first = await client.call_tool("agents__resilient", {"message": "hello"})
+        assert first.content[0].text == "answered by the backup"
+        tried = first.structured_content["models"]
+        assert tried[0]["ok"] is False and "HTTP 500" in tried[0]["error"] and tried[1]["ok"] is True
+        second = await client.call_tool("agents__resilient", {"message": "hello again"})
+        assert second.content[0].text == "backup again"
+        assert "no answer within 1 s" in second.structured_content["models"][0]["error"]
+        llm.script("dead", [{"status": 503}])
+        await create(client, "doomed", instructions="Answer.", models=[model(llm, "dead")])
+        failed = await client.call_tool("agents__doomed", {"message": "hello"})
+        assert failed.is_error and "no model could answer" in failed.content[0].text and "HTTP 503" in \
+            failed.content[0].text
+        clear = await client.call_tool("agents__create", {"name": "leaky", "instructions": "x",
+                                                          "models": [model(llm, "m", api_key="sk-in-clear")]})
+        assert clear.is_error and "not stored in clear" in clear.content[0].text
+
+
+async def test_agents_call_agents_with_a_cycle_guard(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("boss", [{"tool_calls": [{"name": "agents__worker", "arguments": {"message": "count to 3"}}]},
+                        {"content": "The worker says: 1 2 3"}])
+    llm.script("worker", [{"tool_calls": [{"name": "agents__boss", "arguments": {"message": "help"}}]},
+                          {"content": "1 2 3"}])
+    async with Client(hub.url, mode="legacy") as client:
+        await create(client, "boss", instructions="Delegate.", tools=["agents__worker"], models=[model(llm, "boss")])
+        await create(client, "worker", instructions="Count.", tools=["agents__boss"], models=[model(llm, "worker")])
+        result = await client.call_tool("agents__boss", {"message": "Get the worker to count."})
+        assert result.content[0].text == "The worker says: 1 2 3", result.content[0].text
+        back_to_boss = [msg for msg in llm.requests_for("worker")[1]["messages"] if msg["role"] == "tool"][0]
+        assert "would call itself: agents__boss -> agents__worker -> agents__boss" in back_to_boss["content"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_the_clients_own_model_through_sampling(hub: RunningHub, mode: str) -> None:
+    asked: list[types.CreateMessageRequestParams] = []
+
+    async def on_sample(context: Any, params: types.CreateMessageRequestParams) -> Any:
+        asked.append(params)
+        if len(asked) == 1:
+            return types.CreateMessageResultWithTools(role="assistant", model="client-model", stop_reason="toolUse",
+                                                      content=[types.ToolUseContent(type="tool_use", id="use-1",
+                                                                                    name="everything__echo",
+                                                                                    input={"message": "via sampling"})])
+        result = next(b for m in params.messages if isinstance(m.content, list) for b in m.content
+                      if isinstance(b, types.ToolResultContent))
+        return types.CreateMessageResult(role="assistant", model="client-model",
+                                         content=types.TextContent(type="text", text=f"tool said {result.content[0].text}"))
+
+    async with Client(hub.url, mode=mode, sampling_callback=on_sample,
+                      sampling_capabilities=types.SamplingCapability(tools=types.SamplingToolsCapability())) as client:
+        name = f"sampler-{mode.replace('.', '')}"
+        await create(client, name, instructions="Use the client's model.", tools=["everything__echo"],
+                     models=[{"backend": "sampling"}])
+        result = await client.call_tool(f"agents__{name}", {"message": "echo something"})
+        assert not result.is_error, result.content[0].text + hub.log()[-3000:]
+        assert result.content[0].text == "tool said Echo: via sampling"
+        assert asked[0].system_prompt == "Use the client's model." and [t.name for t in asked[0].tools] == [
+            "everything__echo"]
+        audit = await client.call_tool("hub__audit", {"tool": "everything__echo", "limit": 50})
+        ours = [r for r in audit.structured_content["calls"] if r["client"] == f"junction:agent/agents__{name}"]
+        assert len(ours) == 1  # the 2026 input rounds re-ran the loop, but the tool ran once
+
+
+async def test_cancelling_stops_the_loop(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("slow", [{"delay": 30, "content": "never"}])
+    async with Client(hub.url, mode="legacy") as client:
+        await create(client, "sleeper", instructions="Think slowly.", models=[model(llm, "slow", timeout_seconds=60)])
+        with anyio.move_on_after(1.5):
+            await client.call_tool("agents__sleeper", {"message": "take your time"})
+        listed = None
+        with anyio.fail_after(10):
+            while True:
+                listed = (await client.call_tool("agents__conversations", {"agent": "sleeper"})).structured_content
+                if listed["conversations"] and listed["conversations"][0]["status"] == "cancelled":
+                    break
+                await anyio.sleep(0.1)
+        assert listed["conversations"][0]["first"] == "take your time"
+
+
+async def test_an_agent_never_gets_a_tool_its_caller_may_not_use(tmp_path: Path, llm: FakeLLM) -> None:
+    """With sign-in on: a user whose role only covers the agents and `everything__echo` runs an agent allowed
+    `everything__*`; the model is offered echo alone, and a call to another tool is refused by the hub."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    from tests.hub.test_auth import junction, token_for
+
+    config = CONFIG + """
+[auth]
+mode = "tokens"
+[auth.scopes]
+"agents:use" = ["agents__*", "everything__echo"]
+[auth.roles.limited]
+scopes = ["agents:use"]
+[providers.agents.agents.fetcher]
+instructions = "Use the tools you have."
+tools = ["everything__*"]
+models = [{backend = "openai", base_url = "URL", model = "denied", api_key = "${secret:llm}"}]
+""".replace("URL", llm.url)
+    (tmp_path / "junction.toml").write_text(config)
+    set_secret(tmp_path, "llm", llm.api_key)
+    assert junction(tmp_path, "user", "add", "carol", "--role", "limited").returncode == 0
+    token = token_for(tmp_path, "carol")
+    llm.script("denied", [{"tool_calls": [{"name": "everything__get-sum", "arguments": {"a": 1, "b": 1}},
+                                          {"name": "everything__echo", "arguments": {"message": "allowed"}}]},
+                          {"content": "I could only echo."}])
+    with serve_hub(tmp_path, config) as hub:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        async with Client(streamable_http_client(hub.url, http_client=http), mode="legacy") as client:  # type: ignore[arg-type]
+            result = await client.call_tool("agents__fetcher", {"message": "add 1 and 1"})
+            assert result.content[0].text == "I could only echo."
+    first, second = llm.requests_for("denied")
+    assert [t["function"]["name"] for t in first["tools"]] == ["everything__echo"]
+    results = {m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"}
+    denied, echoed = list(results.values())
+    assert "'everything__get-sum' is not one of the tools you may use here (everything__echo)" in denied
+    assert echoed == "Echo: allowed"
+    calls = junction(tmp_path, "audit", "--tool", "everything__echo", "--json")
+    assert '"principal": "carol"' in calls.stdout and "junction:agent/agents__fetcher" in calls.stdout
+    assert "everything__get-sum" not in junction(tmp_path, "audit", "--json").stdout

@@ -1,0 +1,523 @@
+"""Agents any MCP client can call like a tool (`[providers.agents]`): a persona, a model, a tool set and
+knowledge, run as a loop (model, tools, model, ...) inside the hub.
+
+```toml
+[providers.agents.agents.helpdesk]
+preset = "customer_support"                 # instructions and tools from a preset, changed below
+knowledge = ["handbook"]
+models = [                                  # tried in order: the next one when a model fails
+  {backend = "openai", base_url = "http://127.0.0.1:11434/v1", model = "llama3.2"},
+  {backend = "sampling"},                   # the calling client's own model, no key needed
+]
+```
+
+Each agent is the tool `agents__NAME` (`message`, optional `conversation_id`) and a prompt of the same
+name. Every step is reported as a progress notification; cancelling the call stops the loop. The tools
+an agent may use are its patterns over the whole catalog, always cut down to what its caller may use.
+Conversations are stored (`agents.db`) and readable as `agent://NAME/conversations/ID` by whoever had
+them. Agents can call other agents; the hub refuses cycles and deep nesting.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import re
+import secrets
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Annotated, Any
+
+import aiohttp
+import anyio
+import mcp_types as types
+import msgspec
+
+from hub.provider import CallContext, Provider
+from tools.agents.backends import BackendError, ModelSpec, Turn, complete_openai, complete_sampling
+from tools.agents.presets import PRESETS
+
+log = logging.getLogger("junction.agents")
+NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
+MANAGE = ("list", "presets", "create", "update", "delete", "conversations", "export")
+MAX_TOOL_TEXT = 20_000
+
+
+class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    preset: str = ""
+    description: str = ""
+    instructions: str = ""
+    models: list[ModelSpec] = []
+    """Tried in order; the first that answers wins (fallback on errors and timeouts)."""
+    model: ModelSpec | None = None
+    """Shorthand for a single model."""
+    tools: list[str] = []
+    """Patterns over public tool names ("rag__search", "mail__*", "github__*")."""
+    knowledge: list[str] = []
+    """Knowledge-base namespaces searched for every message (the passages go to the model)."""
+    max_steps: Annotated[int, msgspec.Meta(ge=1, le=100)] = 8
+    max_tokens: Annotated[int, msgspec.Meta(ge=1, le=2_000_000)] = 32_000
+    """The budget of output tokens per call (all steps together)."""
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 300
+
+
+class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    agents: dict[Annotated[str, msgspec.Meta(pattern=NAME)], AgentSpec] = {}
+
+
+def _text(value: str) -> types.TextContent:
+    return types.TextContent(type="text", text=value)
+
+
+class AgentError(ValueError):
+    pass
+
+
+def resolve(spec: AgentSpec, where: str) -> AgentSpec:
+    """Fill a preset in (the spec's own values win) and check what is needed to run."""
+    if spec.preset:
+        if spec.preset not in PRESETS:
+            raise AgentError(f"{where}.preset: no preset {spec.preset!r} (presets: {', '.join(sorted(PRESETS))})")
+        base = PRESETS[spec.preset]
+        spec = msgspec.structs.replace(
+            spec, description=spec.description or base["description"],
+            instructions=spec.instructions or base["instructions"], tools=spec.tools or list(base["tools"]),
+            max_steps=spec.max_steps if spec.max_steps != 8 else base.get("max_steps", 8))
+    models = list(spec.models) + ([spec.model] if spec.model is not None else [])
+    if not models:
+        models = [ModelSpec(backend="sampling")]
+    for number, model in enumerate(models):
+        if model.backend == "openai" and (not model.base_url or not model.model):
+            raise AgentError(f"{where}.models[{number}]: the openai backend needs base_url and model")
+    if not spec.instructions:
+        raise AgentError(f"{where}.instructions: an agent needs instructions (or a preset)")
+    return msgspec.structs.replace(spec, models=models, model=None)
+
+
+class AgentStore:
+    SCHEMA = """
+    CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, spec TEXT NOT NULL, owner TEXT, created REAL, updated REAL);
+    CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, agent TEXT NOT NULL, owner TEXT, created REAL,
+        updated REAL, status TEXT, messages TEXT NOT NULL, usage TEXT);
+    CREATE INDEX IF NOT EXISTS conversations_by_agent ON conversations (agent, updated);
+    """
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(self.SCHEMA)
+        self._lock = threading.Lock()
+
+    def run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+
+class AgentsProvider(Provider):
+    config_type = AgentsConfig
+    description = "Agents (persona + model + tools + knowledge) any client can call like a tool"
+
+    def __init__(self, host: Any, config: AgentsConfig | None = None) -> None:
+        super().__init__(host, config or AgentsConfig())
+        self.agents: dict[str, tuple[AgentSpec, str]] = {}
+        """name -> (resolved spec, source: "config" or "tool")"""
+        for name, spec in self.config.agents.items():
+            if name in MANAGE:
+                raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
+            self.agents[name] = (resolve(spec, f"agents.{name}"), "config")
+        self.store: AgentStore | None = None
+        self._http: aiohttp.ClientSession | None = None
+
+    async def start(self) -> None:
+        self.store = AgentStore(Path(self.host.data_dir) / "agents.db")
+        for name, raw, _owner in self.store.run("SELECT name, spec, owner FROM agents"):
+            if name in self.agents:
+                continue
+            try:
+                self.agents[name] = (resolve(msgspec.json.decode(raw, type=AgentSpec), f"agents.{name}"), "tool")
+            except (AgentError, msgspec.ValidationError) as exc:
+                log.error("agents: stored agent %r cannot be used: %s", name, exc)
+        self._http = aiohttp.ClientSession()
+
+    async def stop(self) -> None:
+        if self._http is not None:
+            await self._http.close()
+        if self.store is not None:
+            self.store.close()
+
+    # catalog -----------------------------------------------------------------------------------------
+    async def list_tools(self) -> list[types.Tool]:
+        name = {"type": "string", "pattern": NAME}
+        spec_props = {
+            "preset": {"type": "string", "enum": sorted(PRESETS)}, "description": {"type": "string"},
+            "instructions": {"type": "string"}, "models": {"type": "array", "items": {"type": "object"}},
+            "tools": {"type": "array", "items": {"type": "string"}},
+            "knowledge": {"type": "array", "items": {"type": "string"}},
+            "max_steps": {"type": "integer", "minimum": 1, "maximum": 100},
+            "max_tokens": {"type": "integer", "minimum": 1}, "timeout_seconds": {"type": "number"}}
+        ro = types.ToolAnnotations(read_only_hint=True)
+        tools = [
+            types.Tool(name=agent, description=f"Agent: {spec.description or spec.instructions[:200]}",
+                       input_schema={"type": "object", "required": ["message"], "properties": {
+                           "message": {"type": "string", "description": "what to ask or tell the agent"},
+                           "conversation_id": {"type": "string", "description": "continue this conversation"}}},
+                       annotations=types.ToolAnnotations(open_world_hint=True))
+            for agent, (spec, _) in sorted(self.agents.items())
+        ]
+        return tools + [
+            types.Tool(name="list", description="The agents: description, model, tools.",
+                       input_schema={"type": "object", "properties": {}}, annotations=ro),
+            types.Tool(name="presets", description="Persona presets to start an agent from.",
+                       input_schema={"type": "object", "properties": {}}, annotations=ro),
+            types.Tool(name="create", description="Create an agent, from a preset or from scratch.",
+                       input_schema={"type": "object", "required": ["name"],
+                                     "properties": {"name": name, **spec_props}}),
+            types.Tool(name="update", description="Change an agent made with create.",
+                       input_schema={"type": "object", "required": ["name"],
+                                     "properties": {"name": name, **spec_props}}),
+            types.Tool(name="delete", description="Delete an agent made with create (its conversations too).",
+                       input_schema={"type": "object", "required": ["name"], "properties": {"name": name}},
+                       annotations=types.ToolAnnotations(destructive_hint=True)),
+            types.Tool(name="conversations", description="Your conversations with an agent, newest first.",
+                       input_schema={"type": "object", "required": ["agent"], "properties": {
+                           "agent": name, "limit": {"type": "integer", "minimum": 1, "maximum": 200}}},
+                       annotations=ro),
+            types.Tool(name="export", description="One of your conversations in full (messages, tool calls, usage).",
+                       input_schema={"type": "object", "required": ["conversation_id"], "properties": {
+                           "conversation_id": {"type": "string"}}}, annotations=ro),
+        ]
+
+    async def list_prompts(self) -> list[types.Prompt]:
+        return [types.Prompt(name=agent, description=f"Talk to the agent {agent}: {spec.description}"[:300],
+                             arguments=[types.PromptArgument(name="message", description="your first message",
+                                                             required=False)])
+                for agent, (spec, _) in sorted(self.agents.items())]
+
+    async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext) -> types.GetPromptResult:
+        if name not in self.agents:
+            raise ValueError(f"no agent named {name!r}")
+        spec = self.agents[name][0]
+        text = (f"{spec.instructions}\n\nWork with the tool agents__{name} (pass the user's messages as `message`, "
+                "and the `conversation_id` it returns to continue).")
+        if arguments.get("message"):
+            text += f"\n\nThe user's first message: {arguments['message']}"
+        return types.GetPromptResult(description=spec.description or None, messages=[
+            types.PromptMessage(role="user", content=_text(text))])
+
+    async def list_resource_templates(self) -> list[types.ResourceTemplate]:
+        return [types.ResourceTemplate(uri_template="agent://{name}/conversations/{id}", name="agent conversations",
+                                       mime_type="application/json",
+                                       description="a conversation with an agent (yours only)")]
+
+    async def list_resources(self) -> list[types.Resource]:
+        return [types.Resource(uri=f"agent://{agent}", name=f"agent {agent}", mime_type="application/json",
+                               description=spec.description or None) for agent, (spec, _) in sorted(self.agents.items())]
+
+    def owns_uri(self, uri: str) -> bool:
+        return uri.startswith("agent://")
+
+    async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
+        match = re.fullmatch(r"agent://([a-z0-9_-]+)(?:/conversations/([A-Za-z0-9_-]+))?", uri)
+        if match is None or match.group(1) not in self.agents:
+            raise ValueError(f"{uri}: no such agent")
+        if match.group(2) is None:
+            spec = self.agents[match.group(1)][0]
+            body: Any = self._describe(match.group(1), spec)
+        else:
+            body = self._conversation(match.group(2), ctx)
+            if body["agent"] != match.group(1):
+                raise ValueError(f"{uri}: no such conversation")
+        return types.ReadResourceResult(contents=[types.TextResourceContents(
+            uri=uri, mime_type="application/json", text=json.dumps(body, ensure_ascii=False, default=str))])
+
+    # calls -------------------------------------------------------------------------------------------
+    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext
+                        ) -> types.CallToolResult:
+        try:
+            if name in self.agents:
+                return await self._converse(name, arguments, ctx)
+            handler = getattr(self, f"_tool_{name}", None)
+            if handler is None:
+                raise AgentError(f"no agent or tool named {name!r}")
+            return await handler(arguments, ctx)
+        except AgentError as exc:
+            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
+
+    def _describe(self, name: str, spec: AgentSpec) -> dict[str, Any]:
+        return {"name": name, "description": spec.description, "preset": spec.preset or None,
+                "models": [m.label for m in spec.models], "tools": spec.tools, "knowledge": spec.knowledge,
+                "max_steps": spec.max_steps, "source": self.agents[name][1]}
+
+    @staticmethod
+    def _owner(ctx: CallContext | None) -> str:
+        """Whose conversations: the authenticated user's, or the local user's on a hub without sign-in."""
+        return getattr(ctx, "principal", None) or "local"
+
+    def _conversation(self, conversation_id: str, ctx: CallContext | None) -> dict[str, Any]:
+        assert self.store is not None
+        rows = self.store.run("SELECT id, agent, owner, created, updated, status, messages, usage FROM conversations "
+                              "WHERE id = ?", (conversation_id,))
+        if not rows or rows[0][2] != self._owner(ctx):
+            raise AgentError(f"conversation_id: no conversation {conversation_id!r} of yours")
+        r = rows[0]
+        return {"id": r[0], "agent": r[1], "created": r[3], "updated": r[4], "status": r[5],
+                "messages": json.loads(r[6]), "usage": json.loads(r[7] or "{}")}
+
+    def _offered(self, spec: AgentSpec, me: str, ctx: CallContext) -> list[types.Tool]:
+        """The catalog tools this agent may use for this caller: its patterns, minus what the caller may not use."""
+        catalog = self.host.tools() if hasattr(self.host, "tools") else []
+        caller = self.host.caller(ctx) if hasattr(self.host, "caller") else None
+        prefix = me.rsplit("__", 1)[0] + "__" if "__" in me else ""
+        own = {f"{prefix}{m}" for m in MANAGE} | {me}
+        return [t for t in catalog if t.name not in own and any(fnmatch.fnmatchcase(t.name, p) for p in spec.tools)
+                and (caller is None or self.host.allows(caller, t.name))]
+
+    async def _converse(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        spec = self.agents[name][0]
+        message = arguments.get("message")
+        if not isinstance(message, str) or not message.strip():
+            raise AgentError("message: what to ask the agent (text)")
+        public = f"{getattr(self.host, 'prefix', 'agents')}__{name}"
+        conversation_id = arguments.get("conversation_id")
+        history: list[dict[str, Any]] = []
+        usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "model_calls": []}
+        if conversation_id is not None:
+            if not isinstance(conversation_id, str):
+                raise AgentError("conversation_id: a conversation id (text)")
+            previous = self._conversation(conversation_id, ctx)
+            if previous["agent"] != name:
+                raise AgentError(f"conversation_id: {conversation_id!r} is a conversation with {previous['agent']!r}")
+            history = previous["messages"]
+            usage = {**usage, **previous["usage"], "model_calls": []}
+        else:
+            conversation_id = ctx.state.setdefault("conversation_id", secrets.token_urlsafe(12)) \
+                if ctx is not None else secrets.token_urlsafe(12)
+        tools = self._offered(spec, public, ctx)
+        offered = {t.name for t in tools}
+        system = spec.instructions
+        if spec.knowledge:
+            system += await self._knowledge(spec, message, ctx, public)
+        messages = [{"role": "system", "content": system}, *[m for m in history if m["role"] != "system"],
+                    {"role": "user", "content": message}]
+        cache: dict[str, Any] = ctx.state.setdefault("tool_results", {}) if ctx is not None else {}
+        status, answer, steps = "ok", "", 0
+        spent = 0
+        try:
+            with anyio.fail_after(spec.timeout_seconds):
+                while True:
+                    if steps >= spec.max_steps:
+                        status = "max_steps"
+                        answer = (f"agent {name} stopped after {spec.max_steps} steps (max_steps) without a final "
+                                  "answer")
+                        break
+                    steps += 1
+                    await self._progress(ctx, steps, spec, f"step {steps}: asking the model")
+                    turn = await self._model(spec, messages, tools, ctx, usage)
+                    spent += turn.usage.get("completion_tokens", 0)
+                    if not turn.tool_calls:
+                        answer = turn.text
+                        messages.append({"role": "assistant", "content": turn.text})
+                        break
+                    messages.append({"role": "assistant", "content": turn.text or None, "tool_calls": [
+                        {"id": c.id, "type": "function",
+                         "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments)}}
+                        for c in turn.tool_calls]})
+                    for call in turn.tool_calls:
+                        await self._progress(ctx, steps, spec, f"step {steps}: calling {call.name}")
+                        text, failed = await self._use_tool(call, offered, ctx, public, cache)
+                        messages.append({"role": "tool", "tool_call_id": call.id, "content": text,
+                                         **({"is_error": True} if failed else {})})
+                    if spent > spec.max_tokens:
+                        status = "max_tokens"
+                        answer = f"agent {name} stopped: {spent} output tokens used, over its budget of {spec.max_tokens}"
+                        break
+        except TimeoutError:
+            status, answer = "timeout", f"agent {name} stopped after {spec.timeout_seconds:g} s (timeout_seconds)"
+        except BackendError as exc:
+            status, answer = "model_error", f"agent {name}: no model could answer: {exc}"
+        except anyio.get_cancelled_exc_class():
+            with anyio.CancelScope(shield=True):
+                self._save(conversation_id, name, ctx, messages, usage, "cancelled")
+            raise
+        self._save(conversation_id, name, ctx, messages, usage, status)
+        structured = {"answer": answer, "conversation_id": conversation_id, "agent": name, "status": status,
+                      "steps": steps, "usage": {k: v for k, v in usage.items() if k != "model_calls"},
+                      "models": usage["model_calls"]}
+        return types.CallToolResult(content=[_text(answer or "(no answer)")], structured_content=structured,
+                                    is_error=status != "ok")
+
+    async def _progress(self, ctx: CallContext | None, step: int, spec: AgentSpec, message: str) -> None:
+        if ctx is not None:
+            await ctx.report_progress(step, spec.max_steps, message)
+
+    async def _knowledge(self, spec: AgentSpec, message: str, ctx: CallContext, public: str) -> str:
+        result = await self.host.call_tool("rag__search", {"query": message, "namespaces": spec.knowledge, "k": 5},
+                                           caller=ctx, via=public, client=f"junction:agent/{public}")
+        if result.is_error:
+            log.warning("agents: knowledge search failed: %s", result.content[0].text if result.content else "")
+            return ""
+        text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
+        return f"\n\nPassages from the knowledge base that may help (cite them):\n{text[:12000]}"
+
+    async def _use_tool(self, call: Any, offered: set[str], ctx: CallContext, public: str,
+                        cache: dict[str, Any]) -> tuple[str, bool]:
+        if call.id in cache:  # an input round re-ran this handler: the tool already ran
+            return cache[call.id]["text"], cache[call.id]["failed"]
+        if call.raw_arguments:
+            text, failed = f"the arguments for {call.name} are not a JSON object: {call.raw_arguments[:200]}", True
+        elif call.name not in offered:
+            text, failed = (f"{call.name!r} is not one of the tools you may use here "
+                            f"({', '.join(sorted(offered)) or 'none'})"), True
+        else:
+            result = await self.host.call_tool(call.name, call.arguments, caller=ctx, via=public,
+                                               client=f"junction:agent/{public}")
+            parts = [c.text for c in result.content if isinstance(c, types.TextContent)]
+            if result.structured_content is not None and not parts:
+                parts.append(json.dumps(result.structured_content, ensure_ascii=False, default=str))
+            text, failed = "\n".join(parts)[:MAX_TOOL_TEXT] or "(no text)", bool(result.is_error)
+        cache[call.id] = {"text": text, "failed": failed}
+        return text, failed
+
+    async def _model(self, spec: AgentSpec, messages: list[dict[str, Any]], tools: list[types.Tool],
+                     ctx: CallContext, usage: dict[str, Any]) -> Turn:
+        errors = []
+        wire = [{k: v for k, v in m.items() if k != "is_error"} for m in messages]
+        for model in spec.models:
+            try:
+                model = self._with_key(model)
+                if model.backend == "sampling":
+                    turn = await complete_sampling(model, messages, tools, ctx)
+                else:
+                    assert self._http is not None
+                    turn = await complete_openai(model, wire, tools, self._http)
+            except BackendError as exc:
+                errors.append(str(exc))
+                usage["model_calls"].append({"model": model.label, "ok": False, "error": str(exc)})
+                log.warning("agents: %s", exc)
+                continue
+            prompt, completion = turn.usage.get("prompt_tokens", 0), turn.usage.get("completion_tokens", 0)
+            usage["prompt_tokens"] += prompt
+            usage["completion_tokens"] += completion
+            usage["cost"] = round(usage.get("cost", 0.0) + prompt * model.price_input_per_million / 1e6
+                                  + completion * model.price_output_per_million / 1e6, 8)
+            usage["model_calls"].append({"model": model.label, "ok": True, "seconds": round(turn.seconds, 4),
+                                         "prompt_tokens": prompt, "completion_tokens": completion})
+            return turn
+        raise BackendError("; ".join(errors))
+
+    def _with_key(self, model: ModelSpec) -> ModelSpec:
+        """A key written as "${secret:NAME}" (agents made with tools) is read from the secret store now."""
+        match = re.fullmatch(r"\$\{secret:([A-Za-z0-9_.-]{1,100})\}", model.api_key)
+        if match is None:
+            return model
+        try:
+            key = self.host.secrets().get(match.group(1))
+        except Exception as exc:  # the store's message names the secret, never a value
+            raise BackendError(f"{model.label}: api_key: {exc}") from None
+        return msgspec.structs.replace(model, api_key=key)
+
+    def _save(self, conversation_id: str, name: str, ctx: CallContext | None, messages: list[dict[str, Any]],
+              usage: dict[str, Any], status: str) -> None:
+        assert self.store is not None
+        now = time.time()
+        kept = {k: v for k, v in usage.items() if k != "model_calls"}
+        self.store.run("INSERT INTO conversations (id, agent, owner, created, updated, status, messages, usage) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated, "
+                       "status = excluded.status, messages = excluded.messages, usage = excluded.usage",
+                       (conversation_id, name, self._owner(ctx), now, now, status,
+                        json.dumps(messages, ensure_ascii=False), json.dumps(kept)))
+
+    # management --------------------------------------------------------------------------------------
+    async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        rows = [self._describe(n, s) for n, (s, _) in sorted(self.agents.items())]
+        text = "\n".join(f"{r['name']}: {r['description']} [{', '.join(r['models'])}]" for r in rows)
+        return types.CallToolResult(content=[_text(text or "no agents yet (see presets)")],
+                                    structured_content={"agents": rows})
+
+    async def _tool_presets(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        rows = [{"preset": k, **v} for k, v in sorted(PRESETS.items())]
+        return types.CallToolResult(content=[_text("\n".join(f"{r['preset']}: {r['description']}" for r in rows))],
+                                    structured_content={"presets": rows})
+
+    def _spec_from(self, args: dict[str, Any], base: dict[str, Any] | None = None) -> AgentSpec:
+        raw = {**(base or {}), **{k: v for k, v in args.items() if k != "name"}}
+        try:
+            spec = msgspec.convert(raw, AgentSpec)
+        except msgspec.ValidationError as exc:
+            raise AgentError(f"not a valid agent: {exc}") from None
+        return spec
+
+    async def _tool_create(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        name = args.get("name")
+        if not isinstance(name, str) or not re.fullmatch(NAME, name) or name in MANAGE:
+            raise AgentError(f"name: {name!r} is not a free agent name (a-z, 0-9, _ and -; not {', '.join(MANAGE)})")
+        if name in self.agents:
+            raise AgentError(f"name: an agent named {name!r} exists (use update)")
+        return self._install(name, self._spec_from(args), ctx, "created")
+
+    async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        name = args.get("name")
+        if name not in self.agents:
+            raise AgentError(f"name: no agent named {name!r}")
+        if self.agents[name][1] == "config":
+            raise AgentError(f"agent {name!r} is defined in the config file; change it there")
+        assert self.store is not None
+        stored = self.store.run("SELECT spec FROM agents WHERE name = ?", (name,))
+        return self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx, "updated")
+
+    def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str) -> types.CallToolResult:
+        resolved = resolve(spec, "agent")
+        for number, model in enumerate(resolved.models):
+            if model.api_key and not re.fullmatch(r"\$\{secret:[A-Za-z0-9_.-]{1,100}\}", model.api_key):
+                raise AgentError(f"models[{number}].api_key: keys are not stored in clear: `junction secret set NAME` "
+                                 "and write \"${secret:NAME}\"")
+        assert self.store is not None
+        now = time.time()
+        self.store.run("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
+                       (name, msgspec.json.encode(spec).decode(), self._owner(ctx), now, now))
+        self.agents[name] = (resolved, "tool")
+        self.host.catalog_changed()
+        return types.CallToolResult(content=[_text(f"agent {name} {verb}: the tool agents__{name}")],
+                                    structured_content=self._describe(name, resolved))
+
+    async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        name = args.get("name")
+        if name not in self.agents:
+            raise AgentError(f"name: no agent named {name!r}")
+        if self.agents[name][1] == "config":
+            raise AgentError(f"agent {name!r} is defined in the config file; remove it there")
+        assert self.store is not None
+        self.store.run("DELETE FROM agents WHERE name = ?", (name,))
+        self.store.run("DELETE FROM conversations WHERE agent = ?", (name,))
+        del self.agents[name]
+        self.host.catalog_changed()
+        return types.CallToolResult(content=[_text(f"agent {name} deleted")], structured_content={"deleted": name})
+
+    async def _tool_conversations(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        assert self.store is not None
+        limit = args.get("limit", 20)
+        rows = self.store.run("SELECT id, created, updated, status, messages FROM conversations WHERE agent = ? AND "
+                              "owner = ? ORDER BY updated DESC LIMIT ?", (args.get("agent"), self._owner(ctx),
+                                                                          int(limit) if isinstance(limit, int) else 20))
+        out = []
+        for cid, created, updated, status, raw in rows:
+            first = next((m["content"] for m in json.loads(raw) if m["role"] == "user"), "")
+            out.append({"id": cid, "created": created, "updated": updated, "status": status, "first": first[:200],
+                        "uri": f"agent://{args.get('agent')}/conversations/{cid}"})
+        text = "\n".join(f"{c['id']}: {c['status']}: {c['first']}" for c in out)
+        return types.CallToolResult(content=[_text(text or "no conversations")],
+                                    structured_content={"conversations": out})
+
+    async def _tool_export(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        body = self._conversation(str(args.get("conversation_id", "")), ctx)
+        return types.CallToolResult(content=[_text(json.dumps(body, indent=2, ensure_ascii=False, default=str))],
+                                    structured_content=body)
