@@ -93,3 +93,14 @@ def test_automation_bench_quick_run_prints_one_json_line() -> None:
     report = json.loads(lines[0])
     assert report["bench"] == "automation" and report["ok"] is True and report["jobs"] == 50
     assert report["runs"]["ok"] >= 0.95 * report["runs_expected"] and report["loaded_cpu_percent"] >= 0
+
+
+def test_agent_bench_quick_run_prints_one_json_line() -> None:
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "agent_bench.py"), "--quick"],
+                          capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    assert len(lines) == 1
+    report = json.loads(lines[0])
+    assert report["bench"] == "agent_loop" and report["ok"] is True and report["steps_per_call"] == 6
+    assert report["overhead_per_step_ms"]["p50"] > 0 and report["baseline_direct_tool_call_ms"]["p50"] > 0
