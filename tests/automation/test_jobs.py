@@ -221,7 +221,10 @@ async def test_a_file_change_under_a_root_triggers_a_job(tmp_path: Path) -> None
             (inbox / "notes.txt").write_text("not matched")
             (inbox / "sub").mkdir()
             (inbox / "sub" / "orders.csv").write_text("id,qty\n1,2\n")
-            await wait_for_runs(client, "on-csv", 1)
+            try:
+                await wait_for_runs(client, "on-csv", 1)
+            except TimeoutError:
+                raise AssertionError("no run for sub/orders.csv; the hub's log:\n" + hub.log()[-4000:]) from None
             await anyio.sleep(1.0)  # notes.txt does not match: nothing comes for it
             texts = [r["result"]["text"] for r in reversed(await runs_of(client, "on-csv"))]
             # the watcher may see the new file's content arrive as a second, "modified" event
