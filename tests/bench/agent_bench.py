@@ -2,13 +2,15 @@
 
 Starts the scripted OpenAI-compatible server (tests/fixtures/fake_llm.py, in this process) and the hub
 with the echo provider of call_bench and one agent allowed `echo__echo`. Each measured call runs an
-agent for STEPS steps (the model asks for `echo__echo` each time, then answers), and the hub reports how
-long each model request took (`models[].seconds`, measured around the HTTP request). Per step:
+agent for STEPS steps (the model asks for `echo__echo` each time, then answers), and the model server
+records how long it spent on each request. Per step:
 
-    overhead = (wall time of the agents__bench call - the model requests' time) / steps
+    overhead = (wall time of the agents__bench call - the time the model server spent on its requests) / steps
 
-which holds the loop itself, building each request and parsing the stream, the tool call through the hub
-(policy, audit) and the conversation store. Baseline in the same run: a plain `echo__echo` call from the
+where the model server's time runs from each request's arrival to its last streamed byte. The rest is
+the loop itself, building each request (the whole conversation so far, as JSON), HTTP, parsing the
+stream, the tool call through the hub (policy, audit), the conversation store, and the client's MCP
+call around it all. Baseline in the same run: a plain `echo__echo` call from the
 client through the hub (what one tool call costs a client). Target: under 5 ms per step.
 
 Prints ONE JSON line.
@@ -69,18 +71,19 @@ models = [{{backend = "openai", base_url = "{llm.url}", model = "bench", api_key
                     for number in range(calls + 1):  # the first call warms up
                         llm.script("bench", [{"tool_calls": [{"name": "echo__echo", "arguments": {"text": f"s{i}"}}]}
                                              for i in range(steps)] + [{"content": "done"}])
+                        served = len(llm.server_seconds)
                         started = time.perf_counter()
                         result = await client.call_tool("agents__bench", {"message": "go"})
                         wall = time.perf_counter() - started
+                        server_time = sum(llm.server_seconds[served:])
                         body = result.structured_content or {}
                         if result.is_error or body.get("steps") != steps + 1:
                             errors += 1
                             log(f"call {number}: {result.content[0].text[:300]}")
                             continue
-                        model_time = sum(m.get("seconds", 0) for m in body["models"])
                         if number:
-                            per_step.append((wall - model_time) / (steps + 1))
-                            model_share.append(model_time / wall)
+                            per_step.append((wall - server_time) / (steps + 1))
+                            model_share.append(server_time / wall)
                         for _ in range(5):
                             t0 = time.perf_counter()
                             await client.call_tool("echo__echo", {"text": "x"})
