@@ -26,6 +26,7 @@ pytestmark = [
 ERAS = ["legacy", "2026-07-28"]
 CONFIG = f"""
 [providers.agents]
+[providers.automation]
 
 [connectors.everything]
 command = {str(node_bin())!r}
@@ -258,3 +259,32 @@ models = [{backend = "openai", base_url = "URL", model = "denied", api_key = "${
     calls = junction(tmp_path, "audit", "--tool", "everything__echo", "--json")
     assert '"principal": "carol"' in calls.stdout and "junction:agent/agents__fetcher" in calls.stdout
     assert "everything__get-sum" not in junction(tmp_path, "audit", "--json").stdout
+
+
+async def test_a_job_runs_an_agent_and_its_resource_announces_the_run(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("reporter", [{"tool_calls": [{"name": "everything__echo", "arguments": {"message": "status"}}]},
+                            {"content": "All systems nominal."}])
+    updates: list[str] = []
+
+    async def on_message(message: object) -> None:
+        if isinstance(message, types.ServerNotification) and message.method == "notifications/resources/updated":
+            updates.append(str(message.params.uri))
+
+    async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
+        await create(client, "reporter", instructions="Report.", tools=["everything__echo"],
+                     models=[model(llm, "reporter")])
+        made = await client.call_tool("automation__create", {
+            "name": "daily-report", "trigger": {"type": "cron", "cron": "0 9 * * *"},
+            "action": {"agent": "reporter", "prompt": "How are things?"}})
+        assert not made.is_error, made.content[0].text
+        await client.subscribe_resource("automation://jobs/daily-report")
+        ran = await client.call_tool("automation__run_now", {"name": "daily-report", "wait": True})
+        assert not ran.is_error, ran.content[0].text
+        run = ran.structured_content
+        assert run["result"]["structured"]["answer"] == "All systems nominal."
+        assert [c["tool"] for c in run["calls"]] == ["agents__reporter"]
+        with anyio.fail_after(5):
+            while "automation://jobs/daily-report" not in updates:
+                await anyio.sleep(0.05)
+        sent = llm.requests_for("reporter")[0]["messages"]
+        assert sent[-1] == {"role": "user", "content": "How are things?"}
