@@ -205,7 +205,6 @@ class ProviderHost(Protocol):
         need elicitation or sampling fail with a message saying so. `via` names the tool making the call;
         a chain that comes back to a tool already on it, or nests too deep, is refused. Progress the tool
         reports goes to `progress(progress, total, message)`. Failures come back as error results."""
-        raise NotImplementedError
 
     def principal(self, name: str | None) -> Any:
         """The `Principal` of a user of this hub with their role's scopes now (None: the local user);

@@ -416,9 +416,11 @@ class Router:
         entry = self.catalog.tools.get(name)
         outcome, error, result = "tool_error", None, None
 
-        def refuse(why: str) -> types.CallToolResult:
-            nonlocal outcome, error
-            outcome, error = "denied" if "may not" in why else "error", why
+        decision = "allowed"
+
+        def refuse(why: str, denied: bool = False) -> types.CallToolResult:
+            nonlocal outcome, error, decision
+            outcome, error, decision = "error", why, "denied" if denied else decision
             return types.CallToolResult(content=[types.TextContent(type="text", text=why)], is_error=True)
 
         principal = ctx.principal_obj
@@ -428,7 +430,7 @@ class Router:
             if not principal.is_local and self.policy is not None and not self.policy.allows(principal, name):
                 scope = self.policy.scope_for(name)
                 return (result := refuse(f"{principal.name!r} may not call {name!r}"
-                                         + (f" (it needs the scope '{scope}')" if scope else "")))
+                                         + (f" (it needs the scope '{scope}')" if scope else ""), denied=True))
             if name in ctx.chain:
                 return (result := refuse(f"{name!r} would call itself: " + " -> ".join((*ctx.chain, name))))
             if ctx.depth > self.MAX_INTERNAL_DEPTH:
@@ -458,7 +460,7 @@ class Router:
                     protocol_version="internal", tool=name, provider=entry.slot.name if entry is not None else None,
                     outcome=outcome, error=error, duration_ms=(time.perf_counter() - started) * 1000.0,
                     args_bytes=len(msgspec.json.encode(arguments)) if arguments else 0,
-                    result_bytes=_result_bytes(result)))
+                    result_bytes=_result_bytes(result), decision=decision))
 
     async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams):
         uri = str(params.uri)

@@ -27,6 +27,7 @@ ERAS = ["legacy", "2026-07-28"]
 CONFIG = f"""
 [providers.agents]
 [providers.automation]
+[providers.rag]
 
 [connectors.everything]
 command = {str(node_bin())!r}
@@ -288,3 +289,15 @@ async def test_a_job_runs_an_agent_and_its_resource_announces_the_run(hub: Runni
                 await anyio.sleep(0.05)
         sent = llm.requests_for("reporter")[0]["messages"]
         assert sent[-1] == {"role": "user", "content": "How are things?"}
+
+
+async def test_knowledge_is_searched_for_every_message(hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("librarian", [{"content": "The hub restarts it with backoff."}])
+    async with Client(hub.url, mode="2026-07-28") as client:
+        await create(client, "librarian", preset="customer_support", knowledge=["sample"],
+                     models=[model(llm, "librarian")])
+        answer = await client.call_tool("agents__librarian", {"message": "What happens when a stdio server crashes?"})
+        assert answer.content[0].text == "The hub restarts it with backoff."
+    system = llm.requests_for("librarian")[0]["messages"][0]["content"]
+    assert system.startswith("You are a customer support agent.")  # the preset's instructions
+    assert "Passages from the knowledge base" in system and "restarts it with backoff" in system, system

@@ -364,8 +364,11 @@ class AgentsProvider(Provider):
         if result.is_error:
             log.warning("agents: knowledge search failed: %s", result.content[0].text if result.content else "")
             return ""
-        text = "\n".join(c.text for c in result.content if isinstance(c, types.TextContent))
-        return f"\n\nPassages from the knowledge base that may help (cite them):\n{text[:12000]}"
+        hits = (result.structured_content or {}).get("results") or []
+        if not hits:
+            return ""
+        passages = "\n\n".join(f"[{h.get('uri')}] {h.get('title')}: {h.get('text')}" for h in hits)
+        return f"\n\nPassages from the knowledge base that may help (cite them by their [uri]):\n{passages[:12000]}"
 
     async def _use_tool(self, call: Any, offered: set[str], ctx: CallContext, public: str,
                         cache: dict[str, Any]) -> tuple[str, bool]:
