@@ -301,3 +301,33 @@ async def test_knowledge_is_searched_for_every_message(hub: RunningHub, llm: Fak
     system = llm.requests_for("librarian")[0]["messages"][0]["content"]
     assert system.startswith("You are a customer support agent.")  # the preset's instructions
     assert "Passages from the knowledge base" in system and "restarts it with backoff" in system, system
+
+
+async def test_managing_agents_and_their_prompts(hub: RunningHub, llm: FakeLLM) -> None:
+    async with Client(hub.url, mode="legacy") as client:
+        presets = (await client.call_tool("agents__presets", {})).structured_content["presets"]
+        assert {p["preset"] for p in presets} == {"customer_support", "sales_assistant", "technical_expert",
+                                                  "ecommerce_helper", "research_assistant", "mail_triage"}
+        await create(client, "triage", preset="mail_triage", models=[model(llm, "triage")])
+        listed = {a["name"]: a for a in (await client.call_tool("agents__list", {})).structured_content["agents"]}
+        assert listed["triage"]["preset"] == "mail_triage" and "mail__draft" in listed["triage"]["tools"]
+        prompt = await client.get_prompt("agents__triage", {"message": "anything urgent?"})
+        text = prompt.messages[0].content.text
+        assert text.startswith("You triage the user's inbox.") and "agents__triage" in text
+        assert text.endswith("The user's first message: anything urgent?")
+        updated = await client.call_tool("agents__update", {"name": "triage", "max_steps": 3,
+                                                            "tools": ["mail__search"]})
+        assert updated.structured_content["max_steps"] == 3 and updated.structured_content["tools"] == ["mail__search"]
+        for arguments, why in (({"name": "list", "instructions": "x"}, "not a free agent name"),
+                               ({"name": "triage", "instructions": "x"}, "exists (use update)"),
+                               ({"name": "nobody", "preset": "astrologer"}, "no preset 'astrologer'"),
+                               ({"name": "blank"}, "needs instructions (or a preset)")):
+            refused = await client.call_tool("agents__create", arguments)
+            assert refused.is_error and why in refused.content[0].text, (why, refused.content[0].text)
+        deleted = await client.call_tool("agents__delete", {"name": "triage"})
+        assert not deleted.is_error
+        assert "agents__triage" not in {t.name for t in (await client.list_tools()).tools}
+        from mcp.shared.exceptions import MCPError
+
+        with pytest.raises(MCPError, match="Unknown tool: agents__triage"):
+            await client.call_tool("agents__triage", {"message": "hello?"})

@@ -105,10 +105,17 @@ async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: 
                                  action={"tool": "everything__echo", "arguments": {}},
                                  policy={"retries": 2, "retry_backoff_seconds": 0.1})
             assert failing["name"] == "broken"
+            changed = await call(client, "update", name="broken", description="echo without a message")
+            assert changed["description"] == "echo without a message" and changed["trigger"] == {"type": "start"}
             outcome = await client.call_tool("automation__run_now", {"name": "broken", "wait": True})
             assert outcome.is_error and outcome.structured_content["status"] == "failed"
             assert outcome.structured_content["attempts"] == 3
             assert "step 0, everything__echo" in outcome.structured_content["error"]
+            await call(client, "create", name="slowpoke", trigger={"type": "start"},
+                       action={"tool": "everything__trigger-long-running-operation",
+                               "arguments": {"duration": 5, "steps": 5}}, policy={"timeout_seconds": 1})
+            late = await client.call_tool("automation__run_now", {"name": "slowpoke", "wait": True})
+            assert late.is_error and late.structured_content["error"] == "timed out after 1 s"
 
 
 async def test_jobs_survive_a_restart_and_missed_runs_follow_the_misfire_policy(tmp_path: Path) -> None:
