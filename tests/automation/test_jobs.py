@@ -96,6 +96,8 @@ async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: 
                 ({"name": "tick", "trigger": {"type": "start"}, "action": {"tool": "x"}}, "exists (use update)"),
                 ({"name": "c7", "trigger": {"type": "mail", "account": "nope"}, "action": {"tool": "x"}},
                  "no mail account named 'nope'"),
+                ({"name": "c8", "trigger": {"type": "once", "at": "2020-01-01T00:00:00+00:00"}, "action": {"tool": "x"}},
+                 "trigger.at: '2020-01-01T00:00:00+00:00' is in the past"),
             ):
                 result = await client.call_tool("automation__create", arguments)
                 assert result.is_error and why in result.content[0].text, (why, result.content[0].text)

@@ -109,11 +109,14 @@ class AutomationProvider(Provider):
         now = time.time()
         stored = {row["name"]: row for row in self.store.jobs()}
         for name, spec in self._configured.items():
-            paused = stored[name]["spec"].get("paused", False) if name in stored else spec.paused
+            before = stored.get(name, {}).get("spec")
+            paused = before.get("paused", False) if before is not None else spec.paused
             spec = msgspec.structs.replace(spec, paused=paused)
-            self.store.put_job(name, msgspec.to_builtins(spec), None, "config")
-            stored[name] = {**stored.get(name, {}), "name": name, "spec": msgspec.to_builtins(spec), "owner": None,
-                            "source": "config", "next_run": stored.get(name, {}).get("next_run")}
+            as_stored = msgspec.to_builtins(spec)
+            self.store.put_job(name, as_stored, None, "config")
+            # a job changed in the config starts on its new schedule, not the old one's next time
+            next_run = stored[name].get("next_run") if before == as_stored else None
+            stored[name] = {"name": name, "spec": as_stored, "owner": None, "source": "config", "next_run": next_run}
         for name, row in stored.items():
             if row["source"] == "config" and name not in self._configured:
                 self.store.delete_job(name)  # taken out of the config
@@ -513,6 +516,8 @@ class AutomationProvider(Provider):
         if len(self.jobs) >= self.config.max_jobs:
             raise JobError(f"there are {len(self.jobs)} jobs already (max_jobs)")
         spec = parse_spec({k: v for k, v in args.items() if k != "name"})
+        if spec.trigger.type == "once" and next_fire(spec.trigger, time.time()) is None:
+            raise JobError(f"trigger.at: {spec.trigger.at!r} is in the past")
         warnings = self._check_tools(spec, ctx)
         owner = getattr(ctx, "principal", None)
         scopes = None
