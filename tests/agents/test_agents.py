@@ -112,27 +112,29 @@ async def test_a_two_step_plan_with_progress_and_a_conversation_that_continues(
         assert exported.structured_content["id"] == answer["conversation_id"]
 
 
-async def test_a_tool_error_the_model_recovers_from_and_max_steps(hub: RunningHub, llm: FakeLLM) -> None:
-    llm.script("recover", [
+@pytest.mark.parametrize("mode", ERAS)
+async def test_a_tool_error_the_model_recovers_from_and_max_steps(hub: RunningHub, llm: FakeLLM, mode: str) -> None:
+    e = mode[:4]
+    llm.script(f"recover-{e}", [
         {"tool_calls": [{"name": "everything__get-sum", "arguments": {"a": "two"}}]},
         {"tool_calls": [{"name": "everything__get-sum", "arguments": {"a": 2, "b": 2}}]},
         {"content": "It is 4."},
     ])
-    llm.script("loop", [{"tool_calls": [{"name": "everything__echo", "arguments": {"message": "again"}}]}] * 3)
-    async with Client(hub.url, mode="2026-07-28") as client:
-        await create(client, "recoverer", instructions="Add numbers.", tools=["everything__*"],
-                     models=[model(llm, "recover")])
-        result = await client.call_tool("agents__recoverer", {"message": "2 + 2?"})
+    llm.script(f"loop-{e}", [{"tool_calls": [{"name": "everything__echo", "arguments": {"message": "again"}}]}] * 3)
+    async with Client(hub.url, mode=mode) as client:
+        await create(client, f"recoverer-{e}", instructions="Add numbers.", tools=["everything__*"],
+                     models=[model(llm, f"recover-{e}")])
+        result = await client.call_tool(f"agents__recoverer-{e}", {"message": "2 + 2?"})
         assert result.content[0].text == "It is 4." and result.structured_content["steps"] == 3
-        error_turn = [msg for msg in llm.requests_for("recover")[1]["messages"] if msg["role"] == "tool"][0]
+        error_turn = [msg for msg in llm.requests_for(f"recover-{e}")[1]["messages"] if msg["role"] == "tool"][0]
         assert "a" in error_turn["content"] and ("invalid" in error_turn["content"].lower()
                                                   or "expected" in error_turn["content"].lower())
-        await create(client, "looper", instructions="Echo forever.", tools=["everything__echo"], max_steps=2,
-                     models=[model(llm, "loop")])
-        stopped = await client.call_tool("agents__looper", {"message": "go"})
+        await create(client, f"looper-{e}", instructions="Echo forever.", tools=["everything__echo"], max_steps=2,
+                     models=[model(llm, f"loop-{e}")])
+        stopped = await client.call_tool(f"agents__looper-{e}", {"message": "go"})
         assert stopped.is_error and stopped.structured_content["status"] == "max_steps"
         assert "stopped after 2 steps (max_steps)" in stopped.content[0].text
-        assert len(llm.requests_for("loop")) == 2
+        assert len(llm.requests_for(f"loop-{e}")) == 2
 
 
 async def test_fallback_to_the_next_model_on_errors_and_timeouts(hub: RunningHub, llm: FakeLLM) -> None:
@@ -158,18 +160,22 @@ async def test_fallback_to_the_next_model_on_errors_and_timeouts(hub: RunningHub
         assert clear.is_error and "not stored in clear" in clear.content[0].text
 
 
-async def test_agents_call_agents_with_a_cycle_guard(hub: RunningHub, llm: FakeLLM) -> None:
-    llm.script("boss", [{"tool_calls": [{"name": "agents__worker", "arguments": {"message": "count to 3"}}]},
+@pytest.mark.parametrize("mode", ERAS)
+async def test_agents_call_agents_with_a_cycle_guard(hub: RunningHub, llm: FakeLLM, mode: str) -> None:
+    e = mode[:4]
+    llm.script(f"boss-{e}", [{"tool_calls": [{"name": f"agents__worker-{e}", "arguments": {"message": "count to 3"}}]},
                         {"content": "The worker says: 1 2 3"}])
-    llm.script("worker", [{"tool_calls": [{"name": "agents__boss", "arguments": {"message": "help"}}]},
+    llm.script(f"worker-{e}", [{"tool_calls": [{"name": f"agents__boss-{e}", "arguments": {"message": "help"}}]},
                           {"content": "1 2 3"}])
-    async with Client(hub.url, mode="legacy") as client:
-        await create(client, "boss", instructions="Delegate.", tools=["agents__worker"], models=[model(llm, "boss")])
-        await create(client, "worker", instructions="Count.", tools=["agents__boss"], models=[model(llm, "worker")])
-        result = await client.call_tool("agents__boss", {"message": "Get the worker to count."})
+    async with Client(hub.url, mode=mode) as client:
+        await create(client, f"boss-{e}", instructions="Delegate.", tools=[f"agents__worker-{e}"],
+                     models=[model(llm, f"boss-{e}")])
+        await create(client, f"worker-{e}", instructions="Count.", tools=[f"agents__boss-{e}"],
+                     models=[model(llm, f"worker-{e}")])
+        result = await client.call_tool(f"agents__boss-{e}", {"message": "Get the worker to count."})
         assert result.content[0].text == "The worker says: 1 2 3", result.content[0].text
-        back_to_boss = [msg for msg in llm.requests_for("worker")[1]["messages"] if msg["role"] == "tool"][0]
-        assert "would call itself: agents__boss -> agents__worker -> agents__boss" in back_to_boss["content"]
+        back_to_boss = [msg for msg in llm.requests_for(f"worker-{e}")[1]["messages"] if msg["role"] == "tool"][0]
+        assert f"would call itself: agents__boss-{e} -> agents__worker-{e} -> agents__boss-{e}" in back_to_boss["content"]
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -203,20 +209,26 @@ async def test_the_clients_own_model_through_sampling(hub: RunningHub, mode: str
         assert len(ours) == 1  # the 2026 input rounds re-ran the loop, but the tool ran once
 
 
-async def test_cancelling_stops_the_loop(hub: RunningHub, llm: FakeLLM) -> None:
-    llm.script("slow", [{"delay": 30, "content": "never"}])
-    async with Client(hub.url, mode="legacy") as client:
-        await create(client, "sleeper", instructions="Think slowly.", models=[model(llm, "slow", timeout_seconds=60)])
+@pytest.mark.parametrize("mode", ERAS)
+async def test_cancelling_stops_the_loop(hub: RunningHub, llm: FakeLLM, mode: str) -> None:
+    e = mode[:4]
+    llm.script(f"slow-{e}", [{"delay": 30, "content": "never"}])
+    cancelled_before = llm.cancelled
+    async with Client(hub.url, mode=mode) as client:
+        await create(client, f"sleeper-{e}", instructions="Think slowly.", models=[model(llm, f"slow-{e}", timeout_seconds=60)])
         with anyio.move_on_after(1.5):
-            await client.call_tool("agents__sleeper", {"message": "take your time"})
+            await client.call_tool(f"agents__sleeper-{e}", {"message": "take your time"})
         listed = None
         with anyio.fail_after(10):
             while True:
-                listed = (await client.call_tool("agents__conversations", {"agent": "sleeper"})).structured_content
+                listed = (await client.call_tool("agents__conversations", {"agent": f"sleeper-{e}"})).structured_content
                 if listed["conversations"] and listed["conversations"][0]["status"] == "cancelled":
                     break
                 await anyio.sleep(0.1)
         assert listed["conversations"][0]["first"] == "take your time"
+    with anyio.fail_after(5):  # the hub dropped its request to the model: the model server saw it go
+        while llm.cancelled < cancelled_before + 1:
+            await anyio.sleep(0.05)
 
 
 async def test_an_agent_never_gets_a_tool_its_caller_may_not_use(tmp_path: Path, llm: FakeLLM) -> None:
