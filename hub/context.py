@@ -44,7 +44,32 @@ class InputRequired(Exception):
         self.requests = requests
 
 
-class HubCallContext:
+class Cancellable:
+    """Cancellation and worker threads, the same for every kind of call context (`_cancelled` is the
+    subclass's attribute)."""
+
+    __slots__ = ()
+    _cancelled: bool
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled
+
+    def mark_cancelled(self) -> None:
+        self._cancelled = True
+
+    async def checkpoint(self) -> None:
+        await anyio.lowlevel.checkpoint()
+
+    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
+        try:
+            return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+        except anyio.get_cancelled_exc_class():
+            self._cancelled = True
+            raise
+
+
+class HubCallContext(Cancellable):
     """One call's context; built by the router for every tools/call, resources/read, prompts/get."""
 
     __slots__ = (
@@ -129,24 +154,6 @@ class HubCallContext:
             level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, Mapping) else None
             return level if level in LOG_LEVELS else None
         return self._ctx.session._connection.state.get("log_level", "debug")
-
-    # cancellation and threads
-    @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    def mark_cancelled(self) -> None:
-        self._cancelled = True
-
-    async def checkpoint(self) -> None:
-        await anyio.lowlevel.checkpoint()
-
-    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            self._cancelled = True
-            raise
 
     async def release_stream(self) -> bool:
         close = self._ctx.close_sse_stream

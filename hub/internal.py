@@ -9,19 +9,17 @@ and records the call in the audit trail like any other.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any
 
-import anyio
 import mcp_types as types
 
 from hub.auth import Principal
+from hub.context import Cancellable
 from hub.provider import InputRequest, InputResult, InputUnavailable
-
-T = TypeVar("T")
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 
-class InternalCallContext:
+class InternalCallContext(Cancellable):
     """A `CallContext` for a call from inside the hub (see the module docstring)."""
 
     modern = False
@@ -49,25 +47,8 @@ class InternalCallContext:
         return f"principal:{self.principal}" if self.principal is not None else None
 
     @property
-    def cancelled(self) -> bool:
-        return self._cancelled
-
-    @property
     def log_level(self) -> types.LoggingLevel | None:
         return None
-
-    def mark_cancelled(self) -> None:
-        self._cancelled = True
-
-    async def checkpoint(self) -> None:
-        await anyio.lowlevel.checkpoint()
-
-    async def run_sync(self, fn: Callable[..., T], *args: Any) -> T:
-        try:
-            return await anyio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
-        except anyio.get_cancelled_exc_class():
-            self._cancelled = True
-            raise
 
     async def release_stream(self) -> bool:
         return False
