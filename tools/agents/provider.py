@@ -25,8 +25,6 @@ import json
 import logging
 import re
 import secrets
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -37,6 +35,7 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, Provider
+from hub.providerdb import ProviderDB
 from tools.agents.backends import BackendError, ModelSpec, Turn, complete_openai, complete_sampling
 from tools.agents.presets import PRESETS
 
@@ -97,28 +96,12 @@ def resolve(spec: AgentSpec, where: str) -> AgentSpec:
     return msgspec.structs.replace(spec, models=models, model=None)
 
 
-class AgentStore:
-    SCHEMA = """
-    CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, spec TEXT NOT NULL, owner TEXT, created REAL, updated REAL);
-    CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, agent TEXT NOT NULL, owner TEXT, created REAL,
-        updated REAL, status TEXT, messages TEXT NOT NULL, usage TEXT);
-    CREATE INDEX IF NOT EXISTS conversations_by_agent ON conversations (agent, updated);
-    """
-
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(self.SCHEMA)
-        self._lock = threading.Lock()
-
-    def run(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
+AGENTS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS agents (name TEXT PRIMARY KEY, spec TEXT NOT NULL, owner TEXT, created REAL, updated REAL);
+CREATE TABLE IF NOT EXISTS conversations (id TEXT PRIMARY KEY, agent TEXT NOT NULL, owner TEXT, created REAL,
+    updated REAL, status TEXT, messages TEXT NOT NULL, usage TEXT);
+CREATE INDEX IF NOT EXISTS conversations_by_agent ON conversations (agent, updated);
+"""
 
 
 class AgentsProvider(Provider):
@@ -133,12 +116,12 @@ class AgentsProvider(Provider):
             if name in MANAGE:
                 raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
             self.agents[name] = (resolve(spec, f"agents.{name}"), "config")
-        self.store: AgentStore | None = None
+        self.store: ProviderDB | None = None
         self._http: aiohttp.ClientSession | None = None
 
     async def start(self) -> None:
-        self.store = AgentStore(Path(self.host.data_dir) / "agents.db")
-        for name, raw, _owner in self.store.run("SELECT name, spec, owner FROM agents"):
+        self.store = ProviderDB(Path(self.host.data_dir) / "agents.db", AGENTS_SCHEMA)
+        for name, raw, _owner in self.store.rows("SELECT name, spec, owner FROM agents"):
             if name in self.agents:
                 continue
             try:
@@ -263,7 +246,7 @@ class AgentsProvider(Provider):
 
     def _conversation(self, conversation_id: str, ctx: CallContext | None) -> dict[str, Any]:
         assert self.store is not None
-        rows = self.store.run("SELECT id, agent, owner, created, updated, status, messages, usage FROM conversations "
+        rows = self.store.rows("SELECT id, agent, owner, created, updated, status, messages, usage FROM conversations "
                               "WHERE id = ?", (conversation_id,))
         if not rows or rows[0][2] != self._owner(ctx):
             raise AgentError(f"conversation_id: no conversation {conversation_id!r} of yours")
@@ -432,7 +415,7 @@ class AgentsProvider(Provider):
         assert self.store is not None
         now = time.time()
         kept = {k: v for k, v in usage.items() if k != "model_calls"}
-        self.store.run("INSERT INTO conversations (id, agent, owner, created, updated, status, messages, usage) "
+        self.store.execute("INSERT INTO conversations (id, agent, owner, created, updated, status, messages, usage) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated, "
                        "status = excluded.status, messages = excluded.messages, usage = excluded.usage",
                        (conversation_id, name, self._owner(ctx), now, now, status,
@@ -473,7 +456,7 @@ class AgentsProvider(Provider):
         if self.agents[name][1] == "config":
             raise AgentError(f"agent {name!r} is defined in the config file; change it there")
         assert self.store is not None
-        stored = self.store.run("SELECT spec FROM agents WHERE name = ?", (name,))
+        stored = self.store.rows("SELECT spec FROM agents WHERE name = ?", (name,))
         return self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx, "updated")
 
     def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str) -> types.CallToolResult:
@@ -484,7 +467,7 @@ class AgentsProvider(Provider):
                                  "and write \"${secret:NAME}\"")
         assert self.store is not None
         now = time.time()
-        self.store.run("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
+        self.store.execute("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
                        (name, msgspec.json.encode(spec).decode(), self._owner(ctx), now, now))
         self.agents[name] = (resolved, "tool")
@@ -499,8 +482,8 @@ class AgentsProvider(Provider):
         if self.agents[name][1] == "config":
             raise AgentError(f"agent {name!r} is defined in the config file; remove it there")
         assert self.store is not None
-        self.store.run("DELETE FROM agents WHERE name = ?", (name,))
-        self.store.run("DELETE FROM conversations WHERE agent = ?", (name,))
+        self.store.execute("DELETE FROM agents WHERE name = ?", (name,))
+        self.store.execute("DELETE FROM conversations WHERE agent = ?", (name,))
         del self.agents[name]
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"agent {name} deleted")], structured_content={"deleted": name})
@@ -508,7 +491,7 @@ class AgentsProvider(Provider):
     async def _tool_conversations(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         assert self.store is not None
         limit = args.get("limit", 20)
-        rows = self.store.run("SELECT id, created, updated, status, messages FROM conversations WHERE agent = ? AND "
+        rows = self.store.rows("SELECT id, created, updated, status, messages FROM conversations WHERE agent = ? AND "
                               "owner = ? ORDER BY updated DESC LIMIT ?", (args.get("agent"), self._owner(ctx),
                                                                           int(limit) if isinstance(limit, int) else 20))
         out = []

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from pathlib import Path
 from typing import Any
+
+from hub.providerdb import ProviderDB
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -37,88 +37,78 @@ KEEP_RUNS = 200
 """Runs kept per job (older ones are pruned)."""
 
 
-class JobStore:
+class JobStore(ProviderDB):
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(SCHEMA)
-        self._lock = threading.Lock()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()
-
-    def _run(self, sql: str, args: tuple[Any, ...] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, args)
+        super().__init__(path, SCHEMA)
 
     # jobs
     def jobs(self) -> list[dict[str, Any]]:
-        rows = self._run("SELECT name, spec, owner, source, created, updated, next_run FROM jobs ORDER BY name")
+        rows = self.rows("SELECT name, spec, owner, source, created, updated, next_run FROM jobs ORDER BY name")
         return [{"name": r[0], "spec": json.loads(r[1]), "owner": r[2], "source": r[3], "created": r[4],
-                 "updated": r[5], "next_run": r[6]} for r in rows.fetchall()]
+                 "updated": r[5], "next_run": r[6]} for r in rows]
 
     def put_job(self, name: str, spec: dict[str, Any], owner: str | None, source: str) -> None:
         now = time.time()
-        self._run("INSERT INTO jobs (name, spec, owner, source, created, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                  "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner, "
-                  "source = excluded.source, updated = excluded.updated", (name, json.dumps(spec), owner, source, now, now))
+        self.execute("INSERT INTO jobs (name, spec, owner, source, created, updated) VALUES (?, ?, ?, ?, ?, ?) "
+                     "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner, "
+                     "source = excluded.source, updated = excluded.updated",
+                     (name, json.dumps(spec), owner, source, now, now))
 
     def delete_job(self, name: str) -> None:
-        with self._lock:
-            self._db.execute("DELETE FROM jobs WHERE name = ?", (name,))
-            self._db.execute("DELETE FROM runs WHERE job = ?", (name,))
+        self.execute("DELETE FROM jobs WHERE name = ?", (name,))
+        self.execute("DELETE FROM runs WHERE job = ?", (name,))
 
     def set_next_run(self, name: str, when: float | None) -> None:
-        self._run("UPDATE jobs SET next_run = ? WHERE name = ?", (when, name))
+        self.execute("UPDATE jobs SET next_run = ? WHERE name = ?", (when, name))
 
     # runs
     def start_run(self, job: str, trigger: dict[str, Any], status: str = "running") -> int:
         now = time.time()
-        cursor = self._run("INSERT INTO runs (job, trigger, started, status) VALUES (?, ?, ?, ?)",
-                           (job, json.dumps(trigger, default=str), now, status))
+        cursor = self.execute("INSERT INTO runs (job, trigger, started, status) VALUES (?, ?, ?, ?)",
+                              (job, json.dumps(trigger, default=str), now, status))
+        return self._added(job, cursor)
+
+    def _added(self, job: str, cursor: Any) -> int:
+        """The new run's id; every 50th run, the job's history is cut back to KEEP_RUNS."""
         run_id = int(cursor.lastrowid or 0)
         if run_id % 50 == 0:
             self.prune(job)
         return run_id
 
     def prune(self, job: str) -> None:
-        self._run("DELETE FROM runs WHERE job = ? AND id NOT IN (SELECT id FROM runs WHERE job = ? "
-                  "ORDER BY id DESC LIMIT ?)", (job, job, KEEP_RUNS))
+        self.execute("DELETE FROM runs WHERE job = ? AND id NOT IN (SELECT id FROM runs WHERE job = ? "
+                     "ORDER BY id DESC LIMIT ?)", (job, job, KEEP_RUNS))
 
     def record_run(self, job: str, trigger: dict[str, Any], status: str, error: str | None = None) -> int:
         """A run that never started (skipped, missed): one row, already ended."""
         now = time.time()
-        cursor = self._run("INSERT INTO runs (job, trigger, started, ended, status, error) VALUES (?, ?, ?, ?, ?, ?)",
-                           (job, json.dumps(trigger, default=str), now, now, status, error))
-        run_id = int(cursor.lastrowid or 0)
-        if run_id % 50 == 0:
-            self.prune(job)
-        return run_id
+        cursor = self.execute("INSERT INTO runs (job, trigger, started, ended, status, error) "
+                              "VALUES (?, ?, ?, ?, ?, ?)",
+                              (job, json.dumps(trigger, default=str), now, now, status, error))
+        return self._added(job, cursor)
 
     def end_run(self, run_id: int, status: str, attempts: int, result: Any, error: str | None,
                 calls: list[dict[str, Any]]) -> None:
-        self._run("UPDATE runs SET ended = ?, status = ?, attempts = ?, result = ?, error = ?, calls = ? WHERE id = ?",
-                  (time.time(), status, attempts, None if result is None else json.dumps(result, default=str),
-                   error, json.dumps(calls, default=str), run_id))
+        self.execute("UPDATE runs SET ended = ?, status = ?, attempts = ?, result = ?, error = ?, calls = ? "
+                     "WHERE id = ?",
+                     (time.time(), status, attempts, None if result is None else json.dumps(result, default=str),
+                      error, json.dumps(calls, default=str), run_id))
 
     def interrupted(self) -> int:
         """Runs that were going when the hub stopped: marked as interrupted."""
-        cursor = self._run("UPDATE runs SET status = 'interrupted', ended = started, "
-                           "error = 'the hub stopped during this run' WHERE status = 'running'")
+        cursor = self.execute("UPDATE runs SET status = 'interrupted', ended = started, "
+                              "error = 'the hub stopped during this run' WHERE status = 'running'")
         return cursor.rowcount
 
     def runs(self, job: str, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
-        rows = self._run("SELECT id, trigger, started, ended, status, attempts, result, error, calls FROM runs "
-                         "WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?", (job, before or 2**62, limit)).fetchall()
+        rows = self.rows("SELECT id, trigger, started, ended, status, attempts, result, error, calls FROM runs "
+                         "WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?", (job, before or 2**62, limit))
         return [{"id": r[0], "trigger": json.loads(r[1]), "started": r[2], "ended": r[3], "status": r[4],
                  "attempts": r[5], "result": None if r[6] is None else json.loads(r[6]), "error": r[7],
                  "calls": [] if r[8] is None else json.loads(r[8])} for r in rows]
 
     def run(self, run_id: int) -> dict[str, Any] | None:
-        row = self._run("SELECT job FROM runs WHERE id = ?", (run_id,)).fetchone()
-        if row is None:
+        found = self.rows("SELECT job FROM runs WHERE id = ?", (run_id,))
+        if not found:
             return None
-        return next((r for r in self.runs(row[0], 1, run_id + 1)), None)
+        return next((r for r in self.runs(found[0][0], 1, run_id + 1)), None)
