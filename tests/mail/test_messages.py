@@ -42,7 +42,7 @@ ORIGINAL = (b"From: Bob <bob@example.test>\r\nTo: alice@example.test, Carol <car
 
 def test_a_reply_threads_and_quotes() -> None:
     reply = messages.compose(sender="alice@example.test", to=["Bob <bob@example.test>"], cc=[], bcc=[],
-                             subject="Re: Plans", body="Agreed.", original=ORIGINAL, mode="reply",
+                             subject="Re: Plans", body="Agreed.", original=messages.read(ORIGINAL), mode="reply",
                              domain="example.test")
     parsed = email.message_from_bytes(messages.to_bytes(reply), policy=email.policy.default)
     assert parsed["In-Reply-To"] == "<p2@example.test>"
@@ -56,7 +56,7 @@ def test_a_reply_threads_and_quotes() -> None:
 
 def test_a_forward_carries_the_text_and_the_attachments() -> None:
     forward = messages.compose(sender="alice@example.test", to=["erin@example.test"], cc=[], bcc=[],
-                               subject="Fwd: Plans", body="FYI", original=ORIGINAL, mode="forward")
+                               subject="Fwd: Plans", body="FYI", original=messages.read(ORIGINAL), mode="forward")
     parsed = email.message_from_bytes(messages.to_bytes(forward), policy=email.policy.default)
     assert parsed["In-Reply-To"] is None
     text = parsed.get_body(("plain",)).get_content().replace("\r\n", "\n")

@@ -301,9 +301,9 @@ def reply_subject(subject: str, prefix: str) -> str:
 
 
 def compose(*, sender: str, to: list[str], cc: list[str], bcc: list[str], subject: str, body: str,
-            html: str | None = None, original: bytes | None = None, mode: str = "new",
+            html: str | None = None, original: Reading | None = None, mode: str = "new",
             attachments: list[tuple[str, str, bytes]] = (), domain: str = "junction.local") -> EmailMessage:
-    """A new message; for replies and forwards, `original` (its raw bytes) supplies threading headers, the
+    """A new message; for replies and forwards, `original` (as `read` gave it) supplies threading headers, the
     quoted text and the forwarded attachments. Every value must already have been checked
     (`clean_header`/`clean_addresses`)."""
     message = EmailMessage(policy=POLICY)
@@ -319,10 +319,9 @@ def compose(*, sender: str, to: list[str], cc: list[str], bcc: list[str], subjec
     text = body
     forwarded: list[Attachment] = []
     if original is not None:
-        reading = read(original)
-        was = reading.headers
+        was = original.headers
         who = ", ".join(was["from"]) or "someone"
-        original_text = reading.text or reading.html_text
+        original_text = original.text or original.html_text
         if mode in ("reply", "reply_all"):
             if was["message_id"]:
                 message["In-Reply-To"] = was["message_id"]
@@ -332,7 +331,7 @@ def compose(*, sender: str, to: list[str], cc: list[str], bcc: list[str], subjec
             lines = ["---------- Forwarded message ----------", f"From: {who}", f"Date: {was['date']}",
                      f"Subject: {was['subject']}", f"To: {', '.join(was['to'])}", ""]
             text = f"{body}\n\n" + "\n".join(lines) + "\n" + original_text + "\n"
-            forwarded = reading.attachments
+            forwarded = original.attachments
     message["Subject"] = subject
     message.set_content(text.replace("\r\n", "\n"))
     if html:

@@ -510,9 +510,14 @@ class MailProvider(Provider):
                             f"{self.config.max_message_mb:g} MB (max_message_mb)")
         return item.get("body") or b""
 
-    async def _read(self, account: Account, folder: str, uid: int, mark_read: bool) -> dict[str, Any]:
+    async def _message(self, account: Account, folder: str, uid: int, mark_read: bool = False
+                       ) -> tuple[bytes, messages.Reading]:
+        """A message's bytes and its parse (the parse in a thread of its own: the IMAP session is free again)."""
         raw = await self._imap(account, lambda s: self._raw(s, folder, uid, mark_read))
-        reading = await anyio.to_thread.run_sync(messages.read, raw)
+        return raw, await anyio.to_thread.run_sync(messages.read, raw)
+
+    async def _read(self, account: Account, folder: str, uid: int, mark_read: bool) -> dict[str, Any]:
+        raw, reading = await self._message(account, folder, uid, mark_read)
         return {"account": account.name, "folder": folder, "uid": uid,
                 "uri": self.message_uri(account.name, folder, uid), "size": len(raw), **reading.view()}
 
@@ -537,8 +542,7 @@ class MailProvider(Provider):
         account = self._account(args)
         folder, uid = self._folder(args), self._uid(args)
         index = args.get("index")
-        raw = await self._imap(account, lambda s: self._raw(s, folder, uid))
-        reading = await anyio.to_thread.run_sync(messages.read, raw)
+        _, reading = await self._message(account, folder, uid)
         if not isinstance(index, int) or isinstance(index, bool) or not 0 <= index < len(reading.attachments):
             raise MailError(f"index: message {uid} has {len(reading.attachments)} attachment(s) (0-based index)")
         attachment = reading.attachments[index]
@@ -585,8 +589,8 @@ class MailProvider(Provider):
         original = None
         if mode != "new":
             folder, uid = self._folder(args), self._uid(args)
-            original = await self._imap(account, lambda s: self._raw(s, folder, uid))
-            was = (await anyio.to_thread.run_sync(messages.read, original)).headers
+            _, original = await self._message(account, folder, uid)
+            was = original.headers
             if not subject:
                 subject = messages.reply_subject(was["subject"], "Fwd" if mode == "forward" else "Re")
             if mode in ("reply", "reply_all") and not to:
