@@ -9,13 +9,18 @@ import sys
 from tests.helpers import ROOT
 
 
-def test_call_bench_quick_run_prints_one_json_line() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "call_bench.py"), "--quick",
-                           "--timeout", "240"], capture_output=True, text=True, timeout=300, cwd=ROOT)
+def quick_report(script: str, *args: str) -> dict:
+    """Run tests/bench/SCRIPT with ARGS; it must succeed and print exactly one JSON line, returned parsed."""
+    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / script), *args], capture_output=True,
+                          text=True, timeout=300, cwd=ROOT)
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = proc.stdout.strip().splitlines()
     assert len(lines) == 1
-    report = json.loads(lines[0])
+    return json.loads(lines[0])
+
+
+def test_call_bench_quick_run_prints_one_json_line() -> None:
+    report = quick_report("call_bench.py", "--quick", "--timeout", "240")
     assert report["ok"] is True and report["errors"] == 0
     assert {(r["era"], r["concurrency"]) for r in report["results"]} == {
         ("2025-11-25", 1), ("2025-11-25", 32), ("2026-07-28", 1), ("2026-07-28", 32)}
@@ -24,12 +29,7 @@ def test_call_bench_quick_run_prints_one_json_line() -> None:
 
 
 def test_proxy_bench_quick_run_prints_one_json_line() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "proxy_bench.py"), "--quick",
-                           "--timeout", "240"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    report = quick_report("proxy_bench.py", "--quick", "--timeout", "240")
     assert report["bench"] == "proxy" and report["ok"] is True and report["errors"] == 0
     assert {(r["era"], r["workload"], r["concurrency"]) for r in report["results"]} == {
         (era, workload, concurrency)
@@ -50,12 +50,7 @@ def test_rag_eval_runs_on_a_collection_it_has_not_seen(tmp_path) -> None:
     (tmp_path / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "why do bees swarm"}) + "\n"
                                             + json.dumps({"_id": "q2", "text": "moon and tides"}))
     (tmp_path / "qrels.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t2\nq2\td3\t1\n")
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "rag_eval.py"), "--data", str(tmp_path),
-                           "--embedder", "hashing"], capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    report = quick_report("rag_eval.py", "--data", str(tmp_path), "--embedder", "hashing")
     assert report["ok"] is True and report["documents"] == 3 and report["queries"] == 2
     for mode in ("bm25", "vector", "hybrid"):
         assert set(report[mode]) >= {"ndcg@10", "recall@100"}
@@ -72,12 +67,7 @@ def test_rag_scale_quick_run_prints_one_json_line() -> None:
 
 
 def test_mail_bench_quick_run_prints_one_json_line() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "mail_bench.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    report = quick_report("mail_bench.py", "--quick")
     assert report["bench"] == "mail" and report["ok"] is True and report["messages"] == 300
     for op in ("search", "read", "new_mail"):
         for side in ("hub", "direct"):
@@ -85,22 +75,12 @@ def test_mail_bench_quick_run_prints_one_json_line() -> None:
 
 
 def test_automation_bench_quick_run_prints_one_json_line() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "automation_bench.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    report = quick_report("automation_bench.py", "--quick")
     assert report["bench"] == "automation" and report["ok"] is True and report["jobs"] == 50
     assert report["runs"]["ok"] >= 0.95 * report["runs_expected"] and report["loaded_cpu_percent"] >= 0
 
 
 def test_agent_bench_quick_run_prints_one_json_line() -> None:
-    proc = subprocess.run([sys.executable, str(ROOT / "tests" / "bench" / "agent_bench.py"), "--quick"],
-                          capture_output=True, text=True, timeout=300, cwd=ROOT)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = proc.stdout.strip().splitlines()
-    assert len(lines) == 1
-    report = json.loads(lines[0])
+    report = quick_report("agent_bench.py", "--quick")
     assert report["bench"] == "agent_loop" and report["ok"] is True and report["steps_per_call"] == 6
     assert report["overhead_per_step_ms"]["p50"] > 0 and report["baseline_direct_tool_call_ms"]["p50"] > 0

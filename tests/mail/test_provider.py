@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.mail_server import MailServer
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, remember_secret, serve_hub
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, serve_hub, set_secret
 
 pytestmark = pytest.mark.anyio
 ALICE, BOB = "alice@example.test", "bob@example.test"
@@ -29,14 +29,6 @@ def account_toml(mail: MailServer, name: str, user: str, *, tls: str = "starttls
     return (f'[providers.mail.accounts.{name}]\nusername = "{user}"\npassword = "${{secret:{name}-mail}}"\n'
             f'imap_host = "127.0.0.1"\nimap_port = {imap_port}\nimap_tls = "{tls}"\n'
             f'smtp_port = {smtp_port}\nsmtp_tls = "{tls}"\nca_file = "{mail.ca_file}"\n{extra}\n')
-
-
-def set_secret(tmp: Path, name: str, value: str) -> None:
-    """`junction secret set NAME` with the value on stdin, as a user would."""
-    remember_secret(value)
-    done = subprocess.run([*JUNCTION, "secret", "set", name, "--config", str(tmp / "junction.toml")], cwd=ROOT,
-                          input=value + "\n", env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
 
 
 @contextmanager
