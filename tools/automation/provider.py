@@ -486,7 +486,7 @@ class AutomationProvider(Provider):
         principal = finder(who) if finder is not None and who is not None else None
         allows = getattr(self.host, "allows", None)
         warnings = []
-        catalog = set(self.host.hub_info().get("catalog", {}).get("tools", []))
+        catalog = {t.name for t in self.host.tools()} if hasattr(self.host, "tools") else set()
         for number, step in enumerate(spec.action.normalized()):
             if catalog and step.tool not in catalog:
                 warnings.append(f"action.steps[{number}].tool: {step.tool!r} is not in the catalog now")

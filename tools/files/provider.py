@@ -21,6 +21,7 @@ import base64
 import contextlib
 import fnmatch
 import hashlib
+import logging
 import mimetypes
 import os
 import stat
@@ -35,6 +36,7 @@ import msgspec
 from hub.provider import CallContext, Provider
 from tools.files.paths import PathRefused, Root, entry, read_bytes, resolve
 
+log = logging.getLogger("junction.files")
 EXTRACTED = {".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm", ".eml"}
 MAX_LIST = 2000
 MAX_SEARCH_FILES = 5000
@@ -133,9 +135,7 @@ class FilesProvider(Provider):
                     try:
                         listener(root.name, rel, change)
                     except Exception:  # a listener's bug must not stop the watcher
-                        import logging
-
-                        logging.getLogger("junction.files").exception("files listener failed")
+                        log.exception("files listener failed")
                 return
 
     # resources ---------------------------------------------------------------------------------------
