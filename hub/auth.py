@@ -38,6 +38,8 @@ OAUTH_ACCESS_PREFIX = "jca_"
 BUILTIN_ROLES = ("admin", "user", "agent")
 PRINCIPAL_KEY = "junction.principal"
 """Where the front puts the caller's `Principal` in the ASGI scope."""
+LOCAL_OWNER = "(local)"
+"""The owner of what the local user (stdio, a hub without sign-in) creates; no user name can be this."""
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,17 @@ class Principal:
     @property
     def is_local(self) -> bool:
         return self.name is None
+
+    @property
+    def owner(self) -> str:
+        """How what this caller creates is owned: the user's name, or `LOCAL_OWNER`."""
+        return self.name if self.name is not None else LOCAL_OWNER
+
+    @property
+    def is_admin(self) -> bool:
+        """The local user, or a caller whose token carries `hub:admin` (an admin's token cut down to other
+        scopes is not): may reach what other users own."""
+        return self.name is None or "hub:admin" in self.scopes
 
 
 class Policy:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 PUBLIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 SEPARATOR = "__"
+OWNER_META = "dev.junction/owner"
 
 
 def public_name(prefix: str, local: str) -> str:
@@ -31,6 +32,16 @@ def public_name(prefix: str, local: str) -> str:
 class Entry:
     slot: ProviderSlot
     local: str
+    owner: str | None = None
+    """The user who created it at run time (`_meta["dev.junction/owner"]`, hub providers only)."""
+
+
+def owner_of(slot: ProviderSlot, item: types.Tool | types.Prompt | types.Resource) -> str | None:
+    """The owner a hub provider published an item with; upstream servers cannot claim one."""
+    if slot.kind != "provider" or not item.meta:
+        return None
+    owner = item.meta.get(OWNER_META)
+    return owner if isinstance(owner, str) and owner else None
 
 
 @dataclass(slots=True)
@@ -54,6 +65,8 @@ class Catalog:
     templates: list[TemplateEntry] = field(default_factory=list)
     template_list: list[types.ResourceTemplate] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    owned: bool = False
+    """Whether any item has an owner (lists then differ per user, not only per scope set)."""
 
     @classmethod
     def build(cls, slots: Sequence[ProviderSlot]) -> Catalog:
@@ -62,12 +75,12 @@ class Catalog:
             if not slot.listed:
                 continue
             for tool in slot.tools:
-                name = catalog._claim(catalog.tools, slot, "tool", tool.name)
+                name = catalog._claim(catalog.tools, slot, "tool", tool.name, owner_of(slot, tool))
                 if name is not None:
                     catalog.tool_list.append(tool if name == tool.name else tool.model_copy(update={"name": name}))
                     catalog.input_schemas[name] = tool.input_schema
             for prompt in slot.prompts:
-                name = catalog._claim(catalog.prompts, slot, "prompt", prompt.name)
+                name = catalog._claim(catalog.prompts, slot, "prompt", prompt.name, owner_of(slot, prompt))
                 if name is not None:
                     catalog.prompt_list.append(
                         prompt if name == prompt.name else prompt.model_copy(update={"name": name})
@@ -80,7 +93,8 @@ class Catalog:
                         f"resource {uri} of provider '{slot.name}' is already provided by '{owner.slot.name}'; ignored"
                     )
                     continue
-                catalog.resources[uri] = Entry(slot, uri)
+                catalog.resources[uri] = Entry(slot, uri, owner_of(slot, resource))
+                catalog.owned = catalog.owned or catalog.resources[uri].owner is not None
                 catalog.resource_list.append(resource)
             for template in slot.templates:
                 raw = str(template.uri_template)
@@ -93,7 +107,8 @@ class Catalog:
                 catalog.template_list.append(template)
         return catalog
 
-    def _claim(self, table: dict[str, Entry], slot: ProviderSlot, kind: str, local: str) -> str | None:
+    def _claim(self, table: dict[str, Entry], slot: ProviderSlot, kind: str, local: str,
+               owner: str | None = None) -> str | None:
         name = public_name(slot.prefix, local)
         if not PUBLIC_NAME.match(name):
             self.problems.append(
@@ -108,7 +123,8 @@ class Catalog:
                 f"'{owner.slot.name}' keeps it (give one of them another prefix)"
             )
             return None
-        table[name] = Entry(slot, local)
+        table[name] = Entry(slot, local, owner)
+        self.owned = self.owned or owner is not None
         return name
 
     def resource_owner(self, uri: str) -> ProviderSlot | None:

@@ -54,6 +54,12 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 4 * 1024 * 1024
     session_idle_timeout: Annotated[float, msgspec.Meta(gt=0)] = 1800.0
     max_sessions: Annotated[int, msgspec.Meta(ge=1)] = 10_000
+    max_sessions_per_user: Annotated[int, msgspec.Meta(ge=1)] = 200
+    """Open 2025 sessions one authenticated user may hold; `initialize` beyond it gets 429."""
+    header_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Seconds a client has to send a request's headers, once it has started (a half-sent request is closed)."""
+    body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0
+    """Seconds a client has to send a POST body to the MCP endpoint (408 after that)."""
     resume_buffer_events: Annotated[int, msgspec.Meta(ge=0)] = 10_000
     """Events kept for resuming 2025 SSE streams (`Last-Event-ID`); 0 turns resumability off."""
     resume_buffer_ttl: Annotated[float, msgspec.Meta(gt=0)] = 300.0

@@ -21,6 +21,7 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
+from hub.auth import Principal
 from hub.provider import InputRequest, InputResult, InputUnavailable, parse_input_response
 
 T = TypeVar("T")
@@ -78,6 +79,7 @@ class HubCallContext(Cancellable):
         "_asked",
         "_cancelled",
         "principal",
+        "identity",
         "state",
         "input_responses",
         "request_state",
@@ -90,10 +92,12 @@ class HubCallContext(Cancellable):
         *,
         input_responses: Mapping[str, Any] | None = None,
         request_state: str | None = None,
-        principal: str | None = None,
+        identity: Principal | None = None,
     ) -> None:
         self._ctx = ctx
-        self.principal = principal
+        self.identity = identity
+        """Who is calling, with the scopes this call may use (None only for contexts built without a router)."""
+        self.principal = identity.name if identity is not None else None
         self.input_responses = input_responses
         self._asked = 0
         self._cancelled = False

@@ -1,58 +1,81 @@
-"""The gate in front of the MCP endpoint: what the SDK's transport does not check, or explains badly.
+"""The gate in front of the MCP endpoint: every POST is read, parsed and decided on here, once.
 
-Owns checks that must happen before (or instead of) the SDK's own handling of a request, and
-the wording of refusals: each says what was wrong and where. Must stay cheap: it runs on every
-request.
+Owns what must happen before anything else sees an HTTP request to the MCP endpoint, and the
+wording of those refusals (each says what was wrong and where):
+- the body: at most `max_body_bytes` (413, before buffering it whole), arriving within
+  `body_timeout` (408);
+- the one strict parse (`hub.wire`): bytes that are not strict JSON get -32700, JSON that is not
+  one JSON-RPC message -32600; neither reaches anything else;
+- an `MCP-Protocol-Version` header no era knows, when the body carries no 2026 `_meta` envelope:
+  -32022 listing every version the hub speaks;
+- the dispatch's decision on `tools/call`, `prompts/get` and `resources/read`
+  (`hub.dispatch`): 403 `insufficient_scope` naming the scope that would allow it, 429 with
+  `Retry-After` over a rate limit; an admitted request carries its `Admission` in the ASGI scope;
+- 2025 sessions per user (`max_sessions_per_user`): 429 beyond it.
+What passes goes to the relay fast path or to the SDK. The SDK is handed `wire.canonical(message)`,
+never the client's bytes, so it cannot read a request differently from what was decided on.
+Must stay cheap: it runs on every request.
 """
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from typing import Any
 
+import anyio
 import mcp_types as types
 import msgspec
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from hub.auth import PRINCIPAL_KEY
-from hub.ratelimit import retry_after
-from hub.store import CallRecord
+from hub import wire
+from hub.auth import PRINCIPAL_KEY, Principal
+from hub.dispatch import ADMISSION_KEY, RATE_LIMITED, TARGETED, Admission, CallFacts, Dispatch
+
+_KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
+_VERSION_HEADER = b"mcp-protocol-version"
+
+
+class SessionQuota:
+    """2025 sessions per user: counted when the SDK hands out a session id, forgotten once it is gone."""
+
+    def __init__(self, limit: int, alive: Callable[[str], bool]) -> None:
+        self.limit = limit
+        self._alive = alive
+        self._sessions: dict[str, set[str]] = {}
+
+    def full(self, user: str) -> bool:
+        held = self._sessions.get(user)
+        if not held or len(held) < self.limit:
+            return False
+        held.intersection_update({sid for sid in held if self._alive(sid)})
+        return len(held) >= self.limit
+
+    def opened(self, user: str, session_id: str) -> None:
+        self._sessions.setdefault(user, set()).add(session_id)
 
 
 class RequestGate:
-    """ASGI front of the MCP endpoint: what the SDK's transport does not check, or explains badly.
+    """ASGI front of the MCP endpoint (see the module docstring)."""
 
-    - drops optional whitespace around header values (RFC 9110 5.5; h11 does, httptools does not,
-      so `Mcp-Name:  tool ` would fail the SDK's header/body match on some servers only);
-    - refuses bodies over the limit with 413 before buffering them whole;
-    - refuses JSON that is not a JSON-RPC 2.0 message with -32600 naming the wrong member
-      (the SDK answers -32602 with a page of union-validation errors);
-    - refuses an `MCP-Protocol-Version` header no era knows, when the body carries no 2026
-      `_meta` envelope, with -32022 listing every version the hub speaks;
-    - refuses a call, prompt or read the caller's scopes do not allow (403 `insufficient_scope`
-      naming the scope that would), and a tool call over a rate limit (429 with `Retry-After`),
-      both on record in the audit trail.
-    Malformed JSON is left to the SDK (-32700).
-    """
-
-    def __init__(self, app: Any, max_body: int, relay: Any = None, *, policy: Any = None, auth: Any = None,
-                 store: Any = None, limiter: Any = None) -> None:
+    def __init__(self, app: Any, max_body: int, relay: Any = None, *, dispatch: Dispatch, auth: Any = None,
+                 body_timeout: float = 60.0, sessions: SessionQuota | None = None) -> None:
         self.app = app
         self.max_body = max_body
         self.relay = relay
         """A `hub.relay.RelayFront`: offered every request that passed, before the SDK sees it."""
-        self.policy = policy
-        """A `hub.auth.Policy`: calls the caller's scopes do not cover get 403 `insufficient_scope`."""
+        self.dispatch = dispatch
         self.auth = auth
-        self.store = store
-        self.limiter = limiter if limiter is not None and limiter.enabled else None
-        """A `hub.ratelimit.RateLimiter`: tool calls over a caller's limits get 429 with Retry-After."""
+        """The `hub.auth.Authenticator`, for the `WWW-Authenticate` of a 403."""
+        self.body_timeout = body_timeout
+        self.sessions = sessions
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         headers = scope.get("headers") or ()
         if any(v[:1] in (b" ", b"\t") or v[-1:] in (b" ", b"\t") for _, v in headers):
+            # Optional whitespace around header values (RFC 9110 5.5): h11 drops it, httptools does not, so
+            # `Mcp-Name:  tool ` would fail the SDK's header/body match on some servers only.
             scope = dict(scope)
             scope["headers"] = headers = [(k, v.strip(b" \t")) for k, v in headers]
         if scope.get("method") != "POST":
@@ -60,102 +83,137 @@ class RequestGate:
                 return
             await self.app(scope, receive, send)
             return
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                await plain_response(send, 413, b"Request body too large")
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        message, refusal = _check(body, headers)
-        if refusal is not None:
-            status, payload = refusal
-            await plain_response(send, status, payload, b"application/json")
+        body = await self._body(receive, send)
+        if body is None:
             return
-        if self.policy is not None and isinstance(message, dict) and message.get("method") in _TARGETED:
-            if await self._forbidden(scope, message, send):
-                return
-        if self.limiter is not None and isinstance(message, dict) and message.get("method") == "tools/call":
-            if await self._limited(scope, message, send):
-                return
-        if self.relay is not None and message is not None and await self.relay.post(scope, message, receive, send):
+        try:
+            message = wire.parse_message(body)
+        except wire.WireRefusal as refusal:
+            await json_response(send, 400, refusal.response)
             return
+        refused = _version_refusal(message, headers)
+        if refused is not None:
+            await json_response(send, 400, refused)
+            return
+        method = message.get("method")
+        principal: Principal = scope[PRINCIPAL_KEY]
+        if method in TARGETED:
+            admission = await self._admit(scope, message, principal, send)
+            if admission is None:
+                return
+            scope[ADMISSION_KEY] = admission
+        elif method == "initialize" and self.sessions is not None and not principal.is_local:
+            if self.sessions.full(principal.name or ""):
+                reason = (f"'{principal.name}' has {self.sessions.limit} open sessions, the most a user may "
+                          "have ([server] max_sessions_per_user); end one (HTTP DELETE) or let it expire")
+                await json_response(send, 429, {"jsonrpc": "2.0", "id": message.get("id"),
+                                                "error": {"code": types.INVALID_REQUEST, "message": reason}})
+                return
+            send = self._counting_sessions(send, principal.name or "")
+        if self.relay is not None and await self.relay.post(scope, message, receive, send):
+            return
+        canonical = wire.canonical(message)
         replayed = False
 
         async def replay() -> Any:
             nonlocal replayed
             if not replayed:
                 replayed = True
-                return {"type": "http.request", "body": body, "more_body": False}
+                return {"type": "http.request", "body": canonical, "more_body": False}
             return await receive()
 
         await self.app(scope, replay, send)
 
-    async def _forbidden(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
-        """Refuse a call the caller's scopes do not allow: 403 with the scope that would (RFC 6750 step-up)."""
-        principal = scope.get(PRINCIPAL_KEY)
-        params = message.get("params")
-        if principal is None or principal.is_local or not isinstance(params, dict):
-            return False
+    async def _body(self, receive: Any, send: Any) -> bytes | None:
+        """The whole body, or None after answering 413 (too large) / 408 (too slow) / nothing (client gone)."""
+        chunks: list[bytes] = []
+        size = 0
+        with anyio.move_on_after(self.body_timeout) as waited:
+            while True:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return None
+                chunk = message.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    await plain_response(send, 413, b"Request body too large")
+                    return None
+                chunks.append(chunk)
+                if not message.get("more_body", False):
+                    break
+        if waited.cancelled_caught:
+            await plain_response(send, 408, f"Request body not received within {self.body_timeout:g} s "
+                                 "([server] body_timeout)".encode())
+            return None
+        return b"".join(chunks)
+
+    async def _admit(self, scope: Any, message: dict[str, Any], principal: Principal, send: Any) -> Admission | None:
+        """The dispatch's decision on a targeted request; None once a refusal was sent."""
         method = message["method"]
-        target = params.get("uri" if method == "resources/read" else "name")
-        if not isinstance(target, str) or self.policy.allows(principal, target):
-            return False
-        needed = self.policy.scope_for(target)
-        what = {"tools/call": "call the tool", "prompts/get": "get the prompt", "resources/read": "read"}[method]
-        reason = (f"'{principal.name}' (role {principal.role}) may not {what} {target}"
-                  + (f"; it needs the scope '{needed}'" if needed else "; no scope allows it"))
-        if method == "tools/call":
-            self._record_refusal(scope, message, principal.name, target, "denied", reason)
-        challenge = self.auth.challenge("insufficient_scope", reason, needed or "hub:admin")
-        body = msgspec.json.encode({"error": "insufficient_scope", "error_description": reason})
-        await plain_response(send, 403, body, b"application/json", ((b"www-authenticate", challenge.encode()),))
-        return True
+        params = message.get("params") or {}
+        request_id = message.get("id")
+        key = "uri" if method == "resources/read" else "name"
+        target = params.get(key)
+        if "id" not in message:
+            await json_response(send, 400, {"jsonrpc": "2.0", "id": None, "error": {
+                "code": types.INVALID_REQUEST, "message": f"Invalid Request: {method} is a request: it needs an id"}})
+            return None
+        if not isinstance(target, str):
+            await json_response(send, 400, {"jsonrpc": "2.0", "id": request_id, "error": {
+                "code": types.INVALID_PARAMS, "message": f"Invalid params for {method}: params.{key} must be a "
+                                                         "string"}})
+            return None
+        arguments = params.get("arguments")
+        if method == "tools/call" and arguments is not None and not isinstance(arguments, dict):
+            await json_response(send, 400, {"jsonrpc": "2.0", "id": request_id, "error": {
+                "code": types.INVALID_PARAMS, "message": "Invalid params for tools/call: params.arguments must be "
+                                                         "an object"}})
+            return None
+        facts = CallFacts(principal, request_id, _client_of(params), _header(scope, _VERSION_HEADER) or "")
+        decided = self.dispatch.admit(method, target, arguments if method == "tools/call" else None, facts)
+        if isinstance(decided, Admission):
+            return decided
+        if decided.hidden:
+            error = decided.error(method, target).error
+            await json_response(send, 200 if _header(scope, _VERSION_HEADER) not in _MODERN else 400, {
+                "jsonrpc": "2.0", "id": request_id, "error": error.model_dump(by_alias=True, exclude_none=True)})
+        elif decided.decision == "limited":
+            seconds = decided.retry_after or 1
+            await json_response(send, 429, {"jsonrpc": "2.0", "id": request_id, "error": {
+                "code": RATE_LIMITED, "message": decided.reason, "data": {"retryAfter": seconds}}},
+                ((b"retry-after", str(seconds).encode()),))
+        else:
+            challenge = self.auth.challenge("insufficient_scope", decided.reason, decided.scope or "hub:admin")
+            body = msgspec.json.encode({"error": "insufficient_scope", "error_description": decided.reason})
+            await plain_response(send, 403, body, b"application/json", ((b"www-authenticate", challenge.encode()),))
+        return None
 
-    async def _limited(self, scope: Any, message: dict[str, Any], send: Any) -> bool:
-        """Refuse a tool call over the caller's rate limits: 429 with Retry-After."""
-        params = message.get("params")
-        tool = params.get("name") if isinstance(params, dict) else None
-        if not isinstance(tool, str):
-            return False
-        principal = scope.get(PRINCIPAL_KEY)
-        name = principal.name if principal is not None else None
-        wait = self.limiter.take(name or "(local)", tool)
-        if wait is None:
-            return False
-        seconds = retry_after(wait)
-        reason = f"rate limit: too many calls of {tool} by {name or 'the local user'}; try again in {seconds} s"
-        self._record_refusal(scope, message, name, tool, "limited", reason)
-        raw_id = message.get("id")
-        error = {"code": RATE_LIMITED, "message": reason, "data": {"retryAfter": seconds}}
-        body = msgspec.json.encode({"jsonrpc": "2.0", "id": raw_id if isinstance(raw_id, str | int) else None,
-                                    "error": error})
-        await plain_response(send, 429, body, b"application/json", ((b"retry-after", str(seconds).encode()),))
-        return True
+    def _counting_sessions(self, send: Any, user: str) -> Any:
+        """`send`, noting the session id the SDK hands out for this `initialize` (for the per-user cap)."""
+        quota = self.sessions
+        assert quota is not None
 
-    def _record_refusal(self, scope: Any, message: dict[str, Any], principal: str | None, tool: str, decision: str,
-                        reason: str) -> None:
-        if self.store is None:
-            return
-        raw_id = message.get("id")
-        self.store.record_call(CallRecord(
-            ts=time.time(), request_id=None if raw_id is None else str(raw_id), principal=principal,
-            client=None, protocol_version=_header(scope, b"mcp-protocol-version") or "", tool=tool,
-            provider=None, outcome="error", error=reason, duration_ms=0.0, args_bytes=0, result_bytes=0,
-            decision=decision))
+        async def counting(event: dict[str, Any]) -> None:
+            if event["type"] == "http.response.start":
+                for key, value in event.get("headers") or ():
+                    if key.lower() == b"mcp-session-id":
+                        quota.opened(user, value.decode("latin-1"))
+            await send(event)
+
+        return counting
 
 
-RATE_LIMITED = -32029
-"""JSON-RPC error code of a call refused by a rate limit (HTTP 429; `data.retryAfter` in seconds)."""
-_TARGETED = frozenset({"tools/call", "prompts/get", "resources/read"})
+_MODERN = {v for v in MODERN_PROTOCOL_VERSIONS}
+
+
+def _client_of(params: dict[str, Any]) -> str | None:
+    """The 2026-07-28 client's name from `_meta` (2025 requests name theirs once, in `initialize`)."""
+    meta = params.get("_meta")
+    info = meta.get("io.modelcontextprotocol/clientInfo") if isinstance(meta, dict) else None
+    if not isinstance(info, dict) or not isinstance(info.get("name"), str):
+        return None
+    version = info.get("version")
+    return f"{info['name']}/{version}" if isinstance(version, str) and version else info["name"]
 
 
 def _header(scope: Any, name: bytes) -> str | None:
@@ -165,62 +223,31 @@ def _header(scope: Any, name: bytes) -> str | None:
     return None
 
 
-_KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
-_VERSION_HEADER = b"mcp-protocol-version"
-
-
-def _check(body: bytes, headers: Any) -> tuple[Any, tuple[int, bytes] | None]:
-    """The decoded message (None if it is not JSON) and the refusal, if any."""
-    try:
-        message = msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        return None, None  # the SDK answers -32700 with the parser's reason
-    return message, _refusal(message, headers)
-
-
-def _refusal(message: Any, headers: Any) -> tuple[int, bytes] | None:
-    if isinstance(message, list):
-        return _invalid(None, "batch requests are not supported; send one JSON-RPC message per request")
-    if not isinstance(message, dict):
-        return _invalid(None, f"the body must be a JSON-RPC message object, got a JSON {type(message).__name__}")
-    raw_id = message.get("id")
-    valid_id = raw_id if isinstance(raw_id, str | int) and not isinstance(raw_id, bool) else None
-    if message.get("jsonrpc") != "2.0":
-        return _invalid(valid_id, 'member "jsonrpc" must be "2.0"')
-    if "id" in message and (raw_id is None or valid_id is None):
-        return _invalid(None, 'member "id" must be a string or an integer')
-    if "method" not in message:
-        if "result" in message or "error" in message:
-            return None  # a response to one of our requests
-        return _invalid(valid_id, 'member "method" is missing')
-    if not isinstance(message["method"], str):
-        return _invalid(valid_id, 'member "method" must be a string')
-    params = message.get("params")
-    if "params" in message and not isinstance(params, dict):
-        return _invalid(valid_id, 'member "params" must be an object')
+def _version_refusal(message: dict[str, Any], headers: Any) -> dict[str, Any] | None:
+    """-32022 for an `MCP-Protocol-Version` header no era knows (unless a 2026 envelope says otherwise)."""
     version = next((v for k, v in headers if k == _VERSION_HEADER), None)
-    if version is not None:
-        text = version.decode("latin-1")
-        enveloped = isinstance(params, dict) and isinstance(params.get("_meta"), dict) and (
-            "io.modelcontextprotocol/protocolVersion" in params["_meta"]
-        )
-        if text not in _KNOWN_VERSIONS and not enveloped:
-            error = {
-                "code": types.UNSUPPORTED_PROTOCOL_VERSION,
-                "message": f"Unsupported MCP-Protocol-Version header {text!r}",
-                "data": {"supported": list(_KNOWN_VERSIONS), "requested": text},
-            }
-            return 400, msgspec.json.encode({"jsonrpc": "2.0", "id": valid_id, "error": error})
-    return None
+    if version is None:
+        return None
+    text = version.decode("latin-1")
+    if text in _KNOWN_VERSIONS:
+        return None
+    params = message.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if isinstance(meta, dict) and "io.modelcontextprotocol/protocolVersion" in meta:
+        return None
+    raw_id = message.get("id")
+    return {"jsonrpc": "2.0", "id": raw_id if isinstance(raw_id, str | int) else None, "error": {
+        "code": types.UNSUPPORTED_PROTOCOL_VERSION, "message": f"Unsupported MCP-Protocol-Version header {text!r}",
+        "data": {"supported": list(_KNOWN_VERSIONS), "requested": text}}}
 
 
-def _invalid(request_id: Any, reason: str) -> tuple[int, bytes]:
-    error = {"code": types.INVALID_REQUEST, "message": f"Invalid Request: {reason}"}
-    return 400, msgspec.json.encode({"jsonrpc": "2.0", "id": request_id, "error": error})
+async def json_response(send: Any, status: int, payload: dict[str, Any],
+                        headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+    await plain_response(send, status, msgspec.json.encode(payload), b"application/json", headers)
 
 
 async def plain_response(send: Any, status: int, body: bytes, content_type: bytes = b"text/plain; charset=utf-8",
-                 headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
+                         headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
     await send({"type": "http.response.start", "status": status,
                 "headers": [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]})
     await send({"type": "http.response.body", "body": body})

@@ -30,7 +30,8 @@ class InternalCallContext(Cancellable):
 
     def __init__(self, principal: Principal, client: str, *, progress: Progress | None = None,
                  depth: int = 0, chain: tuple[str, ...] = ()) -> None:
-        self.principal_obj = principal
+        self.identity = principal
+        """Whose rights this call has (see `hub.provider.CallContext.identity`)."""
         self.principal = principal.name
         self.client_info = types.Implementation(name=client, version="internal")
         self.request_id = None

@@ -23,7 +23,6 @@ import asyncio
 import itertools
 import json
 import logging
-import time
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -48,9 +47,9 @@ from starlette.requests import Request
 
 from hub.auth import PRINCIPAL_KEY
 from hub.context import LOG_LEVELS
+from hub.dispatch import ADMISSION_KEY, CallFacts, Executed, raw_result_size
 from hub.provider import Provider, RelayDeclined
 from hub.resume import SessionEvents
-from hub.store import CallRecord
 
 if TYPE_CHECKING:
     from hub.server import Hub
@@ -214,7 +213,7 @@ class RelayFront:
     def __init__(self, hub: Hub, manager: Any) -> None:
         self.hub = hub
         self.router = hub.router
-        self.store = hub.store
+        self.dispatch = hub.router.dispatch
         self.manager = manager
         self.security = TransportSecurityMiddleware(hub.security_settings())
         self.retry_ms = hub.config.server.sse_retry_ms
@@ -334,7 +333,8 @@ class RelayFront:
         info = verdict.client_info if isinstance(verdict.client_info, dict) else {}
         name, version = info.get("name"), info.get("version")
         client = (f"{name}/{version}" if name and version else name) or None
-        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=True)
+        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=True,
+                               scope=scope)
 
     # 2025 sessions ---------------------------------------------------------------------------------------
     def _transport(self, scope: Any, session_id: str) -> Any:
@@ -386,7 +386,8 @@ class RelayFront:
         key = (session_id, message["id"])
         if key in self.active:
             return False  # a duplicate id in flight: the SDK's answer to that applies
-        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=False)
+        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=False,
+                               scope=scope)
 
     async def _answer(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
         slot = self.asks.get((session_id, message.get("id")))  # type: ignore[arg-type]
@@ -434,78 +435,73 @@ class RelayFront:
         return entry, params, arguments or {}
 
     async def _run(self, call: _Call, entry: Any, message: dict[str, Any], params: dict[str, Any],
-                   arguments: dict[str, Any], receive: Any, client: str | None, *, cancel_on_disconnect: bool) -> bool:
+                   arguments: dict[str, Any], receive: Any, client: str | None, *, cancel_on_disconnect: bool,
+                   scope: Any) -> bool:
+        """Relay an admitted call: a way of executing inside the dispatch, which records it."""
+        admission = scope.get(ADMISSION_KEY)
+        if admission is None or not admission.matches("tools/call", params["name"], message["id"]):
+            return False  # not decided on by the gate: the SDK path admits it itself
         public = params["name"]
         call.request = {**message, "params": {**params, "name": entry.local}}
         provider = entry.slot.provider
         pending = provider.relay_tool_call(entry.local, call)
         if pending is None:
             return False
-        started = time.perf_counter()
-        final: dict[str, Any] | None = None
-        outcome, error, declined = "error", None, False
         key = (call.session_id, call.request_id)
-        if call.session_id is not None:
-            self.active[key] = call
-            if call.events is not None:
-                self.live[call.events.key(call.stream_id)] = call
-        # The watcher is a bare asyncio task (uvicorn runs us on asyncio): an anyio task group per call
-        # measured as ~5% of the hub's CPU on this path.
-        watcher = asyncio.ensure_future(self._watch(call, receive, cancel_on_disconnect))
-        try:
-            with anyio.CancelScope() as call.scope:
-                try:
-                    final = await pending
-                except RelayDeclined:
-                    if not call.started:
-                        declined = True
-                        return False
-                    final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: relay declined")
-                except MCPError as exc:
-                    final = {"jsonrpc": "2.0", "id": call.request_id,
-                             "error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
-                except Exception as exc:
-                    logger.exception("tool %s (provider '%s') failed", public, entry.slot.name)
-                    final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: {exc}")
-            if final is None:  # cancelled: by notifications/cancelled (2025), or the client left (2026)
-                outcome = "cancelled"
-                if not call.modern:
-                    with anyio.CancelScope(shield=True):
-                        await call.finish(_error(call.request_id, REQUEST_CANCELLED, "Request cancelled"))
-            else:
+        facts = CallFacts(admission.principal, call.request_id, client, call.protocol_version)
+
+        async def execute(_entry: Any) -> Executed:
+            final: dict[str, Any] | None = None
+            # The watcher is a bare asyncio task (uvicorn runs us on asyncio): an anyio task group per call
+            # measured as ~5% of the hub's CPU on this path.
+            watcher = asyncio.ensure_future(self._watch(call, receive, cancel_on_disconnect))
+            if call.session_id is not None:
+                self.active[key] = call
+                if call.events is not None:
+                    self.live[call.events.key(call.stream_id)] = call
+            try:
+                with anyio.CancelScope() as call.scope:
+                    try:
+                        final = await pending
+                    except RelayDeclined:
+                        if not call.started:
+                            raise
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: relay declined")
+                    except MCPError as exc:
+                        final = {"jsonrpc": "2.0", "id": call.request_id,
+                                 "error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
+                    except Exception as exc:
+                        logger.exception("tool %s (provider '%s') failed", public, entry.slot.name)
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: {exc}")
+                if final is None:  # cancelled: by notifications/cancelled (2025), or the client left (2026)
+                    if not call.modern:
+                        with anyio.CancelScope(shield=True):
+                            await call.finish(_error(call.request_id, REQUEST_CANCELLED, "Request cancelled"))
+                    return Executed(None, "cancelled")
                 final["id"] = call.request_id
                 outcome, error, final = self._outcome(final, params, public)
                 await call.finish(final)
-        finally:
-            call.done = True
-            if not watcher.done():  # normally it ends by itself once our response is complete
-                watcher.cancel()
-            for ask_id in list(call.asks):  # a client answer can no longer reach anyone
-                slot = self.asks.pop((call.session_id, ask_id), None)  # type: ignore[arg-type]
-                if slot is not None:
-                    slot[1] = _error(ask_id, types.INTERNAL_ERROR, "the call is over")
-                    slot[0].set()
-            if call.session_id is not None:
-                self.active.pop(key, None)
-                if call.events is not None:
-                    self.live.pop(call.events.key(call.stream_id), None)
-            for follower in call.followers:
-                follower.close()
-            if self.store is not None and not declined:
-                self.store.record_call(CallRecord(
-                    ts=time.time(),
-                    request_id=str(call.request_id),
-                    principal=call.principal,
-                    client=client,
-                    protocol_version=call.protocol_version,
-                    tool=public,
-                    provider=entry.slot.name,
-                    outcome=outcome,
-                    error=error,
-                    duration_ms=(time.perf_counter() - started) * 1000.0,
-                    args_bytes=len(_encode(arguments)) if arguments else 0,
-                    result_bytes=_result_bytes(final),
-                ))
+                return Executed(final, outcome, error, raw_result_size(final))
+            finally:
+                call.done = True
+                if not watcher.done():  # normally it ends by itself once our response is complete
+                    watcher.cancel()
+                for ask_id in list(call.asks):  # a client answer can no longer reach anyone
+                    slot = self.asks.pop((call.session_id, ask_id), None)  # type: ignore[arg-type]
+                    if slot is not None:
+                        slot[1] = _error(ask_id, types.INTERNAL_ERROR, "the call is over")
+                        slot[0].set()
+                if call.session_id is not None:
+                    self.active.pop(key, None)
+                    if call.events is not None:
+                        self.live.pop(call.events.key(call.stream_id), None)
+                for follower in call.followers:
+                    follower.close()
+
+        try:
+            await self.dispatch.run(admission, facts, execute)
+        except RelayDeclined:
+            return False
         return True
 
     def _outcome(self, final: dict[str, Any], params: dict[str, Any], public: str) -> tuple[str, str | None, dict]:
@@ -557,21 +553,3 @@ async def _accepted(send: Any, session_id: str) -> None:
     await send({"type": "http.response.start", "status": 202, "headers": [
         (b"content-length", b"0"), (b"mcp-session-id", session_id.encode())]})
     await send({"type": "http.response.body", "body": b""})
-
-
-def _result_bytes(final: dict[str, Any] | None) -> int:
-    """Approximate payload size of a tool result, as the normal path counts it: text and base64 blobs."""
-    result = final.get("result") if final else None
-    content = result.get("content") if isinstance(result, dict) else None
-    if not isinstance(content, list):
-        return 0
-    size = 0
-    for item in content:
-        if not isinstance(item, dict):
-            continue
-        value = item.get("text") or item.get("data")
-        if value is None and isinstance(item.get("resource"), dict):
-            value = item["resource"].get("text") or item["resource"].get("blob")
-        if isinstance(value, str):
-            size += len(value)
-    return size

@@ -19,7 +19,6 @@ from typing import Any
 import anyio
 import anyio.abc
 import mcp_types as types
-import msgspec
 from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import (
@@ -34,11 +33,13 @@ from mcp.shared.exceptions import MCPError
 
 from hub import __version__
 from hub.auth import PRINCIPAL_KEY, Policy, Principal
-from hub.catalog import Catalog
+from hub.catalog import Catalog, Entry
+from hub.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
 from hub.context import HubCallContext, InputRequired
 from hub.internal import InternalCallContext
 from hub.provider import InputUnavailable, Provider, ProviderState
-from hub.store import CallRecord, Store
+from hub.ratelimit import RateLimiter
+from hub.store import Store
 
 logger = logging.getLogger("junction.router")
 
@@ -81,14 +82,17 @@ class _Subscribers:
 
 class Router:
     def __init__(self, slots: list[ProviderSlot], store: Store | None, *, page_size: int = 1000,
-                 bus: SubscriptionBus | None = None, policy: Policy | None = None) -> None:
+                 bus: SubscriptionBus | None = None, policy: Policy | None = None,
+                 limiter: RateLimiter | None = None) -> None:
         self.slots = slots
         self.store = store
         self.page_size = page_size
         self.bus: SubscriptionBus = bus or InMemorySubscriptionBus()
         self.catalog = Catalog()
         self.policy = policy
-        self._visible: dict[tuple[str, frozenset[str]], list[Any]] = {}  # (kind, scopes) -> items of _visible_in
+        self.dispatch = Dispatch(lambda: self.catalog, store, policy, limiter)
+        """The one place every call is decided on, limited, run and recorded."""
+        self._visible: dict[tuple[Any, ...], list[Any]] = {}  # (kind, scopes[, name]) -> items of _visible_in
         self._visible_in: Catalog | None = None
         self.started_at = time.time()
         self.ready = False
@@ -193,10 +197,25 @@ class Router:
         if self._tg is not None:
             self._tg.start_soon(run)
 
-    def spawn_background(self, fn: Callable[..., Awaitable[Any]], *args: Any) -> None:
+    def spawn_background(self, fn: Callable[..., Awaitable[Any]], *args: Any, slot: ProviderSlot | None = None) -> None:
+        """Run `fn(*args)` for the hub's lifetime. If it fails, that is logged and its provider is marked down
+        (so `/readyz` says so): one provider's bug never stops the others or the hub."""
         if self._tg is None:
             raise RuntimeError("the hub is not running")
-        self._tg.start_soon(fn, *args)
+
+        async def guarded() -> None:
+            try:
+                await fn(*args)
+            except Exception as exc:
+                name = getattr(fn, "__qualname__", repr(fn))
+                owner = f"provider '{slot.name}'" if slot is not None else "the hub"
+                logger.error("a background task of %s (%s) failed: %s: %s", owner, name, type(exc).__name__, exc,
+                             exc_info=exc)
+                if slot is not None:
+                    self.set_state(slot, ProviderState.DOWN, f"background task {name} failed: "
+                                   f"{type(exc).__name__}: {exc}", slot.details)
+
+        self._tg.start_soon(guarded)
 
     def set_state(self, slot: ProviderSlot, state: ProviderState, error: str | None, details: dict[str, Any]) -> None:
         was_listed = slot.listed
@@ -278,19 +297,27 @@ class Router:
         return items[start:end], (str(end) if end < len(items) else None)
 
     def _for(self, ctx: ServerRequestContext[Any, Any], kind: str) -> list[Any]:
-        """The catalog list of `kind` as the caller may see it: what its scopes do not allow is left out."""
-        items: list[Any] = getattr(self.catalog, f"{kind}_list")
-        principal = _principal(ctx)
-        if principal is None or principal.is_local or self.policy is None:
+        """The catalog list of `kind` as the caller may see it: what its scopes do not allow, and what other
+        users own, is left out."""
+        catalog = self.catalog
+        items: list[Any] = getattr(catalog, f"{kind}_list")
+        principal = self._caller(ctx)
+        if not catalog.owned and (principal.is_local or self.policy is None):
             return items
-        if self._visible_in is not self.catalog or len(self._visible) > 1000:
+        if self._visible_in is not catalog or len(self._visible) > 1000:
             self._visible.clear()  # a new catalog: older filtered lists are stale
-            self._visible_in = self.catalog
-        key = (kind, principal.scopes)
+            self._visible_in = catalog
+        key = (kind, principal.scopes, principal.name) if catalog.owned else (kind, principal.scopes)
         visible = self._visible.get(key)
         if visible is None:
             name_of = {"tool": "name", "prompt": "name", "resource": "uri", "template": "uri_template"}[kind]
-            visible = [item for item in items if self.policy.allows(principal, str(getattr(item, name_of)))]
+            table = {"tool": catalog.tools, "prompt": catalog.prompts, "resource": catalog.resources}.get(kind, {})
+            visible = []
+            for item in items:
+                name = str(getattr(item, name_of))
+                entry = table.get(name)
+                if self.dispatch.visible(principal, name, entry.owner if entry is not None else None):
+                    visible.append(item)
             self._visible[key] = visible
         return visible
 
@@ -316,10 +343,24 @@ class Router:
         """For the SDK's 2026 `Mcp-Param-*` header checks, without listing tools per call."""
         return self.catalog.input_schemas.get(name)
 
-    def _context(self, ctx: ServerRequestContext[Any, Any], params: Any) -> HubCallContext:
-        principal = _principal(ctx)
+    def _context(self, ctx: ServerRequestContext[Any, Any], params: Any, principal: Principal) -> HubCallContext:
         return HubCallContext(ctx, input_responses=params.input_responses, request_state=params.request_state,
-                              principal=None if principal is None else principal.name)
+                              identity=principal)
+
+    def _caller(self, ctx: ServerRequestContext[Any, Any]) -> Principal:
+        """Who sent this request: the principal the front authenticated, else (stdio) the local user."""
+        principal = _principal(ctx)
+        if principal is not None:
+            return principal
+        return self.policy.local if self.policy is not None else LOCAL
+
+    def _decided(self, ctx: ServerRequestContext[Any, Any], method: str, target: str) -> Principal:
+        """The caller, once the dispatch allows the request (else the refusal as a JSON-RPC error)."""
+        principal = self._caller(ctx)
+        refusal = self.dispatch.decide(principal, method, target)
+        if refusal is not None:
+            raise refusal.error(method, target)
+        return principal
 
     async def _run(self, call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
         """Run one provider handler, mapping input rounds and failures onto the wire."""
@@ -344,12 +385,23 @@ class Router:
         return result
 
     async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams):
-        started = time.perf_counter()
-        entry = self.catalog.tools.get(params.name)
-        call = self._context(ctx, params)
-        arguments = params.arguments or {}
-        outcome, error, result = "error", None, None
-        try:
+        """`tools/call` through the SDK: a request the gate admitted runs with the arguments it decided on;
+        any other (stdio) is admitted here."""
+        principal = self._caller(ctx)
+        call = self._context(ctx, params, principal)
+        facts = CallFacts(principal, ctx.request_id, _client_name(call), ctx.protocol_version)
+        admission = _admission(ctx)
+        if admission is None:
+            decided = self.dispatch.admit("tools/call", params.name, params.arguments or {}, facts)
+            if isinstance(decided, Refusal):
+                raise decided.error("tools/call", params.name)
+            admission = decided
+        elif not admission.matches("tools/call", params.name, ctx.request_id):
+            raise MCPError(code=types.INVALID_REQUEST, message="Invalid Request: the request is not the one that "
+                                                               "was authorized")
+        arguments = admission.arguments or {}
+
+        async def execute(entry: Entry | None) -> Executed:
             if entry is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown tool: {params.name}")
             provider = entry.slot.provider
@@ -369,107 +421,77 @@ class Router:
                 outcome = "tool_error"
             else:
                 outcome = "ok"
-            return result
-        except MCPError as exc:
-            error = exc.error.message
-            raise
-        except anyio.get_cancelled_exc_class():
-            outcome = "cancelled"
-            raise
-        finally:
-            if self.store is not None:
-                self.store.record_call(
-                    CallRecord(
-                        ts=time.time(),
-                        request_id=None if ctx.request_id is None else str(ctx.request_id),
-                        principal=call.principal,
-                        client=_client_name(call),
-                        protocol_version=ctx.protocol_version,
-                        tool=params.name,
-                        provider=entry.slot.name if entry is not None else None,
-                        outcome=outcome,
-                        error=error,
-                        duration_ms=(time.perf_counter() - started) * 1000.0,
-                        args_bytes=len(msgspec.json.encode(arguments)) if arguments else 0,
-                        result_bytes=_result_bytes(result),
-                    )
-                )
+            return Executed(result, outcome, result_bytes=result_size(result))
+
+        return (await self.dispatch.run(admission, facts, execute)).result
 
     # calls the hub makes to itself (jobs, agents) ----------------------------------------------------
     MAX_INTERNAL_DEPTH = 5
 
     def principal_of(self, ctx: Any) -> Principal:
         """The full principal (with scopes) behind a call context, for calls made on its behalf."""
-        if isinstance(ctx, InternalCallContext):
-            return ctx.principal_obj
-        if isinstance(ctx, HubCallContext):
-            principal = _principal(ctx._ctx)
-            if principal is not None:
-                return principal
-        return self.policy.local if self.policy is not None else Principal(None, "admin", frozenset({"mcp"}))
+        identity = getattr(ctx, "identity", None)
+        if isinstance(identity, Principal):
+            return identity
+        return self.policy.local if self.policy is not None else LOCAL
 
     async def call_internal(self, name: str, arguments: dict[str, Any], ctx: InternalCallContext
                             ) -> types.CallToolResult:
-        """Call a catalog tool for `ctx.principal_obj`: the policy applies, the audit records it, and a
-        refusal or failure comes back as an error result that says why (never an exception)."""
-        started = time.perf_counter()
-        entry = self.catalog.tools.get(name)
-        outcome, error, result = "tool_error", None, None
+        """Call a catalog tool for `ctx.identity` through the dispatch (policy, owners, rate limits, the audit
+        trail); a refusal or failure comes back as an error result that says why (never an exception)."""
 
-        decision = "allowed"
-
-        def refuse(why: str, denied: bool = False) -> types.CallToolResult:
-            nonlocal outcome, error, decision
-            outcome, error, decision = "error", why, "denied" if denied else decision
+        def refused(why: str) -> types.CallToolResult:
             return types.CallToolResult(content=[types.TextContent(type="text", text=why)], is_error=True)
 
-        principal = ctx.principal_obj
-        try:
+        facts = CallFacts(ctx.identity, None, ctx.client_info.name, "internal")
+        decided = self.dispatch.admit("tools/call", name, arguments, facts)
+        if isinstance(decided, Refusal):
+            if decided.hidden:
+                return refused(f"no tool named {name!r} in the catalog")
+            scope = f" (it needs the scope '{decided.scope}')" if decided.scope else ""
+            if decided.decision == "limited":
+                return refused(decided.reason)
+            return refused(f"{ctx.identity.name!r} may not call {name!r}{scope}")
+
+        async def execute(entry: Entry | None) -> Executed:
             if entry is None:
-                return (result := refuse(f"no tool named {name!r} in the catalog"))
-            if not principal.is_local and self.policy is not None and not self.policy.allows(principal, name):
-                scope = self.policy.scope_for(name)
-                return (result := refuse(f"{principal.name!r} may not call {name!r}"
-                                         + (f" (it needs the scope '{scope}')" if scope else ""), denied=True))
+                return Executed(refused(f"no tool named {name!r} in the catalog"), "error",
+                                f"no tool named {name!r} in the catalog")
             if name in ctx.chain:
-                return (result := refuse(f"{name!r} would call itself: " + " -> ".join((*ctx.chain, name))))
+                why = f"{name!r} would call itself: " + " -> ".join((*ctx.chain, name))
+                return Executed(refused(why), "error", why)
             if ctx.depth > self.MAX_INTERNAL_DEPTH:
-                return (result := refuse(f"calls nested more than {self.MAX_INTERNAL_DEPTH} deep: "
-                                         + " -> ".join((*ctx.chain, name))))
+                why = f"calls nested more than {self.MAX_INTERNAL_DEPTH} deep: " + " -> ".join((*ctx.chain, name))
+                return Executed(refused(why), "error", why)
             provider = entry.slot.provider
             assert provider is not None
             try:
                 answer = await provider.call_tool(entry.local, arguments, ctx)
             except (InputRequired, InputUnavailable) as exc:
-                return (result := refuse(f"{name} needs an answer from a user, and there is none here: {exc}"))
+                why = f"{name} needs an answer from a user, and there is none here: {exc}"
+                return Executed(refused(why), "error", why)
             except anyio.get_cancelled_exc_class():
-                outcome = "cancelled"
                 raise
             except Exception as exc:
                 logger.exception("tool %s (provider '%s') failed", name, entry.slot.name)
-                return (result := refuse(f"Tool {name} failed: {exc}"))
+                why = f"Tool {name} failed: {exc}"
+                return Executed(refused(why), "error", why)
             if isinstance(answer, types.InputRequiredResult):
-                return (result := refuse(f"{name} needs an answer from a user, and there is none here"))
-            result = answer
-            outcome = "tool_error" if answer.is_error else "ok"
-            return answer
-        finally:
-            if self.store is not None:
-                self.store.record_call(CallRecord(
-                    ts=time.time(), request_id=None, principal=principal.name, client=ctx.client_info.name,
-                    protocol_version="internal", tool=name, provider=entry.slot.name if entry is not None else None,
-                    outcome=outcome, error=error, duration_ms=(time.perf_counter() - started) * 1000.0,
-                    args_bytes=len(msgspec.json.encode(arguments)) if arguments else 0,
-                    result_bytes=_result_bytes(result), decision=decision))
+                why = f"{name} needs an answer from a user, and there is none here"
+                return Executed(refused(why), "error", why)
+            return Executed(answer, "tool_error" if answer.is_error else "ok", result_bytes=result_size(answer))
+
+        return (await self.dispatch.run(decided, facts, execute)).result
 
     async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams):
         uri = str(params.uri)
+        principal = self._decided(ctx, "resources/read", uri)
         slot = self.catalog.resource_owner(uri)
         if slot is None:
             slot = next((s for s in self.slots if s.listed and s.provider.owns_uri(uri)), None)  # type: ignore[union-attr]
         if slot is None or slot.provider is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri})
-        call = self._context(ctx, params)
+        call = self._context(ctx, params, principal)
         provider = slot.provider
         try:
             return await self._run(call, lambda: provider.read_resource(uri, call))
@@ -477,31 +499,35 @@ class Router:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri}) from None
 
     async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams):
+        principal = self._decided(ctx, "prompts/get", params.name)
         entry = self.catalog.prompts.get(params.name)
         if entry is None or entry.slot.provider is None:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {params.name}")
-        call = self._context(ctx, params)
+        call = self._context(ctx, params, principal)
         provider = entry.slot.provider
         return await self._run(call, lambda: provider.get_prompt(entry.local, dict(params.arguments or {}), call))
 
     async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams):
         ref = params.ref
         if isinstance(ref, types.PromptReference):
+            principal = self._decided(ctx, "completion/complete", ref.name)
             entry = self.catalog.prompts.get(ref.name)
             if entry is None or entry.slot.provider is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {ref.name}")
             provider, local_ref = entry.slot.provider, ref.model_copy(update={"name": entry.local})
         else:
+            principal = self._decided(ctx, "completion/complete", ref.uri)
             slot = self.catalog.template_owner(ref.uri) or self.catalog.resource_owner(ref.uri)
             if slot is None or slot.provider is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource template: {ref.uri}")
             provider, local_ref = slot.provider, ref
-        call = HubCallContext(ctx)
+        call = HubCallContext(ctx, identity=principal)
         completion = await provider.complete(local_ref, params.argument, params.context, call)
         return types.CompleteResult(completion=completion)
 
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams):
         uri = str(params.uri)
+        self._decided(ctx, "resources/subscribe", uri)
         conn = ctx.session._connection
         key = id(conn)
         if key not in self._subs.connections:
@@ -532,6 +558,10 @@ class Router:
         return types.EmptyResult()
 
 
+LOCAL = Principal(None, "admin", frozenset({"mcp"}))
+"""The local user when no policy is configured (tests that build a router by hand)."""
+
+
 def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
     """The caller the front authenticated (None over stdio: the local user)."""
     request = ctx.request
@@ -539,25 +569,14 @@ def _principal(ctx: ServerRequestContext[Any, Any]) -> Principal | None:
     return scope.get(PRINCIPAL_KEY) if scope is not None else None
 
 
+def _admission(ctx: ServerRequestContext[Any, Any]) -> Admission | None:
+    """The gate's decision on this HTTP request, if it made one."""
+    scope = getattr(ctx.request, "scope", None)
+    return scope.get(ADMISSION_KEY) if scope is not None else None
+
+
 def _client_name(call: HubCallContext) -> str | None:
     info = call.client_info
     if info is None:
         return None
     return f"{info.name}/{info.version}" if info.version else info.name
-
-
-def _result_bytes(result: Any) -> int:
-    """Approximate payload size of a tool result: text and base64 blobs (cheap: no re-serialisation)."""
-    if type(result) is not types.CallToolResult:
-        return 0
-    size = 0
-    for item in result.content:
-        kind = type(item)
-        if kind is types.TextContent:
-            size += len(item.text)
-        elif kind is types.ImageContent or kind is types.AudioContent:
-            size += len(item.data)
-        elif kind is types.EmbeddedResource:
-            resource = item.resource
-            size += len(resource.text if type(resource) is types.TextResourceContents else resource.blob)
-    return size

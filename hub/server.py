@@ -38,7 +38,7 @@ from hub import __version__
 from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy, Principal
 from hub.internal import InternalCallContext
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
-from hub.gate import RequestGate, plain_response, explain_invalid_params
+from hub.gate import RequestGate, SessionQuota, explain_invalid_params, plain_response
 from hub.provider import Provider, ProviderState
 from hub.ratelimit import RateLimiter
 from hub.relay import RelayFront
@@ -100,12 +100,12 @@ class _Front:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.path:
-            if self.auth.mode != "none":
-                # DNS-rebinding checks come first: a page in a browser must learn nothing, not even "401".
-                refused = await self.security.validate_request(Request(scope, receive), is_post=False)
-                if refused is not None:
-                    await refused(scope, receive, send)
-                    return
+            # DNS-rebinding checks come first: a page in a browser must learn nothing, not even "401", and nothing
+            # is decided on (or counted against a rate limit) for a request the transport will refuse anyway.
+            refused = await self.security.validate_request(Request(scope, receive), is_post=False)
+            if refused is not None:
+                await refused(scope, receive, send)
+                return
             principal, refusal = await self.auth.authenticate(scope)
             if refusal is not None:
                 status, body, challenge = refusal
@@ -146,7 +146,7 @@ class _Host:
         return self._hub.router.hub_info()
 
     def spawn(self, fn: Any, *args: Any) -> None:
-        self._hub.router.spawn_background(fn, *args)
+        self._hub.router.spawn_background(fn, *args, slot=self._slot)
 
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         self._hub.router.set_state(self._slot, state, error, details)
@@ -180,7 +180,7 @@ class _Host:
         return self._hub.router.principal_of(ctx)
 
     def allows(self, principal: Principal, name: str) -> bool:
-        return principal.is_local or self._hub.policy.allows(principal, name)
+        return self._hub.router.dispatch.decide(principal, "tools/call", name) is None
 
     def secrets(self) -> Any:
         if self._hub.secret_store is None:
@@ -293,7 +293,8 @@ class Hub:
             slot.provider = cls(_Host(self, slot), settings)
             self.slots.append(slot)
         self.policy = policy_for(config)
-        self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy)
+        self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy,
+                             limiter=RateLimiter(config.auth.rate_limits))
         self.server = self._build_server()
         self.listen_handler: ListenHandler | None = None
 
@@ -425,12 +426,22 @@ class Hub:
             return JSONResponse({"status": "ok", "version": __version__})
 
         async def readyz(request: Request) -> JSONResponse:
+            # Ready: started, the store open, and every provider of the hub's own up (a connector whose upstream
+            # is down is reported, but the hub still serves everything else).
             info = self.router.hub_info()
             providers = {p["name"]: p["state"] for p in info["providers"]}
-            ready = self.router.ready
-            return JSONResponse(
-                {"status": "ready" if ready else "starting", "providers": providers}, status_code=200 if ready else 503
-            )
+            stopped = sorted(p["name"] for p in info["providers"] if p["kind"] == "provider"
+                             and p["state"] in (ProviderState.DOWN.value, ProviderState.STOPPED.value))
+            if not self.router.ready:
+                status = "starting"
+            elif not self.store.is_open:
+                status = "store closed"
+            elif stopped:
+                status = "provider down: " + ", ".join(stopped)
+            else:
+                status = "ready"
+            return JSONResponse({"status": status, "providers": providers},
+                                status_code=200 if status == "ready" else 503)
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -469,9 +480,13 @@ class Hub:
                 "resource_name": "Junction MCP hub",
             }, headers={"Cache-Control": "max-age=300"})
 
+        def alive(session_id: str) -> bool:
+            transport = manager._server_instances.get(session_id)
+            return transport is not None and not transport.is_terminated
+
         gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(self, manager),
-                           policy=self.policy, auth=auth, store=self.store,
-                           limiter=RateLimiter(self.config.auth.rate_limits))
+                           dispatch=self.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
+                           sessions=SessionQuota(cfg.max_sessions_per_user, alive))
         routes = [  # the MCP path itself never gets here: _Front serves it (after authentication)
             Route("/healthz", healthz, methods=["GET"]),
             Route("/readyz", readyz, methods=["GET"]),
@@ -494,7 +509,7 @@ class Hub:
 
     # stdio ----------------------------------------------------------------------------------------
     async def serve_stdio(self) -> None:
-        from mcp.server.stdio import stdio_server
+        from hub.stdio import strict_stdio
 
-        async with stdio_server() as (read, write):
+        async with strict_stdio() as (read, write):
             await self.server.run(read, write, self.server.create_initialization_options())

@@ -121,6 +121,10 @@ MIGRATIONS: Sequence[str] = (
 )
 
 
+_INSERT_CALL = ("INSERT INTO tool_calls (ts, request_id, principal, client, protocol_version, tool, provider, outcome, "
+                "error, duration_ms, args_bytes, result_bytes, decision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)")
+
+
 class CallRecord(msgspec.Struct, frozen=True):
     """One tool call as the store keeps it."""
 
@@ -159,6 +163,10 @@ class Store:
         conn.execute("PRAGMA busy_timeout=5000")
         self._conn = conn
         self._migrate()
+
+    @property
+    def is_open(self) -> bool:
+        return self._conn is not None
 
     @property
     def schema_version(self) -> int:
@@ -200,24 +208,33 @@ class Store:
             self._wake.set()
 
     def flush(self) -> None:
-        """Write queued records now (blocking)."""
+        """Write queued records now (blocking). Whatever a caller's bytes put into a record (a tool name or an
+        error message with a lone surrogate), the row is written: text SQLite cannot store is escaped."""
         batch, self._pending = self._pending, []
         if not batch or self._conn is None:
             return
-        rows = [msgspec.structs.astuple(r) for r in batch]
+        rows = [tuple(_storable(v) for v in msgspec.structs.astuple(r)) for r in batch]
         with self._lock:
             # One transaction per batch: autocommit would make every row its own commit (5x the CPU).
             self._db.execute("BEGIN")
             try:
-                self._db.executemany(
-                    "INSERT INTO tool_calls (ts, request_id, principal, client, protocol_version, tool, provider, "
-                    "outcome, error, duration_ms, args_bytes, result_bytes, decision) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
+                self._db.executemany(_INSERT_CALL, rows)
+            except sqlite3.Error as exc:
+                self._db.execute("ROLLBACK")
+                logger.error("could not store %d call records at once (%s); storing them one by one", len(rows), exc)
+                self._insert_each(rows)
+                return
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+    def _insert_each(self, rows: list[tuple]) -> None:
+        for row in rows:
+            try:
+                self._db.execute(_INSERT_CALL, row)
+            except sqlite3.Error as exc:  # never the values: they name what a caller called, with its error text
+                logger.error("lost the call record of a %s call at %s: %s", row[5], row[0], exc)
 
     async def run_writer(self, interval: float = 0.5) -> None:
         """Background task: flush queued records in batches until cancelled."""
@@ -226,7 +243,10 @@ class Store:
                 await self._wake.wait()
                 self._wake = anyio.Event()
                 await anyio.sleep(interval)
-                await anyio.to_thread.run_sync(self.flush)
+                try:
+                    await anyio.to_thread.run_sync(self.flush)
+                except Exception:  # a disk problem must not stop the hub; the next batch tries again
+                    logger.exception("could not write call records")
         finally:
             with anyio.CancelScope(shield=True):
                 await anyio.to_thread.run_sync(self.flush)
@@ -391,6 +411,17 @@ class Store:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+def _storable(value: object) -> object:
+    """Text as SQLite can store it: lone surrogates (which UTF-8 cannot hold) become `\\udXXX` escapes."""
+    if type(value) is not str or value.isascii():
+        return value
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _split_sql(script: str) -> list[str]:

@@ -50,12 +50,24 @@ def anyio_backend() -> str:
 def hub(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM) -> Iterator[RunningHub]:
     tmp = tmp_path_factory.mktemp("agents")
     set_secret(tmp, "llm", llm.api_key)
-    with serve_hub(tmp, CONFIG) as running:
+    with serve_hub(tmp, CONFIG + llm_model(llm)) as running:
         yield running
 
 
+def llm_model(llm: FakeLLM) -> str:
+    """The scripted model server as a model the admin configured: agents made with tools run on it by name and pick
+    its model ids (the scripts), never with a key of their own."""
+    return f"""
+[providers.agents.models.llm]
+base_url = "{llm.url}"
+model = "default"
+api_key = "${{secret:llm}}"
+allowed_models = ["*"]
+"""
+
+
 def model(llm: FakeLLM, name: str, **extra: Any) -> dict[str, Any]:
-    return {"backend": "openai", "base_url": llm.url, "model": name, "api_key": "${secret:llm}", **extra}
+    return {"use": "llm", "model": name, **extra}
 
 
 async def create(client: Client, name: str, **spec: Any) -> None:
@@ -155,9 +167,13 @@ async def test_fallback_to_the_next_model_on_errors_and_timeouts(hub: RunningHub
         failed = await client.call_tool("agents__doomed", {"message": "hello"})
         assert failed.is_error and "no model could answer" in failed.content[0].text and "HTTP 503" in \
             failed.content[0].text
-        clear = await client.call_tool("agents__create", {"name": "leaky", "instructions": "x",
-                                                          "models": [model(llm, "m", api_key="sk-in-clear")]})
-        assert clear.is_error and "not stored in clear" in clear.content[0].text
+        clear = await client.call_tool("agents__create", {"name": "leaky", "instructions": "x", "models": [
+            {"backend": "openai", "base_url": llm.url, "model": "m", "api_key": "sk-in-clear"}]})
+        assert clear.is_error and "agents made with tools carry no keys" in clear.content[0].text
+        assert "configured: llm" in clear.content[0].text
+        keyed = await client.call_tool("agents__create", {"name": "leaky", "instructions": "x", "models": [
+            model(llm, "m", api_key="${secret:llm}")]})
+        assert keyed.is_error and "a model used by name keeps the configured api_key" in keyed.content[0].text
 
 
 @pytest.mark.parametrize("mode", ERAS)
@@ -331,7 +347,7 @@ async def test_managing_agents_and_their_prompts(hub: RunningHub, llm: FakeLLM) 
                                                             "tools": ["mail__search"]})
         assert updated.structured_content["max_steps"] == 3 and updated.structured_content["tools"] == ["mail__search"]
         for arguments, why in (({"name": "list", "instructions": "x"}, "not a free agent name"),
-                               ({"name": "triage", "instructions": "x"}, "exists (use update)"),
+                               ({"name": "triage", "instructions": "x"}, "is taken (use update)"),
                                ({"name": "nobody", "preset": "astrologer"}, "no preset 'astrologer'"),
                                ({"name": "blank"}, "needs instructions (or a preset)")):
             refused = await client.call_tool("agents__create", arguments)

@@ -18,6 +18,9 @@ pytestmark = pytest.mark.anyio
 JSON_SSE = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
 MODERN = {"MCP-Protocol-Version": "2026-07-28"}
+DEEP: list = []
+for _ in range(100):
+    DEEP = [DEEP]
 
 
 @pytest.fixture(scope="module")
@@ -63,8 +66,16 @@ def cases(session: dict[str, str]) -> list[tuple[str, str, dict[str, str], int, 
         ("bad id", json.dumps({**call, "id": {"x": 1}}), legacy, 400, -32600, '"id" must be a string or an integer'),
         ("unknown method", json.dumps({"jsonrpc": "2.0", "id": 5, "method": "tools/nope", "params": {}}), legacy,
          200, -32601, "Method not found"),
-        ("wrong params", json.dumps({**call, "params": {"name": 5}}), legacy, 200, -32602,
-         "Invalid params for tools/call: params.name: Input should be a valid string"),
+        ("wrong params", json.dumps({**call, "params": {"name": 5}}), legacy, 400, -32602,
+         "Invalid params for tools/call: params.name must be a string"),
+        ("wrong arguments", json.dumps({**call, "params": {"name": "hub__status", "arguments": [1]}}), legacy, 400,
+         -32602, "Invalid params for tools/call: params.arguments must be an object"),
+        ("a call without an id", json.dumps({k: v for k, v in call.items() if k != "id"}), legacy, 400, -32600,
+         "tools/call is a request: it needs an id"),
+        ("a byte-order mark", "\ufeff" + json.dumps(call), legacy, 400, -32700, "byte-order mark"),
+        ("NaN", json.dumps(call)[:-2] + ', "x": NaN}}', legacy, 400, -32700, "Parse error"),
+        ("nested too deep", json.dumps({**call, "params": {"name": "hub__status", "arguments": {"x": DEEP}}}), legacy,
+         400, -32600, "nested more than 64 levels deep"),
         ("unknown protocol version", json.dumps(call), {**legacy, "mcp-protocol-version": "1999-01-01"}, 400,
          -32022, "Unsupported MCP-Protocol-Version header '1999-01-01'"),
         ("unknown session", json.dumps(call), {**legacy, "mcp-session-id": "f" * 32}, 404, -32600, "Session not found"),

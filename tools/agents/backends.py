@@ -15,6 +15,10 @@ import msgspec
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
+    use: str = ""
+    """An agent made with a tool: run on the model the admin configured under this name
+    (`[providers.agents.models.NAME]`: its endpoint and key), choosing `model` among its `allowed_models` and
+    the per-turn settings (temperature, max_tokens, timeout_seconds, parameters)."""
     backend: Literal["openai", "sampling"] = "openai"
     model: str = ""
     """The model id (openai); a hint for the client's choice (sampling)."""
@@ -31,10 +35,16 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     """Prices (in your currency) per million tokens, to record the cost of each conversation."""
     parameters: dict[str, Any] = {}
     """Extra request fields passed as they are (top_p, seed, ...)."""
+    allowed_models: list[str] = []
+    """`[providers.agents.models.NAME]`: patterns of model ids agents made with tools may pick on this endpoint
+    (default: none but `model`)."""
+    name: str = ""
+    """Filled in by the hub for a model from `[providers.agents.models.NAME]`: that name."""
 
     @property
     def label(self) -> str:
-        return f"{self.backend}:{self.model or 'client'}"
+        own = f"{self.backend}:{self.model or 'client'}"
+        return f"{self.name} ({own})" if self.name else own
 
 
 @dataclass
@@ -56,6 +66,20 @@ class Turn:
 
 class BackendError(Exception):
     """The model could not answer (the next model in the fallback list gets a chance)."""
+
+
+def summarize_error(status: int, body: bytes) -> str:
+    """An endpoint's error answer as one short line: the status and an OpenAI-style `error.message` (cut to 200
+    characters) when there is one. Never the body itself: it could be anything the endpoint holds."""
+    reason = ""
+    try:
+        error = json.loads(body).get("error")
+        message = error.get("message") if isinstance(error, dict) else error
+        if isinstance(message, str):
+            reason = " ".join(message.split())[:200]
+    except (ValueError, AttributeError, TypeError):
+        pass
+    return f"HTTP {status}" + (f": {reason}" if reason else "")
 
 
 def _check_url(spec: ModelSpec) -> str:
@@ -88,12 +112,7 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
         timeout = aiohttp.ClientTimeout(total=spec.timeout_seconds, sock_connect=min(10.0, spec.timeout_seconds))
         async with session.post(url, json=body, headers=headers, timeout=timeout) as response:
             if response.status >= 400:
-                detail = (await response.text())[:500]
-                try:
-                    detail = json.loads(detail)["error"]["message"]
-                except (ValueError, KeyError, TypeError):
-                    pass
-                raise BackendError(f"{spec.label}: HTTP {response.status}: {detail}")
+                raise BackendError(f"{spec.label}: {summarize_error(response.status, await response.content.read(4096))}")
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 return _whole(await response.json(), spec, started)
             async for raw in response.content:

@@ -26,6 +26,7 @@ import logging
 import re
 import secrets
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -34,6 +35,8 @@ import anyio
 import mcp_types as types
 import msgspec
 
+from hub.auth import LOCAL_OWNER, Principal
+from hub.catalog import OWNER_META
 from hub.provider import CallContext, Provider
 from hub.providerdb import ProviderDB
 from tools.agents.backends import BackendError, ModelSpec, Turn, complete_openai, complete_sampling
@@ -49,9 +52,10 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     preset: str = ""
     description: str = ""
     instructions: str = ""
-    models: list[ModelSpec] = []
-    """Tried in order; the first that answers wins (fallback on errors and timeouts)."""
-    model: ModelSpec | None = None
+    models: list[ModelSpec | str] = []
+    """Tried in order; the first that answers wins (fallback on errors and timeouts). A string names a model
+    the admin configured (`[providers.agents.models.NAME]`)."""
+    model: ModelSpec | str | None = None
     """Shorthand for a single model."""
     tools: list[str] = []
     """Patterns over public tool names ("rag__search", "mail__*", "github__*")."""
@@ -65,18 +69,33 @@ class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
 
 class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     agents: dict[Annotated[str, msgspec.Meta(pattern=NAME)], AgentSpec] = {}
+    models: dict[Annotated[str, msgspec.Meta(pattern=NAME)], ModelSpec] = {}
+    """Model endpoints by name, each with its own key ("${secret:NAME}"): what agents made with tools run on."""
+    allow_custom_endpoints: bool = False
+    """Whether agents made with tools may name an endpoint of their own (`base_url`): never with a key, and
+    only where the hub's outbound policy lets the hub connect."""
 
 
 def _text(value: str) -> types.TextContent:
     return types.TextContent(type="text", text=value)
 
 
+def _owned(agent: Any) -> dict[str, Any] | None:
+    """The catalog `_meta` of an agent made with a tool: its owner, so only they (and admins) see and reach it."""
+    return {OWNER_META: agent.owner} if agent.owner is not None else None
+
+
 class AgentError(ValueError):
     pass
 
 
-def resolve(spec: AgentSpec, where: str) -> AgentSpec:
-    """Fill a preset in (the spec's own values win) and check what is needed to run."""
+def resolve(spec: AgentSpec, where: str, named: dict[str, ModelSpec] | None = None, *, made_by_tool: bool = False,
+            custom_endpoints: bool = False) -> AgentSpec:
+    """Fill a preset in (the spec's own values win), put the named models in, and check what is needed to run.
+
+    An agent made with a tool (`made_by_tool`) never carries a key or expands a reference: it runs on models the
+    admin configured by name, the caller's own model (`sampling`), or, if the admin allows custom endpoints, an
+    endpoint without credentials."""
     if spec.preset:
         if spec.preset not in PRESETS:
             raise AgentError(f"{where}.preset: no preset {spec.preset!r} (presets: {', '.join(sorted(PRESETS))})")
@@ -85,12 +104,26 @@ def resolve(spec: AgentSpec, where: str) -> AgentSpec:
             spec, description=spec.description or base["description"],
             instructions=spec.instructions or base["instructions"], tools=spec.tools or list(base["tools"]),
             max_steps=spec.max_steps if spec.max_steps != 8 else base.get("max_steps", 8))
-    models = list(spec.models) + ([spec.model] if spec.model is not None else [])
-    if not models:
-        models = [ModelSpec(backend="sampling")]
-    for number, model in enumerate(models):
+    given = list(spec.models) + ([spec.model] if spec.model is not None else [])
+    models: list[ModelSpec] = []
+    named = named or {}
+    for number, model in enumerate(given or [ModelSpec(backend="sampling")]):
+        here = f"{where}.models[{number}]"
+        if isinstance(model, str):
+            model = ModelSpec(use=model)
+        if model.use:
+            models.append(_on_named(model, named, here))
+            continue
+        if made_by_tool and model.api_key:
+            raise AgentError(f"{here}.api_key: agents made with tools carry no keys; use a model the admin "
+                             f"configured ({_named_list(named)})")
+        if made_by_tool and model.backend == "openai" and not custom_endpoints:
+            raise AgentError(f"{here}: agents made with tools run on models the admin configured "
+                             f"({_named_list(named)}) or on the caller's own ({{\"backend\": \"sampling\"}}); "
+                             "endpoints of their own need [providers.agents] allow_custom_endpoints = true")
         if model.backend == "openai" and (not model.base_url or not model.model):
-            raise AgentError(f"{where}.models[{number}]: the openai backend needs base_url and model")
+            raise AgentError(f"{here}: the openai backend needs base_url and model")
+        models.append(model)
     if not spec.instructions:
         raise AgentError(f"{where}.instructions: an agent needs instructions (or a preset)")
     return msgspec.structs.replace(spec, models=models, model=None)
@@ -104,30 +137,72 @@ CREATE INDEX IF NOT EXISTS conversations_by_agent ON conversations (agent, updat
 """
 
 
+def _named_list(named: dict[str, ModelSpec]) -> str:
+    return ("configured: " + ", ".join(sorted(named))) if named else \
+        "none is configured yet: the admin adds them as [providers.agents.models.NAME]"
+
+
+def _on_named(given: ModelSpec, named: dict[str, ModelSpec], here: str) -> ModelSpec:
+    """`{"use": NAME, ...}`: the configured model NAME, with the model id and per-turn settings an agent may pick."""
+    base = named.get(given.use)
+    if base is None:
+        raise AgentError(f"{here}: no model named {given.use!r} ({_named_list(named)})")
+    for key in ("base_url", "api_key", "allowed_models"):
+        if getattr(given, key):
+            raise AgentError(f"{here}.{key}: a model used by name keeps the configured {key}")
+    model = given.model or base.model
+    if model != base.model and not any(fnmatch.fnmatchcase(model, p) for p in base.allowed_models):
+        raise AgentError(f"{here}.model: {model!r} is not a model agents may pick on {given.use!r} (allowed: "
+                         f"{', '.join([base.model, *base.allowed_models])})")
+    return msgspec.structs.replace(
+        base, name=given.use, model=model, temperature=given.temperature if given.temperature is not None else
+        base.temperature, max_tokens=given.max_tokens if given.max_tokens != 1024 else base.max_tokens,
+        timeout_seconds=given.timeout_seconds if given.timeout_seconds != 60 else base.timeout_seconds,
+        parameters={**base.parameters, **given.parameters}, allowed_models=[])
+
+
+@dataclass
+class Agent:
+    spec: AgentSpec
+    """Resolved: preset filled in, named models put in."""
+    source: str
+    """`config` (the admin's, everyone's within the policy) or `tool` (made at run time)."""
+    owner: str | None = None
+    """Who made it with a tool (`Principal.owner`); only they and admins reach it."""
+
+
 class AgentsProvider(Provider):
     config_type = AgentsConfig
     description = "Agents (persona + model + tools + knowledge) any client can call like a tool"
 
     def __init__(self, host: Any, config: AgentsConfig | None = None) -> None:
         super().__init__(host, config or AgentsConfig())
-        self.agents: dict[str, tuple[AgentSpec, str]] = {}
-        """name -> (resolved spec, source: "config" or "tool")"""
+        self.agents: dict[str, Agent] = {}
         for name, spec in self.config.agents.items():
             if name in MANAGE:
                 raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
-            self.agents[name] = (resolve(spec, f"agents.{name}"), "config")
+            self.agents[name] = Agent(resolve(spec, f"agents.{name}", self.config.models), "config")
         self.store: ProviderDB | None = None
         self._http: aiohttp.ClientSession | None = None
 
+    def _resolve_made(self, spec: AgentSpec, where: str) -> AgentSpec:
+        return resolve(spec, where, self.config.models, made_by_tool=True,
+                       custom_endpoints=self.config.allow_custom_endpoints)
+
     async def start(self) -> None:
         self.store = ProviderDB(Path(self.host.data_dir) / "agents.db", AGENTS_SCHEMA)
-        for name, raw, _owner in self.store.rows("SELECT name, spec, owner FROM agents"):
+        # Before owners were principals, the local user's conversations were "local" (a possible user name).
+        self.store.execute("UPDATE conversations SET owner = ? WHERE owner = 'local'", (LOCAL_OWNER,))
+        self.store.execute("UPDATE agents SET owner = ? WHERE owner = 'local' OR owner IS NULL", (LOCAL_OWNER,))
+        for name, raw, owner in self.store.rows("SELECT name, spec, owner FROM agents"):
             if name in self.agents:
                 continue
             try:
-                self.agents[name] = (resolve(msgspec.json.decode(raw, type=AgentSpec), f"agents.{name}"), "tool")
+                spec = self._resolve_made(msgspec.json.decode(raw, type=AgentSpec), f"agents.{name}")
             except (AgentError, msgspec.ValidationError) as exc:
                 log.error("agents: stored agent %r cannot be used: %s", name, exc)
+                continue
+            self.agents[name] = Agent(spec, "tool", owner)
         self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
@@ -148,16 +223,18 @@ class AgentsProvider(Provider):
             "max_tokens": {"type": "integer", "minimum": 1}, "timeout_seconds": {"type": "number"}}
         ro = types.ToolAnnotations(read_only_hint=True)
         tools = [
-            types.Tool(name=agent, description=f"Agent: {spec.description or spec.instructions[:200]}",
+            types.Tool(name=agent, description=f"Agent: {a.spec.description or a.spec.instructions[:200]}",
                        input_schema={"type": "object", "required": ["message"], "properties": {
                            "message": {"type": "string", "description": "what to ask or tell the agent"},
                            "conversation_id": {"type": "string", "description": "continue this conversation"}}},
-                       annotations=types.ToolAnnotations(open_world_hint=True))
-            for agent, (spec, _) in sorted(self.agents.items())
+                       annotations=types.ToolAnnotations(open_world_hint=True), meta=_owned(a))
+            for agent, a in sorted(self.agents.items())
         ]
         return tools + [
-            types.Tool(name="list", description="The agents: description, model, tools.",
-                       input_schema={"type": "object", "properties": {}}, annotations=ro),
+            types.Tool(name="list", description="The agents you may use: the hub's own and yours (description, "
+                       "models, tools, owner).",
+                       input_schema={"type": "object", "properties": {"all": {
+                           "type": "boolean", "description": "admins: every user's agents"}}}, annotations=ro),
             types.Tool(name="presets", description="Persona presets to start an agent from.",
                        input_schema={"type": "object", "properties": {}}, annotations=ro),
             types.Tool(name="create", description="Create an agent, from a preset or from scratch.",
@@ -179,15 +256,15 @@ class AgentsProvider(Provider):
         ]
 
     async def list_prompts(self) -> list[types.Prompt]:
-        return [types.Prompt(name=agent, description=f"Talk to the agent {agent}: {spec.description}"[:300],
+        return [types.Prompt(name=agent, description=f"Talk to the agent {agent}: {a.spec.description}"[:300],
                              arguments=[types.PromptArgument(name="message", description="your first message",
-                                                             required=False)])
-                for agent, (spec, _) in sorted(self.agents.items())]
+                                                             required=False)], meta=_owned(a))
+                for agent, a in sorted(self.agents.items())]
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext) -> types.GetPromptResult:
         if name not in self.agents:
             raise ValueError(f"no agent named {name!r}")
-        spec = self.agents[name][0]
+        spec = self.agents[name].spec
         text = (f"{spec.instructions}\n\nWork with the tool agents__{name} (pass the user's messages as `message`, "
                 "and the `conversation_id` it returns to continue).")
         if arguments.get("message"):
@@ -202,22 +279,25 @@ class AgentsProvider(Provider):
 
     async def list_resources(self) -> list[types.Resource]:
         return [types.Resource(uri=f"agent://{agent}", name=f"agent {agent}", mime_type="application/json",
-                               description=spec.description or None) for agent, (spec, _) in sorted(self.agents.items())]
+                               description=a.spec.description or None, meta=_owned(a))
+                for agent, a in sorted(self.agents.items())]
 
     def owns_uri(self, uri: str) -> bool:
         return uri.startswith("agent://")
 
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         match = re.fullmatch(r"agent://([a-z0-9_-]+)(?:/conversations/([A-Za-z0-9_-]+))?", uri)
-        if match is None or match.group(1) not in self.agents:
-            raise ValueError(f"{uri}: no such agent")
+        if match is None or match.group(1) not in self.agents or not self._reaches(self.agents[match.group(1)], ctx):
+            raise LookupError(uri)
         if match.group(2) is None:
-            spec = self.agents[match.group(1)][0]
-            body: Any = self._describe(match.group(1), spec)
+            body: Any = self._describe(match.group(1), self.agents[match.group(1)])
         else:
-            body = self._conversation(match.group(2), ctx)
+            try:
+                body = self._conversation(match.group(2), ctx)
+            except AgentError:
+                raise LookupError(uri) from None
             if body["agent"] != match.group(1):
-                raise ValueError(f"{uri}: no such conversation")
+                raise LookupError(uri)
         return types.ReadResourceResult(contents=[types.TextResourceContents(
             uri=uri, mime_type="application/json", text=json.dumps(body, ensure_ascii=False, default=str))])
 
@@ -234,21 +314,39 @@ class AgentsProvider(Provider):
         except AgentError as exc:
             return types.CallToolResult(content=[_text(str(exc))], is_error=True)
 
-    def _describe(self, name: str, spec: AgentSpec) -> dict[str, Any]:
+    def _describe(self, name: str, agent: Agent) -> dict[str, Any]:
+        spec = agent.spec
         return {"name": name, "description": spec.description, "preset": spec.preset or None,
                 "models": [m.label for m in spec.models], "tools": spec.tools, "knowledge": spec.knowledge,
-                "max_steps": spec.max_steps, "source": self.agents[name][1]}
+                "max_steps": spec.max_steps, "source": agent.source, "owner": agent.owner}
 
-    @staticmethod
-    def _owner(ctx: CallContext | None) -> str:
-        """Whose conversations: the authenticated user's, or the local user's on a hub without sign-in."""
-        return getattr(ctx, "principal", None) or "local"
+    def _who(self, ctx: CallContext) -> Principal:
+        return self.host.caller(ctx)
 
-    def _conversation(self, conversation_id: str, ctx: CallContext | None) -> dict[str, Any]:
+    def _owner(self, ctx: CallContext) -> str:
+        """Whose conversations and agents: the caller's (`Principal.owner`)."""
+        return self._who(ctx).owner
+
+    def _reaches(self, agent: Agent, ctx: CallContext) -> bool:
+        """The owner and admins reach an agent made with a tool; the config's are everyone's (within the policy)."""
+        who = self._who(ctx)
+        return agent.owner is None or who.owner == agent.owner or who.is_admin
+
+    def _agent(self, name: Any, ctx: CallContext, what: str) -> Agent:
+        """An agent the caller may `what` (an agent of someone else's does not exist for them)."""
+        agent = self.agents.get(name) if isinstance(name, str) else None
+        if agent is None or not self._reaches(agent, ctx):
+            raise AgentError(f"name: no agent named {name!r}")
+        if agent.source == "config" and what in ("update", "delete"):
+            raise AgentError(f"agent {name!r} is defined in the config file; {'change' if what == 'update' else 'remove'}"
+                             " it there")
+        return agent
+
+    def _conversation(self, conversation_id: str, ctx: CallContext) -> dict[str, Any]:
         assert self.store is not None
         rows = self.store.rows("SELECT id, agent, owner, created, updated, status, messages, usage FROM conversations "
                               "WHERE id = ?", (conversation_id,))
-        if not rows or rows[0][2] != self._owner(ctx):
+        if not rows or (rows[0][2] != self._owner(ctx) and not self._who(ctx).is_admin):
             raise AgentError(f"conversation_id: no conversation {conversation_id!r} of yours")
         r = rows[0]
         return {"id": r[0], "agent": r[1], "created": r[3], "updated": r[4], "status": r[5],
@@ -256,19 +354,19 @@ class AgentsProvider(Provider):
 
     def _offered(self, spec: AgentSpec, me: str, ctx: CallContext) -> list[types.Tool]:
         """The catalog tools this agent may use for this caller: its patterns, minus what the caller may not use."""
-        catalog = self.host.tools() if hasattr(self.host, "tools") else []
-        caller = self.host.caller(ctx) if hasattr(self.host, "caller") else None
+        catalog = self.host.tools()
+        caller = self.host.caller(ctx)
         prefix = me.rsplit("__", 1)[0] + "__" if "__" in me else ""
         own = {f"{prefix}{m}" for m in MANAGE} | {me}
         return [t for t in catalog if t.name not in own and any(fnmatch.fnmatchcase(t.name, p) for p in spec.tools)
-                and (caller is None or self.host.allows(caller, t.name))]
+                and self.host.allows(caller, t.name)]
 
     async def _converse(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        spec = self.agents[name][0]
+        spec = self.agents[name].spec
         message = arguments.get("message")
         if not isinstance(message, str) or not message.strip():
             raise AgentError("message: what to ask the agent (text)")
-        public = f"{getattr(self.host, 'prefix', 'agents')}__{name}"
+        public = f"{self.host.prefix}__{name}" if self.host.prefix else name
         conversation_id = arguments.get("conversation_id")
         history: list[dict[str, Any]] = []
         usage: dict[str, Any] = {"prompt_tokens": 0, "completion_tokens": 0, "cost": 0.0, "model_calls": []}
@@ -378,7 +476,6 @@ class AgentsProvider(Provider):
         wire = [{k: v for k, v in m.items() if k != "is_error"} for m in messages]
         for model in spec.models:
             try:
-                model = self._with_key(model)
                 if model.backend == "sampling":
                     turn = await complete_sampling(model, messages, tools, ctx)
                 else:
@@ -399,18 +496,7 @@ class AgentsProvider(Provider):
             return turn
         raise BackendError("; ".join(errors))
 
-    def _with_key(self, model: ModelSpec) -> ModelSpec:
-        """A key written as "${secret:NAME}" (agents made with tools) is read from the secret store now."""
-        match = re.fullmatch(r"\$\{secret:([A-Za-z0-9_.-]{1,100})\}", model.api_key)
-        if match is None:
-            return model
-        try:
-            key = self.host.secrets().get(match.group(1))
-        except Exception as exc:  # the store's message names the secret, never a value
-            raise BackendError(f"{model.label}: api_key: {exc}") from None
-        return msgspec.structs.replace(model, api_key=key)
-
-    def _save(self, conversation_id: str, name: str, ctx: CallContext | None, messages: list[dict[str, Any]],
+    def _save(self, conversation_id: str, name: str, ctx: CallContext, messages: list[dict[str, Any]],
               usage: dict[str, Any], status: str) -> None:
         assert self.store is not None
         now = time.time()
@@ -423,7 +509,13 @@ class AgentsProvider(Provider):
 
     # management --------------------------------------------------------------------------------------
     async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        rows = [self._describe(n, s) for n, (s, _) in sorted(self.agents.items())]
+        """The config's agents and the caller's own; an admin asking with `all` sees everyone's."""
+        who = self._who(ctx)
+        every = bool(args.get("all"))
+        if every and not who.is_admin:
+            raise AgentError("all: only an admin may list the agents of every user")
+        rows = [self._describe(n, a) for n, a in sorted(self.agents.items())
+                if a.owner is None or a.owner == who.owner or every]
         text = "\n".join(f"{r['name']}: {r['description']} [{', '.join(r['models'])}]" for r in rows)
         return types.CallToolResult(content=[_text(text or "no agents yet (see presets)")],
                                     structured_content={"agents": rows})
@@ -446,41 +538,34 @@ class AgentsProvider(Provider):
         if not isinstance(name, str) or not re.fullmatch(NAME, name) or name in MANAGE:
             raise AgentError(f"name: {name!r} is not a free agent name (a-z, 0-9, _ and -; not {', '.join(MANAGE)})")
         if name in self.agents:
-            raise AgentError(f"name: an agent named {name!r} exists (use update)")
-        return self._install(name, self._spec_from(args), ctx, "created")
+            raise AgentError(f"name: the agent name {name!r} is taken" + (" (use update)" if self._reaches(
+                self.agents[name], ctx) and self.agents[name].source == "tool" else ""))
+        return self._install(name, self._spec_from(args), ctx, "created", self._owner(ctx))
 
     async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        name = args.get("name")
-        if name not in self.agents:
-            raise AgentError(f"name: no agent named {name!r}")
-        if self.agents[name][1] == "config":
-            raise AgentError(f"agent {name!r} is defined in the config file; change it there")
+        agent = self._agent(args.get("name"), ctx, "update")
+        name = args["name"]
         assert self.store is not None
         stored = self.store.rows("SELECT spec FROM agents WHERE name = ?", (name,))
-        return self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx, "updated")
+        return self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx, "updated",
+                             agent.owner)
 
-    def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str) -> types.CallToolResult:
-        resolved = resolve(spec, "agent")
-        for number, model in enumerate(resolved.models):
-            if model.api_key and not re.fullmatch(r"\$\{secret:[A-Za-z0-9_.-]{1,100}\}", model.api_key):
-                raise AgentError(f"models[{number}].api_key: keys are not stored in clear: `junction secret set NAME` "
-                                 "and write \"${secret:NAME}\"")
+    def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str, owner: str | None
+                 ) -> types.CallToolResult:
+        resolved = self._resolve_made(spec, "agent")
         assert self.store is not None
         now = time.time()
         self.store.execute("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
-                       (name, msgspec.json.encode(spec).decode(), self._owner(ctx), now, now))
-        self.agents[name] = (resolved, "tool")
+                       (name, msgspec.json.encode(spec).decode(), owner, now, now))
+        self.agents[name] = Agent(resolved, "tool", owner)
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"agent {name} {verb}: the tool agents__{name}")],
-                                    structured_content=self._describe(name, resolved))
+                                    structured_content=self._describe(name, self.agents[name]))
 
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        name = args.get("name")
-        if name not in self.agents:
-            raise AgentError(f"name: no agent named {name!r}")
-        if self.agents[name][1] == "config":
-            raise AgentError(f"agent {name!r} is defined in the config file; remove it there")
+        self._agent(args.get("name"), ctx, "delete")
+        name = args["name"]
         assert self.store is not None
         self.store.execute("DELETE FROM agents WHERE name = ?", (name,))
         self.store.execute("DELETE FROM conversations WHERE agent = ?", (name,))
@@ -490,6 +575,7 @@ class AgentsProvider(Provider):
 
     async def _tool_conversations(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         assert self.store is not None
+        self._agent(args.get("agent"), ctx, "read")
         limit = args.get("limit", 20)
         rows = self.store.rows("SELECT id, created, updated, status, messages FROM conversations WHERE agent = ? AND "
                               "owner = ? ORDER BY updated DESC LIMIT ?", (args.get("agent"), self._owner(ctx),

@@ -1,0 +1,268 @@
+"""The one dispatch every call passes through: decide, limit, run, record.
+
+Owns the decision on a call (the caller's scopes, the owner of what it targets, rate limits), the
+record of every tool call in the audit trail, and nothing about how a call is carried. Every way a
+call reaches a provider goes through here: an HTTP request in either era (the request gate admits
+it on the message the strict parser decoded, and that very message runs: through the SDK's
+handlers or the relay fast path), a stdio request, and the calls jobs and agents make inside the
+hub. A way of executing is a function given to `Dispatch.run`; it never decides or records
+anything itself.
+
+Ownership: what users create at run time (an agent, a job) is published with its owner's name in
+`_meta["dev.junction/owner"]`. Only that user, or a caller with `hub:admin`, sees it in a list or
+reaches it; for anyone else it does not exist ("Unknown tool"). The meta key is honoured for the
+hub's own providers only, never for what an upstream server sends.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import mcp_types as types
+import msgspec
+from mcp.shared.exceptions import MCPError
+
+from hub.auth import Policy, Principal
+from hub.catalog import OWNER_META  # noqa: F401  (re-exported: what providers publish owners with)
+from hub.ratelimit import RateLimiter, retry_after
+from hub.store import CallRecord, Store
+
+if TYPE_CHECKING:
+    from hub.catalog import Catalog, Entry
+
+logger = logging.getLogger("junction.dispatch")
+
+RATE_LIMITED = -32029
+"""JSON-RPC error code of a call refused by a rate limit (HTTP 429; `data.retryAfter` in seconds)."""
+FORBIDDEN = -32030
+"""JSON-RPC error code of a request the caller's scopes do not allow, where no HTTP 403 can carry it."""
+ADMISSION_KEY = "junction.admission"
+"""Where the request gate puts its `Admission` of an HTTP request in the ASGI scope."""
+TARGETED = frozenset({"tools/call", "prompts/get", "resources/read"})
+"""Methods decided on before they run (on HTTP: in the request gate, with 403 / 429 refusals)."""
+
+_WHAT = {"tools/call": "call the tool", "prompts/get": "get the prompt", "resources/read": "read",
+         "resources/subscribe": "subscribe to", "completion/complete": "complete arguments of"}
+_UNKNOWN = {"tools/call": "Unknown tool", "prompts/get": "Unknown prompt", "resources/read": "Resource not found",
+            "resources/subscribe": "Resource not found", "completion/complete": "Unknown prompt"}
+
+
+@dataclass(slots=True)
+class Refusal:
+    """Why a call may not run: `denied` (policy or owner) or `limited` (a rate limit)."""
+
+    decision: str
+    reason: str
+    scope: str | None = None
+    """The scope that would allow it (a scope refusal), for the 403's `WWW-Authenticate`."""
+    retry_after: int | None = None
+    """Seconds until a limited call would be allowed."""
+    hidden: bool = False
+    """The target is someone else's: answer as if it did not exist."""
+
+    def error(self, method: str, target: str) -> MCPError:
+        """The JSON-RPC error for a transport that cannot answer with an HTTP status."""
+        if self.hidden:
+            return MCPError(code=types.INVALID_PARAMS, message=f"{_UNKNOWN.get(method, 'Unknown')}: {target}")
+        if self.decision == "limited":
+            return MCPError(code=RATE_LIMITED, message=self.reason, data={"retryAfter": self.retry_after})
+        return MCPError(code=FORBIDDEN, message=self.reason, data={"scope": self.scope} if self.scope else None)
+
+
+@dataclass(slots=True)
+class CallFacts:
+    """Who is calling and how, as the audit trail records it."""
+
+    principal: Principal
+    request_id: str | int | None = None
+    client: str | None = None
+    protocol_version: str = ""
+
+
+@dataclass(slots=True)
+class Admission:
+    """A request the dispatch let through: `arguments` (tools/call) are the very values that were decided on,
+    and the ones that run."""
+
+    method: str
+    target: str
+    request_id: str | int | None
+    arguments: dict[str, Any] | None
+    principal: Principal
+
+    def matches(self, method: str, target: str, request_id: Any) -> bool:
+        return self.method == method and self.target == target and self.request_id == request_id
+
+
+@dataclass(slots=True)
+class Executed:
+    """What a way of executing reports back: the result for its transport and how the call ended."""
+
+    result: Any
+    outcome: str
+    """`ok`, `tool_error` (isError result), `input_required`, `error` (protocol error), `cancelled`."""
+    error: str | None = None
+    result_bytes: int = 0
+
+
+Execute = Callable[["Entry | None"], Awaitable[Executed]]
+
+
+class Dispatch:
+    """Decides on calls, limits them, runs them through a given way and records them (see the module)."""
+
+    def __init__(self, catalog: Callable[[], Catalog], store: Store | None, policy: Policy | None,
+                 limiter: RateLimiter | None = None) -> None:
+        self._catalog = catalog
+        self.store = store
+        self.policy = policy
+        self.limiter = limiter if limiter is not None and limiter.enabled else None
+
+    # deciding ---------------------------------------------------------------------------------------------
+    def decide(self, principal: Principal, method: str, target: str) -> Refusal | None:
+        """May `principal` make this request (`target`: a tool or prompt name, a resource URI)? No side effects."""
+        owner = self.owner_of(method, target)
+        if owner is not None and not principal.is_admin and principal.owner != owner:
+            return Refusal("denied", f"{principal.name!r} may not {_WHAT.get(method, 'use')} {target}: it belongs "
+                                     "to another user", hidden=True)
+        if principal.is_local or self.policy is None or self.policy.allows(principal, target):
+            return None
+        needed = self.policy.scope_for(target)
+        reason = (f"'{principal.name}' (role {principal.role}) may not {_WHAT.get(method, 'use')} {target}"
+                  + (f"; it needs the scope '{needed}'" if needed else "; no scope allows it"))
+        return Refusal("denied", reason, scope=needed)
+
+    def owner_of(self, method: str, target: str) -> str | None:
+        catalog = self._catalog()
+        if method == "tools/call":
+            entry = catalog.tools.get(target)
+        elif method in ("prompts/get", "completion/complete"):
+            entry = catalog.prompts.get(target)
+        else:
+            entry = catalog.resources.get(target)
+        return entry.owner if entry is not None else None
+
+    def visible(self, principal: Principal, name: str, owner: str | None) -> bool:
+        """Whether a catalog item is in `principal`'s lists: as `decide`, except that admins' lists too show what
+        is theirs only (they reach the rest by name)."""
+        if owner is not None and principal.owner != owner:
+            return False
+        return principal.is_local or self.policy is None or self.policy.allows(principal, name)
+
+    def admit(self, method: str, target: str, arguments: dict[str, Any] | None, facts: CallFacts
+              ) -> Admission | Refusal:
+        """Decide, then take from the rate limits (tool calls); a refused tool call is on record."""
+        principal = facts.principal
+        refusal = self.decide(principal, method, target)
+        if refusal is None and method == "tools/call" and self.limiter is not None:
+            wait = self.limiter.take(principal.name or "(local)", target)
+            if wait is not None:
+                seconds = retry_after(wait)
+                refusal = Refusal("limited", f"rate limit: too many calls of {target} by "
+                                             f"{principal.name or 'the local user'}; try again in {seconds} s",
+                                  retry_after=seconds)
+        if refusal is not None:
+            if method == "tools/call":
+                self._record(facts, target, None, refusal.decision, "error", refusal.reason, 0.0, arguments, 0)
+            return refusal
+        return Admission(method, target, facts.request_id, arguments, principal)
+
+    # running ----------------------------------------------------------------------------------------------
+    async def run(self, admission: Admission, facts: CallFacts, execute: Execute) -> Executed:
+        """Run an admitted tool call through `execute` (given the catalog entry, None for an unknown tool) and
+        record it, whatever happens. `RelayDeclined` passes through unrecorded: the call is then served again
+        another way, which records it."""
+        from hub.provider import RelayDeclined
+
+        started = time.perf_counter()
+        entry = self._catalog().tools.get(admission.target)
+        outcome, error, result_bytes = "error", None, 0
+        try:
+            done = await execute(entry)
+            outcome, error, result_bytes = done.outcome, done.error, done.result_bytes
+            return done
+        except RelayDeclined:
+            outcome = "declined"
+            raise
+        except MCPError as exc:
+            error = exc.error.message
+            raise
+        except anyio.get_cancelled_exc_class():
+            outcome = "cancelled"
+            raise
+        except BaseException as exc:
+            error = f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if outcome != "declined":
+                self._record(facts, admission.target, entry.slot.name if entry is not None else None, "allowed",
+                             outcome, error, (time.perf_counter() - started) * 1000.0, admission.arguments,
+                             result_bytes)
+
+    def _record(self, facts: CallFacts, tool: str, provider: str | None, decision: str, outcome: str,
+                error: str | None, duration_ms: float, arguments: dict[str, Any] | None, result_bytes: int) -> None:
+        if self.store is None:
+            return
+        try:
+            self.store.record_call(CallRecord(
+                ts=time.time(), request_id=None if facts.request_id is None else str(facts.request_id),
+                principal=facts.principal.name, client=facts.client, protocol_version=facts.protocol_version,
+                tool=tool, provider=provider, outcome=outcome, error=error, duration_ms=duration_ms,
+                args_bytes=arguments_size(arguments), result_bytes=result_bytes, decision=decision))
+        except Exception:  # never: but a record that cannot be built must not turn a call that ran into a failure
+            logger.exception("could not record a call of %r", tool)
+
+
+_encode = msgspec.json.encode
+
+
+def arguments_size(arguments: dict[str, Any] | None) -> int:
+    """The size of the arguments as JSON (never their values); works for anything a caller could send."""
+    if not arguments:
+        return 0
+    try:
+        return len(_encode(arguments))
+    except (UnicodeEncodeError, TypeError, OverflowError, msgspec.EncodeError):
+        import json
+
+        return len(json.dumps(arguments, default=repr, ensure_ascii=True))
+
+
+def result_size(result: Any) -> int:
+    """Approximate payload size of a tool result: text and base64 blobs (cheap: no re-serialisation)."""
+    if type(result) is not types.CallToolResult:
+        return 0
+    size = 0
+    for item in result.content:
+        kind = type(item)
+        if kind is types.TextContent:
+            size += len(item.text)
+        elif kind is types.ImageContent or kind is types.AudioContent:
+            size += len(item.data)
+        elif kind is types.EmbeddedResource:
+            resource = item.resource
+            size += len(resource.text if type(resource) is types.TextResourceContents else resource.blob)
+    return size
+
+
+def raw_result_size(final: dict[str, Any] | None) -> int:
+    """The same for a raw JSON-RPC response (the relay's)."""
+    result = final.get("result") if final else None
+    content = result.get("content") if isinstance(result, dict) else None
+    if not isinstance(content, list):
+        return 0
+    size = 0
+    for item in content:
+        if not isinstance(item, dict):
+            continue
+        value = item.get("text") or item.get("data")
+        if value is None and isinstance(item.get("resource"), dict):
+            value = item["resource"].get("text") or item["resource"].get("blob")
+        if isinstance(value, str):
+            size += len(value)
+    return size
