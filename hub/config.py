@@ -96,15 +96,17 @@ class RoleConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class RateLimitConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """`[auth.rate_limits]`: token buckets per caller (0 turns a limit off)."""
+    """`[auth.rate_limits]`: a token bucket per rule and caller (0 turns a limit off); a call must fit
+    every rule that matches it."""
 
     calls_per_minute: Annotated[float, msgspec.Meta(ge=0)] = 0
     """Tool calls per minute per caller, all tools together."""
     burst: Annotated[int, msgspec.Meta(ge=0)] = 0
-    """Calls that may come at once before the rate applies (default: a minute's worth)."""
+    """Calls that may come at once before the rate applies, for each rule (default: the rule's
+    minute's worth, at least one)."""
     tools: dict[str, Annotated[float, msgspec.Meta(gt=0)]] = {}
-    """Per caller and tool: glob pattern over public tool names -> calls per minute,
-    e.g. `"github__*" = 30` (each matching tool has its own bucket)."""
+    """More rules: glob pattern over public tool names -> calls per minute per caller, e.g.
+    `"github__*" = 30` (30 calls of all `github__` tools together; name one tool to limit it alone)."""
 
 
 class ExternalAuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

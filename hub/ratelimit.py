@@ -1,8 +1,19 @@
-"""Rate limits: token buckets per caller, and per caller and tool (`[auth.rate_limits]`).
+"""Rate limits (`[auth.rate_limits]`): one token bucket per rule and caller.
 
-A call that would overdraw any bucket it falls under is refused (the request gate answers 429
-with `Retry-After`) without taking from the others, so a refused call costs the caller nothing.
-Buckets live in this process; a caller idle long enough to refill is forgotten.
+A rule is `calls_per_minute` (every tool call) or one entry of `tools` (the calls of every tool its
+pattern matches, together). A call is allowed when every rule that matches it has a token for its
+caller, and then it takes one from each; a call that one rule refuses takes from none, so a refused
+call costs the caller nothing. Checking all and then taking from all has no await in between, so it is
+one step for the event loop that calls it.
+
+We keep our own buckets rather than the `limits` library: its strategies are fixed, moving and
+sliding windows (no token bucket, so no `burst` apart from the rate), it reads `time.time()` itself
+(no clock to inject in tests), and its storages have no operation that tests several keys and takes
+from all of them at once. A Redis version for replicas needs that as one script over the rules'
+keys; this class is the interface it would sit behind.
+
+Buckets live in this process; a bucket that has refilled completely is the same as a new one, so
+it is forgotten when the table grows large.
 """
 
 from __future__ import annotations
@@ -11,19 +22,35 @@ import fnmatch
 import math
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from hub.config import RateLimitConfig
+
+_SWEEP_AT = 100_000
+"""Buckets kept before full (idle) ones are swept out."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Rule:
+    pattern: str | None
+    """Glob over public tool names; None: every tool."""
+    rate: float
+    """Tokens per second."""
+    capacity: float
+    """Tokens a bucket holds (the burst); at least one, or the rule would refuse every call."""
+
+    def matches(self, tool: str) -> bool:
+        return self.pattern is None or fnmatch.fnmatchcase(tool, self.pattern)
 
 
 class RateLimiter:
     def __init__(self, config: RateLimitConfig, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._rules: list[tuple[str | None, float, float]] = []  # (tool pattern or None for all, per second, capacity)
-        if config.calls_per_minute > 0:
-            self._rules.append((None, config.calls_per_minute / 60, float(config.burst or config.calls_per_minute)))
-        for pattern, per_minute in config.tools.items():
-            self._rules.append((pattern, per_minute / 60, float(config.burst or per_minute)))
-        self._buckets: dict[tuple[str, str | None], list[float]] = {}  # key -> [tokens, updated]
+        limits = ([(None, config.calls_per_minute)] if config.calls_per_minute > 0 else []) + list(config.tools.items())
+        self._rules = [_Rule(pattern, per_minute / 60, max(1.0, float(config.burst or per_minute)))
+                       for pattern, per_minute in limits]
+        self._buckets: dict[tuple[int, str], list[float]] = {}  # (rule, caller) -> [tokens, updated]
+        self._sweep_at = _SWEEP_AT
 
     @property
     def enabled(self) -> bool:
@@ -34,31 +61,31 @@ class RateLimiter:
         now = self._clock()
         buckets = []
         wait = 0.0
-        for pattern, rate, capacity in self._rules:
-            if pattern is not None and not fnmatch.fnmatchcase(tool, pattern):
+        for number, rule in enumerate(self._rules):
+            if not rule.matches(tool):
                 continue
-            key = (caller, None if pattern is None else tool)
-            bucket = self._buckets.get(key)
+            bucket = self._buckets.get((number, caller))
             if bucket is None:
-                bucket = self._buckets[key] = [capacity, now]
-            bucket[0] = min(capacity, bucket[0] + (now - bucket[1]) * rate)
+                bucket = self._buckets[(number, caller)] = [rule.capacity, now]
+            bucket[0] = min(rule.capacity, bucket[0] + (now - bucket[1]) * rule.rate)
             bucket[1] = now
             if bucket[0] < 1:
-                wait = max(wait, (1 - bucket[0]) / rate)
+                wait = max(wait, (1 - bucket[0]) / rule.rate)
             buckets.append(bucket)
         if wait > 0:
             return wait
         for bucket in buckets:
             bucket[0] -= 1
-        if len(self._buckets) > 100_000:
-            self._forget_idle(now)
+        if len(self._buckets) > self._sweep_at:
+            self._forget_full(now)
         return None
 
-    def _forget_idle(self, now: float) -> None:
-        slowest = min(rate for _, rate, _ in self._rules)
-        longest = max(capacity for _, _, capacity in self._rules) / slowest
-        for key in [k for k, (_, updated) in self._buckets.items() if now - updated > longest]:
+    def _forget_full(self, now: float) -> None:
+        for key in [key for key, (tokens, updated) in self._buckets.items()
+                    if tokens + (now - updated) * self._rules[key[0]].rate >= self._rules[key[0]].capacity]:
             del self._buckets[key]
+        # many active callers: sweep again only once the table has doubled, not on every call
+        self._sweep_at = max(_SWEEP_AT, 2 * len(self._buckets))
 
 
 def retry_after(seconds: float) -> int:

@@ -3,6 +3,7 @@ a real upstream connector (server-everything from npm) as what the jobs call."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -16,6 +17,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client
+from standardwebhooks import Webhook
 
 from tests.helpers import NODE_MODULES, node_bin, serve_hub
 
@@ -173,19 +175,30 @@ async def test_webhooks_need_the_right_signature(tmp_path: Path) -> None:
             secret = hook["secret"]
             from tests.helpers import remember_secret
 
-            remember_secret(secret)
+            remember_secret(secret, secret.removeprefix("whsec_"))
+            assert hook["scheme"] == "standard" and created["trigger"]["scheme"] == "standard"  # the default
+            assert set(hook["headers"]) == {"webhook-id", "webhook-timestamp", "webhook-signature"}
             url = hub.base + hook["url_path"]
-            body = json.dumps({"ref": "v1.2.3"}).encode()
-            good = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            body = json.dumps({"ref": "v1.2.3"})
+            now = dt.datetime.now(dt.timezone.utc)
+            good = {"webhook-id": "msg_1", "webhook-timestamp": str(int(now.timestamp())),
+                    "webhook-signature": Webhook(secret).sign("msg_1", now, body)}
+            github = "sha256=" + hmac.new(secret.encode(), body.encode(), hashlib.sha256).hexdigest()
             async with httpx2.AsyncClient(timeout=10) as http:
-                bad = await http.post(url, content=body, headers={"X-Hub-Signature-256": "sha256=" + "0" * 64})
-                assert bad.status_code == 401 and "X-Hub-Signature-256" in bad.json()["error"]
+                bad = await http.post(url, content=body, headers={**good, "webhook-signature": "v1," + "A" * 44})
+                assert bad.status_code == 401 and "webhook-signature: no v1 signature matches" in bad.json()["error"]
                 unsigned = await http.post(url, content=body)
-                assert unsigned.status_code == 401
-                other = await http.post(hub.base + "/hooks/nope", content=body, headers={"X-Hub-Signature-256": good})
+                assert unsigned.status_code == 401 and "headers missing" in unsigned.json()["error"]
+                other_scheme = await http.post(url, content=body, headers={"X-Hub-Signature-256": github})
+                assert other_scheme.status_code == 401 and "not X-Hub-Signature-256" in other_scheme.json()["error"]
+                other = await http.post(hub.base + "/hooks/nope", content=body, headers=good)
                 assert other.status_code == 404
-                accepted = await http.post(url, content=body, headers={"X-Hub-Signature-256": good})
+                accepted = await http.post(url, content=body, headers=good)
                 assert accepted.status_code == 202
+                again = await http.post(url, content=body, headers=good)
+                assert again.status_code == 401 and "webhook-id 'msg_1' was already delivered" in again.json()["error"]
+                for refused in (bad, unsigned, other_scheme, again):
+                    assert secret not in refused.text and secret.removeprefix("whsec_") not in refused.text
             runs = await wait_for_runs(client, "deploy", 1)
             assert len(runs) == 1 and runs[0]["result"]["text"] == "Echo: deploy v1.2.3"
             assert runs[0]["trigger"]["body"] == {"ref": "v1.2.3"}
@@ -194,6 +207,7 @@ async def test_webhooks_need_the_right_signature(tmp_path: Path) -> None:
     log = hub.log()
     assert "webhook deploy refused: bad signature from 127.0.0.1" in log
     assert "webhook deploy refused: no signature" in log
+    assert "webhook deploy refused: id seen before" in log
 
 
 @pytest.mark.parametrize("overlap", ["skip", "queue", "cancel"])

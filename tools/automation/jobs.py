@@ -51,6 +51,10 @@ class Trigger(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_def
     root: str = ""
     glob: str = "*"
     """file: a file under this files root whose path matches the glob was added, changed or removed."""
+    scheme: Literal["", "standard", "github"] = ""
+    """webhook: how senders sign (`tools.automation.webhooks`): `standard` (Standard Webhooks, what new jobs
+    get) or `github` (X-Hub-Signature-256, replayable). Jobs stored before there was a choice have none,
+    and were signed the GitHub way."""
 
 
 class Step(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -132,6 +136,8 @@ def check(spec: JobSpec, where: str = "") -> None:
         raise JobError(f"{prefix}trigger.account: which mail account to watch")
     if t.type == "file" and not t.root:
         raise JobError(f"{prefix}trigger.root: which files root to watch")
+    if t.scheme and t.type != "webhook":
+        raise JobError(f"{prefix}trigger.scheme: only webhook triggers are signed")
     steps = spec.action.normalized()
     names = [s.name for s in steps if s.name]
     if len(names) != len(set(names)):

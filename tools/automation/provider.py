@@ -20,13 +20,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import hashlib
 import heapq
-import hmac
 import json
 import logging
 import re
-import secrets
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -39,9 +36,9 @@ import msgspec
 from hub.provider import CallContext, Provider
 from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
 from tools.automation.store import JobStore
+from tools.automation.webhooks import ReplayCache, Scheme, SignatureRefused, how_to_sign, new_secret, verify
 
 log = logging.getLogger("junction.automation")
-HOOK_HEADER = "X-Hub-Signature-256"
 MAX_QUEUED = 20
 
 
@@ -99,6 +96,7 @@ class AutomationProvider(Provider):
         self._heap: list[tuple[float, str]] = []
         self._wake = asyncio.Event()
         self._configured = {name: parse_spec(raw, f"jobs.{name}") for name, raw in self.config.jobs.items()}
+        self._replays: ReplayCache | None = None
 
     # lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -369,17 +367,21 @@ class AutomationProvider(Provider):
             body += chunk
             if len(body) > self.config.webhook_max_kb * 1024:
                 return JSONResponse({"error": f"body over {self.config.webhook_max_kb} KB"}, status_code=413)
-        secret = self._hook_secret(name)
-        given = request.headers.get(HOOK_HEADER, "")
-        expected = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest() if secret else ""
         client = request.client.host if request.client else "?"
-        if not secret or not hmac.compare_digest(given.encode(), expected.encode()):
-            log.warning("automation: webhook %s refused: %s from %s", name,
-                        "no signature" if not given else "bad signature", client)
-            return JSONResponse({"error": f"missing or wrong {HOOK_HEADER} (HMAC-SHA256 of the body with the "
-                                          "job's webhook secret)"}, status_code=401)
-        if job.spec.paused:
-            return JSONResponse({"error": f"job {name!r} is paused"}, status_code=409)
+        try:
+            secret = self._hook_secret(name)
+            if not secret:
+                raise SignatureRefused(f"job {name!r} has no webhook secret on this hub (an admin sets one with "
+                                       f"`junction secret set automation.webhook.{name}`)", "no secret", status=503)
+            delivery = verify(_hook_scheme(job), secret, request.headers, body)
+            if job.spec.paused:
+                return JSONResponse({"error": f"job {name!r} is paused"}, status_code=409)
+            if delivery is not None:
+                # recorded only once the signature holds, so nobody without the secret can use up ids
+                await anyio.to_thread.run_sync(self._replay_cache().first_delivery, name, *delivery)
+        except SignatureRefused as exc:
+            log.warning("automation: webhook %s refused: %s from %s", name, exc.reason, client)
+            return JSONResponse({"error": str(exc)}, status_code=exc.status)
         try:
             payload: Any = json.loads(body) if body else None
         except ValueError:
@@ -387,6 +389,34 @@ class AutomationProvider(Provider):
         trigger = {"type": "webhook", "body": payload, "from": client}
         self.host.spawn(self._fire, job, trigger)
         return JSONResponse({"accepted": True, "job": name}, status_code=202)
+
+    def _replay_cache(self) -> ReplayCache:
+        if self._replays is None:
+            assert self.store is not None
+            self._replays = ReplayCache(self.store)
+        return self._replays
+
+    def _hook_setup(self, name: str, spec: JobSpec) -> tuple[JobSpec, dict[str, Any]]:
+        """A webhook job's scheme (Standard Webhooks unless asked for; an update keeps the job's) and, for a
+        new job or a changed scheme, a new secret and how to sign with it, to show once."""
+        old = self.jobs.get(name)
+        before = _hook_scheme(old) if old is not None and old.spec.trigger.type == "webhook" else None
+        if spec.trigger.type != "webhook":
+            if before is not None:  # no longer a webhook job: its secret signs nothing any more
+                with contextlib.suppress(Exception):
+                    self._secrets().remove(f"automation.webhook.{name}")
+            return spec, {}
+        scheme: Scheme = spec.trigger.scheme or before or "standard"
+        spec = msgspec.structs.replace(spec, trigger=msgspec.structs.replace(spec.trigger, scheme=scheme))
+        if scheme == before and self._hook_secret(name):
+            return spec, {}
+        secret = new_secret(scheme)  # never one left over from an earlier job of this name
+        self._secrets().set(f"automation.webhook.{name}", secret)
+        hook = {"url_path": f"/hooks/{name}", "scheme": scheme, "secret": secret, "headers": how_to_sign(scheme),
+                "note": "the secret is shown only now"}
+        if scheme == "github":
+            hook["warning"] = "GitHub-style signatures have no timestamp or id, so a captured request can be sent again"
+        return spec, {"webhook": hook}
 
     def _secrets(self) -> Any:
         finder = getattr(self.host, "secrets", None)
@@ -406,13 +436,15 @@ class AutomationProvider(Provider):
         spec = {
             "trigger": {"type": "object", "required": ["type"], "description": (
                 "cron {cron, timezone}; interval {seconds}; once {at, timezone}; mail {account, folder}; "
-                "file {root, glob}; webhook {} (POST /hooks/NAME, signed); start {}"),
+                "file {root, glob}; webhook {scheme} (POST /hooks/NAME, signed: scheme standard, Standard Webhooks, "
+                "the default; or github, X-Hub-Signature-256, which can be replayed); start {}"),
                 "properties": {"type": {"type": "string", "enum": list(("cron", "interval", "once", "mail", "file",
                                                                          "webhook", "start"))},
                                "cron": {"type": "string"}, "timezone": {"type": "string"},
                                "seconds": {"type": "number"}, "at": {"type": "string"},
                                "account": {"type": "string"}, "folder": {"type": "string"},
-                               "root": {"type": "string"}, "glob": {"type": "string"}}},
+                               "root": {"type": "string"}, "glob": {"type": "string"},
+                               "scheme": {"type": "string", "enum": ["standard", "github"]}}},
             "action": {"type": "object", "description": (
                 "{tool, arguments} or {agent, prompt} or {steps: [{name?, tool, arguments}]}; arguments may use "
                 "{{ trigger.* }} and {{ steps.N.text|structured }} of earlier steps")},
@@ -531,12 +563,7 @@ class AutomationProvider(Provider):
                        warnings: list[str]) -> types.CallToolResult:
         assert self.store is not None
         secret_note: dict[str, Any] = {}
-        if spec.trigger.type == "webhook" and not self._hook_secret(name):
-            secret = secrets.token_urlsafe(32)
-            self._secrets().set(f"automation.webhook.{name}", secret)
-            secret_note = {"webhook": {"url_path": f"/hooks/{name}", "secret": secret, "header": HOOK_HEADER,
-                                       "signature": "sha256=HEX(HMAC-SHA256(secret, body))",
-                                       "note": "the secret is shown only now"}}
+        spec, secret_note = self._hook_setup(name, spec)
         self.store.put_job(name, msgspec.to_builtins(spec), _owner(owner, scopes), "tool")
         old = self.jobs.get(name)
         job = Job(name, spec, owner, scopes, "tool")
@@ -552,8 +579,11 @@ class AutomationProvider(Provider):
         if warnings:
             text += "\nwarnings: " + "; ".join(warnings)
         if secret_note:
-            text += (f"\nwebhook: POST {secret_note['webhook']['url_path']} with {HOOK_HEADER}: sha256=<hex HMAC-SHA256 "
-                     f"of the body>; secret (shown only now): {secret_note['webhook']['secret']}")
+            hook = secret_note["webhook"]
+            text += f"\nwebhook: POST {hook['url_path']} with the headers\n" + "".join(
+                f"  {header}: {how}\n" for header, how in hook["headers"].items())
+            text += f"secret (shown only now): {hook['secret']}" + (f"\nwarning: {hook['warning']}"
+                                                                    if "warning" in hook else "")
         return types.CallToolResult(content=[_text(text)], structured_content={
             **view, "warnings": warnings, **secret_note})
 
@@ -624,6 +654,7 @@ class AutomationProvider(Provider):
         if job.spec.trigger.type == "webhook":
             with contextlib.suppress(Exception):
                 self._secrets().remove(f"automation.webhook.{job.name}")
+            self._replay_cache().forget(job.name)
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"job {job.name} deleted")], structured_content={"deleted": job.name})
 
@@ -639,3 +670,9 @@ class AutomationProvider(Provider):
                          + (f": {r['error']}" if r["error"] else "") for r in runs)
         return types.CallToolResult(content=[_text(text or "no runs yet")], structured_content={"job": job.name,
                                                                                                "runs": runs})
+
+
+def _hook_scheme(job: Job) -> Scheme:
+    # a webhook job stored before jobs had a scheme was signed the GitHub way: it keeps working so;
+    # one written in the config since then gets the new default
+    return job.spec.trigger.scheme or ("github" if job.source == "tool" else "standard")
