@@ -25,6 +25,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class SignInThrottle:
         # The attempt after this one is allowed once enough failures are `window` old to fall below the limit.
         return recent[len(recent) - limit] + self.window - now
 
-    def _note(self, table: dict, key: object, limit: int, now: float) -> None:
+    def _note(self, table: dict[Any, list[float]], key: object, limit: int, now: float) -> None:
         times = table.setdefault(key, [])
         times.append(now)
         del times[:-limit]  # the last `limit` failures decide; older ones cannot matter

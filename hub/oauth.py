@@ -12,7 +12,11 @@ and keeps everything in the hub's store:
 - a code works once: a second use revokes every token issued from it;
 - refresh tokens rotate on each use: presenting a used one revokes the whole family (every
   access and refresh token descended from the same sign-in);
-- tokens are bound to the hub's MCP URL (the RFC 8707 resource) and checked on every request.
+- tokens are bound to the hub's MCP URL (the RFC 8707 resource) and checked on every request;
+- a redirect URI is one string from registration to /token: it must read as itself through the
+  SDK's URL parser (`redirect_uri_problem`), so the SDK's comparisons after parsing are exact;
+- consent comes only from a POST of the page that showed it, in the browser it was shown to
+  (`_login_post`); wrong passwords are counted per user and client address (`hub.lockout`).
 
 Users sign in with the passwords `junction user add --password` / `junction user passwd` set.
 """
@@ -60,14 +64,7 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route, request_response
 
 from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
-from hub.auth import (
-    TOKEN_PREFIX,
-    Policy,
-    Principal,
-    hash_token,
-    verify_password,
-    verify_token,
-)
+from hub.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
 from hub.lockout import SignInThrottle
 from hub.secrets import SecretError, SecretStore
