@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -644,6 +645,35 @@ def test_clients_registered_with_a_token_have_an_owner(hub: RunningHub) -> None:
     assert clients[anonymous.json()["client_id"]]["owner"] is None
     only = json.loads(junction(tmp, "oauth", "clients", "--owner", "alice", "--json").stdout)
     assert [c["client_id"] for c in only] == [mine.json()["client_id"]]
+
+
+def test_behind_https_the_browser_cookie_is_host_only(tmp_path: Path) -> None:
+    """With an https issuer (a TLS proxy in front, say) the form's cookie is `__Host-` (Secure, Path=/, no
+    Domain: no sibling subdomain can plant one), and a POST must come from the issuer's origin."""
+    config = CONFIG + '[auth.oauth]\nissuer = "https://hub.example"\n'
+    setup_users(tmp_path, config)
+    with serve_hub(tmp_path, config) as hub, httpx2.Client(timeout=10) as http:
+        client_id = public_client(hub)
+        start = http.get(hub.base + "/authorize?" + urlencode({
+            "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "s",
+            "code_challenge": pkce()[1], "code_challenge_method": "S256"}))
+        assert start.headers["location"].startswith("https://hub.example/oauth/login?request=")
+        page = http.get(hub.base + urlsplit(start.headers["location"]).path + "?" +
+                        urlsplit(start.headers["location"]).query)
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("__Host-junction_browser=") and "Secure" in cookie and "HttpOnly" in cookie
+        assert "Path=/;" in cookie + ";" and "Domain" not in cookie and "SameSite=lax" in cookie
+        fields = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', page.text))
+        browser = cookie.split(";")[0]  # a browser sends a Secure cookie to https://hub.example only
+        form = {**fields, "action": "allow", "username": "alice", "password": USERS["alice"][1]}
+        wrong_origin = http.post(hub.base + "/oauth/login", data=form,
+                                 headers={"Cookie": browser, "Origin": hub.base})
+        assert wrong_origin.status_code == 403 and "not from this hub (https://hub.example)" in wrong_origin.text
+        done = http.post(hub.base + "/oauth/login", data=form,
+                         headers={"Cookie": browser, "Origin": "https://hub.example"})
+        assert done.status_code == 303 and "code=" in done.headers["location"], done.text
+        remember_secret(parse_qs(urlsplit(done.headers["location"]).query)["code"][0])
+        assert "Secure" in done.headers["set-cookie"]  # the login session too
 
 
 def test_registration_can_be_closed(tmp_path: Path) -> None:

@@ -291,8 +291,11 @@ def test_consent_by_get_is_never_granted(hub: RunningHub, site: Site) -> None:
         also = victim.http.get(authorize_url(hub, client_id, site.redirect, pkce()[1]) + "&" + query)
         assert also.status_code == 302 and also.headers["location"].startswith(hub.base + "/oauth/login?"), also.text
         assert site.arrived == [] and codes_issued(hub, client_id) == 0
-        # Nothing was spent: the page's own POST still works.
+        # Nothing was spent: the page's own POST still works, once.
         assert code_of(victim.sign_in(client_id, site.redirect, "alice", USERS["alice"], fields=fields))
+        replay = victim.sign_in(client_id, site.redirect, "alice", USERS["alice"], fields=fields)
+        assert replay.status_code == 400 and "expired or was already used" in replay.text
+        assert codes_issued(hub, client_id) == 1
     finally:
         victim.close()
     assert_still_serving(hub)
@@ -375,7 +378,9 @@ def test_odd_redirect_uris_are_refused_at_registration(hub: RunningHub) -> None:
                       ('{"redirect_uris": ["https://ok.example/cb"]}'.encode("utf-16"), "is not UTF-8"),
                       (b'\xef\xbb\xbf{"redirect_uris": ["https://ok.example/cb"]}', "is not JSON"),
                       (b'[{"redirect_uris": ["https://ok.example/cb"]}]', "must be a JSON object"),
-                      (b'{"redirect_uris": [42]}', "must be a string")):
+                      (b'{"redirect_uris": [42]}', "must be a string"),
+                      (b'{"redirect_uris": ["https://ok.example/cb"], "jwks": ' + b"[" * 100_000 + b"]" * 100_000
+                       + b"}", "nested too deeply")):
         done = httpx2.post(hub.base + "/register", content=body, headers={"Content-Type": "application/json"},
                            timeout=10)
         assert done.status_code == 400 and why in done.json()["error_description"], (body, done.text)
@@ -472,6 +477,28 @@ def test_wrong_passwords_from_elsewhere_do_not_lock_the_victim_out(hub: RunningH
         victim.close()
     assert "guess-number" not in hub.log()
     assert_still_serving(hub)
+
+
+def test_a_forged_forwarded_for_neither_hides_an_attacker_nor_locks_out_its_victim(hub: RunningHub,
+                                                                                  site: Site) -> None:
+    """X-Forwarded-For counts only from a trusted proxy (uvicorn's default: 127.0.0.1 and ::1): from anywhere
+    else a new one per guess does not make a new address, and naming the victim's address does not lock the
+    victim."""
+    attacker = PageClient(hub, source="127.0.0.5")
+    try:
+        client_id = client_for(hub, site.redirect)
+        fields = attacker.open(client_id, site.redirect)
+        for guess in range(5):
+            wrong = attacker.submit({**fields, "username": "bob", "password": f"xff-guess-{guess}", "action": "allow"},
+                                    {"X-Forwarded-For": "127.0.0.1" if guess < 2 else f"198.51.100.{guess}"})
+            assert wrong.status_code == 401, wrong.text
+        locked = attacker.submit({**fields, "username": "bob", "password": "xff-guess-5", "action": "allow"},
+                                 {"X-Forwarded-For": "203.0.113.77"})
+        assert locked.status_code == 429 and "Too many failed sign-ins for bob from your address" in locked.text
+    finally:
+        attacker.close()
+    assert "xff-guess" not in hub.log() and "from 127.0.0.5" in hub.log()
+    assert_still_serving(hub, "bob")  # bob, from 127.0.0.1, the address the forged headers named
 
 
 @needs_browser
