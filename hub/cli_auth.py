@@ -98,6 +98,7 @@ def add_parsers(sub: Any, common: Any) -> None:
     p.set_defaults(fn=cmd_oauth_client_add)
     p = verbs.add_parser("clients", help="list clients (registered, from metadata documents, added by hand)")
     common(p)
+    p.add_argument("--owner", help="only the clients this user registered (with a bearer token)")
     p.add_argument("--json", action="store_true")
     p.set_defaults(fn=cmd_oauth_clients)
     p = verbs.add_parser("client-remove", help="remove a client and end its sign-ins")
@@ -410,12 +411,12 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
 
 def cmd_oauth_clients(args: argparse.Namespace) -> int:
     with _authorization_server(args) as server:
-        rows = [{"client_id": cid, "name": json.loads(meta).get("client_name"), "source": source,
+        rows = [{"client_id": cid, "name": json.loads(meta).get("client_name"), "source": source, "owner": owner,
                  "created": _when(created), "last_used": _when(used) if used else None, "sign_ins": live}
-                for cid, meta, source, created, used, live in server.clients()]
+                for cid, meta, source, created, used, live, owner in server.clients(args.owner)]
     _print_rows(rows, args.json,
-                lambda r: f"{r['client_id']:<40} {r['source']:<5} {r['sign_ins']:>3} sign-ins  {r['name'] or ''}",
-                "no clients")
+                lambda r: f"{r['client_id']:<40} {r['source']:<5} {r['owner'] or '-':<16} {r['sign_ins']:>3} sign-ins  "
+                          f"{r['name'] or ''}", "no clients")
     return 0
 
 

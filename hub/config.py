@@ -150,6 +150,15 @@ class OAuthServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True
     redirect_schemes: list[Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9+.-]{2,40}$")]] = []
     """Private-use URI schemes a native client may redirect to (e.g. `cursor`), besides https and
     loopback http. `javascript`, `data`, `file` and the like are never allowed."""
+    failed_sign_ins: Annotated[int, msgspec.Meta(ge=1, le=1000)] = 5
+    """Wrong passwords for one user from one client address before that address waits (for that
+    user only: the user still signs in from anywhere else)."""
+    failed_sign_ins_per_address: Annotated[int, msgspec.Meta(ge=1, le=100000)] = 20
+    """Wrong passwords from one client address, whatever the user names, before it waits for all
+    of them (an IPv6 address counts by its /64)."""
+    lockout: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 900
+    """Seconds a failed sign-in is counted for: a locked address may try again once enough of its
+    failures are this old."""
 
 
 class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

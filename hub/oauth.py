@@ -12,7 +12,11 @@ and keeps everything in the hub's store:
 - a code works once: a second use revokes every token issued from it;
 - refresh tokens rotate on each use: presenting a used one revokes the whole family (every
   access and refresh token descended from the same sign-in);
-- tokens are bound to the hub's MCP URL (the RFC 8707 resource) and checked on every request.
+- tokens are bound to the hub's MCP URL (the RFC 8707 resource) and checked on every request;
+- a redirect URI is one string from registration to /token: it must read as itself through the
+  SDK's URL parser (`redirect_uri_problem`), so the SDK's comparisons after parsing are exact;
+- consent comes only from a POST of the page that showed it, in the browser it was shown to
+  (`_login_post`); wrong passwords are counted per user and client address (`hub.lockout`).
 
 Users sign in with the passwords `junction user add --password` / `junction user passwd` set.
 """
@@ -20,12 +24,15 @@ Users sign in with the passwords `junction user add --password` / `junction user
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import hashlib
 import hmac
 import html
 import ipaddress
 import json
 import logging
+import math
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -49,16 +56,17 @@ from mcp.server.auth.provider import (
 )
 from mcp.server.auth.settings import ClientRegistrationOptions
 from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
-from mcp.shared.auth import OAuthClientInformationFull, OAuthToken
-from pydantic import AnyUrl, ValidationError
+from mcp.shared.auth import InvalidRedirectUriError, OAuthClientInformationFull, OAuthToken
+from pydantic import AnyUrl, ConfigDict, TypeAdapter, ValidationError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, request_response
 
 from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
-from hub.auth import Policy, Principal, hash_token, verify_password
+from hub.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
+from hub.lockout import SignInThrottle
 from hub.secrets import SecretError, SecretStore
 from hub.store import Store
 
@@ -70,41 +78,92 @@ REQUEST_TTL = 600.0  # seconds a user has to sign in
 CODE_TTL = 300.0
 SESSION_TTL = 12 * 3600.0
 SESSION_COOKIE = "junction_session"
-MAX_FAILED_LOGINS = 5
-LOCKOUT = 900.0
+BROWSER_COOKIE = "junction_browser"
+"""Names the browser a sign-in page was shown to (`__Host-junction_browser` on https): the page's
+form token is bound to it, so a token read by anyone else is no good with this browser's cookies."""
+MAX_REDIRECT_URI = 2000
+_BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_METADATA_DOCUMENT = 5 * 1024  # bytes; what the Client ID Metadata Document draft suggests
 METADATA_DOCUMENT_TTL = 3600.0
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
 _DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+# How the SDK's models read URLs: the authorization and token requests with pydantic's defaults, client
+# metadata keeping an empty path empty. A redirect URI must read as itself through both.
+_URL_READERS = (TypeAdapter(AnyUrl), TypeAdapter(AnyUrl, config=ConfigDict(url_preserve_empty_path=True)))
+
+
+@dataclass(frozen=True)
+class _Registration:
+    """What the register route saw of a dynamic registration before the SDK's handler parsed it."""
+
+    redirect_uris: list[str]
+    """As sent: what is stored must be these very strings."""
+    owner: str | None
+    """The user whose bearer token came with it (RFC 7591's initial access token), if one did."""
+
+
+_registration: contextvars.ContextVar[_Registration | None] = contextvars.ContextVar("junction_oauth_registration",
+                                                                                     default=None)
 
 
 def _secret_name(client_id: str) -> str:
     return "oauth.client." + hashlib.sha256(client_id.encode()).hexdigest()[:24]
 
 
-def redirect_uri_problem(uri: str, extra_schemes: list[str] | tuple[str, ...] = ()) -> str | None:
-    """Why `uri` may not be a redirect target, or None: https anywhere, http only on loopback
-    (RFC 8252), private-use schemes only when configured; never `javascript:`, `data:` and the like."""
+def redirect_uri_problem(uri: object, extra_schemes: list[str] | tuple[str, ...] = ()) -> str | None:
+    """Why `uri`, exactly as a client wrote it, may not be a redirect target, or None.
+
+    https anywhere, http only on loopback (RFC 8252), private-use schemes only when configured; never
+    `javascript:`, `data:` and the like; no fragment, no user name or password, a host for http(s).
+    And it must already be written the way it will be used: the SDK compares redirect URIs after
+    pydantic's URL parser has normalised them (`https:///cb` reads as `https://cb/`, `HTTP://` as
+    `http://`, `/a/../b` as `/b`, a default port disappears), so a URI that normalises to anything
+    but itself is refused. What is registered, asked for at /authorize and sent to /token is then
+    one string, compared exactly (a loopback redirect's port is the one difference allowed)."""
+    if not isinstance(uri, str):
+        return f"a redirect URI must be a string, not {type(uri).__name__}"
+    if len(uri) > MAX_REDIRECT_URI:
+        return f"a redirect URI must be at most {MAX_REDIRECT_URI} characters (this one has {len(uri)})"
     try:
         parts = urlsplit(uri)
-    except ValueError:
-        return f"{uri!r} is not a URL"
-    scheme = parts.scheme.lower()
-    if parts.fragment or uri.endswith("#"):
-        return f"{uri!r}: a redirect URI must not have a fragment"
-    if scheme == "https":
-        return None if parts.hostname else f"{uri!r}: an https redirect URI needs a host"
-    if scheme == "http":
-        if (parts.hostname or "").lower() in LOOPBACK_HOSTS:
-            return None
-        return (f"{uri!r}: http redirect URIs must point at loopback (127.0.0.1, [::1] or localhost); "
-                "anything else must be https")
-    if scheme in FORBIDDEN_REDIRECT_SCHEMES or not scheme:
+    except ValueError as exc:
+        return f"{uri!r} is not a URL ({exc})"
+    scheme = parts.scheme
+    web = scheme in ("http", "https")  # (also in FORBIDDEN_REDIRECT_SCHEMES: never an *extra* scheme)
+    if not scheme:
+        return f"{uri!r}: a redirect URI needs a scheme (https://, or http:// on loopback)"
+    if not web and scheme in FORBIDDEN_REDIRECT_SCHEMES:
         return f"{uri!r}: '{scheme}:' redirect URIs are never allowed"
-    if scheme in extra_schemes:
-        return None
-    return (f"{uri!r}: the scheme '{scheme}:' is not allowed (https, loopback http, or a scheme listed in "
-            "[auth.oauth] redirect_schemes)")
+    if not web and scheme not in extra_schemes:
+        return (f"{uri!r}: the scheme '{scheme}:' is not allowed (https, loopback http, or a scheme listed in "
+                "[auth.oauth] redirect_schemes)")
+    if "#" in uri:
+        return f"{uri!r}: a redirect URI must not have a fragment"
+    if "@" in parts.netloc:
+        return f"{uri!r}: a redirect URI must not carry a user name or password"
+    if web:
+        if not parts.netloc or not parts.hostname:
+            return f"{uri!r}: an {scheme} redirect URI needs a host (nothing stands between '//' and the path)"
+        if scheme == "http" and parts.hostname.lower() not in LOOPBACK_HOSTS:
+            return (f"{uri!r}: http redirect URIs must point at loopback (127.0.0.1, [::1] or localhost); "
+                    "anything else must be https")
+    try:
+        read = {str(adapter.validate_python(uri)) for adapter in _URL_READERS}
+    except ValidationError as exc:
+        return f"{uri!r} is not a URL ({exc.errors()[0]['msg']})"
+    if read != {uri}:
+        other = min(read - {uri})
+        return (f"{uri!r} is not written the way it would be used: it reads as {other!r}. "
+                "Register (and send) the redirect URI exactly in that form")
+    return None
+
+
+def same_redirect_uri(uri: str) -> bool:
+    """Whether `uri` reads as itself, so that the SDK's comparison after parsing is an exact one."""
+    try:
+        return all(str(adapter.validate_python(uri)) == uri for adapter in _URL_READERS)
+    except ValidationError:
+        return False
 
 
 def _loopback_match(asked: str, registered: str) -> bool:
@@ -115,12 +174,15 @@ def _loopback_match(asked: str, registered: str) -> bool:
 
 
 class HubClient(OAuthClientInformationFull):
-    """A registered client; loopback redirect URIs match on any port."""
+    """A registered client: a redirect URI asked for must be one registered, as the same string
+    (the authorize route has checked it reads as itself); a loopback one may differ in its port."""
 
     def validate_redirect_uri(self, redirect_uri: AnyUrl | None) -> AnyUrl:
-        if redirect_uri is not None and self.redirect_uris and redirect_uri not in self.redirect_uris:
-            if any(_loopback_match(str(redirect_uri), str(r)) for r in self.redirect_uris):
+        if redirect_uri is not None and self.redirect_uris:
+            asked, registered = str(redirect_uri), [str(r) for r in self.redirect_uris]
+            if asked in registered or any(_loopback_match(asked, r) for r in registered):
                 return redirect_uri
+            raise InvalidRedirectUriError(f"Redirect URI '{asked}' not registered for client")
         return super().validate_redirect_uri(redirect_uri)
 
 
@@ -144,7 +206,9 @@ class _Pending:
     id: str
     client_id: str
     params: AuthorizationParams
-    csrf: str
+    form_key: str
+    """A random key of this request alone: the page's form token is an HMAC of the browser and the
+    account shown under it, so it is good for one request, in one browser, for one account."""
 
 
 class AuthorizationServer:
@@ -159,7 +223,12 @@ class AuthorizationServer:
         self.issuer = config.oauth_issuer()
         self.secrets = SecretStore(store, config.data_dir())
         self.dev = (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
-        self._failures: dict[str, list[float]] = {}
+        self.origin = _origin(self.issuer)
+        self.secure = self.issuer.startswith("https://")
+        # __Host-: only this origin can set it (no sibling subdomain can plant a value it knows); needs https.
+        self.browser_cookie = ("__Host-" if self.secure else "") + BROWSER_COOKIE
+        self.throttle = SignInThrottle(self.settings.failed_sign_ins, self.settings.failed_sign_ins_per_address,
+                                       float(self.settings.lockout))
         self._http: Any = None
 
     # metadata ------------------------------------------------------------------------------------
@@ -213,22 +282,48 @@ class AuthorizationServer:
         return HubClient.model_validate(info), ""
 
     async def register_client(self, client_info: OAuthClientInformationFull) -> None:
-        for uri in client_info.redirect_uris or []:
-            problem = redirect_uri_problem(str(uri), self.settings.redirect_schemes)
+        # The register route checked the URIs as sent; these are as the SDK parsed them: the same strings or nothing.
+        sent = _registration.get()
+        parsed = [str(uri) for uri in client_info.redirect_uris or []]
+        if sent is None or parsed != sent.redirect_uris:
+            raise RegistrationError("invalid_redirect_uri", "the redirect_uris do not read as they were sent")
+        for uri in parsed:
+            problem = redirect_uri_problem(uri, self.settings.redirect_schemes)
             if problem:
                 raise RegistrationError("invalid_redirect_uri", problem)
-        self.save_client(client_info, "dcr")
-        logger.info("client registered: %s (%s)", client_info.client_id, client_info.client_name or "no name")
+        owner = sent.owner
+        self.save_client(client_info, "dcr", owner)
+        logger.info("client registered: %s (%s) by %s", client_info.client_id, client_info.client_name or "no name",
+                    owner or "an anonymous caller")
 
-    def save_client(self, client_info: OAuthClientInformationFull, source: str) -> None:
+    def _registrant(self, request: Request) -> tuple[str | None, str]:
+        """Who registers a client: (the user of the bearer token that came with the registration, or None
+        for an anonymous one; why the token was refused, or "")."""
+        header = request.headers.get("authorization")
+        if header is None:
+            return None, ""
+        if header[:7].lower() != "bearer ":
+            return None, "a registration may carry a bearer token (Authorization: Bearer ...), nothing else"
+        token = header[7:].strip()
+        if token.startswith(ACCESS_PREFIX):
+            principal, why = self.verify(token)
+        elif token.startswith(TOKEN_PREFIX):
+            principal, why = verify_token(self.store, self.policy, token)
+        else:
+            principal, why = None, "not a token of this hub"
+        return (principal.name, "") if principal is not None else (None, why)
+
+    def save_client(self, client_info: OAuthClientInformationFull, source: str, owner: str | None = None) -> None:
+        """Store a client. `owner`: the user who registered it, when known; None for clients an admin
+        added, clients known by their metadata document, and anonymous dynamic registrations."""
         info = client_info.model_dump(mode="json", exclude_none=True)
         secret = info.pop("client_secret", None)
         if secret:
             self.secrets.set(_secret_name(client_info.client_id), secret)
         now = time.time()
-        self.store.execute("INSERT OR REPLACE INTO oauth_clients (client_id, metadata, source, created, fetched) "
-                           "VALUES (?, ?, ?, ?, ?)", (client_info.client_id, json.dumps(info), source, now,
-                                                      now if source == "cimd" else None))
+        self.store.execute("INSERT OR REPLACE INTO oauth_clients (client_id, metadata, source, created, fetched, "
+                           "owner) VALUES (?, ?, ?, ?, ?, ?)", (client_info.client_id, json.dumps(info), source, now,
+                                                                now if source == "cimd" else None, owner))
 
     def _is_document_url(self, client_id: str) -> bool:
         if not self.settings.client_metadata_documents:
@@ -296,10 +391,11 @@ class AuthorizationServer:
         if params.resource is not None and params.resource.rstrip("/") != self.resource.rstrip("/"):
             raise AuthorizeError("invalid_target", f"this server issues tokens for {self.resource} only, "
                                  f"not {params.resource}")
-        request_id, csrf = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
+        request_id, form_key = secrets.token_urlsafe(24), secrets.token_urlsafe(24)
         self._prune()
+        # (the form key lives in the column `csrf`: it is no token by itself, only with the browser's cookie)
         self.store.execute("INSERT INTO oauth_requests (id, client_id, params, csrf, expires) VALUES (?, ?, ?, ?, ?)",
-                           (hash_token(request_id), client.client_id, params.model_dump_json(), csrf,
+                           (hash_token(request_id), client.client_id, params.model_dump_json(), form_key,
                             time.time() + REQUEST_TTL))
         return f"{self.issuer}/oauth/login?" + urlencode({"request": request_id})
 
@@ -464,12 +560,16 @@ class AuthorizationServer:
             sql, args = sql + " AND client_id = ?", [*args, client_id]
         return self.store.execute(sql, args)
 
-    def clients(self) -> list[tuple]:
-        """(client_id, metadata JSON, source, created, last_used, live sign-ins) per client."""
-        return self.store.fetchall(
-            "SELECT c.client_id, c.metadata, c.source, c.created, c.last_used, (SELECT COUNT(DISTINCT family) FROM "
-            "oauth_tokens t WHERE t.client_id = c.client_id AND t.revoked IS NULL AND t.expires > ?) "
-            "FROM oauth_clients c ORDER BY c.created DESC", (time.time(),))
+    def clients(self, owner: str | None = None) -> list[tuple]:
+        """(client_id, metadata JSON, source, created, last_used, live sign-ins, owner) per client; only
+        those `owner` registered when that is given."""
+        sql = ("SELECT c.client_id, c.metadata, c.source, c.created, c.last_used, (SELECT COUNT(DISTINCT family) FROM "
+               "oauth_tokens t WHERE t.client_id = c.client_id AND t.revoked IS NULL AND t.expires > ?), c.owner "
+               "FROM oauth_clients c")
+        args: list[object] = [time.time()]
+        if owner is not None:
+            sql, args = sql + " WHERE c.owner = ?", [*args, owner]
+        return self.store.fetchall(sql + " ORDER BY c.created DESC", args)
 
     def remove_client(self, client_id: str) -> bool:
         self.revoke_grants(client_id=client_id)
@@ -494,6 +594,12 @@ class AuthorizationServer:
         self.store.execute("DELETE FROM login_sessions WHERE expires < ?", (now,))
 
     # the login and consent page ------------------------------------------------------------------
+    # Consent is given only by a POST of the page that showed it: the form carries a token that is an
+    # HMAC, under the pending request's own key, of the browser's cookie and of the account the page
+    # showed. Anyone else who fetches the page (say a script of another page of the same site, with
+    # its own cookies or none) gets a token that is good for that fetch's browser only, so posting it
+    # with the victim's cookies is refused; and a POST whose Origin (or Referer) is not the hub, or that
+    # the browser itself calls cross-site (Sec-Fetch-Site), is refused before anything is looked at.
     def _session_user(self, request: Request) -> str | None:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
@@ -503,16 +609,52 @@ class AuthorizationServer:
             return None
         return row[0]
 
+    def _browser(self, request: Request) -> str | None:
+        value = request.cookies.get(self.browser_cookie)
+        return value if value and _BROWSER_ID.fullmatch(value) else None
+
+    @staticmethod
+    def _form_token(pending: _Pending, browser: str, shown: str) -> str:
+        message = f"{browser}\n{shown}".encode()
+        return hmac.new(pending.form_key.encode(), message, hashlib.sha256).hexdigest()
+
+    def _foreign_post(self, request: Request) -> str | None:
+        """Why a POST to the page did not come from the page itself, as far as the browser says, or None.
+        Browsers send Origin on a form POST (the page's Referrer-Policy is same-origin, so it is the
+        real origin, not "null"); clients that are no browser send neither header, and the form token
+        decides alone."""
+        origin = request.headers.get("origin")
+        referer = request.headers.get("referer")
+        if origin is not None:
+            if origin != self.origin:
+                return f"the form was sent from {origin[:200]}, not from this hub ({self.origin})"
+        elif referer is not None and _origin(referer) != self.origin:
+            return f"the form was sent from a page of {_origin(referer)[:200]}, not of this hub ({self.origin})"
+        site = request.headers.get("sec-fetch-site")
+        if site is not None and site != "same-origin":
+            return f"the browser says the form came from another site (Sec-Fetch-Site: {site[:40]})"
+        return None
+
     async def login_page(self, request: Request) -> Response:
         if request.method == "POST":
             return await self._login_post(request)
+        # A GET only ever shows the page: whatever else its URL carries, nothing is granted here.
         pending = self._pending(request.query_params.get("request", ""))
         if pending is None:
-            return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again "
-                         "from the app that sent you here.</p>", 400)
-        return await self._login_form(pending, self._session_user(request))
+            return _expired_page()
+        browser = self._browser(request)
+        fresh = browser is None
+        browser = browser or secrets.token_urlsafe(32)
+        response = await self._login_form(pending, browser, self._session_user(request))
+        if fresh:
+            # Lax: it comes along when the app sends the browser here (a top-level GET), never with a
+            # cross-site POST; a session cookie, gone when the browser closes.
+            response.set_cookie(self.browser_cookie, browser, path="/" if self.secure else "/oauth", httponly=True,
+                                samesite="lax", secure=self.secure)
+        return response
 
-    async def _login_form(self, pending: _Pending, user: str | None, error: str = "", status: int = 200) -> Response:
+    async def _login_form(self, pending: _Pending, browser: str, user: str | None, error: str = "",
+                          status: int = 200, headers: dict[str, str] | None = None) -> Response:
         client = await self.get_client(pending.client_id)
         name = (client.client_name if client else None) or pending.client_id
         target = urlsplit(str(pending.params.redirect_uri))
@@ -530,77 +672,135 @@ and may use:</p>
 {f'<p class="error" role="alert">{html.escape(error)}</p>' if error else ''}
 <form method="post" action="{html.escape(self.issuer)}/oauth/login">
 <input type="hidden" name="request" value="{html.escape(pending.id)}">
-<input type="hidden" name="csrf" value="{html.escape(pending.csrf)}">
+<input type="hidden" name="shown" value="{html.escape(user or '')}">
+<input type="hidden" name="csrf" value="{self._form_token(pending, browser, user or '')}">
 {who}
 <button name="action" value="allow" type="submit">Allow</button>
 <button name="action" value="deny" type="submit" formnovalidate>Deny</button>
 </form>"""
-        return _page("Sign in to Junction", body, status)
+        response = _page("Sign in to Junction", body, status)
+        response.headers.update(headers or {})
+        return response
 
     async def _login_post(self, request: Request) -> Response:
+        foreign = self._foreign_post(request)
+        if foreign is not None:
+            logger.warning("sign-in form refused: %s", foreign)
+            return _page("Refused", f"<p>This sign-in was refused: {html.escape(foreign)}. Start again from the app "
+                         "that sent you here.</p>", 403)
         form = await request.form()
         pending = self._pending(str(form.get("request", "")))
         if pending is None:
-            return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again "
-                         "from the app that sent you here.</p>", 400)
-        if not hmac.compare_digest(str(form.get("csrf", "")), pending.csrf):
-            return _page("Refused", "<p>The form did not come from this sign-in page.</p>", 403)
+            return _expired_page()
+        browser = self._browser(request)
+        shown = str(form.get("shown", ""))
+        if browser is None or not hmac.compare_digest(str(form.get("csrf", "")),
+                                                      self._form_token(pending, browser, shown)):
+            logger.warning("sign-in form for client %s refused: its token is not this browser's", pending.client_id)
+            return _page("Refused", "<p>The form did not come from this sign-in page in this browser. Start again "
+                         "from the app that sent you here.</p>", 403)
+        session_user = self._session_user(request)
+        if (session_user or "") != shown:  # signed in or out in another tab since the page was shown
+            return await self._login_form(
+                pending, browser, session_user, "Who is signed in here changed since this page was shown: check "
+                "and choose again.", 409)
         if form.get("action") == "deny":
             logger.info("sign-in for client %s denied by the user", pending.client_id)
             return self._finish(pending, error="access_denied", error_description="the user denied access")
         if form.get("action") != "allow":
-            return await self._login_form(pending, None, "Choose Allow or Deny.", 400)
-        user = self._session_user(request)
+            return await self._login_form(pending, browser, session_user, "Choose Allow or Deny.", 400)
+        user = session_user
         new_session = None
         if user is None:
             user = str(form.get("username", "")).strip()[:200]
             password = str(form.get("password", ""))
-            if self._locked(user):
-                return await self._login_form(pending, None, "Too many failed sign-ins for this user: wait "
-                                              f"{int(LOCKOUT // 60)} minutes and try again.", 429)
+            address = request.client.host if request.client else None
+            locked = self.throttle.check(user, address)
+            if locked is not None:
+                logger.warning("sign-in for user %r from %s refused: locked for %.0f s (%s)", user[:64], address,
+                               locked.retry_after, locked.scope)
+                return await self._login_form(pending, browser, None, locked.message(user[:64]), 429,
+                                              {"Retry-After": str(math.ceil(locked.retry_after))})
             stored = self.store.password_hash(user) if user else None
             ok = await anyio.to_thread.run_sync(verify_password, password, stored or _DUMMY_HASH)
             if not ok or stored is None:
-                self._failures.setdefault(user, []).append(time.monotonic())
-                logger.warning("failed sign-in for user %r (client %s)", user[:64], pending.client_id)
-                return await self._login_form(pending, None, "Wrong user name or password.", 401)
-            self._failures.pop(user, None)
+                self.throttle.failed(user, address)
+                logger.warning("failed sign-in for user %r from %s (client %s)", user[:64], address, pending.client_id)
+                return await self._login_form(pending, browser, None, "Wrong user name or password.", 401)
+            self.throttle.succeeded(user, address)
             new_session = secrets.token_urlsafe(32)
             self.store.execute("INSERT INTO login_sessions (id_hash, user, expires) VALUES (?, ?, ?)",
                                (hash_token(new_session), user, time.time() + SESSION_TTL))
         role = self.store.user_role(user)
         if role is None:
-            return await self._login_form(pending, None, "Wrong user name or password.", 401)
+            return await self._login_form(pending, browser, None, "Wrong user name or password.", 401)
         response = self._grant(pending, user, role)
         if new_session is not None:
             response.set_cookie(SESSION_COOKIE, new_session, max_age=int(SESSION_TTL), path="/oauth", httponly=True,
-                                samesite="lax", secure=self.issuer.startswith("https://"))
+                                samesite="lax", secure=self.secure)
         return response
-
-    def _locked(self, user: str) -> bool:
-        now = time.monotonic()
-        if len(self._failures) > 10_000:  # made-up user names must not grow this without end
-            self._failures = {u: t for u, t in self._failures.items() if t and now - t[-1] < LOCKOUT}
-        recent = [t for t in self._failures.get(user, []) if now - t < LOCKOUT]
-        self._failures[user] = recent
-        return len(recent) >= MAX_FAILED_LOGINS
 
     # routes --------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
         client_auth = ClientAuthenticator(self)  # type: ignore[arg-type]
         sdk_authorize = AuthorizationHandler(self)  # type: ignore[arg-type]
+        sdk_token = TokenHandler(self, client_auth)  # type: ignore[arg-type]
+        options = ClientRegistrationOptions(enabled=True, valid_scopes=self.valid_scopes(),
+                                            default_scopes=self.valid_scopes())
+        sdk_register = RegistrationHandler(self, options)  # type: ignore[arg-type]
 
         async def metadata(request: Request) -> Response:
             return JSONResponse(self.metadata(), headers={"Cache-Control": "max-age=300"})
 
         async def authorize(request: Request) -> Response:
+            params = request.query_params if request.method == "GET" else await request.form()
+            refused = _repeated(params) or _inexact_redirect_uri(params.get("redirect_uri"))
+            if refused:  # not sent back to a redirect URI that is itself in question
+                return _oauth_error("invalid_request", refused)
             # A URL client ID is read first, so that a document we refuse is explained, not "not found".
-            client_id = request.query_params.get("client_id") if request.method == "GET" else None
-            if client_id and self._is_document_url(client_id):
+            client_id = params.get("client_id")
+            if isinstance(client_id, str) and self._is_document_url(client_id):
                 client, why = await self.find_client(client_id)
                 if client is None:
-                    return JSONResponse({"error": "invalid_client", "error_description": why}, status_code=400)
-            return await sdk_authorize.handle(request)
+                    return _oauth_error("invalid_client", why)
+            return await sdk_authorize.handle(request)  # reads the same parsed form (Starlette keeps it)
+
+        async def token(request: Request) -> Response:
+            form = await request.form()
+            refused = _repeated(form)
+            raw = form.get("redirect_uri")
+            if not refused and form.get("grant_type") == "authorization_code" and raw is not None and (
+                    not isinstance(raw, str) or not same_redirect_uri(raw)):
+                # The SDK compares the parsed URIs; one that reads as itself is compared as sent.
+                refused = ("redirect_uri did not match the one used when creating auth code: send it exactly as "
+                           "in the authorization request")
+            if refused:
+                return _oauth_error("invalid_request", refused, {"Pragma": "no-cache"})
+            return await sdk_token.handle(request)
+
+        async def register(request: Request) -> Response:
+            # The SDK's handler parses the body with pydantic, which normalises URLs: the redirect URIs are
+            # checked here as sent, and the handler is given this parse re-encoded, so that it reads the
+            # very document that was checked (no second reading of the client's bytes).
+            try:
+                doc = _strict_json(await request.body())
+            except ValueError as exc:
+                return _oauth_error("invalid_client_metadata", str(exc))
+            uris = doc.get("redirect_uris")
+            for uri in uris if isinstance(uris, list) else ():
+                problem = redirect_uri_problem(uri, self.settings.redirect_schemes)
+                if problem:
+                    return _oauth_error("invalid_redirect_uri", problem)
+            owner, why = self._registrant(request)
+            if why:
+                return JSONResponse({"error": "invalid_token", "error_description": why}, status_code=401,
+                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+            sent = _Registration([u for u in uris if isinstance(u, str)] if isinstance(uris, list) else [], owner)
+            reset = _registration.set(sent)
+            try:
+                return await sdk_register.handle(_with_body(request, json.dumps(doc).encode()))
+            finally:
+                _registration.reset(reset)
 
         async def revoke(request: Request) -> Response:
             # RFC 7009. Not the SDK's handler: it demands a client_secret field even from public clients.
@@ -621,16 +821,13 @@ and may use:</p>
             Route("/.well-known/oauth-authorization-server", _cors(request_response(metadata), ["GET", "OPTIONS"]),
                   methods=["GET", "OPTIONS"]),
             Route("/authorize", _limited(request_response(authorize)), methods=["GET", "POST"]),
-            Route("/token", _cors(_limited(request_response(TokenHandler(self, client_auth).handle)),  # type: ignore
-                                  ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
-            Route("/revoke", _cors(_limited(request_response(revoke)), ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/token", _cors(_limited(request_response(token)), ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
+            Route("/revoke", _cors(_limited(request_response(revoke)), ["POST", "OPTIONS"]),
+                  methods=["POST", "OPTIONS"]),
             Route("/oauth/login", _limited(request_response(self.login_page)), methods=["GET", "POST"]),
         ]
         if self.settings.registration:
-            options = ClientRegistrationOptions(enabled=True, valid_scopes=self.valid_scopes(),
-                                                default_scopes=self.valid_scopes())
-            register = RegistrationHandler(self, options)  # type: ignore[arg-type]
-            routes.append(Route("/register", _cors(_limited(request_response(register.handle)), ["POST", "OPTIONS"]),
+            routes.append(Route("/register", _cors(_limited(request_response(register)), ["POST", "OPTIONS"]),
                                 methods=["POST", "OPTIONS"]))
         return routes
 
@@ -651,6 +848,79 @@ def _limited(app: Any) -> Any:
     return RequestBodyLimitMiddleware(app, DEFAULT_MAX_REQUEST_BODY_SIZE)
 
 
+def _oauth_error(error: str, description: str, headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": error, "error_description": description}, status_code=400,
+                        headers={"Cache-Control": "no-store", **(headers or {})})
+
+
+def _repeated(params: Any) -> str | None:
+    """RFC 6749 §3.1: a parameter sent more than once is an error (not "the last one wins")."""
+    for key in params:
+        if len(params.getlist(key)) > 1:
+            return f"the request sends {key[:60]!r} more than once"
+    return None
+
+
+def _inexact_redirect_uri(raw: object) -> str | None:
+    if raw is None or (isinstance(raw, str) and same_redirect_uri(raw)):
+        return None
+    return (f"redirect_uri {str(raw)[:MAX_REDIRECT_URI]!r} is not registered for this client: redirect URIs are "
+            "compared exactly as written, and this one does not read as itself (send the registered URI exactly)")
+
+
+def _strict_json(body: bytes) -> dict[str, Any]:
+    """A JSON object, read strictly: UTF-8, no repeated keys, no NaN or Infinity."""
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        keys = [k for k, _ in items]
+        for key in keys:
+            if keys.count(key) > 1:
+                raise ValueError(f"the client metadata names {key[:60]!r} more than once")
+        return dict(items)
+
+    def constant(name: str) -> Any:
+        raise ValueError(f"the client metadata holds {name}, which is not JSON")
+
+    try:
+        doc = json.loads(body.decode("utf-8"), object_pairs_hook=pairs, parse_constant=constant)
+    except UnicodeDecodeError:
+        raise ValueError("the client metadata is not UTF-8 text") from None
+    except RecursionError:
+        raise ValueError("the client metadata is nested too deeply") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise ValueError(f"the client metadata is not JSON ({exc.msg}, {where})") from None
+    if not isinstance(doc, dict):
+        raise ValueError("the client metadata must be a JSON object")
+    return doc
+
+
+def _with_body(request: Request, body: bytes) -> Request:
+    """The same request with another body (one already read cannot be read again from the wire)."""
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return Request(request.scope, receive)
+
+
+def _origin(url: str) -> str:
+    """`scheme://host[:port]` as a browser writes it in an Origin header (default ports left out)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return "null"
+    host = (parts.hostname or "").lower()
+    if ":" in host:
+        host = f"[{host}]"
+    default = {"http": 80, "https": 443}.get(parts.scheme)
+    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
+
+
+def _expired_page() -> HTMLResponse:
+    return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again from the "
+                 "app that sent you here.</p>", 400)
+
+
 def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
@@ -663,7 +933,9 @@ button {{ font: inherit; padding: .4rem 1.2rem; margin: .75rem .5rem 0 0; }} .er
 </style></head>
 <body><h1>{html.escape(title)}</h1>{body}</body></html>"""
     return HTMLResponse(page, status_code=status, headers={
-        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "no-referrer",
+        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the form's POST, and
+        # the POST's Origin is how the page tells its own form from another site's
+        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})
 
 

@@ -118,6 +118,9 @@ MIGRATIONS: Sequence[str] = (
         expires REAL NOT NULL
     );
     """,
+    """
+    ALTER TABLE oauth_clients ADD COLUMN owner TEXT;
+    """,
 )
 
 

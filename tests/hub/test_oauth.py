@@ -8,6 +8,7 @@ import base64
 import hashlib
 import json
 import os
+import re
 import secrets
 import sqlite3
 import subprocess
@@ -404,14 +405,18 @@ def test_login_page_refusals_lockout_and_sessions(hub: RunningHub) -> None:
     assert forged.status_code == 403 and "location" not in forged.headers
     assert page.headers["x-frame-options"] == "DENY" and "frame-ancestors 'none'" in \
         page.headers["content-security-policy"]
+    # same-origin, so that a browser's POST of the form carries the page's real Origin (not "null")
+    assert page.headers["referrer-policy"] == "same-origin"
     expired = httpx2.get(hub.base + "/oauth/login?request=nope", timeout=10)
     assert expired.status_code == 400 and "expired" in expired.text
 
-    # Five wrong passwords lock the user out for a while, even with the right password after.
+    # Five wrong passwords lock the user out from this address for a while, even with the right password after
+    # (tests/security/test_signin_attacks.py: not from anywhere else).
     for _ in range(4):
         assert Browser("dave", "wrong-wrong").open(hub.base + "/authorize?" + urlencode(query)).status == 401
     locked = Browser("dave", USERS["dave"][1]).open(hub.base + "/authorize?" + urlencode(query))
-    assert locked.status == 429 and "Too many failed sign-ins" in locked.body
+    assert locked.status == 429 and "Too many failed sign-ins for dave from your address: try again in 15 minutes" \
+        in locked.body
     assert "not-daves-password" not in hub.log() and "wrong-wrong" not in hub.log()
 
     # Signed in once, the next authorization only asks for consent (the session cookie is HttpOnly).
@@ -419,6 +424,9 @@ def test_login_page_refusals_lockout_and_sessions(hub: RunningHub) -> None:
     authorize(hub, client_id, challenge, browser=browser)
     cookie = next(c for c in browser.jar if c.name == "junction_session")
     assert cookie.has_nonstandard_attr("HttpOnly") and cookie.path == "/oauth"
+    # The page's form token is bound to this browser's own cookie (HttpOnly, SameSite=Lax; __Host- on https).
+    marker = next(c for c in browser.jar if c.name == "junction_browser")
+    assert marker.has_nonstandard_attr("HttpOnly") and marker.get_nonstandard_attr("SameSite") == "lax"
     browser.password = "forgotten"
     again = authorize(hub, client_id, challenge, browser=browser)
     assert "code" in again
@@ -609,6 +617,63 @@ def test_admin_commands_for_clients_and_sign_ins(hub: RunningHub) -> None:
                                                             "code_challenge": challenge}), timeout=10)
     assert gone.status_code == 400 and "not found" in gone.json()["error_description"]
     assert junction(tmp, "oauth", "client-remove", client_id).returncode == 1
+
+
+def test_clients_registered_with_a_token_have_an_owner(hub: RunningHub) -> None:
+    """Dynamic registration is anonymous (RFC 7591); one that carries a bearer token of this hub (an RFC 7591
+    initial access token) is that user's, and a token that is no good is refused rather than ignored."""
+    tmp = hub.data_dir.parent.parent
+    _, alice = sign_in(hub, "alice")
+    api = junction(tmp, "token", "create", "--user", "bob", "--name", "registrar", "--expires", "1h")
+    assert api.returncode == 0, api.stderr
+    bob_token = api.stdout.split()[-1]
+    remember_secret(bob_token)
+    body = {"redirect_uris": [REDIRECT], "token_endpoint_auth_method": "none", "client_name": "owned"}
+    mine = httpx2.post(hub.base + "/register", json=body, timeout=10,
+                       headers={"Authorization": f"Bearer {alice['access_token']}"})
+    bobs = httpx2.post(hub.base + "/register", json=body, timeout=10, headers={"Authorization": f"Bearer {bob_token}"})
+    anonymous = httpx2.post(hub.base + "/register", json=body, timeout=10)
+    assert mine.status_code == bobs.status_code == anonymous.status_code == 201
+    for bad in ("jca_not-a-token", bob_token[:-2] + "xx", "something else"):
+        refused = httpx2.post(hub.base + "/register", json=body, timeout=10, headers={"Authorization": f"Bearer {bad}"})
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_token", refused.text
+    assert httpx2.post(hub.base + "/register", json=body, timeout=10,
+                       headers={"Authorization": "Basic eDp5"}).status_code == 401
+    clients = {c["client_id"]: c for c in json.loads(junction(tmp, "oauth", "clients", "--json").stdout)}
+    assert clients[mine.json()["client_id"]]["owner"] == "alice"
+    assert clients[bobs.json()["client_id"]]["owner"] == "bob"
+    assert clients[anonymous.json()["client_id"]]["owner"] is None
+    only = json.loads(junction(tmp, "oauth", "clients", "--owner", "alice", "--json").stdout)
+    assert [c["client_id"] for c in only] == [mine.json()["client_id"]]
+
+
+def test_behind_https_the_browser_cookie_is_host_only(tmp_path: Path) -> None:
+    """With an https issuer (a TLS proxy in front, say) the form's cookie is `__Host-` (Secure, Path=/, no
+    Domain: no sibling subdomain can plant one), and a POST must come from the issuer's origin."""
+    config = CONFIG + '[auth.oauth]\nissuer = "https://hub.example"\n'
+    setup_users(tmp_path, config)
+    with serve_hub(tmp_path, config) as hub, httpx2.Client(timeout=10) as http:
+        client_id = public_client(hub)
+        start = http.get(hub.base + "/authorize?" + urlencode({
+            "response_type": "code", "client_id": client_id, "redirect_uri": REDIRECT, "state": "s",
+            "code_challenge": pkce()[1], "code_challenge_method": "S256"}))
+        assert start.headers["location"].startswith("https://hub.example/oauth/login?request=")
+        page = http.get(hub.base + urlsplit(start.headers["location"]).path + "?" +
+                        urlsplit(start.headers["location"]).query)
+        cookie = page.headers["set-cookie"]
+        assert cookie.startswith("__Host-junction_browser=") and "Secure" in cookie and "HttpOnly" in cookie
+        assert "Path=/;" in cookie + ";" and "Domain" not in cookie and "SameSite=lax" in cookie
+        fields = dict(re.findall(r'<input type="hidden" name="([a-z]+)" value="([^"]*)">', page.text))
+        browser = cookie.split(";")[0]  # a browser sends a Secure cookie to https://hub.example only
+        form = {**fields, "action": "allow", "username": "alice", "password": USERS["alice"][1]}
+        wrong_origin = http.post(hub.base + "/oauth/login", data=form,
+                                 headers={"Cookie": browser, "Origin": hub.base})
+        assert wrong_origin.status_code == 403 and "not from this hub (https://hub.example)" in wrong_origin.text
+        done = http.post(hub.base + "/oauth/login", data=form,
+                         headers={"Cookie": browser, "Origin": "https://hub.example"})
+        assert done.status_code == 303 and "code=" in done.headers["location"], done.text
+        remember_secret(parse_qs(urlsplit(done.headers["location"]).query)["code"][0])
+        assert "Secure" in done.headers["set-cookie"]  # the login session too
 
 
 def test_registration_can_be_closed(tmp_path: Path) -> None:

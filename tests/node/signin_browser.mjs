@@ -4,9 +4,11 @@
 //
 // For each authorization URL, in one browser profile (so a sign-in session carries over): open it,
 // fill in the user name and password if the page asks, press Allow or Deny (ACTION), and wait for
-// the page that follows. Prints one JSON array: per URL the page title, whether a password was
-// asked, the error the page showed (if any) and the URL the browser ended at, plus anything the
-// browser complained about on the console (a Content-Security-Policy violation, say).
+// the page that follows. A URL written `visit:URL` is only opened, and whatever it does by itself
+// (another site's page that submits a form to the hub, say) is waited for. Prints one JSON array:
+// per URL the page title, whether a password was asked, the error the page showed (if any) and the
+// URL the browser ended at, plus anything the browser complained about on the console (a
+// Content-Security-Policy violation, say).
 import { chromium } from 'playwright-core';
 
 const [user, password, action, ...urls] = process.argv.slice(2);
@@ -23,6 +25,17 @@ try {
   page.on('console', (msg) => { if (msg.type() === 'error' || msg.type() === 'warning') console_.push(msg.text()); });
   for (const url of urls) {
     const step = { url };
+    if (url.startsWith('visit:')) {
+      const target = url.slice('visit:'.length);
+      await page.goto(target, { timeout: 20000 });
+      await page.waitForURL((u) => u.href !== target, { timeout: 20000 }).catch(() => {});
+      await page.waitForLoadState('load', { timeout: 20000 });
+      step.title = await page.title();
+      step.final = page.url();
+      step.body = (await page.locator('body').innerText().catch(() => '')).slice(0, 500);
+      results.push(step);
+      continue;
+    }
     await page.goto(url, { timeout: 20000 });
     step.title = await page.title();
     step.asked_password = (await page.locator('input[name=password]').count()) > 0;
