@@ -379,7 +379,9 @@ class Authenticator:
         if error:
             parts.append(f'error="{error}"')
         if description:
-            parts.append('error_description="{}"'.format(description.replace('"', "'").replace("\\", "/")))
+            # A header value: printable ASCII only (a tool name in the description may hold anything a caller sent).
+            printable = "".join(c if " " <= c <= "~" else "?" for c in description)
+            parts.append('error_description="{}"'.format(printable.replace('"', "'").replace("\\", "/")))
         parts.append(f'resource_metadata="{self.metadata_url}"')
         parts.append(f'scope="{scope}"')
         return "Bearer " + ", ".join(parts)
