@@ -150,7 +150,7 @@ async def test_writes_are_atomic_checked_and_restorable(writable: FilesProvider,
     assert not error and (root / "a" / "b" / "c").is_dir()
 
     refusals = {
-        ("write", "ro"): "is read-only", ("write", "escape/x.txt"): "leads outside the root",
+        ("write", "ro"): "is read-only", ("write", "escape/x.txt"): "is a symbolic link; the files tools never follow links",
         ("delete", ""): "the root itself cannot be deleted", ("move", ""): "the root itself cannot be moved",
         ("write", "../x.txt"): "'..' is refused", ("mkdir", "todo.md"): "is a file",
     }
