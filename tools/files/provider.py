@@ -153,7 +153,9 @@ class FilesProvider(Provider):
                         told.add((str(inner), "added"))
                         self._tell_listeners(inner, "added")
                 continue
-            if (changed, change) not in told and not path.is_dir():
+            if path.is_dir():  # a folder's own times changed (polling reports it): its files tell for it
+                continue
+            if (changed, change) not in told:
                 told.add((changed, change))
                 self._tell_listeners(path, change)
             if change == "modified":

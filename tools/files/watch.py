@@ -84,7 +84,10 @@ class FolderWatch:
                 if self._stopped():
                     return
                 raise RuntimeError("the watcher ended by itself")
-            except Exception as exc:  # anything: a watcher that fails is replaced, never left dead
+            except Exception as caught:  # anything: a watcher that fails is replaced, never left dead
+                exc: BaseException = caught
+                while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # awatch's task group wraps it
+                    exc = exc.exceptions[0]
                 self._tell(f"{self.label}: watching {', '.join(self.folders)} failed ({exc.__class__.__name__}: "
                            f"{exc}); it is restarted (with a backoff) and changes meanwhile are found by a rescan")
             if not delivered and not self.polling:
