@@ -48,6 +48,8 @@ from pathlib import Path
 
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
+MAX_DEPTH = 100
+"""Folders deeper than this under the folder a walk starts at are not entered (nor cleaned of temp files)."""
 TEMP_NAME = re.compile(r"^\.junction-write-[0-9a-f]{16}\.tmp$")
 TRASH = ".trash"
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -473,7 +475,7 @@ class Walk:
                 kind = "folder" if stat.S_ISDIR(info.st_mode) else "file" if stat.S_ISREG(info.st_mode) else \
                     "link" if stat.S_ISLNK(info.st_mode) else "other"
                 yield Found(path, name, kind, info, fd)
-                if kind == "folder" and (self.depth is None or level < self.depth):
+                if kind == "folder" and level < min(self.depth or MAX_DEPTH, MAX_DEPTH):
                     inner.append((name, path))
             for name, path in inner:
                 try:
@@ -672,7 +674,7 @@ def clean_temp_files(root: Root, limit: int = 1_000_000) -> int:
     removed = 0
     seen = 0
 
-    def folder(fd: int) -> None:
+    def folder(fd: int, level: int) -> None:
         nonlocal removed, seen
         try:
             with os.scandir(fd) as it:
@@ -683,16 +685,16 @@ def clean_temp_files(root: Root, limit: int = 1_000_000) -> int:
                     return
                 if TEMP_NAME.match(child.name) and child.is_file(follow_symlinks=False):
                     removed += _remove_if_abandoned(fd, child.name)
-                elif child.is_dir(follow_symlinks=False):
+                elif child.is_dir(follow_symlinks=False) and level < MAX_DEPTH:
                     try:
                         inner = os.open(child.name, _O_FOLDER, dir_fd=fd)
                     except OSError:
                         continue
-                    folder(inner)
+                    folder(inner, level + 1)
         finally:
             os.close(fd)
 
-    folder(_open_root(root))
+    folder(_open_root(root), 1)
     return removed
 
 

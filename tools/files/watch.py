@@ -33,7 +33,7 @@ from pathlib import Path
 import anyio
 
 log = logging.getLogger("junction.watch")
-MAX_SNAPSHOT = 200_000
+MAX_SNAPSHOT = 50_000  # about 15 MB at most; past it, a restart asks for a rescan
 Change = tuple[str, str]
 _Entry = tuple[int, int, int, int]  # kind bits, mtime_ns, size, inode
 
