@@ -27,6 +27,8 @@ import hashlib
 import logging
 import mimetypes
 import os
+import stat
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -427,9 +429,6 @@ class FilesProvider(Provider):
         return types.CallToolResult(content=[_text(text)], structured_content=meta)
 
     async def _tool_stat(self, args: dict[str, Any]) -> types.CallToolResult:
-        import stat
-        import time
-
         root = self._root(args)
         given = str(args.get("path", ""))
         info = await anyio.to_thread.run_sync(paths.stat_path, root, given)
@@ -485,6 +484,13 @@ class FilesProvider(Provider):
             "root": root.name, "matches": found, "files_seen": seen, "not_utf8": walk.unreadable})
 
     # the writing side ------------------------------------------------------------------------------
+    @staticmethod
+    def _writable(root: Root, given: str) -> None:
+        """Refuse early (before reading or building anything) what the write itself would refuse."""
+        paths.check_syntax(given, root)
+        if not root.writable:
+            raise PathRefused(f"{given!r} (root '{root.name}'): the root '{root.name}' is read-only")
+
     async def _check_version(self, root: Root, given: str, expected: Any, data: bytes | None = None) -> None:
         """Refuse when the caller read another version of the file than is there now (`data`: already read)."""
         if expected is None:
@@ -501,9 +507,7 @@ class FilesProvider(Provider):
     async def _tool_write(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given = str(args.get("path", ""))
-        paths.check_syntax(given, root)
-        if not root.writable:
-            raise PathRefused(f"{given!r} (root '{root.name}'): the root '{root.name}' is read-only")
+        self._writable(root, given)
         content = args.get("content")
         if not isinstance(content, str):
             raise ValueError("content: expected a string")
@@ -527,8 +531,7 @@ class FilesProvider(Provider):
 
         root = self._root(args)
         given = str(args.get("path", ""))
-        if not root.writable:
-            raise PathRefused(f"{given!r} (root '{root.name}'): the root '{root.name}' is read-only")
+        self._writable(root, given)
         old, new = args.get("old"), args.get("new")
         if not isinstance(old, str) or not old or not isinstance(new, str):
             raise ValueError("old and new: strings are required (old not empty)")
@@ -595,9 +598,7 @@ class FilesProvider(Provider):
         given = str(args.get("path", ""))
         if not given.lower().endswith(suffix):
             raise ValueError(f"path: a {suffix} file name is expected, got {given!r}")
-        paths.check_syntax(given, root)
-        if not root.writable:
-            raise PathRefused(f"{given!r} (root '{root.name}'): the root '{root.name}' is read-only")
+        self._writable(root, given)
         await self._check_version(root, given, args.get("version"))
         data = await anyio.to_thread.run_sync(build)
         existed = await anyio.to_thread.run_sync(paths.write_file, root, given, data)
