@@ -118,3 +118,32 @@ def test_device_files_and_read_only_roots(world: tuple[Root, Path]) -> None:
 
 def test_at_least_forty_attacks() -> None:
     assert len(SYNTAX) + len(DISK) >= 40
+
+
+def test_where_openat2_is_refused_the_walk_takes_over(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An old kernel or a seccomp filter answers openat2 with ENOSYS or EPERM (neither can be had on this
+    machine, so that answer is simulated): the gate switches to the walk for good, refuses the same things,
+    and moves still never overwrite (without renameat2 too)."""
+    import ctypes
+    import errno
+
+    class Refusing:
+        def syscall(self, *args: object) -> int:
+            ctypes.set_errno(errno.ENOSYS)
+            return -1
+
+    monkeypatch.setattr(paths, "_LIBC", Refusing())
+    gate = paths._Openat2()
+    monkeypatch.setattr(paths, "OPENAT2", gate)
+    (tmp_path / "r" / "sub").mkdir(parents=True)
+    (tmp_path / "r" / "sub" / "a.txt").write_text("a")
+    (tmp_path / "r" / "b.txt").write_text("b")
+    os.symlink(tmp_path, tmp_path / "r" / "up")
+    root = Root("r", tmp_path / "r", writable=True)
+    assert read_bytes(root, "sub/a.txt") == b"a" and gate.usable is False
+    with pytest.raises(PathRefused, match="'up' is a symbolic link"):
+        read_bytes(root, "up/r/b.txt")
+    with pytest.raises(PathRefused, match="moves never overwrite"):
+        paths.move(root, "b.txt", "sub/a.txt")
+    paths.move(root, "b.txt", "sub/b.txt")
+    assert read_bytes(root, "sub/b.txt") == b"b" and read_bytes(root, "sub/a.txt") == b"a"

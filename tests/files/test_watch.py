@@ -47,7 +47,8 @@ async def test_the_watcher_survives_a_name_that_is_not_utf8(tmp_path: Path, bad:
     async def handle(changes: list[tuple[str, str]]) -> None:
         seen.extend(changes)
 
-    watch = FolderWatch([folder], label="test", backoff=(0.1, 1.0), debounce_ms=100)
+    # a generous `quick_failure`: on a busy machine a native watcher may take long to start and fail
+    watch = FolderWatch([folder], label="test", backoff=(0.1, 1.0), debounce_ms=100, quick_failure=60.0)
     caplog.set_level(logging.ERROR, "junction.watch")
     async with anyio.create_task_group() as tg:
         tg.start_soon(watch.run, handle)

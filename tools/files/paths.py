@@ -18,7 +18,7 @@ component atomically. What the call then does (open, create, rename, remove, mkd
 inside the last folder's descriptor (`dir_fd`), so a folder swapped for a symbolic link at any moment
 makes the call fail or act on the folder it already holds; it never reaches what the link points at.
 Files are checked again on the open descriptor (`fstat`). Moves and restores never replace anything
-(`renameat2(RENAME_NOREPLACE)`).
+(`renameat2(RENAME_NOREPLACE)`; where the system lacks it, a check just before the rename).
 
 Not guaranteed: a folder that someone with write access to the disk *moves* (renames) from inside the
 root to outside while a call holds it: the call finishes in that folder, wherever it now is. That takes
@@ -36,6 +36,7 @@ import ctypes
 import errno
 import fcntl
 import json
+import logging
 import os
 import platform
 import re
@@ -46,6 +47,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+log = logging.getLogger("junction.files")
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
 MAX_DEPTH = 100
@@ -165,8 +167,10 @@ class _Openat2:
         if fd >= 0:
             return int(fd)
         code = ctypes.get_errno()
-        if code in (errno.ENOSYS, errno.EPERM, errno.E2BIG):
+        if code in (errno.ENOSYS, errno.EPERM, errno.E2BIG):  # an old kernel, or a seccomp filter
             self.usable = False
+            log.info("files: openat2 is not available here (%s); paths are resolved one folder at a time",
+                     errno.errorcode.get(code, code))
             return None
         raise OSError(code, os.strerror(code), path)
 

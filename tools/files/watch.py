@@ -12,8 +12,9 @@ directly:
   reported, is compared with a fresh scan just before the restart, and the difference is reported as
   changes (without a snapshot, or past `MAX_SNAPSHOT` entries, a `rescan` of each folder is reported
   instead, for the consumer to look again);
-- a native watcher that fails twice before reporting anything is replaced by polling (`force_polling`),
-  which survives such folders and fails only when such a name itself changes.
+- a native watcher that fails twice in a row as it starts (before reporting anything, within
+  `QUICK_FAILURE` seconds) is replaced by polling (`force_polling`), which survives such folders and
+  fails only when such a name itself changes.
 
 A change is `(kind, path)`: kind "added", "modified", "deleted" or "rescan"; `path` is absolute text, with
 bytes that are not UTF-8 as surrogate escapes (`os.fsdecode`), for the consumer to skip or show escaped.
@@ -27,12 +28,14 @@ from __future__ import annotations
 import logging
 import os
 import stat
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import anyio
 
 log = logging.getLogger("junction.watch")
+QUICK_FAILURE = 2.0
 MAX_SNAPSHOT = 50_000  # about 15 MB at most; past it, a restart asks for a rescan
 Change = tuple[str, str]
 _Entry = tuple[int, int, int, int]  # kind bits, mtime_ns, size, inode
@@ -42,7 +45,8 @@ class FolderWatch:
     def __init__(self, folders: Sequence[Path], *, label: str, skip: Callable[[str], bool] = lambda name: False,
                  snapshot: bool = True, debounce_ms: int = 300, step_ms: int = 50,
                  stop_event: anyio.Event | None = None, backoff: tuple[float, float] = (0.5, 60.0),
-                 poll_delay_ms: int = 1000, force_polling: bool | None = None) -> None:
+                 poll_delay_ms: int = 1000, force_polling: bool | None = None,
+                 quick_failure: float = QUICK_FAILURE) -> None:
         self.folders = [str(Path(f).resolve()) for f in folders]
         self.label = label
         self.skip = skip
@@ -51,6 +55,7 @@ class FolderWatch:
         self.stop_event = stop_event
         self.backoff = backoff
         self.polling = force_polling
+        self.quick_failure = quick_failure
         self.restarts = 0
         """How many times a failed watcher was replaced (for tests and the log)."""
         self._snapshot: dict[str, _Entry] | None = None
@@ -70,6 +75,7 @@ class FolderWatch:
         silent_failures = 0
         while not self._stopped():
             delivered = 0
+            started = time.monotonic()
             try:
                 async for raw in watchfiles.awatch(*self.folders, debounce=self.debounce_ms, step=self.step_ms,
                                                    stop_event=self.stop_event, recursive=True,
@@ -90,8 +96,9 @@ class FolderWatch:
                     exc = exc.exceptions[0]
                 self._tell(f"{self.label}: watching {', '.join(self.folders)} failed ({exc.__class__.__name__}: "
                            f"{exc}); it is restarted (with a backoff) and changes meanwhile are found by a rescan")
-            if not delivered and not self.polling:
-                silent_failures += 1
+            if not self.polling:
+                quick = not delivered and time.monotonic() - started < self.quick_failure
+                silent_failures = silent_failures + 1 if quick else 0
                 if silent_failures >= 2:
                     self.polling = True
                     self._tell(f"{self.label}: the native watcher cannot run here; polling every "
