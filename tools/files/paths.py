@@ -496,9 +496,11 @@ def _temp_name() -> str:
     return f".junction-write-{secrets.token_hex(8)}.tmp"
 
 
-def _write_new(dir_fd: int, data: bytes, mode: int | None = None) -> str:
-    """A temp file with `data` in `dir_fd`, synced; returns its name. Locked while it is being written, so
-    `clean_temp_files` can tell a killed write's leftover from a live one. `mode`: the replaced file's."""
+@contextlib.contextmanager
+def _temp_file(dir_fd: int, data: bytes, mode: int | None = None) -> Iterator[str]:
+    """A temp file with `data` in `dir_fd`, synced, for the block to rename into place; removed if the block
+    does not. Locked until the block ends, so `clean_temp_files` (of this hub or another on the same root)
+    tells a killed write's leftover from a live one. `mode`: the replaced file's."""
     name = _temp_name()
     fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC, 0o644, dir_fd=dir_fd)
     try:
@@ -510,13 +512,13 @@ def _write_new(dir_fd: int, data: bytes, mode: int | None = None) -> str:
         while view:
             view = view[os.write(fd, view):]
         os.fsync(fd)
+        yield name
     except BaseException:
-        os.close(fd)
         with contextlib.suppress(OSError):
             os.unlink(name, dir_fd=dir_fd)
         raise
-    os.close(fd)
-    return name
+    finally:
+        os.close(fd)
 
 
 def write_file(root: Root, given: str, data: bytes, *, exclusive: bool = False) -> bool:
@@ -536,19 +538,16 @@ def write_file(root: Root, given: str, data: bytes, *, exclusive: bool = False) 
             _refuse_kind(where.where, existing)
             if stat.S_ISDIR(existing.st_mode):
                 raise PathRefused(f"{where.where}: it is a folder")
-        temp = _write_new(where.folder, data, stat.S_IMODE(existing.st_mode) if existing else None)
         try:
-            if exclusive:
-                _renameat2_noreplace(where.folder, temp, where.folder, where.name)
-            else:
-                os.rename(temp, where.name, src_dir_fd=where.folder, dst_dir_fd=where.folder)
+            with _temp_file(where.folder, data, stat.S_IMODE(existing.st_mode) if existing else None) as temp:
+                if exclusive:
+                    _renameat2_noreplace(where.folder, temp, where.folder, where.name)
+                else:
+                    os.rename(temp, where.name, src_dir_fd=where.folder, dst_dir_fd=where.folder)
         except FileExistsError:
             raise PathRefused(f"{where.where}: it already exists") from None
         except IsADirectoryError:
             raise PathRefused(f"{where.where}: it is a folder") from None
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(temp, dir_fd=where.folder)
         with contextlib.suppress(OSError):  # the rename itself survives a crash (where the system can)
             os.fsync(where.folder)
         return existing is not None
@@ -615,8 +614,8 @@ def trash(root: Root, given: str) -> str:
             os.close(root_fd)
         try:
             record = json.dumps({"path": "/".join(parts), "deleted": time.time()}).encode()
-            temp = _write_new(bin_fd, record)
-            os.rename(temp, f"{trash_id}.json", src_dir_fd=bin_fd, dst_dir_fd=bin_fd)
+            with _temp_file(bin_fd, record) as temp:
+                os.rename(temp, f"{trash_id}.json", src_dir_fd=bin_fd, dst_dir_fd=bin_fd)
             try:
                 _renameat2_noreplace(source.folder, source.name, bin_fd, trash_id)
             except FileNotFoundError:
