@@ -11,14 +11,17 @@ else as a blob), `stat` and `search` (names by glob, content by words; bounded).
 roots: `write`, `edit`, `mkdir`, `move`, `delete` (to the root's `.trash`), `restore`, `create_docx`
 and `create_xlsx`; every write is atomic, and `version` (what `read` returned, a content hash)
 refuses to clobber a file that changed since. Every path goes through `tools.files.paths` first.
-Files are `file://` resources; a watcher announces changes. Other providers reach the roots through
-`save_bytes` and `load_bytes` (mail attachments).
+Symbolic links are never followed (listed as links; `move` and `delete` act on the link itself). Names
+on the disk that are not UTF-8 are not shown (a client could not name them back): listings say how
+many were left out, escaped. Arguments holding lone surrogates are refused, naming the argument.
+Files are `file://` resources; a watcher (`tools.files.watch`, which survives any name and restarts
+when it fails) announces changes. At start, temp files that killed writes left in writable roots are
+removed. Other providers reach the roots through `save_bytes` and `load_bytes` (mail attachments).
 """
 
 from __future__ import annotations
 
 import base64
-import contextlib
 import fnmatch
 import hashlib
 import logging
@@ -34,7 +37,9 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, Provider
-from tools.files.paths import PathRefused, Root, entry, read_bytes, resolve
+from tools.files import paths
+from tools.files.paths import PathRefused, Root, Walk, has_surrogate, read_bytes
+from tools.files.watch import FolderWatch
 
 log = logging.getLogger("junction.files")
 EXTRACTED = {".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm", ".eml"}
@@ -65,6 +70,33 @@ def version_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()[:16]
 
 
+def _lone_surrogate(value: Any, where: str = "arguments") -> str | None:
+    """Where in the arguments a string holds a lone surrogate (`content`, `blocks[2].text`), if anywhere."""
+    if isinstance(value, str):
+        return where if has_surrogate(value) else None
+    if isinstance(value, dict):
+        for key, inner in value.items():
+            at = str(key) if where == "arguments" else f"{where}.{key}"
+            if isinstance(key, str) and has_surrogate(key):
+                return f"{where}: a key"
+            found = _lone_surrogate(inner, at)
+            if found:
+                return found
+    if isinstance(value, list):
+        for number, inner in enumerate(value):
+            found = _lone_surrogate(inner, f"{where}[{number}]")
+            if found:
+                return found
+    return None
+
+
+def _unreadable_note(names: list[str]) -> str:
+    if not names:
+        return ""
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return f"\n({len(names)} name(s) that are not UTF-8 are not shown: {listed})"
+
+
 class FilesProvider(Provider):
     config_type = FilesConfig
     description = "Files under named roots: list, read, search, write, edit, move, trash, Word and Excel output"
@@ -82,45 +114,67 @@ class FilesProvider(Provider):
             if not root.path.is_dir():
                 raise RuntimeError(f"root '{root.name}': {root.path} is not a folder")
         if self.roots:
+            self.host.spawn(self._clean_temp_files)
             self.host.spawn(self._watch)
+
+    async def _clean_temp_files(self) -> None:
+        """Temp files of writes that were killed (a crash, kill -9): removed once, at start."""
+        for root in self.roots.values():
+            if not root.writable:
+                continue
+            try:
+                removed = await anyio.to_thread.run_sync(paths.clean_temp_files, root)
+            except Exception as exc:  # a root that cannot be walked now: its leftovers wait for the next start
+                log.warning("files %s: cannot look for leftover temp files (%s)", root.name, exc)
+                continue
+            if removed:
+                log.info("files %s: removed %d temp file(s) left by writes that did not finish", root.name, removed)
 
     async def _watch(self) -> None:
         """Changed files: `resources/updated` to their subscribers; files added or removed: `list_changed`."""
-        import watchfiles
+        watch = FolderWatch([root.real for root in self.roots.values()], label="files",
+                            skip=lambda name: self._ignored(name) or bool(paths.TEMP_NAME.match(name)))
+        await watch.run(self._on_changes)
 
-        real_roots = [root.real for root in self.roots.values()]
-        async for changes in watchfiles.awatch(*real_roots, debounce=300, step=50, recursive=True):
-            listing_changed = False
-            told: set[tuple[str, str]] = set()
-            for change, changed in sorted(changes, key=lambda c: c[1]):
-                path = Path(changed)
-                if any(self._ignored(part) for part in path.parts):
-                    continue
-                if change == watchfiles.Change.added and path.is_dir() and not path.is_symlink():
-                    # Files made in a new folder before the watcher got to it are not reported by inotify:
-                    # a new folder's contents count as added too.
-                    for inner in self._walk(path, 1000):
-                        if (str(inner), "added") not in told:
-                            told.add((str(inner), "added"))
-                            self._tell_listeners(inner, "added")
-                    continue
-                if (changed, change.name) not in told and not path.is_dir():
-                    told.add((changed, change.name))
-                    self._tell_listeners(path, change.name)
-                if change == watchfiles.Change.modified:
+    async def _on_changes(self, changes: list[tuple[str, str]]) -> None:
+        listing_changed = False
+        told: set[tuple[str, str]] = set()
+        for change, changed in changes:
+            if change == "rescan":  # the watcher could not say what changed: clients look again
+                listing_changed = True
+                continue
+            if has_surrogate(changed):  # not UTF-8: no tool or URI can name it, so nobody is told
+                continue
+            path = Path(changed)
+            if change == "added" and path.is_dir() and not path.is_symlink():
+                # Files made in a new folder before the watcher got to it are not reported by inotify:
+                # a new folder's contents count as added too.
+                listing_changed = True
+                for inner in await anyio.to_thread.run_sync(self._walk, path, 1000):
+                    if (str(inner), "added") not in told:
+                        told.add((str(inner), "added"))
+                        self._tell_listeners(inner, "added")
+                continue
+            if path.is_dir():  # a folder's own times changed (polling reports it): its files tell for it
+                continue
+            if (changed, change) not in told:
+                told.add((changed, change))
+                self._tell_listeners(path, change)
+            if change == "modified":
+                self.host.resource_updated(path.as_uri())
+            else:
+                listing_changed = True
+                if change == "added":
                     self.host.resource_updated(path.as_uri())
-                else:
-                    listing_changed = True
-                    if change == watchfiles.Change.added:
-                        self.host.resource_updated(path.as_uri())
-            if listing_changed:
-                self.host.catalog_changed()
+        if listing_changed:
+            self.host.catalog_changed()
 
     def _walk(self, folder: Path, limit: int) -> list[Path]:
         found: list[Path] = []
         for parent, dirnames, filenames in os.walk(folder, followlinks=False):
-            dirnames[:] = [d for d in dirnames if not self._ignored(d)]
-            found += [Path(parent) / f for f in sorted(filenames) if not self._ignored(f)]
+            dirnames[:] = sorted(d for d in dirnames if not self._ignored(d) and not has_surrogate(d))
+            found += [Path(parent) / f for f in sorted(filenames)
+                      if not self._ignored(f) and not has_surrogate(f) and not paths.TEMP_NAME.match(f)]
             if len(found) >= limit:
                 return found[:limit]
         return found
@@ -160,18 +214,18 @@ class FilesProvider(Provider):
             out: list[types.Resource] = []
             for root in self.roots.values():
                 count = 0
-                for folder, dirnames, filenames in os.walk(root.real, followlinks=False):
-                    dirnames[:] = sorted(d for d in dirnames if not self._ignored(d))
-                    for name in sorted(filenames):
-                        if self._ignored(name) or count >= MAX_LIST:
-                            continue
-                        path = Path(folder) / name
-                        if path.is_symlink():
+                try:
+                    for found in Walk(root, skip=self._ignored):
+                        if found.kind != "file":
                             continue
                         count += 1
-                        out.append(types.Resource(uri=path.as_uri(), name=f"{root.name}: "
-                                                  f"{path.relative_to(root.real).as_posix()}",
-                                                  mime_type=mimetypes.guess_type(name)[0] or "application/octet-stream"))
+                        if count > MAX_LIST:
+                            break
+                        out.append(types.Resource(uri=(root.real / found.rel).as_uri(), name=f"{root.name}: {found.rel}",
+                                                  mime_type=mimetypes.guess_type(found.name)[0]
+                                                  or "application/octet-stream"))
+                except PathRefused as exc:  # a root that cannot be opened now: the others are still listed
+                    log.warning("files %s: %s", root.name, exc)
             return out
 
         return await anyio.to_thread.run_sync(scan)
@@ -287,6 +341,11 @@ class FilesProvider(Provider):
         handler = getattr(self, f"_tool_{name}", None)
         if handler is None:
             return types.CallToolResult(content=[_text(f"unknown tool {name!r}")], is_error=True)
+        where = _lone_surrogate(arguments)
+        if where is not None:
+            return types.CallToolResult(content=[_text(
+                f"{where} holds a lone surrogate (half of a UTF-16 pair, not a character): it cannot be a file "
+                "name or UTF-8 text; send valid Unicode")], is_error=True)
         try:
             return await handler(arguments)
         except (PathRefused, ValueError) as exc:
@@ -305,47 +364,32 @@ class FilesProvider(Provider):
 
     async def _tool_list(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
-        base = resolve(root, str(args.get("path", "")))
-        if not base.is_dir():
-            raise ValueError(f"path: {args.get('path')!r} is not a folder")
         depth = args.get("depth", 1)
         if not isinstance(depth, int) or not 1 <= depth <= 10:
             raise ValueError("depth: expected an integer from 1 to 10")
         pattern = args.get("glob")
+        walk = Walk(root, str(args.get("path", "")), depth=depth, skip=self._ignored)
 
-        def walk() -> tuple[list[dict[str, Any]], bool]:
+        def scan() -> tuple[list[dict[str, Any]], bool]:
             entries: list[dict[str, Any]] = []
-            stack = [(base, 1)]
-            while stack:
-                folder, level = stack.pop()
-                try:
-                    children = sorted(os.scandir(folder), key=lambda e: e.name)
-                except OSError:
-                    continue
-                for entry in children:
-                    if self._ignored(entry.name):
-                        continue
-                    info = entry.stat(follow_symlinks=False)
-                    kind = "folder" if stat.S_ISDIR(info.st_mode) else "file" if stat.S_ISREG(info.st_mode) else \
-                        "link" if stat.S_ISLNK(info.st_mode) else "other"
-                    rel = Path(entry.path).relative_to(root.real).as_posix()
-                    if pattern is None or fnmatch.fnmatchcase(entry.name, pattern):
-                        entries.append({"path": rel, "kind": kind, "size": info.st_size if kind == "file" else None,
-                                        "modified": info.st_mtime})
-                        if len(entries) >= MAX_LIST:
-                            return entries, True
-                    if kind == "folder" and level < depth:
-                        stack.append((Path(entry.path), level + 1))
+            for found in walk:
+                if pattern is None or fnmatch.fnmatchcase(found.name, pattern):
+                    entries.append({"path": found.rel, "kind": found.kind,
+                                    "size": found.info.st_size if found.kind == "file" else None,
+                                    "modified": found.info.st_mtime})
+                    if len(entries) >= MAX_LIST:
+                        return entries, True
             return entries, False
 
-        entries, truncated = await anyio.to_thread.run_sync(walk)
+        entries, truncated = await anyio.to_thread.run_sync(scan)
         entries.sort(key=lambda e: e["path"])
         text = "\n".join(f"{e['path']}{'/' if e['kind'] == 'folder' else ''}"
                          + (f"  {e['size']} bytes" if e["size"] is not None else "") for e in entries)
         if truncated:
             text += f"\n(first {MAX_LIST} entries only)"
-        return types.CallToolResult(content=[_text(text or "(empty)")],
-                                    structured_content={"root": root.name, "entries": entries, "truncated": truncated})
+        text = (text or "(empty)") + _unreadable_note(walk.unreadable)
+        return types.CallToolResult(content=[_text(text)], structured_content={
+            "root": root.name, "entries": entries, "truncated": truncated, "not_utf8": walk.unreadable})
 
     async def _tool_read(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
@@ -370,7 +414,7 @@ class FilesProvider(Provider):
             text = None
         if text is None or "\x00" in text[:8192]:
             blob = types.EmbeddedResource(type="resource", resource=types.BlobResourceContents(
-                uri=f"file://{resolve(root, given)}", mime_type=mime, blob=base64.b64encode(data).decode()))
+                uri=(root.real / given.strip("/")).as_uri(), mime_type=mime, blob=base64.b64encode(data).decode()))
             return types.CallToolResult(content=[blob], structured_content={**meta, "binary": True})
         lines = text.splitlines(keepends=True)
         start, end = args.get("start_line"), args.get("end_line")
@@ -387,21 +431,18 @@ class FilesProvider(Provider):
     async def _tool_stat(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given = str(args.get("path", ""))
-        path = resolve(root, given)
-        if not path.exists():
-            raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
-        info = path.stat()
-        result: dict[str, Any] = {"root": root.name, "path": given, "kind": "folder" if path.is_dir() else "file",
+        info = await anyio.to_thread.run_sync(paths.stat_path, root, given)
+        folder = stat.S_ISDIR(info.st_mode)
+        result: dict[str, Any] = {"root": root.name, "path": given, "kind": "folder" if folder else "file",
                                   "size": info.st_size, "modified": info.st_mtime, "writable": root.writable,
                                   "modified_iso": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(info.st_mtime))}
-        if path.is_file():
+        if not folder:
             result["version"] = version_of(await anyio.to_thread.run_sync(read_bytes, root, given))
             result["mime"] = mimetypes.guess_type(given)[0]
         return types.CallToolResult(content=[_text(str(result))], structured_content=result)
 
     async def _tool_search(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
-        base = resolve(root, str(args.get("path", "")))
         name_glob, needle = args.get("name"), args.get("content")
         if not name_glob and not needle:
             raise ValueError("give name (a glob) and/or content (text to find)")
@@ -409,46 +450,56 @@ class FilesProvider(Provider):
         if not isinstance(limit, int) or not 1 <= limit <= 500:
             raise ValueError("limit: expected an integer from 1 to 500")
         lowered = needle.lower() if isinstance(needle, str) else None
+        walk = Walk(root, str(args.get("path", "")), skip=self._ignored)
 
         def scan() -> tuple[list[dict[str, Any]], int]:
             found: list[dict[str, Any]] = []
             seen = 0
-            for folder, dirnames, filenames in os.walk(base, followlinks=False):
-                dirnames[:] = sorted(d for d in dirnames if not self._ignored(d))
-                for name in sorted(filenames):
-                    if self._ignored(name) or (name_glob and not fnmatch.fnmatchcase(name, name_glob)):
+            for item in walk:
+                if item.kind != "file" or (name_glob and not fnmatch.fnmatchcase(item.name, name_glob)):
+                    continue
+                seen += 1
+                if seen > MAX_SEARCH_FILES:
+                    return found, seen
+                hit: dict[str, Any] = {"path": item.rel}
+                if lowered:
+                    try:
+                        text = item.read(root.max_bytes).decode("utf-8", "replace")
+                    except PathRefused:
                         continue
-                    seen += 1
-                    if seen > MAX_SEARCH_FILES:
-                        return found, seen
-                    rel = (Path(folder) / name).relative_to(root.real).as_posix()
-                    hit: dict[str, Any] = {"path": rel}
-                    if lowered:
-                        try:
-                            text = read_bytes(root, rel).decode("utf-8", "replace")
-                        except PathRefused:
-                            continue
-                        line_no = next((i for i, line in enumerate(text.splitlines(), 1) if lowered in line.lower()),
-                                       None)
-                        if line_no is None:
-                            continue
-                        hit.update(line=line_no, text=text.splitlines()[line_no - 1].strip()[:200])
-                    found.append(hit)
-                    if len(found) >= limit:
-                        return found, seen
+                    line_no = next((i for i, line in enumerate(text.splitlines(), 1) if lowered in line.lower()),
+                                   None)
+                    if line_no is None:
+                        continue
+                    hit.update(line=line_no, text=text.splitlines()[line_no - 1].strip()[:200])
+                found.append(hit)
+                if len(found) >= limit:
+                    return found, seen
             return found, seen
 
         found, seen = await anyio.to_thread.run_sync(scan)
         text = "\n".join(f"{h['path']}" + (f":{h['line']}: {h['text']}" if "line" in h else "") for h in found)
-        return types.CallToolResult(content=[_text(text or "nothing found")],
-                                    structured_content={"root": root.name, "matches": found, "files_seen": seen})
+        text = (text or "nothing found") + _unreadable_note(walk.unreadable)
+        return types.CallToolResult(content=[_text(text)], structured_content={
+            "root": root.name, "matches": found, "files_seen": seen, "not_utf8": walk.unreadable})
 
     # the writing side ------------------------------------------------------------------------------
-    def _check_version(self, root: Root, given: str, path: Path, expected: Any, data: bytes | None = None) -> None:
+    @staticmethod
+    def _writable(root: Root, given: str) -> None:
+        """Refuse early (before reading or building anything) what the write itself would refuse."""
+        paths.check_syntax(given, root)
+        if not root.writable:
+            raise PathRefused(f"{given!r} (root '{root.name}'): the root '{root.name}' is read-only")
+
+    async def _check_version(self, root: Root, given: str, expected: Any, data: bytes | None = None) -> None:
         """Refuse when the caller read another version of the file than is there now (`data`: already read)."""
-        if expected is None or (data is None and not path.exists()):
+        if expected is None:
             return
-        current = version_of(read_bytes(root, given) if data is None else data)
+        if data is None:
+            data = await anyio.to_thread.run_sync(paths.read_if_there, root, given)
+            if data is None:
+                return  # nothing there to clobber
+        current = version_of(data)
         if current != expected:
             raise ValueError(f"{given!r} (root '{root.name}') changed since it was read (version {expected}, now "
                              f"{current}): read it again")
@@ -456,7 +507,7 @@ class FilesProvider(Provider):
     async def _tool_write(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given = str(args.get("path", ""))
-        path = resolve(root, given, write=True)
+        self._writable(root, given)
         content = args.get("content")
         if not isinstance(content, str):
             raise ValueError("content: expected a string")
@@ -466,55 +517,26 @@ class FilesProvider(Provider):
             raise ValueError("content: not valid base64") from None
         if len(data) > root.max_bytes:
             raise ValueError(f"content: {len(data) / 2**20:.1f} MB is over the limit of {root.max_bytes / 2**20:g} MB")
-        if path.is_dir():
-            raise ValueError(f"{given!r} (root '{root.name}') is a folder")
-        if args.get("create") and path.exists():
-            raise ValueError(f"{given!r} (root '{root.name}') already exists")
-        self._check_version(root, given, path, args.get("version"))
-        existed = path.exists()
-        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        await self._check_version(root, given, args.get("version"))
+        existed = await anyio.to_thread.run_sync(
+            lambda: paths.write_file(root, given, data, exclusive=bool(args.get("create"))))
         version = version_of(data)
         return types.CallToolResult(content=[_text(f"{'replaced' if existed else 'created'} {given} "
                                                    f"({len(data)} bytes, version {version})")],
                                     structured_content={"path": given, "bytes": len(data), "version": version,
                                                         "created": not existed})
 
-    def _atomic_write(self, root: Root, given: str, path: Path, data: bytes) -> None:
-        """Temp file in the same folder, fsync, rename over: readers see the old or the new file, never half."""
-        import secrets
-
-        parent = path.parent
-        rel_parent = parent.relative_to(root.real).as_posix() if parent != root.real else ""
-        resolve(root, rel_parent, write=True)  # the folders on the way are checked too
-        parent.mkdir(parents=True, exist_ok=True)
-        if Path(os.path.realpath(parent)) != parent:
-            raise PathRefused(f"{given!r} (root '{root.name}'): a folder on the way changed into a link")
-        tmp = parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(data)
-                fh.flush()
-                os.fsync(fh.fileno())
-            if path.exists():
-                os.chmod(tmp, stat.S_IMODE(path.stat().st_mode))
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-
     async def _tool_edit(self, args: dict[str, Any]) -> types.CallToolResult:
         import difflib
 
         root = self._root(args)
         given = str(args.get("path", ""))
-        path = resolve(root, given, write=True)
+        self._writable(root, given)
         old, new = args.get("old"), args.get("new")
         if not isinstance(old, str) or not old or not isinstance(new, str):
             raise ValueError("old and new: strings are required (old not empty)")
         data = await anyio.to_thread.run_sync(read_bytes, root, given)
-        self._check_version(root, given, path, args.get("version"), data)
+        await self._check_version(root, given, args.get("version"), data)
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError:
@@ -526,7 +548,7 @@ class FilesProvider(Provider):
             raise ValueError(f"{given!r}: the text to replace is there {count} times; give more context or set "
                              "replace_all")
         changed = text.replace(old, new) if args.get("replace_all") else text.replace(old, new, 1)
-        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, changed.encode())
+        await anyio.to_thread.run_sync(paths.write_file, root, given, changed.encode())
         diff = "".join(difflib.unified_diff(text.splitlines(keepends=True), changed.splitlines(keepends=True),
                                             f"a/{given}", f"b/{given}"))
         version = version_of(changed.encode())
@@ -536,82 +558,33 @@ class FilesProvider(Provider):
     async def _tool_mkdir(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given = str(args.get("path", ""))
-        path = resolve(root, given, write=True)
-        if path.exists() and not path.is_dir():
-            raise ValueError(f"{given!r} (root '{root.name}') is a file")
-        path.mkdir(parents=True, exist_ok=True)
+        await anyio.to_thread.run_sync(paths.make_folder, root, given)
         return types.CallToolResult(content=[_text(f"folder {given} is there")], structured_content={"path": given})
 
     async def _tool_move(self, args: dict[str, Any]) -> types.CallToolResult:
         root = self._root(args)
         given, to = str(args.get("path", "")), str(args.get("to", ""))
-        source, target = entry(root, given, write=True), entry(root, to, write=True)
-        if not source.exists() and not source.is_symlink():
-            raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
-        if source == root.real:
-            raise ValueError("the root itself cannot be moved")
-        if target.exists() or target.is_symlink():
-            raise ValueError(f"{to!r} (root '{root.name}') already exists; moves never overwrite")
-        if source.is_dir() and target.is_relative_to(source):
-            raise ValueError(f"{to!r} is inside {given!r}")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(source, target)
+        await anyio.to_thread.run_sync(paths.move, root, given, to)
         return types.CallToolResult(content=[_text(f"moved {given} to {to}")],
                                     structured_content={"from": given, "to": to})
 
     async def _tool_delete(self, args: dict[str, Any]) -> types.CallToolResult:
-        import json
-        import secrets
-
         root = self._root(args)
         given = str(args.get("path", ""))
-        source = entry(root, given, write=True)
-        if source == root.real:
-            raise ValueError("the root itself cannot be deleted")
-        if not source.exists() and not source.is_symlink():
-            raise ValueError(f"{given!r} (root '{root.name}'): no such file or folder")
-        trash = root.real / ".trash"
-        trash.mkdir(exist_ok=True)
-        trash_id = time.strftime("%Y%m%dT%H%M%S") + "-" + secrets.token_hex(3)
-        os.rename(source, trash / trash_id)
-        (trash / f"{trash_id}.json").write_text(json.dumps({"path": source.relative_to(root.real).as_posix(),
-                                                            "deleted": time.time()}))
+        trash_id = await anyio.to_thread.run_sync(paths.trash, root, given)
         return types.CallToolResult(content=[_text(f"moved {given} to the trash ({trash_id})")],
                                     structured_content={"path": given, "trash_id": trash_id})
 
     async def _tool_restore(self, args: dict[str, Any]) -> types.CallToolResult:
-        import json
-        import re
-
         root = self._root(args)
-        trash_id = str(args.get("trash_id", ""))
-        if not re.fullmatch(r"\d{8}T\d{6}-[0-9a-f]{6}", trash_id):
-            raise ValueError(f"trash_id: {trash_id!r} is not a trash id")
-        if not root.writable:
-            raise PathRefused(f"the root '{root.name}' is read-only")
-        trash = root.real / ".trash"
-        record = trash / f"{trash_id}.json"
-        if not record.exists():
-            raise ValueError(f"trash_id: nothing in the trash of '{root.name}' is {trash_id}")
-        original = json.loads(record.read_text())["path"]
-        target = resolve(root, original, write=True)
-        if target.exists():
-            raise ValueError(f"{original!r} exists again; move it away first")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        os.rename(trash / trash_id, target)
-        record.unlink()
+        original = await anyio.to_thread.run_sync(paths.restore, root, str(args.get("trash_id", "")))
         return types.CallToolResult(content=[_text(f"restored {original}")], structured_content={"path": original})
 
     # for other providers (mail saves attachments here and attaches files from here) ----------------
     async def save_bytes(self, root_name: str, given: str, data: bytes) -> dict[str, Any]:
         """Write `data` as a new file (never over an existing one) under a writable root."""
         root = self._root({"root": root_name})
-        path = resolve(root, given, write=True)
-        if len(data) > root.max_bytes:
-            raise ValueError(f"{given!r}: {len(data) / 2**20:.1f} MB is over the limit of {root.max_bytes / 2**20:g} MB")
-        if path.exists() or path.is_symlink():
-            raise ValueError(f"{given!r} (root '{root.name}') already exists")
-        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        await anyio.to_thread.run_sync(lambda: paths.write_file(root, given, data, exclusive=True))
         return {"root": root.name, "path": given, "bytes": len(data), "version": version_of(data)}
 
     async def load_bytes(self, root_name: str, given: str) -> bytes:
@@ -625,11 +598,10 @@ class FilesProvider(Provider):
         given = str(args.get("path", ""))
         if not given.lower().endswith(suffix):
             raise ValueError(f"path: a {suffix} file name is expected, got {given!r}")
-        path = resolve(root, given, write=True)
-        self._check_version(root, given, path, args.get("version"))
+        self._writable(root, given)
+        await self._check_version(root, given, args.get("version"))
         data = await anyio.to_thread.run_sync(build)
-        existed = path.exists()
-        await anyio.to_thread.run_sync(self._atomic_write, root, given, path, data)
+        existed = await anyio.to_thread.run_sync(paths.write_file, root, given, data)
         return types.CallToolResult(content=[_text(f"{'replaced' if existed else 'created'} {given} ({len(data)} bytes)")],
                                     structured_content={"path": given, "bytes": len(data), "version": version_of(data)})
 
@@ -643,7 +615,8 @@ class FilesProvider(Provider):
                 image_root = self.roots.get(str(block.get("image_root") or args.get("root")))
                 if image_root is None:
                     raise ValueError(f"blocks[{number}].image_root: no such root")
-                images[number] = read_bytes(image_root, str(block.get("image_path", "")))
+                images[number] = await anyio.to_thread.run_sync(read_bytes, image_root,
+                                                                str(block.get("image_path", "")))
 
         def build() -> bytes:
             import io

@@ -27,7 +27,7 @@ from hub.provider import CallContext, Provider
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
 from tools.rag.namespace import MODES, Item, Namespace, Report, Settings
-from tools.rag.sources import SourceError, file_item, folder_items, text_item, url_item
+from tools.rag.sources import SKIP_DIRS, SourceError, file_item, folder_items, text_item, url_item
 from tools.rag.store import RagStore
 
 logger = logging.getLogger("junction.rag")
@@ -231,7 +231,10 @@ class RagProvider(Provider):
         return await space.ingest([file_item(path, tags)], progress=progress, cancelled=cancelled)
 
     async def _watch(self, watched: dict[str, NamespaceConfig]) -> None:
-        import watchfiles
+        """Sync a namespace when something under its folders changes. The watcher survives names that are not
+        UTF-8 and restarts when it fails; after a restart it reports each folder, so every namespace is
+        synced again (a sync only reads what changed)."""
+        from tools.files.watch import FolderWatch
 
         roots: dict[Path, str] = {}
         for name, ns_config in watched.items():
@@ -241,16 +244,20 @@ class RagProvider(Provider):
                     roots[path] = name
         if not roots:
             return
-        async for changes in watchfiles.awatch(*roots, stop_event=self._stop, debounce=500, step=100,
-                                               recursive=True):
+
+        async def on_changes(changes: list[tuple[str, str]]) -> None:
             touched = {name for _, changed in changes for root, name in roots.items()
                        if Path(changed).is_relative_to(root)}
-            for name in touched:
+            for name in sorted(touched):
                 if name in self.spaces:
                     try:
                         await self._sync_paths(name, self.configured[name])
                     except Exception as exc:  # a bad file must not end the watcher
                         logger.error("rag %s: update after a change failed: %s", name, exc)
+
+        watch = FolderWatch(list(roots), label="rag", snapshot=False, debounce_ms=500, step_ms=100,
+                            stop_event=self._stop, skip=lambda name: name in SKIP_DIRS)
+        await watch.run(on_changes)
 
     async def stop(self) -> None:
         self._stop.set()

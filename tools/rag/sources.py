@@ -11,6 +11,7 @@ from __future__ import annotations
 import fnmatch
 import hashlib
 import ipaddress
+import logging
 import os
 import time
 from collections.abc import Iterator
@@ -23,6 +24,7 @@ from tools.rag.namespace import Item
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",
              ".pytest_cache", ".idea", ".vscode", "dist", "build", ".cache"}
 MAX_URL_BYTES = 10 * 1024 * 1024
+logger = logging.getLogger("junction.rag")
 
 
 class SourceError(Exception):
@@ -32,6 +34,25 @@ class SourceError(Exception):
 def _matches(rel: str, patterns: list[str]) -> bool:
     return any(fnmatch.fnmatchcase(rel, p) or fnmatch.fnmatchcase(rel, p.removeprefix("**/"))
                or PurePosixPath(rel).match(p) for p in patterns)
+
+
+_told_not_utf8: set[str] = set()
+
+
+def _not_utf8(name: str) -> bool:
+    """A name whose bytes are not UTF-8 (decoded with surrogate escapes): it could not be stored as a key."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False
+
+
+def _skip_not_utf8(path: Path) -> None:
+    shown = os.fsencode(path).decode("utf-8", "backslashreplace")
+    if shown not in _told_not_utf8 and len(_told_not_utf8) < 1000:
+        _told_not_utf8.add(shown)
+        logger.warning("knowledge base: skipping %s: its name is not UTF-8", shown)
 
 
 def file_item(path: Path, tags: list[str] | None = None, title: str | None = None) -> Item:
@@ -50,8 +71,12 @@ def folder_items(root: Path, include: list[str] | None = None, exclude: list[str
     include = include or []
     exclude = exclude or []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith("."))
+        for name in [n for n in dirnames + filenames if _not_utf8(n)]:
+            _skip_not_utf8(Path(dirpath) / name)
+        dirnames[:] = sorted(d for d in dirnames if d not in SKIP_DIRS and not d.startswith(".") and not _not_utf8(d))
         for name in sorted(filenames):
+            if _not_utf8(name):
+                continue
             path = Path(dirpath) / name
             rel = path.relative_to(root).as_posix()
             if name.startswith(".") or path.is_symlink() or not path.is_file():
