@@ -114,6 +114,79 @@ class Policy:
         return fitting[0] if fitting else None
 
 
+# acting for someone ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Delegation:
+    """Whom something acts for when nobody is calling (a job): the user, their role and the scopes of the token
+    that made it, and that token. At run time it is worth the token's scopes within the user's role *then*, and
+    nothing once the token is revoked or expired, the sign-in revoked, or the user removed (`act_for`)."""
+
+    user: str | None
+    """None: the local user."""
+    role: str
+    """The role when it was made (what counts for users of an external provider, whom the hub cannot look up)."""
+    scopes: tuple[str, ...] | None
+    """The token's scopes; None for records made before tokens were kept (the role's scopes then)."""
+    token: str | None
+    """`Principal.token_id`: an API token's id, `oauth:FAMILY` for a sign-in, `ISSUER#ID` for an external token."""
+
+    @classmethod
+    def of(cls, principal: Principal) -> Delegation:
+        return cls(principal.name, principal.role, tuple(sorted(principal.scopes)), principal.token_id)
+
+    def dumps(self) -> str:
+        return json.dumps({"user": self.user, "role": self.role, "scopes": self.scopes, "token": self.token},
+                          separators=(",", ":"))
+
+    @classmethod
+    def loads(cls, text: str | None) -> Delegation:
+        """From `dumps`, or from the `NAME|SCOPE,SCOPE` form jobs were stored in before (no token known)."""
+        if not text:
+            return cls(None, "admin", None, None)
+        if text.startswith("{"):
+            data = json.loads(text)
+            scopes = data.get("scopes")
+            return cls(data.get("user"), data.get("role") or "", tuple(scopes) if scopes is not None else None,
+                       data.get("token"))
+        name, _, scopes = text.partition("|")
+        return cls(name or None, "", tuple(scopes.split(",")) if scopes else None, None)
+
+
+def act_for(store: Store, policy: Policy, delegation: Delegation, now: float | None = None
+            ) -> tuple[Principal | None, str]:
+    """The principal a delegation is worth now, or (None, why it is worth nothing)."""
+    user, token = delegation.user, delegation.token
+    if user is None:
+        return policy.local, ""
+    now = time.time() if now is None else now
+    if token is not None and token.startswith("oauth:"):
+        live = store.fetchone("SELECT COUNT(*) FROM oauth_tokens WHERE family = ? AND user = ? AND revoked IS NULL "
+                              "AND expires > ?", (token[6:], user, now))
+        if not live or not live[0]:
+            return None, f"the sign-in of '{user}' that made it was revoked or has expired"
+        role = store.user_role(user)
+    elif token is not None and "#" in token:
+        role = delegation.role  # an external provider's user: the hub cannot ask it again
+    elif token is not None:
+        state = store.token_state(token)
+        if state is None or state[0] != user:
+            return None, f"the API token {token} of '{user}' that made it no longer exists"
+        _, expires, revoked = state
+        if revoked is not None:
+            return None, f"the API token {token} of '{user}' that made it was revoked"
+        if expires is not None and expires <= now:
+            return None, f"the API token {token} of '{user}' that made it has expired"
+        role = store.user_role(user)
+    else:
+        role = store.user_role(user)
+    if role is None:
+        return None, f"'{user}' is no longer a user of this hub"
+    granted = policy.role_scopes(role)
+    if delegation.scopes is not None:
+        granted = granted & frozenset(delegation.scopes)
+    return Principal(user, role, granted, token), ""
+
+
 # API tokens ----------------------------------------------------------------------------------------
 def hash_token(token: str) -> str:
     # A token is 256 random bits: a fast hash is enough (no dictionary to guess from).

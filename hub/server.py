@@ -35,7 +35,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from hub import __version__
-from hub.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier, Policy, Principal
+from hub.auth import PRINCIPAL_KEY, Authenticator, Delegation, ExternalVerifier, Policy, Principal, act_for
 from hub.internal import InternalCallContext
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, SessionQuota, explain_invalid_params, plain_response
@@ -178,6 +178,15 @@ class _Host:
 
     def caller(self, ctx: Any) -> Principal:
         return self._hub.router.principal_of(ctx)
+
+    def delegation(self, ctx: Any) -> str:
+        return Delegation.of(self._hub.router.principal_of(ctx)).dumps()
+
+    def act_for(self, delegation: str | None) -> Principal:
+        principal, why = act_for(self._hub.store, self._hub.policy, Delegation.loads(delegation))
+        if principal is None:
+            raise PermissionError(why)
+        return principal
 
     def allows(self, principal: Principal, name: str) -> bool:
         return self._hub.router.dispatch.decide(principal, "tools/call", name) is None

@@ -361,6 +361,11 @@ class Store:
                 "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked FROM api_tokens t "
                 "JOIN users u ON u.name = t.user WHERE t.token_hash = ?", (token_hash,)).fetchone()
 
+    def token_state(self, token_id: str) -> tuple[str, float | None, float | None] | None:
+        """(user, expires, revoked) of an API token by id."""
+        with self._lock:
+            return self._db.execute("SELECT user, expires, revoked FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+
     def touch_token(self, token_id: str) -> None:
         with self._lock:
             self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))

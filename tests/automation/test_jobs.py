@@ -96,7 +96,7 @@ async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: 
                  "exactly one of steps, tool"),
                 ({"name": "c6", "trigger": {"type": "start"}, "action": {"steps": [
                     {"tool": "a", "arguments": {"x": "{{ steps.1.text }}"}}, {"tool": "b"}]}}, "not an earlier step"),
-                ({"name": "tick", "trigger": {"type": "start"}, "action": {"tool": "x"}}, "exists (use update)"),
+                ({"name": "tick", "trigger": {"type": "start"}, "action": {"tool": "x"}}, "is taken (use update)"),
                 ({"name": "c7", "trigger": {"type": "mail", "account": "nope"}, "action": {"tool": "x"}},
                  "no mail account named 'nope'"),
                 ({"name": "c8", "trigger": {"type": "once", "at": "2020-01-01T00:00:00+00:00"}, "action": {"tool": "x"}},

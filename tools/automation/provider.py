@@ -33,6 +33,8 @@ import anyio
 import mcp_types as types
 import msgspec
 
+from hub.auth import LOCAL_OWNER, Delegation, Principal
+from hub.catalog import OWNER_META
 from hub.provider import CallContext, Provider
 from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
 from tools.automation.store import JobStore
@@ -57,12 +59,19 @@ class StepFailed(Exception):
     pass
 
 
+class RunDenied(Exception):
+    """The job may not run any more: whoever it acts for lost the right (the message says how)."""
+
+
 @dataclass
 class Job:
     name: str
     spec: JobSpec
     owner: str | None
-    scopes: list[str] | None
+    """Who made it with a tool (`Principal.owner`); None for a job of the config (the admins')."""
+    delegation: str | None
+    """Whose rights it runs with (`hub.auth.Delegation`, as text): whoever last defined what it does. None: the
+    local admin (jobs of the config)."""
     source: str
     next_at: float | None = None
     running: dict[int, anyio.CancelScope] = field(default_factory=dict)
@@ -74,11 +83,6 @@ class Job:
         return {"name": self.name, "description": self.spec.description, "trigger": msgspec.to_builtins(
             self.spec.trigger), "paused": self.spec.paused, "source": self.source, "owner": self.owner,
             "next_run": _iso(self.next_at), "running": len(self.running), "last_run": self.last}
-
-
-def _owner(name: str | None, scopes: list[str] | None) -> str | None:
-    """How the store keeps who a job runs as: "NAME|SCOPE,SCOPE" (None: the local admin)."""
-    return None if name is None and scopes is None else f"{name or ''}|{','.join(scopes or [])}"
 
 
 def _iso(when: float | None) -> str | None:
@@ -111,10 +115,11 @@ class AutomationProvider(Provider):
             paused = before.get("paused", False) if before is not None else spec.paused
             spec = msgspec.structs.replace(spec, paused=paused)
             as_stored = msgspec.to_builtins(spec)
-            self.store.put_job(name, as_stored, None, "config")
+            self.store.put_job(name, as_stored, None, "config", None)
             # a job changed in the config starts on its new schedule, not the old one's next time
             next_run = stored[name].get("next_run") if before == as_stored else None
-            stored[name] = {"name": name, "spec": as_stored, "owner": None, "source": "config", "next_run": next_run}
+            stored[name] = {"name": name, "spec": as_stored, "owner": None, "source": "config", "next_run": next_run,
+                            "acts_for": None}
         for name, row in stored.items():
             if row["source"] == "config" and name not in self._configured:
                 self.store.delete_job(name)  # taken out of the config
@@ -124,8 +129,7 @@ class AutomationProvider(Provider):
             except JobError as exc:
                 log.error("automation: job %r cannot be used any more: %s", name, exc)
                 continue
-            owner, _, scopes = (row["owner"] or "").partition("|")
-            job = Job(name, spec, owner or None, scopes.split(",") if scopes else None, row["source"])
+            job = Job(name, spec, row["owner"], row["acts_for"], row["source"])
             self.jobs[name] = job
             self._catch_up(job, row.get("next_run"), now)
         mail = self._peer("mail")
@@ -273,6 +277,9 @@ class AutomationProvider(Provider):
                             result = await self._steps(job, trigger, calls)
                         status, error = "ok", None
                         break
+                    except RunDenied as exc:
+                        status, error = "denied", str(exc)
+                        break
                     except StepFailed as exc:
                         error = str(exc)
                     except TimeoutError:
@@ -290,20 +297,22 @@ class AutomationProvider(Provider):
                 self.store.end_run(run_id, status, attempts, result, error, calls)
                 job.last = {"id": run_id, "status": status, "ended": _iso(time.time()), "error": error}
                 self.host.resource_updated(self.job_uri(job.name))
+        if status == "denied" and not job.spec.paused:
+            # it stays stopped until its owner (or an admin) resumes it, rather than being denied every time
+            self._pause(job, True)
         if status != "ok":
             log.warning("automation: job %s run %d %s: %s", job.name, run_id, status, error)
         return run_id
 
-    def _principal(self, job: Job) -> Any:
-        finder = getattr(self.host, "principal", None)
-        if finder is None:
-            return None
-        principal = finder(job.owner)
-        if principal is None:
-            raise StepFailed(f"the job's owner {job.owner!r} is no longer a user of this hub")
-        if job.scopes is not None:
-            principal = type(principal)(principal.name, principal.role, principal.scopes & frozenset(job.scopes))
-        return principal
+    def _principal(self, job: Job) -> Principal:
+        """Whose rights this run has: the token that made (or last changed) the job, within its user's role now."""
+        if job.delegation is None:
+            return self.host.act_for(None)
+        try:
+            return self.host.act_for(job.delegation)
+        except PermissionError as exc:
+            raise RunDenied(f"the job may not run any more: {exc}; it is paused (its owner or an admin may change "
+                            "and resume it)") from None
 
     async def _steps(self, job: Job, trigger: dict[str, Any], calls: list[dict[str, Any]]) -> Any:
         context: dict[str, Any] = {"job": job.name, "now": _iso(time.time()), "trigger": trigger, "steps": {}}
@@ -339,11 +348,17 @@ class AutomationProvider(Provider):
         return uri.startswith("automation://jobs/") and uri.rsplit("/", 1)[-1] in self.jobs
 
     async def list_resources(self) -> list[types.Resource]:
+        # every job's resource is its owner's (the config's: the admins', listed to the local user)
         return [types.Resource(uri=self.job_uri(name), name=f"job {name}", mime_type="application/json",
-                               description=job.spec.description or None) for name, job in sorted(self.jobs.items())]
+                               description=job.spec.description or None,
+                               meta={OWNER_META: job.owner or LOCAL_OWNER})
+                for name, job in sorted(self.jobs.items())]
 
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
-        job = self._job(uri.rsplit("/", 1)[-1])
+        try:
+            job = self._job(uri.rsplit("/", 1)[-1], ctx)
+        except JobError:
+            raise LookupError(uri) from None
         assert self.store is not None
         body = {**job.view(), "spec": msgspec.to_builtins(job.spec), "runs": self.store.runs(job.name, 10)}
         return types.ReadResourceResult(contents=[types.TextResourceContents(
@@ -464,8 +479,9 @@ class AutomationProvider(Provider):
                                      "properties": {"name": name, **spec}}),
             types.Tool(name="update", description="Change a job's trigger, action, policy or description.",
                        input_schema={"type": "object", "required": ["name"], "properties": {"name": name, **spec}}),
-            types.Tool(name="list", description="All jobs: trigger, next run, last run, paused or not.",
-                       input_schema={"type": "object", "properties": {}}, annotations=ro),
+            types.Tool(name="list", description="Your jobs: trigger, next run, last run, paused or not.",
+                       input_schema={"type": "object", "properties": {"all": {
+                           "type": "boolean", "description": "admins: every user's jobs"}}}, annotations=ro),
             types.Tool(name="get", description="One job in full, with its latest runs.", input_schema=only_name,
                        annotations=ro),
             types.Tool(name="pause", description="Stop a job from firing until resumed.", input_schema=only_name),
@@ -492,37 +508,34 @@ class AutomationProvider(Provider):
         except JobError as exc:
             return types.CallToolResult(content=[_text(str(exc))], is_error=True)
 
-    def _job(self, name: Any) -> Job:
+    def _reaches(self, job: Job, ctx: CallContext) -> bool:
+        """A job is its owner's; admins reach every job (those of the config are theirs alone)."""
+        who = self.host.caller(ctx)
+        return who.is_admin or (job.owner is not None and who.owner == job.owner)
+
+    def _job(self, name: Any, ctx: CallContext) -> Job:
+        """A job the caller may reach; someone else's does not exist for them."""
         job = self.jobs.get(name) if isinstance(name, str) else None
-        if job is None:
-            raise JobError(f"name: no job named {name!r}" + (f" (jobs: {', '.join(sorted(self.jobs)[:20])})"
-                                                             if self.jobs else " (there are no jobs)"))
+        if job is None or not self._reaches(job, ctx):
+            mine = sorted(n for n, j in self.jobs.items() if self._reaches(j, ctx))
+            raise JobError(f"name: no job named {name!r}" + (f" (your jobs: {', '.join(mine[:20])})" if mine else
+                                                             " (you have no jobs)"))
         return job
 
-    def _may_change(self, job: Job, ctx: CallContext | None, what: str) -> None:
+    def _may_change(self, job: Job, what: str) -> None:
         if job.source == "config" and what in ("update", "delete"):
             raise JobError(f"job {job.name!r} is defined in the config file; change it there")
-        who = getattr(ctx, "principal", None)
-        if who is None or who == job.owner:
-            return
-        finder = getattr(self.host, "principal", None)
-        principal = finder(who) if finder is not None else None
-        if principal is None or principal.role != "admin":
-            raise JobError(f"job {job.name!r} belongs to {job.owner or 'the local admin'!r}; only they or an admin "
-                           f"may {what} it")
 
-    def _check_tools(self, spec: JobSpec, ctx: CallContext | None) -> list[str]:
-        """Refuse steps the creator may not call; return warnings for tools not in the catalog (yet)."""
-        finder = getattr(self.host, "principal", None)
-        who = getattr(ctx, "principal", None)
-        principal = finder(who) if finder is not None and who is not None else None
-        allows = getattr(self.host, "allows", None)
+    def _check_tools(self, spec: JobSpec, ctx: CallContext) -> list[str]:
+        """Refuse steps and triggers the caller may not use (a job acts with the caller's token); return warnings
+        for tools not in the catalog (yet)."""
+        who = self.host.caller(ctx)
         warnings = []
-        catalog = {t.name for t in self.host.tools()} if hasattr(self.host, "tools") else set()
+        catalog = {t.name for t in self.host.tools()}
         for number, step in enumerate(spec.action.normalized()):
-            if catalog and step.tool not in catalog:
+            if step.tool not in catalog:
                 warnings.append(f"action.steps[{number}].tool: {step.tool!r} is not in the catalog now")
-            if principal is not None and allows is not None and not allows(principal, step.tool):
+            if not self.host.allows(who, step.tool):
                 raise JobError(f"action.steps[{number}].tool: you may not call {step.tool!r}, so your job may not")
         t = spec.trigger
         if t.type == "mail":
@@ -530,6 +543,9 @@ class AutomationProvider(Provider):
             accounts = getattr(mail, "accounts", {}) if mail is not None else {}
             if t.account not in accounts:
                 raise JobError(f"trigger.account: no mail account named {t.account!r}")
+            if not self.host.allows(who, f"{mail.host.prefix}__search"):
+                raise JobError(f"trigger: you may not search mail ({mail.host.prefix}__search), so your job may not "
+                               "wait for it")
             if t.folder not in accounts[t.account].config.watch:
                 raise JobError(f"trigger.folder: the account {t.account!r} does not watch {t.folder!r} (add it to "
                                "its `watch` list)")
@@ -537,6 +553,9 @@ class AutomationProvider(Provider):
             files = self._peer("files")
             if files is None or t.root not in getattr(files, "roots", {}):
                 raise JobError(f"trigger.root: no files root named {t.root!r}")
+            if not self.host.allows(who, f"{files.host.prefix}__list"):
+                raise JobError(f"trigger: you may not list files ({files.host.prefix}__list), so your job may not "
+                               "watch them")
         return warnings
 
     async def _tool_create(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
@@ -544,32 +563,27 @@ class AutomationProvider(Provider):
         if not isinstance(name, str) or not re.fullmatch(NAME, name):
             raise JobError(f"name: {name!r} is not a job name (a-z, 0-9, _ and -, up to 64)")
         if name in self.jobs:
-            raise JobError(f"name: a job named {name!r} exists (use update)")
+            raise JobError(f"name: the job name {name!r} is taken" + (" (use update)" if self._reaches(
+                self.jobs[name], ctx) else ""))
         if len(self.jobs) >= self.config.max_jobs:
             raise JobError(f"there are {len(self.jobs)} jobs already (max_jobs)")
         spec = parse_spec({k: v for k, v in args.items() if k != "name"})
         if spec.trigger.type == "once" and next_fire(spec.trigger, time.time()) is None:
             raise JobError(f"trigger.at: {spec.trigger.at!r} is in the past")
         warnings = self._check_tools(spec, ctx)
-        owner = getattr(ctx, "principal", None)
-        scopes = None
-        finder = getattr(self.host, "principal", None)
-        if owner is not None and finder is not None:
-            principal = finder(owner)
-            scopes = sorted(principal.scopes) if principal is not None else []
-        return await self._install(name, spec, owner, scopes, "created", warnings)
+        return await self._install(name, spec, self.host.delegation(ctx), "created", warnings)
 
-    async def _install(self, name: str, spec: JobSpec, owner: str | None, scopes: list[str] | None, verb: str,
+    async def _install(self, name: str, spec: JobSpec, delegation: str, verb: str,
                        warnings: list[str]) -> types.CallToolResult:
         assert self.store is not None
         secret_note: dict[str, Any] = {}
         spec, secret_note = self._hook_setup(name, spec)
-        self.store.put_job(name, msgspec.to_builtins(spec), _owner(owner, scopes), "tool")
         old = self.jobs.get(name)
-        job = Job(name, spec, owner, scopes, "tool")
+        owner = old.owner if old is not None else Delegation.loads(delegation).user or LOCAL_OWNER
+        self.store.put_job(name, msgspec.to_builtins(spec), owner, "tool", delegation)
+        job = Job(name, spec, owner, delegation, "tool")
         if old is not None:
-            job.owner, job.scopes, job.running, job.queue, job.last = (old.owner, old.scopes, old.running, old.queue,
-                                                                       old.last)
+            job.running, job.queue, job.last = old.running, old.queue, old.last
         self.jobs[name] = job
         self._schedule(job, next_fire(spec.trigger, time.time()))
         if old is None:
@@ -588,37 +602,46 @@ class AutomationProvider(Provider):
             **view, "warnings": warnings, **secret_note})
 
     async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        job = self._job(args.get("name"))
-        self._may_change(job, ctx, "update")
+        job = self._job(args.get("name"), ctx)
+        self._may_change(job, "update")
         merged = {**msgspec.to_builtins(job.spec), **{k: v for k, v in args.items() if k != "name"}}
         spec = parse_spec(merged)
         warnings = self._check_tools(spec, ctx)
-        return await self._install(job.name, spec, job.owner, job.scopes, "updated", warnings)
+        # Whoever changes what a job does answers for it: it acts for them (their token) from now on; the owner stays.
+        return await self._install(job.name, spec, self.host.delegation(ctx), "updated", warnings)
 
     async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        rows = [job.view() for _, job in sorted(self.jobs.items())]
+        """The caller's jobs (an admin's: theirs and the config's); with `all`, an admin sees every user's too."""
+        who = self.host.caller(ctx)
+        every = bool(args.get("all"))
+        if every and not who.is_admin:
+            raise JobError("all: only an admin may list the jobs of every user")
+        rows = [job.view() for _, job in sorted(self.jobs.items())
+                if every or job.owner == who.owner or (job.owner is None and who.is_admin)]
         text = "\n".join(f"{r['name']}: {r['trigger']['type']}" + (" (paused)" if r["paused"] else "")
                          + (f", next {r['next_run']}" if r["next_run"] else "")
                          + (f", last {r['last_run']['status']}" if r["last_run"] else "") for r in rows)
         return types.CallToolResult(content=[_text(text or "no jobs")], structured_content={"jobs": rows})
 
     async def _tool_get(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        job = self._job(args.get("name"))
+        job = self._job(args.get("name"), ctx)
         assert self.store is not None
         body = {**job.view(), "spec": msgspec.to_builtins(job.spec), "runs": self.store.runs(job.name, 5)}
         return types.CallToolResult(content=[_text(json.dumps(body, indent=2, ensure_ascii=False, default=str))],
                                     structured_content=body)
 
     async def _set_paused(self, args: dict[str, Any], ctx: CallContext, paused: bool) -> types.CallToolResult:
-        job = self._job(args.get("name"))
-        self._may_change(job, ctx, "pause" if paused else "resume")
-        assert self.store is not None
-        job.spec = msgspec.structs.replace(job.spec, paused=paused)
-        self.store.put_job(job.name, msgspec.to_builtins(job.spec), _owner(job.owner, job.scopes), job.source)
-        self._schedule(job, None if paused else next_fire(job.spec.trigger, time.time()))
-        self.host.resource_updated(self.job_uri(job.name))
+        job = self._job(args.get("name"), ctx)
+        self._pause(job, paused)
         verb = "paused" if paused else "resumed"
         return types.CallToolResult(content=[_text(f"job {job.name} {verb}")], structured_content=job.view())
+
+    def _pause(self, job: Job, paused: bool) -> None:
+        assert self.store is not None
+        job.spec = msgspec.structs.replace(job.spec, paused=paused)
+        self.store.put_job(job.name, msgspec.to_builtins(job.spec), job.owner, job.source, job.delegation)
+        self._schedule(job, None if paused else next_fire(job.spec.trigger, time.time()))
+        self.host.resource_updated(self.job_uri(job.name))
 
     async def _tool_pause(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         return await self._set_paused(args, ctx, True)
@@ -627,8 +650,7 @@ class AutomationProvider(Provider):
         return await self._set_paused(args, ctx, False)
 
     async def _tool_run_now(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        job = self._job(args.get("name"))
-        self._may_change(job, ctx, "run")
+        job = self._job(args.get("name"), ctx)
         assert self.store is not None
         trigger = {"type": "manual", "by": getattr(ctx, "principal", None)}
         if args.get("wait"):
@@ -644,8 +666,8 @@ class AutomationProvider(Provider):
         return types.CallToolResult(content=[_text(f"job {job.name} started")], structured_content={"started": True})
 
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        job = self._job(args.get("name"))
-        self._may_change(job, ctx, "delete")
+        job = self._job(args.get("name"), ctx)
+        self._may_change(job, "delete")
         assert self.store is not None
         for scope in list(job.running.values()):
             scope.cancel()
@@ -659,7 +681,7 @@ class AutomationProvider(Provider):
         return types.CallToolResult(content=[_text(f"job {job.name} deleted")], structured_content={"deleted": job.name})
 
     async def _tool_runs(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        job = self._job(args.get("name"))
+        job = self._job(args.get("name"), ctx)
         assert self.store is not None
         limit = args.get("limit", 20)
         if not isinstance(limit, int) or not 1 <= limit <= 200:

@@ -15,6 +15,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     spec TEXT NOT NULL,
     owner TEXT,
     source TEXT NOT NULL DEFAULT 'tool',
+    acts_for TEXT,
     created REAL NOT NULL,
     updated REAL NOT NULL,
     next_run REAL
@@ -40,19 +41,29 @@ KEEP_RUNS = 200
 class JobStore(ProviderDB):
     def __init__(self, path: Path) -> None:
         super().__init__(path, SCHEMA)
+        columns = {row[1] for row in self.rows("PRAGMA table_info(jobs)")}
+        if "acts_for" not in columns:
+            # Before jobs kept whom they act for apart from their owner, `owner` held "NAME|SCOPE,SCOPE".
+            self.execute("ALTER TABLE jobs ADD COLUMN acts_for TEXT")
+            self.execute("UPDATE jobs SET acts_for = owner, owner = CASE WHEN owner LIKE '|%' THEN '(local)' ELSE "
+                         "substr(owner, 1, instr(owner, '|') - 1) END WHERE owner IS NOT NULL")
+            self.execute("UPDATE jobs SET owner = '(local)' WHERE owner IS NULL AND source = 'tool'")
 
     # jobs
     def jobs(self) -> list[dict[str, Any]]:
-        rows = self.rows("SELECT name, spec, owner, source, created, updated, next_run FROM jobs ORDER BY name")
+        rows = self.rows("SELECT name, spec, owner, source, created, updated, next_run, acts_for FROM jobs "
+                         "ORDER BY name")
         return [{"name": r[0], "spec": json.loads(r[1]), "owner": r[2], "source": r[3], "created": r[4],
-                 "updated": r[5], "next_run": r[6]} for r in rows]
+                 "updated": r[5], "next_run": r[6], "acts_for": r[7]} for r in rows]
 
-    def put_job(self, name: str, spec: dict[str, Any], owner: str | None, source: str) -> None:
+    def put_job(self, name: str, spec: dict[str, Any], owner: str | None, source: str, acts_for: str | None) -> None:
+        """`owner`: whose job it is (None: the config's); `acts_for`: whose rights it runs with (a delegation)."""
         now = time.time()
-        self.execute("INSERT INTO jobs (name, spec, owner, source, created, updated) VALUES (?, ?, ?, ?, ?, ?) "
-                     "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner, "
+        self.execute("INSERT INTO jobs (name, spec, owner, source, acts_for, created, updated) VALUES (?, ?, ?, ?, ?, "
+                     "?, ?) ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, owner = excluded.owner, "
+                     "acts_for = excluded.acts_for, "
                      "source = excluded.source, updated = excluded.updated",
-                     (name, json.dumps(spec), owner, source, now, now))
+                     (name, json.dumps(spec), owner, source, acts_for, now, now))
 
     def delete_job(self, name: str) -> None:
         self.execute("DELETE FROM jobs WHERE name = ?", (name,))
