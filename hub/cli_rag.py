@@ -101,6 +101,7 @@ async def _answers(url: str) -> bool:
 
 async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str | None) -> dict:
     from hub.config import provider_settings
+    from hub.outbound import OutboundPolicy
     from tools.rag.provider import RagConfig, RagProvider
 
     settings = provider_settings(config, "rag", RagConfig)
@@ -108,6 +109,7 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
     class Host:  # no background sync or watcher: this process lives for one command
         name = "rag"
         data_dir = str(config.data_dir() / "providers" / "rag")
+        outbound = OutboundPolicy.from_config(config)  # the config's rules here too: the same URLs as the hub
 
         def spawn(self, fn: Any, *a: Any) -> None:
             pass

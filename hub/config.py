@@ -180,6 +180,26 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     oauth: OAuthServerConfig = msgspec.field(default_factory=OAuthServerConfig)
 
 
+class OutboundConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[outbound]`: the requests the hub makes for its callers (URL ingest, model endpoints, metadata
+    documents): where they may go and how long and large they may be (see hub/outbound.py)."""
+
+    allow_private: bool = False
+    """Let them reach loopback, private (RFC 1918, IPv6 ULA) and shared (CGNAT) addresses. Link-local and
+    cloud metadata addresses (169.254.169.254) still need an `allowed_networks` entry."""
+    allowed_hosts: list[str] = []
+    """Hosts whose addresses are not checked: `wiki.corp.example`, `wiki.corp.example:8443`,
+    `*.corp.example` (every name under it), `10.0.0.5:80`."""
+    allowed_networks: list[str] = []
+    """Addresses that may be reached although they are not public: `10.0.0.0/8`, `127.0.0.1/32`, `fd00::/8`."""
+    max_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 10 * 1024 * 1024
+    """The largest answer read (a request may set its own)."""
+    timeout_seconds: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    """The longest a request takes, redirects and reading the answer included (a request may set its own)."""
+    max_redirects: Annotated[int, msgspec.Meta(ge=0, le=20)] = 5
+    """Redirects followed, each checked like the first URL (0: none)."""
+
+
 class ProviderConfig(msgspec.Struct, forbid_unknown_fields=False, kw_only=True):
     """`[providers.NAME]`: switches every provider has; other keys are the provider's own settings."""
 
@@ -207,6 +227,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
+    outbound: OutboundConfig = msgspec.field(default_factory=OutboundConfig)
     providers: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ProviderConfig] = {}
     connectors: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ConnectorSwitches] = {}
     source: str = ""
@@ -292,6 +313,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
         tables[section] = _named_tables(raw.pop(section, {}), section, source)
     config = _convert(raw, Config, source, "")
     _check_auth(config.auth, source)
+    _check_outbound(config.outbound, source)
     providers = {n: _convert(t, ProviderConfig, source, f"providers.{n}") for n, t in tables["providers"].items()}
     connectors = {n: _convert(t, ConnectorSwitches, source, f"connectors.{n}") for n, t in tables["connectors"].items()}
     for name in connectors:
@@ -335,6 +357,17 @@ def _check_auth(auth: AuthConfig, source: str) -> None:
             if scope not in known:
                 raise ConfigError(source, f"auth.roles.{role}.scopes", f"unknown scope '{scope}' (known: "
                                   f"{', '.join(sorted(known))})")
+
+
+def _check_outbound(outbound: OutboundConfig, source: str) -> None:
+    from hub.outbound import parse_host_rule, parse_network
+
+    for key, parse in (("allowed_hosts", parse_host_rule), ("allowed_networks", parse_network)):
+        for number, entry in enumerate(getattr(outbound, key)):
+            try:
+                parse(entry)
+            except ValueError as exc:
+                raise ConfigError(source, f"outbound.{key}[{number}]", str(exc)) from None
 
 
 def check_auth_binding(config: Config) -> None:
@@ -539,6 +572,14 @@ mode = "none"               # "tokens": every client needs a token from `junctio
 # "files:read" = ["files__read*", "files__list*"]
 # [auth.roles.agent]        # built-in roles: admin (everything), user (all but hub:admin), agent
 # scopes = ["files:read"]
+
+[outbound]                  # requests the hub makes for callers: URL ingest, model endpoints, ...
+allow_private = false       # loopback and private networks; link-local and 169.254.169.254 need allowed_networks
+allowed_hosts = []          # e.g. ["wiki.corp.example", "*.corp.example", "10.0.0.5:80"]
+allowed_networks = []       # e.g. ["10.0.0.0/8", "127.0.0.1/32"]
+max_bytes = 10485760        # the largest answer read
+timeout_seconds = 30        # the longest a request takes, redirects and body included
+max_redirects = 5
 
 # Providers: the hub's own tools and any installed plugin (entry point group
 # `junction.providers`). Each may be switched off and given a name prefix.

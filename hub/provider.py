@@ -43,6 +43,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import mcp_types as types
 import msgspec
 
+from hub.outbound import OutboundPolicy
+
 T = TypeVar("T")
 
 InputRequest = types.ElicitRequest | types.CreateMessageRequest | types.ListRootsRequest
@@ -178,6 +180,8 @@ class ProviderHost(Protocol):
     """The provider's configured name (the `[providers.NAME]` key)."""
     data_dir: str
     """A directory the provider may keep files in (not created until the provider creates it)."""
+    outbound: OutboundPolicy
+    """The policy every HTTP request made for a caller goes through (`hub.outbound`; `[outbound]` in the config)."""
 
     def catalog_changed(self) -> None:
         """Re-read this provider's lists and send `list_changed` to every client."""

@@ -39,6 +39,7 @@ from hub.auth import PRINCIPAL_KEY, Authenticator, Delegation, ExternalVerifier,
 from hub.internal import InternalCallContext
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
 from hub.gate import RequestGate, SessionQuota, explain_invalid_params, plain_response
+from hub.outbound import OutboundPolicy
 from hub.provider import Provider, ProviderState
 from hub.ratelimit import RateLimiter
 from hub.relay import RelayFront
@@ -173,6 +174,10 @@ class _Host:
     def prefix(self) -> str:
         return self._slot.prefix
 
+    @property
+    def outbound(self) -> OutboundPolicy:
+        return self._hub.outbound
+
     def tools(self) -> list[types.Tool]:
         return list(self._hub.router.catalog.tool_list)
 
@@ -263,6 +268,7 @@ class Hub:
         self.store = Store(self.data_dir / "junction.db")
         self.secret_store: Any = None
         """The secret store, opened when a provider first asks for it."""
+        self.outbound = OutboundPolicy.from_config(config)
         self.slots: list[ProviderSlot] = []
         names = list(config.providers)
         # Installed providers are on unless the config switches them off.

@@ -55,6 +55,14 @@ def test_init_template_is_a_valid_config(tmp_path: Path) -> None:
          "'javascript:' can never be a redirect target"),
         ("[auth.oauth]\nissuer = 'https://hub.example/auth'\n", "auth.oauth.issuer", "the issuer is an origin"),
         ("[auth.oauth]\naccess_token_ttl = 5\n", "auth.oauth.access_token_ttl", "expected `int` >= 60"),
+        ("[outbound]\nallowed_networks = ['10.0.0.1/8']\n", "outbound.allowed_networks[0]",
+         "'10.0.0.1/8' has bits set beyond its prefix length: write 10.0.0.0/8"),
+        ("[outbound]\nallowed_networks = ['intranet']\n", "outbound.allowed_networks[0]", "'intranet' is not an IP network"),
+        ("[outbound]\nallowed_hosts = ['ok.example', 'bad host']\n", "outbound.allowed_hosts[1]",
+         "'bad host' is not a host name"),
+        ("[outbound]\nallowed_hosts = ['wiki:99999']\n", "outbound.allowed_hosts[0]", "'wiki:99999': the port must be"),
+        ("[outbound]\nmax_redirects = 50\n", "outbound.max_redirects", "expected `int` <= 20"),
+        ("[outbound]\nallow_privat = true\n", "outbound.allow_privat", "unknown key"),
     ],
 )
 def test_bad_config_names_key_path_and_reason(tmp_path: Path, toml: str, path: str, reason: str) -> None:

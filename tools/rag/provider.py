@@ -82,7 +82,8 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Where `ingest` may read files from, besides the namespaces' own paths (nothing else on this
     machine can be ingested by a client)."""
     allow_private_urls: bool = False
-    """Let `ingest` fetch URLs on loopback and private networks."""
+    """Let `ingest` fetch URLs on loopback and private networks (as `[outbound] allow_private` does for
+    every provider); every other rule of `[outbound]` still applies."""
     sample: bool = True
     """With no namespaces configured, index the bundled sample folder as namespace `sample`."""
     namespaces: dict[Annotated[str, msgspec.Meta(pattern=_NS_NAME)], NamespaceConfig] = {}
@@ -434,7 +435,9 @@ class RagProvider(Provider):
                                             progress=progress, cancelled=lambda: ctx.cancelled)
         else:
             if given == ["url"]:
-                item = await url_item(str(args["url"]), tags, self.config.allow_private_urls)
+                outbound = self.host.outbound.granting(allow_private=self.config.allow_private_urls,
+                                                       setting="[providers.rag] allow_private_urls")
+                item = await url_item(str(args["url"]), outbound, tags)
             else:
                 if not isinstance(args["text"], str):
                     raise ValueError("text: expected a string")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import ipaddress
 import logging
 import os
 import time
@@ -18,12 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from hub.outbound import OutboundError, OutboundPolicy, display_url
 from tools.rag.documents import supported
 from tools.rag.namespace import Item
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",
              ".pytest_cache", ".idea", ".vscode", "dist", "build", ".cache"}
-MAX_URL_BYTES = 10 * 1024 * 1024
 logger = logging.getLogger("junction.rag")
 
 
@@ -99,37 +98,21 @@ def text_item(text: str, title: str | None = None, key: str | None = None, tags:
                 mime="text/markdown" if markdown else "text/plain")
 
 
-async def url_item(url: str, tags: list[str] | None = None, allow_private: bool = False, timeout: float = 20.0) -> Item:
-    """Fetch a web page (or a document at a URL) with aiohttp; HTML is converted to text, never run."""
-    import aiohttp
-    import anyio
-
+async def url_item(url: str, outbound: OutboundPolicy, tags: list[str] | None = None) -> Item:
+    """Fetch a web page (or a document at a URL) under the outbound policy (every redirect hop checked,
+    size and time capped); HTML is converted to text, never run."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise SourceError(f"{url!r}: only http(s) URLs can be ingested")
-    if not allow_private:
-        try:
-            infos = await anyio.getaddrinfo(parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-        except OSError:
-            raise SourceError(f"cannot resolve {parts.hostname!r}") from None
-        for info in infos:
-            address = ipaddress.ip_address(info[4][0])
-            if not address.is_global:
-                raise SourceError(f"{parts.hostname} is a private or loopback address ({address}); set "
-                                  "[providers.rag] allow_private_urls = true to ingest from it")
-    try:
-        async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=timeout)) as http:
-            async with http.get(url, headers={"User-Agent": "Junction/1 (knowledge base)"},
-                                max_redirects=5) as resp:
-                if resp.status != 200:
-                    raise SourceError(f"{url} answered HTTP {resp.status}")
-                data = await resp.content.read(MAX_URL_BYTES + 1)
-                content_type = resp.headers.get("Content-Type", "").split(";")[0].strip().lower()
-                modified = resp.headers.get("Last-Modified")
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        raise SourceError(f"cannot fetch {url}: {exc.__class__.__name__}: {str(exc)[:200]}") from None
-    if len(data) > MAX_URL_BYTES:
-        raise SourceError(f"{url} is larger than {MAX_URL_BYTES // 1_000_000} MB")
+        raise SourceError(f"{display_url(url)}: only http(s) URLs can be ingested")
+    try:  # size and time: [outbound] max_bytes and timeout_seconds
+        async with outbound.request("GET", url, headers={"User-Agent": "Junction/1 (knowledge base)"}) as resp:
+            if resp.status != 200:
+                raise SourceError(f"{display_url(url)} answered {await resp.summary()}")
+            data = await resp.read()
+            content_type = resp.content_type
+            modified = resp.headers.get("Last-Modified")
+    except OutboundError as exc:  # a refusal or failure: says which host, address and setting
+        raise SourceError(str(exc)) from None
     name = PurePosixPath(parts.path).name or "index.html"
     mime = {"text/html": "text/html", "application/xhtml+xml": "text/html", "text/markdown": "text/markdown",
             "application/pdf": "application/pdf", "text/plain": "text/plain"}.get(content_type)
