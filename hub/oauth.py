@@ -28,7 +28,6 @@ import contextvars
 import hashlib
 import hmac
 import html
-import ipaddress
 import json
 import logging
 import math
@@ -67,6 +66,7 @@ from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
 from hub.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
 from hub.lockout import SignInThrottle
+from hub.outbound import OutboundError, OutboundPolicy, display_url
 from hub.secrets import SecretError, SecretStore
 from hub.store import Store
 
@@ -214,7 +214,8 @@ class _Pending:
 class AuthorizationServer:
     """`OAuthAuthorizationServerProvider` over the hub's store, plus the login page and the routes."""
 
-    def __init__(self, config: Config, store: Store, policy: Policy, resource: str) -> None:
+    def __init__(self, config: Config, store: Store, policy: Policy, resource: str,
+                 outbound: OutboundPolicy | None = None) -> None:
         self.config = config
         self.settings = config.auth.oauth
         self.store = store
@@ -229,7 +230,9 @@ class AuthorizationServer:
         self.browser_cookie = ("__Host-" if self.secure else "") + BROWSER_COOKIE
         self.throttle = SignInThrottle(self.settings.failed_sign_ins, self.settings.failed_sign_ins_per_address,
                                        float(self.settings.lockout))
-        self._http: Any = None
+        self.outbound = outbound if outbound is not None else OutboundPolicy.from_config(config)
+        """Where metadata documents may be fetched from: the hub's outbound policy (on a loopback issuer, the
+        development set-up, loopback documents too)."""
 
     # metadata ------------------------------------------------------------------------------------
     def valid_scopes(self) -> list[str]:
@@ -338,23 +341,18 @@ class AuthorizationServer:
         parts = urlsplit(url)
         if parts.path in ("", "/") or parts.fragment or parts.username or parts.password:
             return None, "a client ID URL needs a path and no fragment or credentials"
-        if not self.dev:
-            problem = await _public_host_problem(parts.hostname or "", parts.port or 443)
-            if problem:
-                return None, problem
-        import aiohttp
-
-        if self._http is None:
-            self._http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5))
+        policy = self.outbound.granting(allow_private=True, setting="an issuer on loopback") if self.dev \
+            else self.outbound
         try:
-            async with self._http.get(url, allow_redirects=False, headers={"Accept": "application/json"}) as resp:
+            async with policy.request("GET", url, headers={"Accept": "application/json"}, max_redirects=0,
+                                      max_bytes=MAX_METADATA_DOCUMENT, timeout=5) as resp:
                 if resp.status != 200:
-                    return None, f"{url} answered HTTP {resp.status}"
-                body = await resp.content.read(MAX_METADATA_DOCUMENT + 1)
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            return None, f"cannot read {url}: {exc.__class__.__name__}"
-        if len(body) > MAX_METADATA_DOCUMENT:
-            return None, f"the document at {url} is larger than {MAX_METADATA_DOCUMENT} bytes"
+                    return None, f"{display_url(url)} answered HTTP {resp.status}"
+                body = await resp.read()
+        except OutboundError as exc:
+            if "sent more than" in str(exc):
+                return None, f"the document at {display_url(url)} is larger than {MAX_METADATA_DOCUMENT} bytes"
+            return None, f"cannot read the client's metadata document: {exc}"
         try:
             doc = json.loads(body)
         except ValueError:
@@ -383,8 +381,7 @@ class AuthorizationServer:
         return client, ""
 
     async def close(self) -> None:
-        if self._http is not None:
-            await self._http.close()
+        """Nothing to release: outbound requests hold no connections between them."""
 
     # authorization -------------------------------------------------------------------------------
     async def authorize(self, client: OAuthClientInformationFull, params: AuthorizationParams) -> str:
@@ -937,16 +934,3 @@ button {{ font: inherit; padding: .4rem 1.2rem; margin: .75rem .5rem 0 0; }} .er
         # the POST's Origin is how the page tells its own form from another site's
         "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})
-
-
-async def _public_host_problem(host: str, port: int) -> str | None:
-    """Client metadata must come from the public internet: no loopback, private or link-local hosts."""
-    try:
-        infos = await anyio.getaddrinfo(host, port)
-    except OSError:
-        return f"cannot resolve {host!r}"
-    for info in infos:
-        address = ipaddress.ip_address(info[4][0])
-        if not address.is_global:
-            return f"{host!r} resolves to a non-public address ({address})"
-    return None

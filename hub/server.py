@@ -481,7 +481,7 @@ class Hub:
         if auth_cfg.mode == "oauth":
             from hub.oauth import AuthorizationServer
 
-            oauth = AuthorizationServer(self.config, self.store, self.policy, resource)
+            oauth = AuthorizationServer(self.config, self.store, self.policy, resource, self.outbound)
         auth = Authenticator(auth_cfg.mode, self.store, self.policy, resource, origin + metadata_path, external, oauth)
         issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
 

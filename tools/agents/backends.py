@@ -9,9 +9,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
-import aiohttp
 import mcp_types as types
 import msgspec
+
+from hub.outbound import OutboundError, OutboundPolicy, OutboundRefused, host_of
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -68,20 +69,6 @@ class BackendError(Exception):
     """The model could not answer (the next model in the fallback list gets a chance)."""
 
 
-def summarize_error(status: int, body: bytes) -> str:
-    """An endpoint's error answer as one short line: the status and an OpenAI-style `error.message` (cut to 200
-    characters) when there is one. Never the body itself: it could be anything the endpoint holds."""
-    reason = ""
-    try:
-        error = json.loads(body).get("error")
-        message = error.get("message") if isinstance(error, dict) else error
-        if isinstance(message, str):
-            reason = " ".join(message.split())[:200]
-    except (ValueError, AttributeError, TypeError):
-        pass
-    return f"HTTP {status}" + (f": {reason}" if reason else "")
-
-
 def _check_url(spec: ModelSpec) -> str:
     if not spec.base_url.startswith(("http://", "https://")):
         raise BackendError(f"{spec.label}: base_url must be an http(s) URL (e.g. http://127.0.0.1:11434/v1)")
@@ -89,9 +76,13 @@ def _check_url(spec: ModelSpec) -> str:
 
 
 async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools: list[types.Tool],
-                          session: aiohttp.ClientSession) -> Turn:
-    """One streamed chat completion; raises `BackendError` with the reason on any failure."""
+                          outbound: OutboundPolicy, *, trusted: bool) -> Turn:
+    """One streamed chat completion through the hub's outbound policy; raises `BackendError` with the reason on
+    any failure. An endpoint the admin configured (`trusted`) is allowed wherever it is, and its error messages
+    are passed on (cut to a line); one a caller named is held to the policy, and only its status is told."""
     url = _check_url(spec)
+    if trusted:
+        outbound = outbound.granting(hosts=[host_of(url)])
     body: dict[str, Any] = {"model": spec.model, "messages": messages, "stream": True,
                             "stream_options": {"include_usage": True}, "max_tokens": spec.max_tokens,
                             **spec.parameters}
@@ -109,13 +100,14 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
     usage: dict[str, int] = {}
     model = spec.model
     try:
-        timeout = aiohttp.ClientTimeout(total=spec.timeout_seconds, sock_connect=min(10.0, spec.timeout_seconds))
-        async with session.post(url, json=body, headers=headers, timeout=timeout) as response:
-            if response.status >= 400:
-                raise BackendError(f"{spec.label}: {summarize_error(response.status, await response.content.read(4096))}")
+        async with outbound.request("POST", url, json=body, headers=headers, timeout=spec.timeout_seconds,
+                                    max_redirects=0) as response:
+            if response.status >= 300:
+                reason = await response.summary() if trusted else f"HTTP {response.status}"
+                raise BackendError(f"{spec.label}: {reason}")
             if "text/event-stream" not in response.headers.get("Content-Type", ""):
                 return _whole(await response.json(), spec, started)
-            async for raw in response.content:
+            async for raw in response.lines():
                 line = raw.strip()
                 if not line.startswith(b"data:"):
                     continue
@@ -138,12 +130,18 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
                         slot["arguments"] += function.get("arguments") or ""
     except BackendError:
         raise
+    except OutboundRefused as exc:
+        raise BackendError(f"{spec.label}: {exc}") from None
+    except OutboundError as exc:
+        message = str(exc)
+        if "did not answer within" in message or isinstance(exc.__cause__, TimeoutError):
+            raise BackendError(f"{spec.label}: no answer within {spec.timeout_seconds:g} s") from None
+        raise BackendError(f"{spec.label}: {message}") from None
     except TimeoutError:
         raise BackendError(f"{spec.label}: no answer within {spec.timeout_seconds:g} s") from None
-    except aiohttp.ClientError as exc:
-        raise BackendError(f"{spec.label}: {exc.__class__.__name__}: {exc}") from None
-    except (ValueError, KeyError) as exc:
-        raise BackendError(f"{spec.label}: the answer is not valid chat-completions JSON ({exc})") from None
+    except (ValueError, KeyError, AttributeError) as exc:
+        raise BackendError(f"{spec.label}: the answer is not valid chat-completions JSON "
+                           f"({type(exc).__name__})") from None
     return Turn("".join(text), [_call(c, n) for n, c in sorted(calls.items())], usage, model,
                 time.perf_counter() - started)
 

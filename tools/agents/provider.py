@@ -30,13 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
-import aiohttp
 import anyio
 import mcp_types as types
 import msgspec
 
 from hub.auth import LOCAL_OWNER, Principal
 from hub.catalog import OWNER_META
+from hub.outbound import OutboundError
 from hub.provider import CallContext, Provider
 from hub.providerdb import ProviderDB
 from tools.agents.backends import BackendError, ModelSpec, Turn, complete_openai, complete_sampling
@@ -183,7 +183,6 @@ class AgentsProvider(Provider):
                 raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
             self.agents[name] = Agent(resolve(spec, f"agents.{name}", self.config.models), "config")
         self.store: ProviderDB | None = None
-        self._http: aiohttp.ClientSession | None = None
 
     def _resolve_made(self, spec: AgentSpec, where: str) -> AgentSpec:
         return resolve(spec, where, self.config.models, made_by_tool=True,
@@ -203,11 +202,8 @@ class AgentsProvider(Provider):
                 log.error("agents: stored agent %r cannot be used: %s", name, exc)
                 continue
             self.agents[name] = Agent(spec, "tool", owner)
-        self._http = aiohttp.ClientSession()
 
     async def stop(self) -> None:
-        if self._http is not None:
-            await self._http.close()
         if self.store is not None:
             self.store.close()
 
@@ -401,7 +397,7 @@ class AgentsProvider(Provider):
                         break
                     steps += 1
                     await self._progress(ctx, steps, spec, f"step {steps}: asking the model")
-                    turn = await self._model(spec, messages, tools, ctx, usage)
+                    turn = await self._model(self.agents[name], messages, tools, ctx, usage)
                     spent += turn.usage.get("completion_tokens", 0)
                     if not turn.tool_calls:
                         answer = turn.text
@@ -470,17 +466,18 @@ class AgentsProvider(Provider):
         cache[call.id] = {"text": text, "failed": failed}
         return text, failed
 
-    async def _model(self, spec: AgentSpec, messages: list[dict[str, Any]], tools: list[types.Tool],
+    async def _model(self, agent: Agent, messages: list[dict[str, Any]], tools: list[types.Tool],
                      ctx: CallContext, usage: dict[str, Any]) -> Turn:
         errors = []
         wire = [{k: v for k, v in m.items() if k != "is_error"} for m in messages]
-        for model in spec.models:
+        for model in agent.spec.models:
             try:
                 if model.backend == "sampling":
                     turn = await complete_sampling(model, messages, tools, ctx)
                 else:
-                    assert self._http is not None
-                    turn = await complete_openai(model, wire, tools, self._http)
+                    # a custom endpoint (allowed by the admin) is one an agent made with a tool names itself
+                    trusted = agent.source == "config" or bool(model.name)
+                    turn = await complete_openai(model, wire, tools, self.host.outbound, trusted=trusted)
             except BackendError as exc:
                 errors.append(str(exc))
                 usage["model_calls"].append({"model": model.label, "ok": False, "error": str(exc)})
@@ -540,19 +537,25 @@ class AgentsProvider(Provider):
         if name in self.agents:
             raise AgentError(f"name: the agent name {name!r} is taken" + (" (use update)" if self._reaches(
                 self.agents[name], ctx) and self.agents[name].source == "tool" else ""))
-        return self._install(name, self._spec_from(args), ctx, "created", self._owner(ctx))
+        return await self._install(name, self._spec_from(args), ctx, "created", self._owner(ctx))
 
     async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         agent = self._agent(args.get("name"), ctx, "update")
         name = args["name"]
         assert self.store is not None
         stored = self.store.rows("SELECT spec FROM agents WHERE name = ?", (name,))
-        return self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx, "updated",
-                             agent.owner)
+        return await self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx,
+                                   "updated", agent.owner)
 
-    def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str, owner: str | None
-                 ) -> types.CallToolResult:
+    async def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str, owner: str | None
+                       ) -> types.CallToolResult:
         resolved = self._resolve_made(spec, "agent")
+        for number, model in enumerate(resolved.models):
+            if model.backend == "openai" and not model.name:  # an endpoint of the caller's own: where may it go?
+                try:
+                    await self.host.outbound.check(model.base_url)
+                except OutboundError as exc:
+                    raise AgentError(f"agent.models[{number}].base_url: {exc}") from None
         assert self.store is not None
         now = time.time()
         self.store.execute("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
