@@ -126,6 +126,11 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
         def hub_info(self) -> dict:
             return {}
 
+        def caller(self, ctx: Any) -> Any:
+            from hub.auth import Principal
+
+            return Principal(None, "admin", frozenset({"mcp"}))  # the local user: the machine's admin
+
     provider = RagProvider(Host(), settings)
     await provider.start()
     try:

@@ -23,6 +23,8 @@ import anyio
 import mcp_types as types
 import msgspec
 
+from hub.auth import Principal
+from hub.catalog import OWNER_META
 from hub.provider import CallContext, Provider
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
@@ -130,6 +132,8 @@ class RagProvider(Provider):
         self.store: RagStore | None = None
         self.embedder: Embedder | None = None
         self.spaces: dict[str, Namespace] = {}
+        self.owners: dict[str, str | None] = {}
+        """Namespace -> its owner (`Principal.owner`); None for the config's."""
         self.configured: dict[str, NamespaceConfig] = {}
         self._stop = anyio.Event()
         self.synced = anyio.Event()
@@ -169,6 +173,7 @@ class RagProvider(Provider):
             self.configured["sample"] = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)
         for name, ns_config in self.configured.items():
             self.store.put_namespace(name, msgspec.to_builtins(ns_config), "config")
+        self.owners = self.store.owners()
         for name in self.store.namespaces():
             await self._open(name)
         self.host.spawn(self._background)
@@ -301,8 +306,10 @@ class RagProvider(Provider):
                            "key": {"type": "string"},
                            "path": {"type": "string", "description": "glob over document paths or URLs"}}},
                        annotations=types.ToolAnnotations(destructive_hint=True)),
-            types.Tool(name="list_namespaces", description="The knowledge base's namespaces and their sizes.",
-                       input_schema={"type": "object", "properties": {}},
+            types.Tool(name="list_namespaces", description="The knowledge base's namespaces you may search (the "
+                       "hub's and yours) and their sizes.",
+                       input_schema={"type": "object", "properties": {"all": {
+                           "type": "boolean", "description": "admins: every user's namespaces"}}},
                        annotations=types.ToolAnnotations(read_only_hint=True)),
             types.Tool(name="stats", description="Details of one namespace: documents, chunks, engines, embedder.",
                        input_schema={"type": "object", "required": ["namespace"], "properties": {"namespace": ns_prop}},
@@ -318,7 +325,9 @@ class RagProvider(Provider):
 
     async def list_resources(self) -> Sequence[types.Resource]:
         return [types.Resource(uri=f"rag://{name}", name=f"knowledge: {name}", mime_type="application/json",
-                               description=f"the documents of namespace {name}") for name in sorted(self.spaces)]
+                               description=f"the documents of namespace {name}",
+                               meta={OWNER_META: self.owners[name]} if self.owners.get(name) else None)
+                for name in sorted(self.spaces)]
 
     async def list_resource_templates(self) -> Sequence[types.ResourceTemplate]:
         return [
@@ -346,20 +355,39 @@ class RagProvider(Provider):
         except (ValueError, SourceError, KeyError) as exc:
             return _error(str(exc.args[0]) if exc.args else str(exc))
 
-    def _space(self, name: Any) -> Namespace:
-        if not isinstance(name, str) or name not in self.spaces:
-            known = ", ".join(sorted(self.spaces)) or "none yet (create_namespace)"
+    def _reaches(self, name: str, who: Principal | None, *, write: bool = False) -> bool:
+        """A namespace made with a tool is its owner's (and the admins'); the config's are everyone's to read
+        (within the policy) and the admins' to change."""
+        if who is None:  # the hub itself (another provider, the CLI's local run)
+            return True
+        owner = self.owners.get(name)
+        if owner is None:
+            return who.is_admin or not write
+        return who.is_admin or who.owner == owner
+
+    def _space(self, name: Any, who: Principal | None = None, *, write: bool = False) -> Namespace:
+        """A namespace the caller may use; one of someone else's does not exist for them."""
+        if not isinstance(name, str) or name not in self.spaces or not self._reaches(name, who):
+            known = ", ".join(sorted(n for n in self.spaces if self._reaches(n, who))) or "none yet (create_namespace)"
             raise ValueError(f"namespace: no namespace named {name!r} (known: {known})")
+        if write and not self._reaches(name, who, write=True):
+            raise ValueError(f"namespace: {name!r} is defined in the config file; only an admin may change what is "
+                             "in it")
         return self.spaces[name]
 
+    def _who(self, ctx: CallContext | None) -> Principal:
+        return self.host.caller(ctx)
+
     async def search(self, query: str, namespaces: list[str] | None = None, k: int = 8, mode: str = "hybrid",
-                     **filters: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
-        """Search (also for the prompt and other providers): results best first, and the mode each namespace ran."""
+                     who: Principal | None = None, **filters: Any) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """Search (also for the prompt and other providers) the namespaces `who` may read: results best first, and
+        the mode each namespace ran."""
         if not query_words(query):
             raise ValueError("query: nothing to search for (no words)")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
-        spaces = [self._space(n) for n in namespaces] if namespaces else list(self.spaces.values())
+        spaces = [self._space(n, who) for n in namespaces] if namespaces else \
+            [s for n, s in self.spaces.items() if self._reaches(n, who)]
         after, before = _when(filters.get("after"), "after"), _when(filters.get("before"), "before")
         tags = filters.get("tags")
         if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
@@ -398,7 +426,8 @@ class RagProvider(Provider):
         if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= 100:
             raise ValueError("k: expected an integer from 1 to 100")
         filters = {f: args.get(f) for f in FILTER_PROPS}
-        results, modes = await self.search(query, args.get("namespaces"), k, args.get("mode", "hybrid"), **filters)
+        results, modes = await self.search(query, args.get("namespaces"), k, args.get("mode", "hybrid"),
+                                           self._who(ctx), **filters)
         lines = [f"{r['rank']}. {r['title']} ({r['uri']}, score {r['score']:.4f})\n   {r['snippet']}" for r in results]
         text = "\n".join(lines) if lines else "no results"
         return types.CallToolResult(content=[_text(text)], structured_content={"results": results, "modes": modes})
@@ -410,7 +439,7 @@ class RagProvider(Provider):
         return any(path == root or path.is_relative_to(root) for root in roots)
 
     async def _tool_ingest(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        space = self._space(args.get("namespace"))
+        space = self._space(args.get("namespace"), self._who(ctx), write=True)
         given = [k for k in ("path", "url", "text") if args.get(k) not in (None, "")]
         if len(given) != 1:
             raise ValueError("give exactly one of path, url or text")
@@ -454,7 +483,7 @@ class RagProvider(Provider):
         return types.CallToolResult(content=[_text(summary)], structured_content=report.public())
 
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        space = self._space(args.get("namespace"))
+        space = self._space(args.get("namespace"), self._who(ctx), write=True)
         assert self.store is not None
         ids: list[int] = []
         given = args.get("document_ids")
@@ -483,6 +512,7 @@ class RagProvider(Provider):
         record = self.store.namespace(space.name)
         ns_config = self.configured.get(space.name)
         return {"namespace": space.name, **stats, "origin": record[3] if record else "?",
+                "owner": self.owners.get(space.name),
                 "paths": ns_config.paths if ns_config else [],
                 "embedder": self.embedder.id if self.embedder is not None else None,
                 "vectors_ready": space.vectors_ready,
@@ -490,13 +520,19 @@ class RagProvider(Provider):
                 "vectors": None if space.vectors is None else space.vectors.size}
 
     async def _tool_list_namespaces(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        rows = [self._describe(s) for _, s in sorted(self.spaces.items())]
+        """The config's namespaces and the caller's own (an admin asking with `all`: everyone's)."""
+        who = self._who(ctx)
+        every = bool(args.get("all"))
+        if every and not who.is_admin:
+            raise ValueError("all: only an admin may list the namespaces of every user")
+        rows = [self._describe(s) for n, s in sorted(self.spaces.items())
+                if every or self.owners.get(n) in (None, who.owner)]
         text = "\n".join(f"{r['namespace']}: {r['documents']} documents, {r['chunks']} chunks ({r['origin']})"
                          for r in rows) or "no namespaces"
         return types.CallToolResult(content=[_text(text)], structured_content={"namespaces": rows})
 
     async def _tool_stats(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        space = self._space(args.get("namespace"))
+        space = self._space(args.get("namespace"), self._who(ctx))
         info = self._describe(space)
         info["bm25_chunks"] = await anyio.to_thread.run_sync(space.text.count)
         info["settings"] = msgspec.to_builtins(space.settings.__dict__)
@@ -509,22 +545,25 @@ class RagProvider(Provider):
         if not isinstance(name, str) or not re.match(_NS_NAME, name):
             raise ValueError("namespace: use 1-40 lower-case letters, digits, _ and - (starting with a letter or digit)")
         if name in self.spaces:
-            raise ValueError(f"namespace: {name!r} already exists")
+            raise ValueError(f"namespace: the name {name!r} is taken")
         assert self.store is not None
-        self.store.put_namespace(name, {}, "tool")
+        owner = self._who(ctx).owner
+        self.store.put_namespace(name, {}, "tool", owner)
+        self.owners[name] = owner
         await self._open(name)
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"namespace {name} created")],
                                     structured_content={"namespace": name})
 
     async def _tool_delete_namespace(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        space = self._space(args.get("namespace"))
+        space = self._space(args.get("namespace"), self._who(ctx))
         if space.name in self.configured:
             raise ValueError(f"namespace: {space.name!r} is defined in the config; remove it there")
         assert self.store is not None
         async with space.write_lock:
             self.store.drop_namespace(space.name)
             del self.spaces[space.name]
+            self.owners.pop(space.name, None)
             import shutil
 
             await anyio.to_thread.run_sync(shutil.rmtree, space.root, True)
@@ -536,7 +575,10 @@ class RagProvider(Provider):
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         assert self.store is not None
         parts = uri.removeprefix("rag://").strip("/").split("/")
-        space = self._space(parts[0])
+        try:
+            space = self._space(parts[0], self._who(ctx))
+        except ValueError:
+            raise LookupError(uri) from None
         if len(parts) == 1:
             docs = [d.public() for d in self.store.documents(space.name, limit=1000)]
             return types.ReadResourceResult(contents=[types.TextResourceContents(
@@ -565,7 +607,7 @@ class RagProvider(Provider):
         if not question:
             raise ValueError("question: required")
         namespace = (arguments or {}).get("namespace") or None
-        results, _ = await self.search(question, [namespace] if namespace else None, k=6)
+        results, _ = await self.search(question, [namespace] if namespace else None, k=6, who=self._who(ctx))
         sources = "\n\n".join(f"[{r['rank']}] {r['title']} ({r['uri']})\n{r['text']}" for r in results)
         text = (f"Answer the question using only the sources below. Cite them as [1], [2], ... after the sentences "
                 f"they support. If the sources do not answer it, say so.\n\nQuestion: {question}\n\n"
@@ -574,7 +616,9 @@ class RagProvider(Provider):
                                      messages=[types.PromptMessage(role="user", content=_text(text))])
 
     # for other providers (mail, agents) ----------------------------------------------------------
-    async def ingest_items(self, namespace: str, items: list[Item], remove_missing: str | None = None) -> Report:
-        report = await self._space(namespace).ingest(items, remove_missing=remove_missing)
+    async def ingest_items(self, namespace: str, items: list[Item], remove_missing: str | None = None,
+                           who: Principal | None = None) -> Report:
+        """Ingest for another provider; with `who`, only into a namespace they may change."""
+        report = await self._space(namespace, who, write=who is not None).ingest(items, remove_missing=remove_missing)
         self.host.resource_updated(f"rag://{namespace}")
         return report

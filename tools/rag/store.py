@@ -25,7 +25,8 @@ CREATE TABLE IF NOT EXISTS namespaces (
     embedder TEXT,
     dim INTEGER,
     origin TEXT NOT NULL,
-    created REAL NOT NULL
+    created REAL NOT NULL,
+    owner TEXT
 );
 CREATE TABLE IF NOT EXISTS documents (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -112,6 +113,8 @@ class RagStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("PRAGMA busy_timeout=5000")
         self._db.executescript(SCHEMA)
+        if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(namespaces)")}:
+            self._db.execute("ALTER TABLE namespaces ADD COLUMN owner TEXT")  # namespaces made before owners
         self._lock = threading.RLock()
 
     def close(self) -> None:
@@ -141,11 +144,18 @@ class RagStore:
     def namespaces(self) -> list[str]:
         return [r[0] for r in self.query("SELECT name FROM namespaces ORDER BY name")]
 
-    def put_namespace(self, name: str, settings: dict, origin: str) -> None:
+    def put_namespace(self, name: str, settings: dict, origin: str, owner: str | None = None) -> None:
+        """`origin`: `config` or `tool`; `owner`: who made a `tool` namespace (`Principal.owner`)."""
         with self.transaction() as db:
-            db.execute("INSERT INTO namespaces (name, settings, origin, created) VALUES (?, ?, ?, ?) "
-                       "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, origin = excluded.origin",
-                       (name, json.dumps(settings), origin, time.time()))
+            db.execute("INSERT INTO namespaces (name, settings, origin, created, owner) VALUES (?, ?, ?, ?, ?) "
+                       "ON CONFLICT (name) DO UPDATE SET settings = excluded.settings, origin = excluded.origin, "
+                       "owner = excluded.owner", (name, json.dumps(settings), origin, time.time(), owner))
+
+    def owners(self) -> dict[str, str | None]:
+        """Namespace -> owner: None for the config's (everyone's, within the policy), `(local)` for tool
+        namespaces made before owners were kept (the local admin's)."""
+        return {name: owner if origin == "tool" and owner else ("(local)" if origin == "tool" else None)
+                for name, origin, owner in self.query("SELECT name, origin, owner FROM namespaces")}
 
     def set_embedder(self, name: str, embedder: str | None, dim: int | None) -> None:
         with self.transaction() as db:
