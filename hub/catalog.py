@@ -87,10 +87,10 @@ class Catalog:
                     )
             for resource in slot.resources:
                 uri = str(resource.uri)
-                owner = catalog.resources.get(uri)
-                if owner is not None:
+                holder = catalog.resources.get(uri)
+                if holder is not None:
                     catalog.problems.append(
-                        f"resource {uri} of provider '{slot.name}' is already provided by '{owner.slot.name}'; ignored"
+                        f"resource {uri} of provider '{slot.name}' is already provided by '{holder.slot.name}'; ignored"
                     )
                     continue
                 catalog.resources[uri] = Entry(slot, uri, owner_of(slot, resource))
@@ -116,11 +116,11 @@ class Catalog:
                 f"name (^[a-zA-Z0-9_-]{{1,64}}$); ignored"
             )
             return None
-        owner = table.get(name)
-        if owner is not None:
+        holder = table.get(name)
+        if holder is not None:
             self.problems.append(
-                f"{kind} name '{name}' collides: provider '{slot.name}' and provider '{owner.slot.name}' both offer it; "
-                f"'{owner.slot.name}' keeps it (give one of them another prefix)"
+                f"{kind} name '{name}' collides: provider '{slot.name}' and provider '{holder.slot.name}' both offer "
+                f"it; '{holder.slot.name}' keeps it (give one of them another prefix)"
             )
             return None
         table[name] = Entry(slot, local, owner)

@@ -64,6 +64,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from clients import format_snippets
+    from hub.http_server import with_header_timeout
     from hub.server import Hub
 
     config = _load(args)
@@ -111,6 +112,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         timeout_graceful_shutdown=5,
         server_header=False,
     )
+    uv_config.load()
+    uv_config.http_protocol_class = with_header_timeout(uv_config.http_protocol_class, server_cfg.header_timeout)
     BannerServer(uv_config).run(sockets=[sock])
     return 0
 

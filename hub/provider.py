@@ -43,6 +43,7 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import mcp_types as types
 import msgspec
 
+from hub.auth import Principal
 from hub.outbound import OutboundPolicy
 
 T = TypeVar("T")
@@ -114,6 +115,8 @@ class CallContext(Protocol):
     client_capabilities: types.ClientCapabilities | None
     principal: str | None
     """Who is calling, when the hub knows (authentication); `None` for the local user."""
+    identity: Principal
+    """Who is calling in full: name, role and the scopes this call may use (`hub.auth.Principal`)."""
 
     @property
     def caller_key(self) -> str | None:
@@ -203,16 +206,12 @@ class ProviderHost(Protocol):
                         via: str | None = None) -> types.CallToolResult:
         """Call any catalog tool (public name) from inside the hub: a job's action, an agent's tool use.
 
-        The permissions are `principal`'s (an `hub.auth.Principal`, see `principal()`), else those of the
+        The permissions are `principal`'s (a `hub.auth.Principal`, see `act_for()`), else those of the
         client behind `caller` (an agent acts for whoever called it). The policy applies and the audit
         records the call (with `client` as the client's name). Nothing can be asked of a user, so tools that
         need elicitation or sampling fail with a message saying so. `via` names the tool making the call;
         a chain that comes back to a tool already on it, or nests too deep, is refused. Progress the tool
         reports goes to `progress(progress, total, message)`. Failures come back as error results."""
-
-    def principal(self, name: str | None) -> Any:
-        """The `Principal` of a user of this hub with their role's scopes now (None: the local user);
-        None if there is no such user (any more)."""
 
     prefix: str
     """The provider's public name prefix (`[providers.NAME] prefix`; tools are published as PREFIX__name)."""
@@ -220,11 +219,20 @@ class ProviderHost(Protocol):
     def tools(self) -> list[types.Tool]:
         """The hub's whole tool catalog (public names), as clients see it without a policy."""
 
-    def caller(self, ctx: CallContext) -> Any:
+    def caller(self, ctx: CallContext | None) -> Principal:
         """The `Principal` (with its scopes) behind a call: who an agent acts for."""
 
-    def allows(self, principal: Any, name: str) -> bool:
-        """Whether the policy lets `principal` use the tool, prompt or resource published as `name`."""
+    def delegation(self, ctx: CallContext) -> str:
+        """A record of whom something made in this call acts for later, when nobody is calling (a job): the caller
+        and the token they called with. Keep it (it is text, no secret) and hand it to `act_for` at run time."""
+
+    def act_for(self, delegation: str | None) -> Principal:
+        """The `Principal` a `delegation` is worth now: the token's scopes within the user's role today (None: the
+        local admin). Raises `PermissionError` saying why when the token was revoked or expired, the sign-in
+        revoked or the user removed."""
+
+    def allows(self, principal: Principal, name: str) -> bool:
+        """Whether `principal` may use the tool published as `name`: the policy, and the owner of what a user made."""
 
     def secrets(self) -> Any:
         """The hub's encrypted secret store (`hub.secrets.SecretStore`: get, set, remove by name)."""

@@ -163,13 +163,6 @@ class _Host:
                                   depth=caller.depth + 1 if inner else 0, chain=chain)
         return await router.call_internal(name, arguments, ctx)
 
-    def principal(self, name: str | None) -> Principal | None:
-        policy = self._hub.policy
-        if name is None:
-            return policy.local
-        role = self._hub.store.user_role(name)
-        return None if role is None else Principal(name, role, policy.role_scopes(role))
-
     @property
     def prefix(self) -> str:
         return self._slot.prefix

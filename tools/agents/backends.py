@@ -100,8 +100,10 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
     usage: dict[str, int] = {}
     model = spec.model
     try:
-        async with outbound.request("POST", url, json=body, headers=headers, timeout=spec.timeout_seconds,
-                                    max_redirects=0) as response:
+        # json.dumps, not a faster encoder: it writes text a tool gave back with a lone surrogate as an escape
+        # instead of failing the whole turn
+        async with outbound.request("POST", url, data=json.dumps(body).encode(), headers=headers,
+                                    timeout=spec.timeout_seconds, max_redirects=0) as response:
             if response.status >= 300:
                 reason = await response.summary() if trusted else f"HTTP {response.status}"
                 raise BackendError(f"{spec.label}: {reason}")

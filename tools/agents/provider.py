@@ -80,6 +80,17 @@ def _text(value: str) -> types.TextContent:
     return types.TextContent(type="text", text=value)
 
 
+def _stored_json(value: Any) -> str:
+    """JSON text SQLite can hold: as it is, unless some text in it (a tool's answer, say) has a lone surrogate,
+    which only an escape can carry."""
+    text = json.dumps(value, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value)
+    return text
+
+
 def _owned(agent: Any) -> dict[str, Any] | None:
     """The catalog `_meta` of an agent made with a tool: its owner, so only they (and admins) see and reach it."""
     return {OWNER_META: agent.owner} if agent.owner is not None else None
@@ -501,8 +512,8 @@ class AgentsProvider(Provider):
         self.store.execute("INSERT INTO conversations (id, agent, owner, created, updated, status, messages, usage) "
                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET updated = excluded.updated, "
                        "status = excluded.status, messages = excluded.messages, usage = excluded.usage",
-                       (conversation_id, name, self._owner(ctx), now, now, status,
-                        json.dumps(messages, ensure_ascii=False), json.dumps(kept)))
+                       (conversation_id, name, self._owner(ctx), now, now, status, _stored_json(messages),
+                        json.dumps(kept)))
 
     # management --------------------------------------------------------------------------------------
     async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
