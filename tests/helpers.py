@@ -175,6 +175,15 @@ def recorded_calls(data_dir: Path, tool: str, timeout: float = 10.0) -> list[tup
         time.sleep(0.1)
 
 
+def junction_cli(tmp: Path, *args: str) -> str:
+    """`junction ARGS --config tmp/junction.toml` (users, tokens, ...) for a test hub's data; its output, or the
+    test fails with its error."""
+    done = subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT,
+                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
 def set_secret(tmp: Path, name: str, value: str) -> None:
     """`junction secret set NAME` for the hub whose config is tmp/junction.toml (the value on stdin)."""
     remember_secret(value)

@@ -7,14 +7,13 @@ from __future__ import annotations
 import socket
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx2
 import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, remember_secret, serve_hub
+from tests.helpers import RunningHub, junction_cli, remember_secret, serve_hub
 
 JSON_SSE = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 CONFIG = """
@@ -32,14 +31,6 @@ module = "tests.fixtures.small_providers:EchoProvider"
 """
 
 
-def junction(tmp: Path, *args: str) -> str:
-    import subprocess
-
-    done = subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
 
 @pytest.fixture(scope="module")
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, dict[str, str]]]:
@@ -47,8 +38,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, 
     (tmp / "junction.toml").write_text(CONFIG)
     tokens = {}
     for user in ("mallory", "alice", "bob"):
-        junction(tmp, "user", "add", user, "--role", "user")
-        tokens[user] = junction(tmp, "token", "create", "--user", user)
+        junction_cli(tmp, "user", "add", user, "--role", "user")
+        tokens[user] = junction_cli(tmp, "token", "create", "--user", user)
         remember_secret(tokens[user])
     with serve_hub(tmp, CONFIG) as running:
         yield running, tokens

@@ -21,15 +21,9 @@ from typing import Any
 import httpx2
 import pytest
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, remember_secret, serve_hub
+from tests.connectors.test_relay import UPSTREAM
+from tests.helpers import RunningHub, junction_cli, remember_secret, serve_hub
 
-UPSTREAM = """
-[providers.probe]
-module = "tests.fixtures.relay_probe:ProbeProvider"
-prefix = ""
-[providers.hub]
-enabled = false
-"""
 
 JSON_SSE = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 ROLES = ("admin", "user", "reader")
@@ -50,14 +44,6 @@ class Hubs:
     box: Path
     sessions: dict[str, dict[str, str]] = field(default_factory=dict)
 
-
-def junction(tmp: Path, *args: str) -> str:
-    import subprocess
-
-    done = subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +71,8 @@ url = "{upstream.url}"
         (front_dir / "junction.toml").write_text(config)
         tokens = {}
         for user, role in (("root", "admin"), ("alice", "user"), ("rita", "reader")):
-            junction(front_dir, "user", "add", user, "--role", role)
-            tokens[role] = junction(front_dir, "token", "create", "--user", user)
+            junction_cli(front_dir, "user", "add", user, "--role", role)
+            tokens[role] = junction_cli(front_dir, "token", "create", "--user", user)
             remember_secret(tokens[role])
         with serve_hub(front_dir, config) as front:
             yield Hubs(front, upstream, tokens, box)

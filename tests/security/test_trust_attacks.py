@@ -23,7 +23,8 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.fixtures.fake_llm import FakeLLM
-from tests.helpers import JUNCTION, ROOT, RunningHub, free_port, hub_env, remember_secret, serve_hub, set_secret
+from tests.helpers import (JUNCTION, ROOT, RunningHub, free_port, hub_env, junction_cli, remember_secret, serve_hub,
+                           set_secret)
 
 pytestmark = pytest.mark.anyio
 
@@ -74,14 +75,6 @@ async def attacker() -> AsyncIterator[Attacker]:
     await server.runner.cleanup()
 
 
-def junction(tmp: Path, *args: str) -> str:
-    import subprocess
-
-    done = subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-    assert done.returncode == 0, done.stderr
-    return done.stdout.strip()
-
 
 @dataclass
 class Hub:
@@ -94,7 +87,7 @@ class Hub:
         return Client(streamable_http_client(self.running.url, http_client=http), mode="2026-07-28")  # type: ignore[arg-type]
 
     def token(self, user: str, *extra: str) -> str:
-        token = junction(self.tmp, "token", "create", "--user", user, *extra)
+        token = junction_cli(self.tmp, "token", "create", "--user", user, *extra)
         remember_secret(token)
         return token
 
@@ -129,10 +122,10 @@ allowed_hosts = ["127.0.0.1:{attacker_port}"]
     set_secret(tmp, "github_token", GITHUB_TOKEN)
     set_secret(tmp, "house_key", llm.api_key)
     for user, role in (("root", "admin"), ("alice", "user"), ("bob", "user")):
-        junction(tmp, "user", "add", user, "--role", role)
+        junction_cli(tmp, "user", "add", user, "--role", role)
     tokens = {}
     for user in ("root", "alice", "bob"):
-        tokens[user] = junction(tmp, "token", "create", "--user", user)
+        tokens[user] = junction_cli(tmp, "token", "create", "--user", user)
         remember_secret(tokens[user])
     with serve_hub(tmp, config) as running:
         yield Hub(running, tmp, tokens)
@@ -333,7 +326,7 @@ async def test_a_revoked_token_stops_its_jobs(hub: Hub) -> None:
                           action={"tool": "small__echo", "arguments": {"text": "from the laptop"}})
         assert not made.is_error, text(made)
         assert not (await call(laptop, "automation__run_now", name="laptop-job", wait=True)).is_error
-    junction(hub.tmp, "token", "revoke", token_id)
+    junction_cli(hub.tmp, "token", "revoke", token_id)
     async with hub.client("alice") as alice:  # another of alice's tokens
         ran = await call(alice, "automation__run_now", name="laptop-job", wait=True)
         assert ran.is_error
@@ -351,13 +344,13 @@ async def test_a_revoked_token_stops_its_jobs(hub: Hub) -> None:
 
 
 async def test_a_removed_user_stops_their_jobs(hub: Hub) -> None:
-    junction(hub.tmp, "user", "add", "carol", "--role", "user")
+    junction_cli(hub.tmp, "user", "add", "carol", "--role", "user")
     carol = hub.token("carol")
     async with hub.client("carol", carol) as client:
         made = await call(client, "automation__create", name="carols-job", trigger={"type": "cron", "cron": "0 6 * * *"},
                           action={"tool": "small__echo", "arguments": {"text": "carol"}})
         assert not made.is_error, text(made)
-    junction(hub.tmp, "user", "remove", "carol")
+    junction_cli(hub.tmp, "user", "remove", "carol")
     async with hub.client("root") as root:
         ran = await call(root, "automation__run_now", name="carols-job", wait=True)
         assert ran.structured_content["status"] == "denied"
