@@ -5,14 +5,12 @@ states of the swap must have been met (else the race did not happen). Runs with 
 
 from __future__ import annotations
 
-import os
-import shutil
-import threading
 import time
 from pathlib import Path
 
 import pytest
 
+from tests.fixtures.swapper import Swapper, outside_state
 from tools.files import paths
 from tools.files.paths import PathRefused, Root
 
@@ -27,49 +25,6 @@ def strategy(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) ->
     elif not paths.OPENAT2.usable:
         pytest.skip("openat2 is not available here")
     return request.param
-
-
-def outside_state(outside: Path) -> list[tuple[str, bytes | None]]:
-    return sorted((p.relative_to(outside).as_posix(), p.read_bytes() if p.is_file() else None)
-                  for p in outside.rglob("*"))
-
-
-class Swapper(threading.Thread):
-    """`root/a` is a real folder one moment and a link to `outside` the next, until stopped."""
-
-    def __init__(self, root: Path, outside: Path) -> None:
-        super().__init__(daemon=True)
-        self.folder, self.parked, self.outside = root / "a", root / "a.parked", outside
-        self.halt = threading.Event()
-        self.swaps = 0
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            try:
-                os.rename(self.folder, self.parked)
-                os.symlink(self.outside, self.folder)
-                os.unlink(self.folder)
-                self.swaps += 1
-            except OSError:  # the gate made `a` again while it was parked (writes make missing folders)
-                pass
-            self.unpark()
-
-    def unpark(self) -> None:
-        """Put the real folder back (a folder the gate made meanwhile, inside the root, is removed)."""
-        while self.parked.exists():
-            try:
-                if os.path.islink(self.folder):
-                    os.unlink(self.folder)
-                elif self.folder.exists():
-                    shutil.rmtree(self.folder)
-                os.rename(self.parked, self.folder)
-            except OSError:  # the gate made it again in between: once more
-                continue
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.join(10)
-        self.unpark()
 
 
 def test_swapping_a_middle_folder_for_a_link_never_escapes(tmp_path: Path, strategy: str) -> None:

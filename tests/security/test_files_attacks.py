@@ -7,9 +7,6 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-import shutil
-import threading
-import time
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +16,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
+from tests.fixtures.swapper import Swapper, outside_state
 from tests.helpers import RunningHub, serve_hub
 
 pytestmark = pytest.mark.anyio
@@ -59,11 +57,6 @@ def not_utf8(folder: Path, name: bytes, data: bytes = b"x", *, folder_name: bool
     os.close(fd)
 
 
-def outside_state(outside: Path) -> list[tuple[str, bytes | None]]:
-    return sorted((p.relative_to(outside).as_posix(), p.read_bytes() if p.is_file() else None)
-                  for p in outside.rglob("*"))
-
-
 async def still_serving(hub: RunningHub, root_name: str) -> None:
     """Another client, in each era: the catalog and a files call answer."""
     for mode in ("legacy", "2026-07-28"):
@@ -72,45 +65,6 @@ async def still_serving(hub: RunningHub, root_name: str) -> None:
             assert "files__list" in names
             listed = await client.call_tool("files__list", {"root": root_name})
             assert not listed.is_error, listed.content
-
-
-class Swapper(threading.Thread):
-    """`root/a` is a real folder one moment and a link to `outside` the next, until stopped."""
-
-    def __init__(self, root: Path, outside: Path) -> None:
-        super().__init__(daemon=True)
-        self.folder, self.parked, self.outside = root / "a", root / "a.parked", outside
-        self.halt = threading.Event()
-        self.swaps = 0
-
-    def run(self) -> None:
-        while not self.halt.is_set():
-            try:
-                os.rename(self.folder, self.parked)
-                os.symlink(self.outside, self.folder)
-                time.sleep(0.0005)  # long enough for a call to meet the link
-                os.unlink(self.folder)
-                self.swaps += 1
-            except OSError:  # the hub made `a` again while it was parked (writes make missing folders)
-                pass
-            self.unpark()
-            time.sleep(0.0005)
-
-    def unpark(self) -> None:
-        while self.parked.exists():
-            try:
-                if os.path.islink(self.folder):
-                    os.unlink(self.folder)
-                elif self.folder.exists():
-                    shutil.rmtree(self.folder)
-                os.rename(self.parked, self.folder)
-            except OSError:
-                continue
-
-    def stop(self) -> None:
-        self.halt.set()
-        self.join(10)
-        self.unpark()
 
 
 async def test_swapping_a_middle_folder_for_a_link_never_escapes_the_root(tmp_path: Path) -> None:
@@ -135,7 +89,7 @@ async def test_swapping_a_middle_folder_for_a_link_never_escapes_the_root(tmp_pa
         lambda n: ("files__stat", {"root": "race", "path": "a/b/victim.txt"}),
         lambda n: ("files__edit", {"root": "race", "path": "a/b/f.txt", "old": "inside", "new": "inside"}),
     ]
-    swapper = Swapper(root, outside)
+    swapper = Swapper(root, outside, linger=0.0005)
     done = refused = 0
     escapes: list[str] = []
     with serve_hub(tmp_path / "hub", config) as hub:
