@@ -63,7 +63,7 @@ exclude = ["git_commit", "git_reset"]
 rename = {{ git_status = "status" }}
 descriptions = {{ git_log = "What happened in the test repo" }}
 """
-    with serve_hub(tmp, config, timeout=90) as running:
+    with serve_hub(tmp, config, timeout=120) as running:
         yield running
 
 
