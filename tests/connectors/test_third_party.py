@@ -151,7 +151,7 @@ async def test_upstream_logs_and_resource_updates_reach_a_2025_client(hub: Runni
         await c.subscribe_resource(uri)
         await c.call_tool("everything__toggle-simulated-logging", {})
         await c.call_tool("everything__toggle-subscriber-updates", {})
-        with anyio.fail_after(15):
+        with anyio.fail_after(60):  # server-everything sends one of each at once, then every 5 s
             while not (logs and updates):
                 await anyio.sleep(0.1)
         await c.call_tool("everything__toggle-subscriber-updates", {})
