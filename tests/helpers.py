@@ -7,6 +7,7 @@ import re
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -75,9 +76,24 @@ class RunningHub:
     process: subprocess.Popen[str]
     data_dir: Path
     output: list[str]
+    reader: threading.Thread | None = None
 
     def log(self) -> str:
+        """What the hub printed so far (all of it once the `serve_hub` block has ended)."""
         return "".join(self.output)
+
+    def wait_for_log(self, text: str, timeout: float = 60.0) -> str:
+        """The log once it contains `text`: lines after the MCP endpoint's reach `output` from a reader thread,
+        so a line the hub has printed may not be there yet when the test looks."""
+        deadline = time.monotonic() + timeout
+        while text not in (log := self.log()):
+            if time.monotonic() > deadline or self.process.poll() is not None and not self._reader_alive():
+                raise AssertionError(f"{text!r} is not in the hub's log:\n{log[-3000:]}")
+            time.sleep(0.05)
+        return log
+
+    def _reader_alive(self) -> bool:
+        return self.reader is not None and self.reader.is_alive()
 
 
 OPT_IN_PROVIDERS = ("rag", "automation", "agents")
@@ -93,10 +109,11 @@ def without_knowledge_base(config_toml: str) -> str:
 
 
 @contextmanager
-def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 30.0, env: dict[str, str] | None = None,
+def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 90.0, env: dict[str, str] | None = None,
               extra_args: list[str] | None = None) -> Iterator[RunningHub]:
     """Run `junction serve` on an ephemeral loopback port until the block ends (no config at all: the real
-    first run, knowledge base and sample included)."""
+    first run, knowledge base and sample included). `timeout` bounds the start, generously: on a loaded CI
+    machine a start that takes a few seconds here can take many times that."""
     tmp.mkdir(parents=True, exist_ok=True)
     args = [*JUNCTION, "serve", "--port", "0"]
     if config_toml is not None:
@@ -125,18 +142,21 @@ def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 30.
     if url is None:
         _stop(proc)
         raise RuntimeError("hub did not start:\n" + "".join(output) + (proc.stdout.read() or ""))
-    import threading
 
     def drain() -> None:
         for rest in proc.stdout:  # type: ignore[union-attr]
             output.append(rest)
 
-    threading.Thread(target=drain, daemon=True).start()
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
     base = url.rsplit("/", 1)[0]
     try:
-        yield RunningHub(url=url, base=base, process=proc, data_dir=data_dir / "junction", output=output)
+        yield RunningHub(url=url, base=base, process=proc, data_dir=data_dir / "junction", output=output,
+                         reader=reader)
     finally:
         _stop(proc)
+        # The process has ended: let the reader take in its last lines, so `log()` after the block has them all.
+        reader.join(30)
         with open(tmp / "hub.log", "a") as log:  # kept for the suite's last check (no secret in clear)
             log.write("".join(output))
 
@@ -154,11 +174,12 @@ def _stop(proc: subprocess.Popen[str]) -> None:
 def post(url: str, body: bytes | str, headers: dict[str, str] | None = None) -> httpx2.Response:
     base_headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
     base_headers.update(headers or {})
-    return httpx2.post(url, content=body, headers=base_headers, timeout=10)
+    return httpx2.post(url, content=body, headers=base_headers, timeout=30)
 
 
-def recorded_calls(data_dir: Path, tool: str, timeout: float = 10.0) -> list[tuple]:
-    """Rows of `tool_calls` for `tool` (waits for the batch writer, bounded)."""
+def recorded_calls(data_dir: Path, tool: str, timeout: float = 30.0, at_least: int = 1) -> list[tuple]:
+    """Rows of `tool_calls` for `tool`, once there are `at_least` of them (the batch writer puts them on disk a
+    moment after the call; waits at most `timeout` seconds, then returns what there is)."""
     import sqlite3
 
     deadline = time.monotonic() + timeout
@@ -170,7 +191,7 @@ def recorded_calls(data_dir: Path, tool: str, timeout: float = 10.0) -> list[tup
                 "ORDER BY id", (tool,)).fetchall()
         finally:
             db.close()
-        if rows or time.monotonic() > deadline:
+        if len(rows) >= at_least or time.monotonic() > deadline:
             return rows
         time.sleep(0.1)
 

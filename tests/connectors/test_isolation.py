@@ -50,7 +50,9 @@ async def test_idle_caller_sessions_are_closed(tmp_path: Path) -> None:
     import anyio
 
     marker = str(tmp_path / "idle-marker")
-    cfg = config(shared=False).replace("idle_stop = 60", "idle_stop = 1").replace(
+    # idle_stop = 3: a caller's session is closed 3 to 6 s after its last call, so it is still there when we
+    # count right after a call, even on a loaded machine (with 1 s, a slow count could find it gone already).
+    cfg = config(shared=False).replace("idle_stop = 60", "idle_stop = 3").replace(
         f"args = [{TINY!r}]", f"args = [{TINY!r}, {marker!r}]")
 
     def upstreams() -> int:
@@ -61,7 +63,7 @@ async def test_idle_caller_sessions_are_closed(tmp_path: Path) -> None:
         async with Client(hub.url, mode="legacy") as alice:
             await alice.call_tool("kv__remember", {"value": "x"})
             assert upstreams() == 2
-            deadline = time.monotonic() + 15
+            deadline = time.monotonic() + 60
             while upstreams() > 1 and time.monotonic() < deadline:
                 await anyio.sleep(0.2)
             assert upstreams() == 1, "the idle caller session was not closed"
@@ -89,7 +91,7 @@ idle_stop = 1
         return len(subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout.split())
 
     async def wait_for(count: int) -> None:
-        deadline = time.monotonic() + 15
+        deadline = time.monotonic() + 60
         while upstreams() != count and time.monotonic() < deadline:
             await anyio.sleep(0.1)
         assert upstreams() == count
@@ -98,13 +100,16 @@ idle_stop = 1
         await wait_for(0)  # the catalog was read at start, then the upstream stopped
         async with Client(hub.url, mode="2026-07-28") as client:
             assert "kv__echo" in [t.name for t in (await client.list_tools()).tools]
+            # The answer can only come from an upstream the call started. (Not counted right after: with
+            # idle_stop = 1 a slow count could find it stopped again already.)
             echoed = await client.call_tool("kv__echo", {"a": 1})
             assert echoed.content[0].text == '{"a": 1}'
-            assert upstreams() == 1
             rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
-            assert rows[0]["state"] == "up"
+            assert rows[0]["state"] == "up"  # running or idle, a lazy connector is up
             await wait_for(0)  # idle for idle_stop: stopped again
             assert (await client.call_tool("kv__echo", {"b": 2})).content[0].text == '{"b": 2}'
-            for pause in (0.9, 1.0, 1.05, 1.1, 1.2, 1.5):  # calls landing around the moment it goes idle
+            # Calls landing around the moment it goes idle: where each lands depends on the machine's speed, and
+            # every one must be answered wherever it lands, so a loaded machine cannot make this fail.
+            for pause in (0.9, 1.0, 1.05, 1.1, 1.2, 1.5):
                 await anyio.sleep(pause)
                 assert (await client.call_tool("kv__echo", {"p": pause})).content[0].text == f'{{"p": {pause}}}'

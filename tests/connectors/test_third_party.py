@@ -63,7 +63,7 @@ exclude = ["git_commit", "git_reset"]
 rename = {{ git_status = "status" }}
 descriptions = {{ git_log = "What happened in the test repo" }}
 """
-    with serve_hub(tmp, config, timeout=90) as running:
+    with serve_hub(tmp, config, timeout=120) as running:
         yield running
 
 
@@ -151,7 +151,7 @@ async def test_upstream_logs_and_resource_updates_reach_a_2025_client(hub: Runni
         await c.subscribe_resource(uri)
         await c.call_tool("everything__toggle-simulated-logging", {})
         await c.call_tool("everything__toggle-subscriber-updates", {})
-        with anyio.fail_after(15):
+        with anyio.fail_after(60):  # server-everything sends one of each at once, then every 5 s
             while not (logs and updates):
                 await anyio.sleep(0.1)
         await c.call_tool("everything__toggle-subscriber-updates", {})

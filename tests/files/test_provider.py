@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import itertools
 import shutil
 from pathlib import Path
 
@@ -240,10 +241,17 @@ async def test_files_are_resources_with_updates(tmp_path: Path) -> None:
             templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
             assert root.resolve().as_uri() + "/{+path}" in templates
             await client.subscribe_resource(notes_uri)
-            with anyio.fail_after(60):  # written until the watcher (started in the background) reports it
-                while notes_uri not in updates:
-                    (root / "notes.md").write_text("second version\n")
-                    await anyio.sleep(0.3)
+            # The watcher starts in the background: a change made before it runs is not seen. So change the file
+            # until an update comes (each write a new version), instead of guessing when the watcher is up.
+            with anyio.fail_after(60):
+                for number in itertools.count(2):
+                    (root / "notes.md").write_text(f"version {number}\n")
+                    with anyio.move_on_after(1):
+                        while notes_uri not in updates:
+                            await anyio.sleep(0.05)
+                    if notes_uri in updates:
+                        break
+            assert (await client.read_resource(notes_uri)).contents[0].text.startswith("version ")
             outside = await client.call_tool("files__read", {"root": "share", "path": "../../etc/passwd"})
             assert outside.is_error
 

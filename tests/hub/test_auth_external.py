@@ -49,11 +49,12 @@ def oidc_provider(token_format: str = "jwt", ttl: int = 600) -> Iterator[str]:
         proc.wait(10)
 
 
-def user_token(issuer: str, resource: str, user: str, scope: str = "openid mcp") -> str:
-    """Authorization code + PKCE as a client would, following the provider's redirects (auto-consent)."""
+def user_token(issuer: str, resource: str, user: str, scope: str = "openid mcp", client: str = "tester") -> str:
+    """Authorization code + PKCE as a client would, following the provider's redirects (auto-consent).
+    `client="tester-short"` gets a token that expires after 2 s (tests/node/oidc_server.mjs)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    query = urlencode({"response_type": "code", "client_id": "tester", "redirect_uri": REDIRECT, "scope": scope,
+    query = urlencode({"response_type": "code", "client_id": client, "redirect_uri": REDIRECT, "scope": scope,
                        "state": "s", "code_challenge": challenge, "code_challenge_method": "S256",
                        "resource": resource, "login_hint": user})
     with httpx2.Client(timeout=10) as http:
@@ -68,7 +69,7 @@ def user_token(issuer: str, resource: str, user: str, scope: str = "openid mcp")
         code = parse_qs(urlsplit(url).query)["code"][0]
         token = http.post(f"{issuer}/token", data={"grant_type": "authorization_code", "code": code,
                                                    "redirect_uri": REDIRECT, "code_verifier": verifier,
-                                                   "resource": resource}, auth=("tester", "tester-secret"))
+                                                   "resource": resource}, auth=(client, f"{client}-secret"))
         assert token.status_code == 200, token.text
         remember_secret(token.json()["access_token"])
         return token.json()["access_token"]
@@ -87,7 +88,7 @@ def config(issuer: str, extra: str = "") -> str:
 
 
 def test_jwt_access_tokens(tmp_path: Path) -> None:
-    with oidc_provider(ttl=3) as issuer, oidc_provider() as other:
+    with oidc_provider() as issuer, oidc_provider() as other:
         with serve_hub(tmp_path, config(issuer)) as hub:
             metadata = httpx2.get(hub.base + "/.well-known/oauth-protected-resource/mcp", timeout=10).json()
             assert metadata["authorization_servers"] == [issuer] and metadata["resource"] == hub.url
@@ -113,8 +114,12 @@ def test_jwt_access_tokens(tmp_path: Path) -> None:
                 assert why in refused.json()["error_description"], (what, refused.text)
                 assert 'resource_metadata="' in refused.headers["www-authenticate"]
 
-            time.sleep(3.5)  # the provider's tokens live 3 s here
-            expired = call(hub.url, alice)
+            # A token that lives 2 s: once they pass it is refused, and the refusal says why. (The tokens above
+            # live ten minutes, so a slow machine cannot make them expire before their own checks.)
+            short = user_token(issuer, hub.url, "alice", client="tester-short")
+            deadline = time.monotonic() + 30
+            while (expired := call(hub.url, short)).status_code == 200 and time.monotonic() < deadline:
+                time.sleep(0.1)
             assert expired.status_code == 401 and expired.json()["error_description"] == "the token expired"
 
 

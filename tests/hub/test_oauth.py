@@ -25,8 +25,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.fixtures.headless_browser import Browser
-from tests.helpers import (JUNCTION, NODE_MODULES, ROOT, RunningHub, free_port, hub_env, node_bin, remember_secret,
-                           serve_hub)
+from tests.helpers import (JUNCTION, NODE_MODULES, ROOT, RunningHub, free_port, hub_env, node_bin, recorded_calls,
+                           remember_secret, serve_hub)
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "mcp-remote").exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
@@ -144,17 +144,22 @@ async def test_mcp_remote_signs_in_through_the_login_page_and_calls_tools(hub: R
     params = StdioServerParameters(command=str(node_bin()), env=env, args=[
         str(NODE_MODULES / "mcp-remote" / "dist" / "proxy.js"), hub.url, str(free_port()), "--host", "127.0.0.1",
         "--silent"])
-    with anyio.fail_after(90):
+    with anyio.fail_after(180):  # starts Node, signs in through a browser: slow on a loaded machine
         async with Client(params, mode="legacy") as client:
             assert [t.name for t in (await client.list_tools()).tools] == ["small__echo", "hub__status",
                                                                           "hub__connectors"]
             assert (await client.call_tool("small__echo", {"text": "remote"})).content[0].text == "hello remote"
     log = (tmp_path / "browser.log").read_text()
     assert "POST " + hub.base + "/oauth/login" in log and "/oauth/callback?" in log and "final 200" in log
-    # The audit trail names the user who signed in.
-    time.sleep(0.6)  # call records reach the disk in batches
-    audit = junction(hub.data_dir.parent.parent, "audit", "--principal", "alice", "--tool", "small__echo", "--json")
-    rows = [json.loads(line) for line in audit.stdout.splitlines()]
+    # The audit trail names the user who signed in (call records reach the disk in batches: wait for them).
+    deadline = time.monotonic() + 30
+    while True:
+        audit = junction(hub.data_dir.parent.parent, "audit", "--principal", "alice", "--tool", "small__echo",
+                         "--json")
+        rows = [json.loads(line) for line in audit.stdout.splitlines()]
+        if rows or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     assert rows and all(r["principal"] == "alice" and r["decision"] == "allowed" for r in rows), audit.stdout
 
 
@@ -166,7 +171,7 @@ def test_inspector_cli_signs_in_and_calls_a_tool(hub: RunningHub, tmp_path: Path
     port = free_port()
     done = subprocess.run([*inspector, "--method", "tools/call", "--tool-name", "small__echo", "--tool-arg",
                            "text=inspector", "--callback-url", f"http://127.0.0.1:{port}/oauth/callback",
-                           "--format", "json", "-q"], env=env, capture_output=True, text=True, timeout=90)
+                           "--format", "json", "-q"], env=env, capture_output=True, text=True, timeout=180)
     assert done.returncode == 0, (done.stdout, done.stderr)
     assert json.loads(done.stdout)["result"]["content"][0]["text"] == "hello inspector"
     # Without a way to sign in (no browser step allowed), it is told to authenticate: exit 3.
@@ -191,9 +196,9 @@ def test_conformance_authorization_server_scenarios(hub: RunningHub, tmp_path: P
             lines.append(line)
             if line.startswith(hub.base + "/authorize?"):
                 break
-        time.sleep(0.3)  # its callback listener starts right after it prints the URL
+        listening(port)  # its callback listener starts right after it prints the URL
         Browser("alice", USERS["alice"][1]).open(line.strip())
-        rest, _ = proc.communicate(timeout=60)
+        rest, _ = proc.communicate(timeout=120)
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -202,6 +207,21 @@ def test_conformance_authorization_server_scenarios(hub: RunningHub, tmp_path: P
     assert proc.returncode == 0, output
     assert "authorization-server-metadata-endpoint: 2 passed, 0 failed" in output
     assert "authorization-code-grant: 1 passed, 0 failed" in output
+
+
+def listening(port: int, timeout: float = 30.0) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (a client's callback listener is up)."""
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"nothing listens on 127.0.0.1:{port}") from None
+            time.sleep(0.05)
 
 
 class _InjectingProxy:
@@ -248,7 +268,7 @@ def test_dns_rebinding_protection_with_authentication_on(hub: RunningHub, tmp_pa
         done = subprocess.run(
             [str(node_bin()), str(NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"),
              "server", "--url", proxy.url, "--scenario", "dns-rebinding-protection", "-o", str(tmp_path)],
-            capture_output=True, text=True, timeout=90)
+            capture_output=True, text=True, timeout=180)
     finally:
         proxy.close()
     assert done.returncode == 0, done.stdout + done.stderr
@@ -570,7 +590,11 @@ def test_client_secrets_and_tokens_never_in_clear(hub: RunningHub) -> None:
         "client_id": client["client_id"], "client_secret": secret, "code_verifier": verifier}, timeout=10)
     assert tokens.status_code == 200, tokens.text
     issued = tokens.json()
-    time.sleep(0.6)  # the call records reach the disk in batches
+    # A call with the token, then its record on disk: the batch writer has written everything before it too,
+    # so what is looked through below is all the hub has stored.
+    before = len(recorded_calls(hub.data_dir, "small__echo", timeout=0))
+    assert call(hub, issued["access_token"]).status_code == 200
+    assert len(recorded_calls(hub.data_dir, "small__echo", at_least=before + 1)) > before
     for path in hub.data_dir.rglob("*"):
         if path.is_file():
             data = path.read_bytes()

@@ -140,19 +140,25 @@ async def test_log_level_filters_on_2025_sessions(hub: RunningHub) -> None:
 
 async def test_cancellation_stops_the_handler(hub: RunningHub) -> None:
     progress: list[float] = []
+    running = anyio.Event()
 
     async def on_progress(p, total, message):
         progress.append(p)
+        running.set()
 
     async with client(hub, "legacy") as c:
-        with pytest.raises(MCPError):
-            await c.call_tool("t__test_slow", {"steps": 50}, read_timeout_seconds=0.5, progress_callback=on_progress)
-        await anyio.sleep(1.0)
+        # Abandon the call once the handler is running (its first progress came), not after a fixed time: the SDK
+        # then sends notifications/cancelled. The handler would take 5 s (50 steps of 0.1 s) to finish.
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: c.call_tool("t__test_slow", {"steps": 50}, progress_callback=on_progress))
+            with anyio.fail_after(30):
+                await running.wait()
+            tg.cancel_scope.cancel()
         # the hub keeps serving this session after the cancelled call
         assert (await c.call_tool("t__test_simple_text", {})).is_error is False
-    assert 0 < len(progress) < 20
+    assert 0 < len(progress) < 50
     outcomes = [r[1] for r in recorded_calls(hub.data_dir, "t__test_slow")]
-    assert outcomes == ["cancelled"]
+    assert outcomes == ["cancelled"]  # it did not run to its end
 
 
 async def test_list_changed_reaches_both_eras(hub: RunningHub) -> None:
@@ -168,13 +174,13 @@ async def test_list_changed_reaches_both_eras(hub: RunningHub) -> None:
         before = {t.name for t in (await modern.list_tools()).tools}
         async with modern.listen(tools_list_changed=True) as subscription:
             await modern.call_tool("t__test_trigger_tool_change", {})
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 async for event in subscription:
                     assert type(event).__name__ == "ToolsListChanged"
                     break
         after = {t.name for t in (await modern.list_tools()).tools}
         assert after ^ before == {"t__test_dynamic_tool"}
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while "notifications/tools/list_changed" not in legacy_events:
                 await anyio.sleep(0.05)
         await modern.call_tool("t__test_trigger_tool_change", {})  # put the catalog back
@@ -192,11 +198,11 @@ async def test_resource_subscription_on_2025_and_2026(hub: RunningHub) -> None:
         await legacy.subscribe_resource("test://watched-resource")
         async with modern.listen(resource_subscriptions=["test://watched-resource"]) as subscription:
             await modern.call_tool("t__test_update_watched_resource", {})
-            with anyio.fail_after(5):
+            with anyio.fail_after(30):
                 async for event in subscription:
                     assert event.uri == "test://watched-resource"
                     break
-        with anyio.fail_after(5):
+        with anyio.fail_after(30):
             while not updates:
                 await anyio.sleep(0.05)
         assert updates == ["test://watched-resource"]

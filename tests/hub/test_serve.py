@@ -28,7 +28,7 @@ ERAS = ["legacy", "2026-07-28"]
 
 
 def test_banner_prints_url_and_client_snippets(bare_hub: RunningHub) -> None:
-    out = bare_hub.log()
+    out = bare_hub.wait_for_log("--- VS Code")  # the snippets come after the URL line serve_hub waits for
     assert bare_hub.url.startswith("http://127.0.0.1:") and bare_hub.url.endswith("/mcp")
     for heading in ("Claude Desktop", "Cursor", "VS Code"):
         assert f"--- {heading}" in out
@@ -119,7 +119,7 @@ async def test_stdio_same_catalog_and_input_rounds(tmp_path: Path, mode: str) ->
     async def on_elicit(ctx, p: types.ElicitRequestParams) -> types.ElicitResult:
         return types.ElicitResult(action="accept", content={"name": "Stdio Sam"})
 
-    with anyio.fail_after(60):
+    with anyio.fail_after(120):  # a whole hub starts on stdio first
         async with Client(params, mode=mode, elicitation_callback=on_elicit) as client:
             names = [t.name for t in (await client.list_tools()).tools]
             assert names[0] == "t__test_simple_text" and names[-3:] == ["hub__status", "hub__connectors", "hub__audit"]

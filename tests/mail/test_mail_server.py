@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import imaplib
-import os
 import smtplib
 import ssl
 import time
@@ -63,10 +62,10 @@ def test_refusals_are_real(empty_mail: MailServer) -> None:
             imap.login("alice@example.test", "wrong-password")
         finally:
             imap.shutdown()
-    # the penalty after a failed login is off: a good login right after is quick
-    started = time.monotonic()
+    # The per-IP penalty after a failed login is off: Dovecot's anvil holds none for 127.0.0.1 that would hold
+    # up the next login (asked of Dovecot, not timed: on a loaded machine any login can be slow).
+    assert "127.0.0.1" not in mail.doveadm("penalty")
     assert isinstance(inbox_subjects(mail, "alice@example.test"), list)
-    assert time.monotonic() - started < 2
 
 
 def test_incoming_mail_and_special_folders(empty_mail: MailServer) -> None:

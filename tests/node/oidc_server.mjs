@@ -1,8 +1,11 @@
 // A real OpenID provider on loopback for the `external` auth tests: node-oidc-provider with automatic
 // login and consent, so a test client only follows redirects.
-//   node oidc_server.mjs     env: PORT (required), TOKEN_FORMAT (jwt | opaque), ACCESS_TOKEN_TTL (seconds)
-// Clients: "hub-rs"/"hub-rs-secret" (the hub as a resource server: may introspect) and
-// "tester"/"tester-secret" (confidential; redirect http://127.0.0.1:8976/callback, never listened on).
+//   node oidc_server.mjs     env: PORT (required), TOKEN_FORMAT (jwt | opaque), ACCESS_TOKEN_TTL (seconds),
+//                            SHORT_ACCESS_TOKEN_TTL (seconds, default 2)
+// Clients: "hub-rs"/"hub-rs-secret" (the hub as a resource server: may introspect),
+// "tester"/"tester-secret" (confidential; redirect http://127.0.0.1:8976/callback, never listened on) and
+// "tester-short"/"tester-short-secret" (the same, but its access tokens live SHORT_ACCESS_TOKEN_TTL: a test
+// of expiry gets a token that expires soon, while the other tokens it uses stay valid however slow the run).
 // `login_hint` picks the user (default "alice"). Access tokens carry aud = the requested `resource`.
 import http from 'node:http';
 import crypto from 'node:crypto';
@@ -12,6 +15,8 @@ const PORT = Number(process.env.PORT);
 const ISSUER = `http://127.0.0.1:${PORT}`;
 const FORMAT = process.env.TOKEN_FORMAT || 'jwt';
 const TTL = Number(process.env.ACCESS_TOKEN_TTL || 600);
+const SHORT_TTL = Number(process.env.SHORT_ACCESS_TOKEN_TTL || 2);
+const ttlFor = (client) => (client && client.clientId === 'tester-short' ? SHORT_TTL : TTL);
 const SCOPES = ['openid', 'offline_access', 'mcp', 'hub:admin'];
 const RESOURCE_SCOPES = SCOPES.filter((s) => s !== 'openid' && s !== 'offline_access').join(' ');
 
@@ -28,14 +33,17 @@ const provider = new Provider(ISSUER, {
   findAccount: async (_ctx, sub) => ({ accountId: sub, claims: async () => ({ sub }) }),
   clients: [
     { client_id: 'hub-rs', client_secret: 'hub-rs-secret', redirect_uris: [], response_types: [], grant_types: [] },
-    {
-      client_id: 'tester', client_secret: 'tester-secret', redirect_uris: ['http://127.0.0.1:8976/callback'],
+    ...['tester', 'tester-short'].map((id) => ({
+      client_id: id, client_secret: `${id}-secret`, redirect_uris: ['http://127.0.0.1:8976/callback'],
       grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], scope: SCOPES.join(' '),
-    },
+    })),
   ],
   responseTypes: ['code'],
   pkce: { required: () => true },
-  ttl: { AccessToken: TTL, ClientCredentials: TTL, AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600 },
+  ttl: {
+    AccessToken: (_ctx, _token, client) => ttlFor(client), ClientCredentials: (_ctx, _token, client) => ttlFor(client),
+    AuthorizationCode: 60, Interaction: 600, Session: 3600, Grant: 3600,
+  },
   interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
   features: {
     devInteractions: { enabled: false },
@@ -46,8 +54,8 @@ const provider = new Provider(ISSUER, {
       enabled: true,
       defaultResource: async (_ctx, _client, oneOf) => oneOf,
       useGrantedResource: async () => true,
-      getResourceServerInfo: async (_ctx, resource) => ({
-        scope: RESOURCE_SCOPES, audience: resource, accessTokenTTL: TTL, accessTokenFormat: FORMAT,
+      getResourceServerInfo: async (_ctx, resource, client) => ({
+        scope: RESOURCE_SCOPES, audience: resource, accessTokenTTL: ttlFor(client), accessTokenFormat: FORMAT,
         ...(FORMAT === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
       }),
     },

@@ -4,6 +4,7 @@ and a kill -9 in the middle of an ingest."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -22,7 +23,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, serve_hub
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls, serve_hub
 
 FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
@@ -57,7 +58,7 @@ def call(hub: RunningHub, name: str, arguments: dict[str, Any]) -> dict[str, Any
     raise AssertionError(response.text)
 
 
-def wait_for(check: Any, timeout: float = 60.0, what: str = "") -> Any:
+def wait_for(check: Any, timeout: float = 120.0, what: str = "") -> Any:
     deadline = time.monotonic() + timeout
     while True:
         value = check()
@@ -74,9 +75,9 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, P
     folder, allowed = tmp / "docs", tmp / "inbox"
     shutil.copytree(FORMATS, folder)
     allowed.mkdir()
-    with serve_hub(tmp, config(folder, allowed), timeout=60) as hub:
+    with serve_hub(tmp, config(folder, allowed), timeout=120) as hub:
         wait_for(lambda: call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]["documents"] == 9,
-                 what="the first sync")
+                 180, "the first sync")
         yield hub, folder, allowed
 
 
@@ -204,10 +205,16 @@ async def test_a_cancelled_ingest_stops_and_the_next_one_resumes(kb: tuple[Runni
                                        progress_callback=on_progress)
 
             tg.start_soon(ingest)
-            with anyio.fail_after(60):
+            with anyio.fail_after(120):
                 await started.wait()
             tg.cancel_scope.cancel()
-        partial = wait_for(lambda: call(hub, "rag__stats", {"namespace": "night"})["structuredContent"], 10)
+        # The cancelled call has ended (its record says so) before the namespace is counted and the ingest is
+        # started again: nothing of the first one still runs beside the second. (Waited for without blocking the
+        # event loop: the client sends its notifications/cancelled from it.)
+        with anyio.fail_after(120):
+            while "cancelled" not in [row[1] for row in recorded_calls(hub.data_dir, "rag__ingest", timeout=0)]:
+                await anyio.sleep(0.1)
+        partial = call(hub, "rag__stats", {"namespace": "night"})["structuredContent"]
         assert 3 <= partial["documents"] < 80, partial
         resumed = await client.call_tool("rag__ingest", {"namespace": "night", "path": str(batch)})
         report = resumed.structured_content
@@ -219,20 +226,29 @@ async def test_a_cancelled_ingest_stops_and_the_next_one_resumes(kb: tuple[Runni
 
 def test_the_watcher_follows_the_folder(kb: tuple[RunningHub, Path, Path]) -> None:
     hub, folder, _ = kb
-    (folder / "fresh.md").write_text("# Fresh\n\nThe aurora was visible from the ferry last night.\n")
 
     def found() -> bool:
         results = call(hub, "rag__search", {"query": "aurora ferry", "k": 1})["structuredContent"]["results"]
         return bool(results) and results[0]["title"] == "Fresh"
 
-    wait_for(found, 20, "the new file to be indexed")
+    # The watcher starts after the first sync: a file written before it runs is not seen. So write the file
+    # again (a new version each time) until it is indexed, instead of guessing when the watcher is up.
+    deadline = time.monotonic() + 120
+    for version in itertools.count(1):
+        (folder / "fresh.md").write_text(f"# Fresh\n\nThe aurora was visible from the ferry last night ({version}).\n")
+        try:
+            wait_for(found, 5, "the new file to be indexed")
+            break
+        except AssertionError:
+            if time.monotonic() > deadline:
+                raise
     (folder / "fresh.md").unlink()
 
     def gone() -> bool:
         results = call(hub, "rag__search", {"query": "aurora ferry", "k": 3})["structuredContent"]["results"]
         return all(r["title"] != "Fresh" for r in results)
 
-    wait_for(gone, 20, "the deleted file to leave the index")
+    wait_for(gone, 120, "the deleted file to leave the index")
 
 
 def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_path: Path) -> None:
@@ -254,18 +270,18 @@ def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_pa
         finally:
             conn.close()
 
-    with serve_hub(tmp_path, cfg, timeout=60) as hub:
-        wait_for(lambda: documents() >= 10, 90, "the ingest to get going")
+    with serve_hub(tmp_path, cfg, timeout=120) as hub:
+        wait_for(lambda: documents() >= 10, 180, "the ingest to get going")
         os.killpg(hub.process.pid, signal.SIGKILL)
         hub.process.wait(10)
     stored = documents()
     assert 10 <= stored < 150, stored
-    with serve_hub(tmp_path, cfg, timeout=60) as hub:
+    with serve_hub(tmp_path, cfg, timeout=120) as hub:
         def finished() -> dict | None:  # every document in, and both engines holding every chunk
             s = call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]
             return s if s["documents"] == 150 and s["bm25_chunks"] == s["chunks"] == s["vectors"] else None
 
-        stats = wait_for(finished, 120, "the ingest to finish")
+        stats = wait_for(finished, 240, "the ingest to finish")
         assert stats["chunks"] == 450
         results = call(hub, "rag__search", {"query": "survey line 77 dune", "k": 3})["structuredContent"]["results"]
         assert results and all(r["namespace"] == "docs" for r in results)
@@ -278,7 +294,7 @@ def test_first_run_indexes_the_sample(bare_hub: RunningHub) -> None:
         stats = call(bare_hub, "rag__stats", {"namespace": "sample"})["structuredContent"]
         return stats if stats["documents"] >= 3 and stats["vectors_ready"] else None
 
-    wait_for(ready, 60, "the sample to be indexed")
+    wait_for(ready, 180, "the sample to be indexed")
     results = call(bare_hub, "rag__search", {"query": "how do I link a server"})["structuredContent"]["results"]
     assert results[0]["title"] == "Linking MCP servers"
 
