@@ -100,9 +100,10 @@ class Policy:
                 hit = "hub:admin" in principal.scopes
             else:
                 hit = any(self._matches(scope, name) for scope in principal.scopes if scope != "hub:admin")
-            if len(self._cache) > 50_000:
-                self._cache.clear()
-            self._cache[key] = hit
+            if len(name) <= 256:  # a name a caller made up that long is not worth keeping
+                if len(self._cache) > 50_000:
+                    self._cache.clear()
+                self._cache[key] = hit
         return hit
 
     def scope_for(self, name: str) -> str | None:
@@ -413,6 +414,8 @@ class ExternalVerifier:
         name = claims.get(cfg.user_claim)
         if not isinstance(name, str) or not name:
             return None, f"the token names no user (claim '{cfg.user_claim}')"
+        if name == LOCAL_OWNER:  # would own what the local user made
+            return None, f"the token's user name {name!r} is reserved on this hub"
         role = claims.get(cfg.role_claim) if cfg.role_claim else cfg.default_role
         if not isinstance(role, str) or role not in self.policy.roles:
             return None, f"the token's role {role!r} is not a role of this hub"
@@ -453,7 +456,7 @@ class Authenticator:
             parts.append(f'error="{error}"')
         if description:
             # A header value: printable ASCII only (a tool name in the description may hold anything a caller sent).
-            printable = "".join(c if " " <= c <= "~" else "?" for c in description)
+            printable = "".join(c if " " <= c <= "~" else "?" for c in description[:300])
             parts.append('error_description="{}"'.format(printable.replace('"', "'").replace("\\", "/")))
         parts.append(f'resource_metadata="{self.metadata_url}"')
         parts.append(f'scope="{scope}"')

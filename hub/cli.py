@@ -48,12 +48,21 @@ def _load(args: argparse.Namespace) -> Config:
     return config
 
 
+class OneLineFormatter(logging.Formatter):
+    """Log messages as one line each: line breaks and other control characters in a message (a client id, a
+    user name, a tool name a caller sent) are escaped, so nobody can forge log lines. Tracebacks keep theirs."""
+
+    _ESCAPES = {i: f"\\x{i:02x}" for i in (*range(0, 32), 127)} | {10: "\\n", 13: "\\r", 9: "\\t"}
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        record.message = record.message.translate(self._ESCAPES)
+        return super().formatMessage(record)
+
+
 def _setup_logging(config: Config, stream: Any = None) -> None:
-    logging.basicConfig(
-        level=config.log.level.upper(),
-        stream=stream or sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(OneLineFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=config.log.level.upper(), handlers=[handler])
     # The SDK logs every session start/stop at INFO; keep the hub's log about the hub.
     for noisy in ("mcp", "httpx2", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))

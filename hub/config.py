@@ -56,6 +56,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     max_sessions: Annotated[int, msgspec.Meta(ge=1)] = 10_000
     max_sessions_per_user: Annotated[int, msgspec.Meta(ge=1)] = 200
     """Open 2025 sessions one authenticated user may hold; `initialize` beyond it gets 429."""
+    max_listens_per_user: Annotated[int, msgspec.Meta(ge=1)] = 32
+    """Open 2026 `subscriptions/listen` streams one authenticated user may hold."""
     header_timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
     """Seconds a client has to send a request's headers, once it has started (a half-sent request is closed)."""
     body_timeout: Annotated[float, msgspec.Meta(gt=0)] = 60.0

@@ -28,7 +28,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 
 from hub.auth import Policy, Principal
-from hub.catalog import OWNER_META  # noqa: F401  (re-exported: what providers publish owners with)
+from hub.catalog import OWNER_META, PUBLIC_NAME  # noqa: F401  (OWNER_META: what providers publish owners with)
 from hub.ratelimit import RateLimiter, retry_after
 from hub.store import CallRecord, Store
 
@@ -68,7 +68,8 @@ class Refusal:
     def error(self, method: str, target: str) -> MCPError:
         """The JSON-RPC error for a transport that cannot answer with an HTTP status."""
         if self.hidden:
-            return MCPError(code=types.INVALID_PARAMS, message=f"{_UNKNOWN.get(method, 'Unknown')}: {target}")
+            unknown = _UNKNOWN.get(method, "Unknown")
+            return MCPError(code=types.INVALID_PARAMS, message=f"{unknown}: {_cut(target, 200)}")
         if self.decision == "limited":
             return MCPError(code=RATE_LIMITED, message=self.reason, data={"retryAfter": self.retry_after})
         return MCPError(code=FORBIDDEN, message=self.reason, data={"scope": self.scope} if self.scope else None)
@@ -126,6 +127,9 @@ class Dispatch:
     # deciding ---------------------------------------------------------------------------------------------
     def decide(self, principal: Principal, method: str, target: str) -> Refusal | None:
         """May `principal` make this request (`target`: a tool or prompt name, a resource URI)? No side effects."""
+        if len(target) > MAX_TARGET or (method in _NAMED and not PUBLIC_NAME.match(target)):
+            # no such name can be in the catalog: nothing more to ask (nor to remember in the policy's cache)
+            return Refusal("denied", f"{_UNKNOWN.get(method, 'Unknown')}: {_cut(target, 200)}", hidden=True)
         owner = self.owner_of(method, target)
         if owner is not None and not principal.is_admin and principal.owner != owner:
             return Refusal("denied", f"{principal.name!r} may not {_WHAT.get(method, 'use')} {target}: it belongs "
@@ -209,16 +213,28 @@ class Dispatch:
         if self.store is None:
             return
         try:
+            # a caller chooses the tool name, the request id and much of an error's text: kept short
             self.store.record_call(CallRecord(
-                ts=time.time(), request_id=None if facts.request_id is None else str(facts.request_id),
-                principal=facts.principal.name, client=facts.client, protocol_version=facts.protocol_version,
-                tool=tool, provider=provider, outcome=outcome, error=error, duration_ms=duration_ms,
-                args_bytes=arguments_size(arguments), result_bytes=result_bytes, decision=decision))
+                ts=time.time(), request_id=None if facts.request_id is None else _cut(str(facts.request_id), 200),
+                principal=facts.principal.name, client=_cut(facts.client, 200),
+                protocol_version=facts.protocol_version[:40],
+                tool=_cut(tool, 200), provider=provider, outcome=outcome, error=_cut(error, 2000),
+                duration_ms=duration_ms, args_bytes=arguments_size(arguments), result_bytes=result_bytes,
+                decision=decision))
         except Exception:  # never: but a record that cannot be built must not turn a call that ran into a failure
             logger.exception("could not record a call of %r", tool)
 
 
 _encode = msgspec.json.encode
+_NAMED = frozenset({"tools/call", "prompts/get", "completion/complete"})
+MAX_TARGET = 4096
+"""Longest resource URI a request may name (tool and prompt names are at most 64 characters: `PUBLIC_NAME`)."""
+
+
+def _cut(text: Any, limit: int) -> Any:
+    if not isinstance(text, str) or len(text) <= limit:
+        return text
+    return text[:limit] + f"... ({len(text)} characters)"
 
 
 def arguments_size(arguments: dict[str, Any] | None) -> int:

@@ -83,7 +83,7 @@ class RequestGate:
                 return
             await self.app(scope, receive, send)
             return
-        body = await self._body(receive, send)
+        body = await read_body(receive, send, self.max_body, self.body_timeout)
         if body is None:
             return
         try:
@@ -112,40 +112,7 @@ class RequestGate:
             send = self._counting_sessions(send, principal.name or "")
         if self.relay is not None and await self.relay.post(scope, message, receive, send):
             return
-        canonical = wire.canonical(message)
-        replayed = False
-
-        async def replay() -> Any:
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": canonical, "more_body": False}
-            return await receive()
-
-        await self.app(scope, replay, send)
-
-    async def _body(self, receive: Any, send: Any) -> bytes | None:
-        """The whole body, or None after answering 413 (too large) / 408 (too slow) / nothing (client gone)."""
-        chunks: list[bytes] = []
-        size = 0
-        with anyio.move_on_after(self.body_timeout) as waited:
-            while True:
-                message = await receive()
-                if message["type"] == "http.disconnect":
-                    return None
-                chunk = message.get("body", b"")
-                size += len(chunk)
-                if size > self.max_body:
-                    await plain_response(send, 413, b"Request body too large")
-                    return None
-                chunks.append(chunk)
-                if not message.get("more_body", False):
-                    break
-        if waited.cancelled_caught:
-            await plain_response(send, 408, f"Request body not received within {self.body_timeout:g} s "
-                                 "([server] body_timeout)".encode())
-            return None
-        return b"".join(chunks)
+        await self.app(scope, replay(wire.canonical(message), receive), send)
 
     async def _admit(self, scope: Any, message: dict[str, Any], principal: Principal, send: Any) -> Admission | None:
         """The dispatch's decision on a targeted request; None once a refusal was sent."""
@@ -204,6 +171,45 @@ class RequestGate:
 
 
 _MODERN = {v for v in MODERN_PROTOCOL_VERSIONS}
+
+
+async def read_body(receive: Any, send: Any, max_body: int, timeout: float) -> bytes | None:
+    """A request's whole body, or None after answering 413 (too large), 408 (not in within `timeout`) or nothing
+    (the client went away)."""
+    chunks: list[bytes] = []
+    size = 0
+    with anyio.move_on_after(timeout) as waited:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > max_body:
+                await plain_response(send, 413, b"Request body too large")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+    if waited.cancelled_caught:
+        await plain_response(send, 408, f"Request body not received within {timeout:g} s ([server] body_timeout)"
+                             .encode())
+        return None
+    return b"".join(chunks)
+
+
+def replay(body: bytes, receive: Any) -> Any:
+    """`receive` for an app after the body was read: the body once, then what the client sends (its leaving)."""
+    replayed = False
+
+    async def again() -> Any:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return again
 
 
 def _client_of(params: dict[str, Any]) -> str | None:

@@ -868,11 +868,14 @@ def _inexact_redirect_uri(raw: object) -> str | None:
 def _strict_json(body: bytes) -> dict[str, Any]:
     """A JSON object, read strictly: UTF-8, no repeated keys, no NaN or Infinity."""
     def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
-        keys = [k for k, _ in items]
-        for key in keys:
-            if keys.count(key) > 1:
-                raise ValueError(f"the client metadata names {key[:60]!r} more than once")
-        return dict(items)
+        doc = dict(items)
+        if len(doc) != len(items):  # a name given twice (found in one pass: a body may hold many names)
+            seen: set[str] = set()
+            for key, _ in items:
+                if key in seen:
+                    raise ValueError(f"the client metadata names {key[:60]!r} more than once")
+                seen.add(key)
+        return doc
 
     def constant(name: str) -> Any:
         raise ValueError(f"the client metadata holds {name}, which is not JSON")

@@ -23,6 +23,7 @@ from mcp.server.connection import Connection
 from mcp.server.context import ServerRequestContext
 from mcp.server.subscriptions import (
     InMemorySubscriptionBus,
+    ListenHandler,
     PromptsListChanged,
     ResourcesListChanged,
     ResourceUpdated,
@@ -81,9 +82,14 @@ class _Subscribers:
 
 
 class Router:
+    MAX_SUBSCRIPTIONS = 1000
+    """Resources one 2025 connection or one 2026 listen stream may subscribe to."""
+    MAX_URI = 4096
+    """Longest resource URI a subscription may name."""
+
     def __init__(self, slots: list[ProviderSlot], store: Store | None, *, page_size: int = 1000,
                  bus: SubscriptionBus | None = None, policy: Policy | None = None,
-                 limiter: RateLimiter | None = None) -> None:
+                 limiter: RateLimiter | None = None, max_listens_per_user: int = 32) -> None:
         self.slots = slots
         self.store = store
         self.page_size = page_size
@@ -92,6 +98,10 @@ class Router:
         self.policy = policy
         self.dispatch = Dispatch(lambda: self.catalog, store, policy, limiter)
         """The one place every call is decided on, limited, run and recorded."""
+        self.listen_handler = ListenHandler(self.bus)
+        """The SDK's `subscriptions/listen` streams (2026-07-28), behind `subscriptions_listen`."""
+        self.max_listens_per_user = max_listens_per_user
+        self._listens: dict[str, int] = {}  # owner key -> open listen streams
         self._visible: dict[tuple[Any, ...], list[Any]] = {}  # (kind, scopes[, name]) -> items of _visible_in
         self._visible_in: Catalog | None = None
         self.started_at = time.time()
@@ -516,7 +526,7 @@ class Router:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown prompt: {ref.name}")
             provider, local_ref = entry.slot.provider, ref.model_copy(update={"name": entry.local})
         else:
-            principal = self._decided(ctx, "completion/complete", ref.uri)
+            principal = self._decided(ctx, "resources/read", ref.uri)  # completing a template: reading it
             slot = self.catalog.template_owner(ref.uri) or self.catalog.resource_owner(ref.uri)
             if slot is None or slot.provider is None:
                 raise MCPError(code=types.INVALID_PARAMS, message=f"Unknown resource template: {ref.uri}")
@@ -525,11 +535,45 @@ class Router:
         completion = await provider.complete(local_ref, params.argument, params.context, call)
         return types.CompleteResult(completion=completion)
 
+    async def subscriptions_listen(self, ctx: ServerRequestContext[Any, Any],
+                                   params: types.SubscriptionsListenRequestParams):
+        """A 2026 listen stream: only resources the caller may read are honoured (the acknowledgement names those),
+        and one user holds at most `max_listens_per_user` streams (the SDK's cap is for everyone together)."""
+        principal = self._caller(ctx)
+        wanted = params.notifications.resource_subscriptions
+        if wanted:
+            if len(wanted) > self.MAX_SUBSCRIPTIONS:
+                raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid params: a listen stream subscribes to at "
+                                                                  f"most {self.MAX_SUBSCRIPTIONS} resources")
+            kept = [uri for uri in wanted if len(uri) <= self.MAX_URI
+                    and self.dispatch.decide(principal, "resources/subscribe", uri) is None]
+            if len(kept) != len(wanted):
+                params = params.model_copy(update={"notifications": params.notifications.model_copy(
+                    update={"resource_subscriptions": kept})})
+        key = principal.owner
+        if not principal.is_local and self._listens.get(key, 0) >= self.max_listens_per_user:
+            raise MCPError(code=types.INVALID_REQUEST, message=f"{principal.name!r} has {self.max_listens_per_user} "
+                           "listen streams open, the most a user may have ([server] max_listens_per_user)")
+        self._listens[key] = self._listens.get(key, 0) + 1
+        try:
+            return await self.listen_handler(ctx, params)
+        finally:
+            self._listens[key] -= 1
+            if not self._listens[key]:
+                del self._listens[key]
+
     async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams):
         uri = str(params.uri)
+        if len(uri) > self.MAX_URI:
+            raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid params: the URI is longer than {self.MAX_URI} "
+                                                              "characters")
         self._decided(ctx, "resources/subscribe", uri)
         conn = ctx.session._connection
         key = id(conn)
+        held = sum(1 for conns in self._subs.by_uri.values() if key in conns)
+        if held >= self.MAX_SUBSCRIPTIONS and key not in self._subs.by_uri.get(uri, ()):
+            raise MCPError(code=types.INVALID_REQUEST, message=f"Invalid Request: a session subscribes to at most "
+                                                               f"{self.MAX_SUBSCRIPTIONS} resources")
         if key not in self._subs.connections:
             self._subs.connections[key] = conn
             if key not in self._legacy:

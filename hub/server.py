@@ -27,7 +27,6 @@ from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
-from mcp.server.subscriptions import ListenHandler
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,7 +37,7 @@ from hub import __version__
 from hub.auth import PRINCIPAL_KEY, Authenticator, Delegation, ExternalVerifier, Policy, Principal, act_for
 from hub.internal import InternalCallContext
 from hub.config import Config, ConfigError, check_auth_binding, connector_settings, provider_settings
-from hub.gate import RequestGate, SessionQuota, explain_invalid_params, plain_response
+from hub.gate import RequestGate, SessionQuota, explain_invalid_params, plain_response, read_body, replay
 from hub.outbound import OutboundPolicy
 from hub.provider import Provider, ProviderState
 from hub.ratelimit import RateLimiter
@@ -92,12 +91,14 @@ class _Front:
     layers cost ~5% of the hub's CPU per proxied call and add nothing the gate does not do."""
 
     def __init__(self, path: str, gate: RequestGate, app: Starlette, auth: Authenticator,
-                 security: TransportSecuritySettings) -> None:
+                 security: TransportSecuritySettings, body_timeout: float = 60.0, max_body: int = 4 << 20) -> None:
         self.path = path
         self.gate = gate
         self.app = app
         self.auth = auth
         self.security = TransportSecurityMiddleware(security)
+        self.body_timeout = body_timeout
+        self.max_body = max_body
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] == self.path:
@@ -124,6 +125,12 @@ class _Front:
                 await self.gate(scope, receive, send)
             finally:
                 auth_context_var.reset(token)
+        elif scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
+            # The routes beside the MCP endpoint (sign-in, webhooks) get its limits too: a body too large (413) or
+            # too slow (408) is answered here and never held open by a handler.
+            body = await read_body(receive, send, self.max_body, self.body_timeout)
+            if body is not None:
+                await self.app(scope, replay(body, receive), send)
         else:
             await self.app(scope, receive, send)
 
@@ -302,13 +309,12 @@ class Hub:
             self.slots.append(slot)
         self.policy = policy_for(config)
         self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy,
-                             limiter=RateLimiter(config.auth.rate_limits))
+                             limiter=RateLimiter(config.auth.rate_limits),
+                             max_listens_per_user=config.server.max_listens_per_user)
         self.server = self._build_server()
-        self.listen_handler: ListenHandler | None = None
 
     def _build_server(self) -> HubServer:
         router = self.router
-        self.listen_handler = ListenHandler(router.bus)
         server = HubServer(
             "junction",
             version=__version__,
@@ -323,7 +329,7 @@ class Hub:
             on_read_resource=router.read_resource,
             on_subscribe_resource=router.subscribe,
             on_unsubscribe_resource=router.unsubscribe,
-            on_subscriptions_listen=self.listen_handler,
+            on_subscriptions_listen=router.subscriptions_listen,
             on_list_prompts=router.list_prompts,
             on_get_prompt=router.get_prompt,
             on_completion=router.complete,
@@ -388,8 +394,7 @@ class Hub:
                 try:
                     yield self
                 finally:
-                    if self.listen_handler is not None:
-                        self.listen_handler.close()
+                    self.router.listen_handler.close()
                     with anyio.CancelScope(shield=True):
                         await self.router.stop()
                     tg.cancel_scope.cancel()
@@ -513,7 +518,7 @@ class Hub:
                                       f"its HTTP route {getattr(route, 'path', route)!r} is already the hub's")
                 routes.append(route)
         app = Starlette(routes=routes, lifespan=lifespan)
-        return _Front(cfg.path, gate, app, auth, self.security_settings())
+        return _Front(cfg.path, gate, app, auth, self.security_settings(), cfg.body_timeout, cfg.max_body_bytes)
 
     # stdio ----------------------------------------------------------------------------------------
     async def serve_stdio(self) -> None:

@@ -164,3 +164,42 @@ async def test_two_rate_limit_rules_on_one_tool_each_count_once(hub: tuple[Runni
     assert served(running, tokens["bob"])
     log = running.log()
     assert "Traceback" not in log, log[-3000:]
+
+
+@pytest.mark.anyio
+async def test_one_user_cannot_make_things_without_end(tmp_path_factory: pytest.TempPathFactory) -> None:
+    tmp = tmp_path_factory.mktemp("quotas")
+    config = """
+[auth]
+mode = "tokens"
+[providers.automation]
+max_jobs_per_user = 2
+[providers.agents]
+max_agents_per_user = 2
+[providers.rag]
+sample = false
+max_namespaces_per_user = 2
+"""
+    (tmp / "junction.toml").write_text(config)
+    tokens = {}
+    for user in ("mallory", "alice"):
+        junction_cli(tmp, "user", "add", user, "--role", "user")
+        tokens[user] = junction_cli(tmp, "token", "create", "--user", user)
+        remember_secret(tokens[user])
+    makes = {
+        "automation__create": lambda n: {"name": n, "trigger": {"type": "cron", "cron": "0 1 * * *"},
+                                         "action": {"tool": "automation__list"}},
+        "agents__create": lambda n: {"name": n, "instructions": "x", "models": [{"backend": "sampling"}]},
+        "rag__create_namespace": lambda n: {"namespace": n},
+    }
+    with serve_hub(tmp, config) as running:
+        for user in ("mallory", "alice"):
+            http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {tokens[user]}"}, timeout=60)
+            async with Client(streamable_http_client(running.url, http_client=http), mode="2026-07-28") as client:  # type: ignore[arg-type]
+                for tool, arguments in makes.items():
+                    for number in range(3):
+                        result = await client.call_tool(tool, arguments(f"{user}-{number}"))
+                        if number < 2:
+                            assert not result.is_error, (tool, result.content[0].text)
+                        else:  # the third is one too many, for this user only
+                            assert result.is_error and "the most a user may" in result.content[0].text, tool

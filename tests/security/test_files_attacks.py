@@ -131,8 +131,8 @@ async def test_a_lone_surrogate_in_a_path_is_refused_and_nothing_is_written(tmp_
             response = raw_call(hub, "files__write", arguments)
             assert response.status_code < 500, response.text
             message = answer(response)
-            # A JSON-RPC error is the hub's own answer (its parser, or today the audit record, which cannot
-            # store the argument: issue 13, finding 2); a result must be the files tool's clear refusal.
+            # A JSON-RPC error is the hub's own answer (its strict parser refuses a lone surrogate escape); a result
+            # must be the files tool's clear refusal.
             if "error" not in message:
                 result = message["result"]
                 assert result["isError"] and "lone surrogate" in result["content"][0]["text"], result
@@ -256,3 +256,24 @@ async def test_temp_files_left_by_killed_writes_are_removed_at_start(tmp_path: P
                 assert paths == [".notes.md.1a2b3c4d.tmp", "deep", "deep/junction-write-0123456789abcdef.tmp"]
                 refused = await client.call_tool("files__read", {"root": "share", "path": in_flight.name})
                 assert refused.is_error and "a write in progress" in refused.content[0].text
+
+
+async def test_an_office_file_that_unpacks_to_gigabytes_is_refused_unread(tmp_path: Path) -> None:
+    """A small .docx whose XML unpacks to far more than its size (a decompression bomb) is refused before it is
+    parsed: reading it took minutes and hundreds of MB before."""
+    import io
+    import zipfile
+
+    root = tmp_path / "root"
+    root.mkdir()
+    packed = io.BytesIO()
+    with zipfile.ZipFile(packed, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("[Content_Types].xml", "<Types/>")
+        archive.writestr("word/document.xml", "<w:document>" + "<w:p/>" * 10_000_000 + "</w:document>")
+    (root / "bomb.docx").write_bytes(packed.getvalue())
+    config = f'[providers.files.roots.share]\npath = "{root}"\n'
+    with serve_hub(tmp_path / "hub", config) as hub:
+        message = answer(raw_call(hub, "files__read", '{"root": "share", "path": "bomb.docx"}'))
+        result = message["result"]
+        assert result["isError"] and "refused as a decompression bomb" in result["content"][0]["text"], result
+        await still_serving(hub, "share")

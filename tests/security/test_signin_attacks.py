@@ -14,6 +14,7 @@ import secrets
 import sqlite3
 import subprocess
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -539,3 +540,28 @@ def test_an_address_spraying_user_names_is_throttled(hub: RunningHub, site: Site
     finally:
         sprayer.close()
     assert_still_serving(hub, "carol")  # from her own address, carol (one of the sprayed names) is fine
+
+
+def test_a_registration_naming_many_members_is_answered_and_blocks_nobody(hub: RunningHub) -> None:
+    """A body of 200,000 distinct member names: checking them for repeats is one pass (it was quadratic and
+    froze the hub for everyone); the pytest timeout is the bound."""
+    members = ",".join(f'"k{number}": 1' for number in range(200_000))
+    body = ('{"redirect_uris": ["https://app.example/cb"], "token_endpoint_auth_method": "none", ' + members + "}")
+    response = httpx2.post(hub.base + "/register", content=body, headers={"Content-Type": "application/json"},
+                           timeout=120)
+    assert response.status_code < 500, response.text[:300]
+    assert_still_serving(hub)
+
+
+def test_a_client_id_cannot_forge_lines_in_the_hubs_log(hub: RunningHub) -> None:
+    forged = "2026-01-01 00:00:00,000 WARNING junction.oauth: user root signed in"
+    # a client id that is a URL is looked up (a metadata document), and a refusal is logged with the id in it
+    httpx2.post(hub.base + "/token", data={"grant_type": "authorization_code", "code": "x", "client_id":
+                                           "https://app.example/evil\n" + forged,
+                                           "redirect_uri": "https://app.example/cb"}, timeout=10)
+    deadline = time.monotonic() + 30
+    while "evil" not in hub.log() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    log = hub.log()
+    assert "evil\\n2026-01-01" in log, log[-2000:]  # logged, with its line break escaped
+    assert not any(line.startswith(forged) for line in log.splitlines())

@@ -97,6 +97,8 @@ def hub(tmp_path_factory: pytest.TempPathFactory, llm: FakeLLM, attacker: Attack
     tmp = tmp_path_factory.mktemp("trust")
     attacker_port = attacker.url.split(":")[2].split("/")[0]
     config = f"""
+[server]
+max_listens_per_user = 2
 [auth]
 mode = "tokens"
 [auth.scopes]
@@ -192,6 +194,127 @@ async def test_an_internal_error_body_does_not_come_back(hub: Hub, attacker: Att
     assert ran.is_error and "HTTP 500" in text(ran)
     everything = json.dumps(ran.model_dump(mode="json"))
     assert "INTERNAL-ONLY" not in everything and "hunter2" not in everything
+
+
+async def test_an_agent_cannot_pose_as_a_configured_model(hub: Hub, llm: FakeLLM) -> None:
+    """A second pass found these: a `name` set by the caller made a custom endpoint look like the admin's (no
+    outbound check, its error text passed on), and `parameters` could replace the model the hub chose."""
+    async with hub.client("bob") as bob:
+        posing = await call(bob, "agents__create", name="poser", instructions="x", models=[
+            {"backend": "openai", "base_url": llm.url + "/internal?x=", "model": "m", "name": "house"}])
+        assert posing.is_error and "models[0].name: only a model the admin configured has that" in text(posing)
+        widened = await call(bob, "agents__create", name="poser", instructions="x", models=[
+            {"backend": "openai", "base_url": "http://example.test/v1", "model": "m", "allowed_models": ["*"]}])
+        assert widened.is_error and "allowed_models" in text(widened)
+        for field in ("model", "max_tokens", "tools", "messages"):
+            swapped = await call(bob, "agents__create", name="poser", instructions="x", models=[
+                {"use": "house", "model": "cheap", "parameters": {field: "gpt-5-pro"}}])
+            assert swapped.is_error and f"parameters.{field}: set by the hub" in text(swapped), text(swapped)
+    assert not llm.requests_for("gpt-5-pro")
+
+
+async def test_an_admin_changing_a_users_job_does_not_lend_it_the_admins_rights(hub: Hub, llm: FakeLLM) -> None:
+    async with hub.client("alice") as alice, hub.client("root") as root:
+        made = await call(alice, "automation__create", name="alices-report", trigger={"type": "cron",
+                                                                                      "cron": "0 7 * * *"},
+                          action={"tool": "small__echo", "arguments": {"text": "report"}})
+        assert not made.is_error, text(made)
+        touched = await call(root, "automation__update", name="alices-report", description="checked by the admin")
+        assert not touched.is_error, text(touched)
+        escalate = await call(root, "automation__update", name="alices-report", action={"tool": "hub__audit"})
+        assert escalate.is_error and "you may not call 'hub__audit'" in text(escalate), text(escalate)
+        ran = await call(alice, "automation__run_now", name="alices-report", wait=True)
+        assert not ran.is_error, text(ran)
+    ours = "junction:automation/alices-report"
+    rows = _audit(hub, "small__echo", wait_for=lambda rs: any(r[1] == ours for r in rs))
+    assert [r[0] for r in rows if r[1] == ours] == ["alice"]  # still acting for alice, not the admin
+
+
+async def test_a_listen_stream_hears_only_what_its_caller_may_read(hub: Hub) -> None:
+    async with hub.client("alice") as alice:
+        made = await call(alice, "automation__create", name="alices-listened", trigger={"type": "cron",
+                                                                                        "cron": "0 8 * * *"},
+                          action={"tool": "small__echo", "arguments": {"text": "x"}})
+        assert not made.is_error, text(made)
+    uri = "automation://jobs/alices-listened"
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "subscriptions/listen"}
+    meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {}}
+
+    async def acknowledged(user: str, number: int) -> Any:
+        body = {"jsonrpc": "2.0", "id": f"listen-{user}-{number}", "method": "subscriptions/listen", "params": {
+            "notifications": {"resourceSubscriptions": [uri], "toolsListChanged": True}, "_meta": meta}}
+        http = httpx2.AsyncClient(timeout=30, headers={**headers, "Authorization": f"Bearer {hub.tokens[user]}"})
+        response = await http.send(http.build_request("POST", hub.running.url, json=body), stream=True)
+        if response.headers.get("content-type", "").startswith("application/json"):
+            answer = json.loads(await response.aread())
+            await response.aclose()
+            await http.aclose()
+            return answer
+        lines = response.aiter_lines()  # kept with the stream: closing it would end the stream (the client leaving)
+        async for line in lines:
+            if line.startswith("data:") and line[5:].strip():
+                return (json.loads(line[5:]), response, http, lines)
+        raise AssertionError("the listen stream ended without an acknowledgement")
+
+    streams = []
+    try:
+        ack, *held = await acknowledged("bob", 1)
+        streams.append(held)
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        assert uri not in json.dumps(ack["params"]["notifications"])  # not honoured: bob may not read it
+        ack, *held = await acknowledged("alice", 1)
+        streams.append(held)
+        assert ack["params"]["notifications"]["resourceSubscriptions"] == [uri]
+        # one user cannot take every listen stream the hub has: at most max_listens_per_user (2 here)
+        ack, *held = await acknowledged("bob", 2)
+        streams.append(held)
+        refused = await acknowledged("bob", 3)
+        assert "error" in refused and "listen streams open, the most a user may have" in refused["error"]["message"]
+        ack, *held = await acknowledged("alice", 2)  # alice still gets hers
+        streams.append(held)
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+    finally:
+        for response, http, _ in streams:
+            await response.aclose()
+            await http.aclose()
+
+
+async def test_names_no_catalog_can_hold_are_refused_and_kept_short_on_record(hub: Hub) -> None:
+    huge = "x" * 200_000
+    async with hub.client("bob") as bob:
+        with pytest.raises(MCPError, match="Unknown tool"):
+            await call(bob, huge)
+        with pytest.raises(MCPError):
+            await bob.read_resource("rag://" + huge)
+        assert not (await call(bob, "small__echo", text="still here")).is_error
+    rows = _audit(hub, huge[:200] + "... (200000 characters)")
+    assert rows and rows[0][0] == "bob"
+
+
+async def test_a_namespace_the_config_no_longer_has_is_the_admins(tmp_path: Path) -> None:
+    folder = tmp_path / "docs"
+    folder.mkdir()
+    (folder / "plan.md").write_text("# Plan\nThe merger closes in May.")
+    config = """
+[auth]
+mode = "tokens"
+[providers.rag]
+sample = false
+"""
+    tmp_path.joinpath("junction.toml").write_text(config)
+    junction_cli(tmp_path, "user", "add", "bob", "--role", "user")
+    bob = junction_cli(tmp_path, "token", "create", "--user", "bob")
+    remember_secret(bob)
+    with serve_hub(tmp_path, config + f'[providers.rag.namespaces.old]\npaths = ["{folder}"]\n'):
+        pass  # indexed, then taken out of the config
+    with serve_hub(tmp_path, config) as running:
+        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {bob}"}, timeout=60)
+        async with Client(streamable_http_client(running.url, http_client=http), mode="2026-07-28") as client:  # type: ignore[arg-type]
+            refused = await client.call_tool("rag__delete_namespace", {"namespace": "old"})
+            assert refused.is_error and "only an admin may change it" in text(refused), text(refused)
+            kept = await client.call_tool("rag__stats", {"namespace": "old"})
+            assert not kept.is_error
 
 
 # owners -----------------------------------------------------------------------------------------------------------

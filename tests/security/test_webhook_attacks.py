@@ -26,7 +26,7 @@ from standardwebhooks import Webhook
 from tests.helpers import RunningHub, remember_secret, serve_hub, set_secret
 
 pytestmark = pytest.mark.anyio
-CONFIG = "[providers.automation]\n"
+CONFIG = "[server]\nbody_timeout = 2\n[providers.automation]\n"
 ACTION = {"tool": "hub__status", "arguments": {}}
 
 
@@ -213,3 +213,36 @@ async def test_a_job_stored_before_schemes_keeps_the_github_scheme(tmp_path: Pat
         assert await bodies_run(hub, "old", until=body) == [json.loads(body)]
         refused(await post(hub, "old", body, delivery("whsec_" + "A" * 44, body)), secret,
                 "X-Hub-Signature-256 header missing")
+
+
+async def test_a_signed_body_nested_too_deep_runs_as_text_and_breaks_nothing(hub: RunningHub) -> None:
+    hook = await make_job(hub, "deep")
+    body = "[" * 100_000 + "]" * 100_000
+    accepted = await post(hub, "deep", body, delivery(hook["secret"], body))
+    assert accepted.status_code == 202, accepted.text
+    with anyio.fail_after(30):
+        while True:
+            runs = (await call(hub, "runs", name="deep"))["runs"]
+            if runs and runs[0]["status"] != "running":
+                break
+            await anyio.sleep(0.1)
+    assert runs[0]["status"] == "ok" and runs[0]["trigger"]["body"] == body  # the text, as it came
+    assert "RecursionError" not in hub.log()
+    await still_serving(hub)
+
+
+async def test_a_body_that_never_ends_is_cut_off_with_408(hub: RunningHub) -> None:
+    import socket
+
+    await make_job(hub, "slow")
+    host, port = hub.base.removeprefix("http://").split(":")
+    sock = socket.create_connection((host, int(port)), timeout=10)
+    try:
+        sock.sendall(f"POST /hooks/slow HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                     "Content-Length: 100000\r\n\r\n{\"a\":".encode())
+        sock.settimeout(120)  # body_timeout is 2 s here: a loaded machine may take its time all the same
+        answer = sock.recv(4096)
+        assert answer.startswith(b"HTTP/1.1 408"), answer[:200]
+    finally:
+        sock.close()
+    await still_serving(hub)

@@ -35,7 +35,7 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     price_output_per_million: Annotated[float, msgspec.Meta(ge=0)] = 0
     """Prices (in your currency) per million tokens, to record the cost of each conversation."""
     parameters: dict[str, Any] = {}
-    """Extra request fields passed as they are (top_p, seed, ...)."""
+    """Extra request fields passed as they are (top_p, seed, ...); never those the hub sets itself (`RESERVED`)."""
     allowed_models: list[str] = []
     """`[providers.agents.models.NAME]`: patterns of model ids agents made with tools may pick on this endpoint
     (default: none but `model`)."""
@@ -46,6 +46,11 @@ class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_d
     def label(self) -> str:
         own = f"{self.backend}:{self.model or 'client'}"
         return f"{self.name} ({own})" if self.name else own
+
+
+RESERVED = frozenset({"model", "messages", "stream", "stream_options", "max_tokens", "temperature", "tools",
+                      "tool_choice", "functions", "function_call"})
+"""Request fields `parameters` may not set: the hub's own, and the tools it offers."""
 
 
 @dataclass
@@ -83,9 +88,9 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
     url = _check_url(spec)
     if trusted:
         outbound = outbound.granting(hosts=[host_of(url)])
-    body: dict[str, Any] = {"model": spec.model, "messages": messages, "stream": True,
-                            "stream_options": {"include_usage": True}, "max_tokens": spec.max_tokens,
-                            **spec.parameters}
+    # the extra parameters first: what the hub sets (the model above all: allowed_models) cannot be replaced
+    body: dict[str, Any] = {**spec.parameters, "model": spec.model, "messages": messages, "stream": True,
+                            "stream_options": {"include_usage": True}, "max_tokens": spec.max_tokens}
     if spec.temperature is not None:
         body["temperature"] = spec.temperature
     if tools:

@@ -39,7 +39,7 @@ from hub.catalog import OWNER_META
 from hub.outbound import OutboundError
 from hub.provider import CallContext, Provider
 from hub.providerdb import ProviderDB
-from tools.agents.backends import BackendError, ModelSpec, Turn, complete_openai, complete_sampling
+from tools.agents.backends import RESERVED, BackendError, ModelSpec, Turn, complete_openai, complete_sampling
 from tools.agents.presets import PRESETS
 
 log = logging.getLogger("junction.agents")
@@ -72,6 +72,8 @@ class AgentsConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     models: dict[Annotated[str, msgspec.Meta(pattern=NAME)], ModelSpec] = {}
     """Model endpoints by name, each with its own key ("${secret:NAME}"): what agents made with tools run on."""
     allow_custom_endpoints: bool = False
+    max_agents_per_user: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 50
+    """Agents one user may make with tools (the local user has no such limit)."""
     """Whether agents made with tools may name an endpoint of their own (`base_url`): never with a key, and
     only where the hub's outbound policy lets the hub connect."""
 
@@ -122,6 +124,12 @@ def resolve(spec: AgentSpec, where: str, named: dict[str, ModelSpec] | None = No
         here = f"{where}.models[{number}]"
         if isinstance(model, str):
             model = ModelSpec(use=model)
+        reserved = sorted(RESERVED & set(model.parameters))
+        if reserved:
+            raise AgentError(f"{here}.parameters.{reserved[0]}: set by the hub, not by parameters")
+        if made_by_tool and not model.use and (model.name or model.allowed_models):
+            raise AgentError(f"{here}.{'name' if model.name else 'allowed_models'}: only a model the admin "
+                             "configured has that")
         if model.use:
             models.append(_on_named(model, named, here))
             continue
@@ -269,7 +277,7 @@ class AgentsProvider(Provider):
                 for agent, a in sorted(self.agents.items())]
 
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext) -> types.GetPromptResult:
-        if name not in self.agents:
+        if name not in self.agents or not self._reaches(self.agents[name], ctx):
             raise ValueError(f"no agent named {name!r}")
         spec = self.agents[name].spec
         text = (f"{spec.instructions}\n\nWork with the tool agents__{name} (pass the user's messages as `message`, "
@@ -313,6 +321,9 @@ class AgentsProvider(Provider):
                         ) -> types.CallToolResult:
         try:
             if name in self.agents:
+                # the hub keeps others' agents from callers already; a provider does not lean on that alone
+                if not self._reaches(self.agents[name], ctx):
+                    raise AgentError(f"no agent named {name!r}")
                 return await self._converse(name, arguments, ctx)
             handler = getattr(self, f"_tool_{name}", None)
             if handler is None:
@@ -486,8 +497,11 @@ class AgentsProvider(Provider):
                 if model.backend == "sampling":
                     turn = await complete_sampling(model, messages, tools, ctx)
                 else:
-                    # a custom endpoint (allowed by the admin) is one an agent made with a tool names itself
-                    trusted = agent.source == "config" or bool(model.name)
+                    # the admin's endpoints: the config's agents', and the configured models by name (checked against
+                    # the config, not taken from the spec); any other is one an agent made with a tool names itself
+                    configured = self.config.models.get(model.name) if model.name else None
+                    trusted = agent.source == "config" or (configured is not None
+                                                           and configured.base_url == model.base_url)
                     turn = await complete_openai(model, wire, tools, self.host.outbound, trusted=trusted)
             except BackendError as exc:
                 errors.append(str(exc))
@@ -548,6 +562,11 @@ class AgentsProvider(Provider):
         if name in self.agents:
             raise AgentError(f"name: the agent name {name!r} is taken" + (" (use update)" if self._reaches(
                 self.agents[name], ctx) and self.agents[name].source == "tool" else ""))
+        who = self._who(ctx)
+        mine = sum(1 for agent in self.agents.values() if agent.owner == who.owner)
+        if not who.is_local and mine >= self.config.max_agents_per_user:
+            raise AgentError(f"you have {mine} agents, the most a user may make (max_agents_per_user); delete one "
+                             "first")
         return await self._install(name, self._spec_from(args), ctx, "created", self._owner(ctx))
 
     async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:

@@ -33,6 +33,7 @@ import anyio
 import mcp_types as types
 import msgspec
 
+from hub import wire
 from hub.auth import LOCAL_OWNER, Delegation, Principal
 from hub.catalog import OWNER_META
 from hub.provider import CallContext, Provider
@@ -48,6 +49,8 @@ class AutomationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     jobs: dict[Annotated[str, msgspec.Meta(pattern=NAME)], dict[str, Any]] = {}
     """Jobs defined here run as the local admin and cannot be changed or deleted through tools."""
     max_jobs: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 5000
+    max_jobs_per_user: Annotated[int, msgspec.Meta(ge=1, le=100_000)] = 200
+    """Jobs one user may have (the local user has no such limit)."""
     webhook_max_kb: Annotated[int, msgspec.Meta(ge=1, le=10_240)] = 1024
 
 
@@ -59,7 +62,7 @@ class StepFailed(Exception):
     pass
 
 
-class RunDenied(Exception):
+class RunDenied(JobError):
     """The job may not run any more: whoever it acts for lost the right (the message says how)."""
 
 
@@ -398,9 +401,9 @@ class AutomationProvider(Provider):
             log.warning("automation: webhook %s refused: %s from %s", name, exc.reason, client)
             return JSONResponse({"error": str(exc)}, status_code=exc.status)
         try:
-            payload: Any = json.loads(body) if body else None
-        except ValueError:
-            payload = body.decode("utf-8", "replace")
+            payload: Any = wire.decode(body) if body else None  # the hub's strict JSON (and its nesting limit)
+        except wire.WireRefusal:
+            payload = body.decode("utf-8", "replace")  # not JSON (or not JSON we read): the text as it is
         trigger = {"type": "webhook", "body": payload, "from": client}
         self.host.spawn(self._fire, job, trigger)
         return JSONResponse({"accepted": True, "job": name}, status_code=202)
@@ -526,10 +529,9 @@ class AutomationProvider(Provider):
         if job.source == "config" and what in ("update", "delete"):
             raise JobError(f"job {job.name!r} is defined in the config file; change it there")
 
-    def _check_tools(self, spec: JobSpec, ctx: CallContext) -> list[str]:
-        """Refuse steps and triggers the caller may not use (a job acts with the caller's token); return warnings
-        for tools not in the catalog (yet)."""
-        who = self.host.caller(ctx)
+    def _check_tools(self, spec: JobSpec, who: Principal) -> list[str]:
+        """Refuse steps and triggers `who` (whom the job will act for) may not use; return warnings for tools not
+        in the catalog (yet)."""
         warnings = []
         catalog = {t.name for t in self.host.tools()}
         for number, step in enumerate(spec.action.normalized()):
@@ -567,10 +569,14 @@ class AutomationProvider(Provider):
                 self.jobs[name], ctx) else ""))
         if len(self.jobs) >= self.config.max_jobs:
             raise JobError(f"there are {len(self.jobs)} jobs already (max_jobs)")
+        who = self.host.caller(ctx)
+        mine = sum(1 for job in self.jobs.values() if job.owner == who.owner)
+        if not who.is_local and mine >= self.config.max_jobs_per_user:
+            raise JobError(f"you have {mine} jobs, the most a user may have (max_jobs_per_user); delete one first")
         spec = parse_spec({k: v for k, v in args.items() if k != "name"})
         if spec.trigger.type == "once" and next_fire(spec.trigger, time.time()) is None:
             raise JobError(f"trigger.at: {spec.trigger.at!r} is in the past")
-        warnings = self._check_tools(spec, ctx)
+        warnings = self._check_tools(spec, self.host.caller(ctx))
         return await self._install(name, spec, self.host.delegation(ctx), "created", warnings)
 
     async def _install(self, name: str, spec: JobSpec, delegation: str, verb: str,
@@ -606,9 +612,14 @@ class AutomationProvider(Provider):
         self._may_change(job, "update")
         merged = {**msgspec.to_builtins(job.spec), **{k: v for k, v in args.items() if k != "name"}}
         spec = parse_spec(merged)
-        warnings = self._check_tools(spec, ctx)
-        # Whoever changes what a job does answers for it: it acts for them (their token) from now on; the owner stays.
-        return await self._install(job.name, spec, self.host.delegation(ctx), "updated", warnings)
+        # The owner's change makes the job act for the token they changed it with (one that still works, say); an
+        # admin changing someone's job does not lend it the admin's rights: it still acts for its owner.
+        if self.host.caller(ctx).owner == job.owner:
+            delegation, acting = self.host.delegation(ctx), self.host.caller(ctx)
+        else:
+            delegation, acting = job.delegation, self._principal(job)
+        warnings = self._check_tools(spec, acting)
+        return await self._install(job.name, spec, delegation, "updated", warnings)
 
     async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         """The caller's jobs (an admin's: theirs and the config's); with `all`, an admin sees every user's too."""

@@ -16,7 +16,8 @@ on the disk that are not UTF-8 are not shown (a client could not name them back)
 many were left out, escaped. Arguments holding lone surrogates are refused, naming the argument.
 Files are `file://` resources; a watcher (`tools.files.watch`, which survives any name and restarts
 when it fails) announces changes. At start, temp files that killed writes left in writable roots are
-removed. Other providers reach the roots through `save_bytes` and `load_bytes` (mail attachments).
+removed. Other providers reach the roots through these tools, like any caller (mail attachments use `read` with
+`raw` and `write` with `base64`), so the policy and the audit trail apply to them too.
 """
 
 from __future__ import annotations
@@ -269,7 +270,9 @@ class FilesProvider(Provider):
                 "anything else as a blob. Returns a version to pass to writes."),
                 input_schema={"type": "object", "required": ["root", "path"], "properties": {
                     "root": root_prop, "path": path_prop,
-                    "start_line": {"type": "integer", "minimum": 1}, "end_line": {"type": "integer", "minimum": 1}}},
+                    "start_line": {"type": "integer", "minimum": 1}, "end_line": {"type": "integer", "minimum": 1},
+                    "raw": {"type": "boolean", "default": False,
+                            "description": "the file's bytes as a blob, whatever kind of file it is"}}},
                 annotations=ro),
             types.Tool(name="stat", description="Size, kind, times and version of a file or folder.",
                        input_schema={"type": "object", "required": ["root", "path"],
@@ -399,7 +402,7 @@ class FilesProvider(Provider):
         suffix = Path(given).suffix.lower()
         mime = mimetypes.guess_type(given)[0] or "application/octet-stream"
         meta = {"root": root.name, "path": given, "version": version, "size": len(data), "mime": mime}
-        if suffix in EXTRACTED:
+        if suffix in EXTRACTED and not args.get("raw"):
             from tools.rag.documents import ParseError, parse
 
             try:
@@ -412,7 +415,7 @@ class FilesProvider(Provider):
             text = data.decode("utf-8")
         except UnicodeDecodeError:
             text = None
-        if text is None or "\x00" in text[:8192]:
+        if text is None or "\x00" in text[:8192] or args.get("raw"):
             blob = types.EmbeddedResource(type="resource", resource=types.BlobResourceContents(
                 uri=(root.real / given.strip("/")).as_uri(), mime_type=mime, blob=base64.b64encode(data).decode()))
             return types.CallToolResult(content=[blob], structured_content={**meta, "binary": True})
@@ -581,17 +584,6 @@ class FilesProvider(Provider):
         return types.CallToolResult(content=[_text(f"restored {original}")], structured_content={"path": original})
 
     # for other providers (mail saves attachments here and attaches files from here) ----------------
-    async def save_bytes(self, root_name: str, given: str, data: bytes) -> dict[str, Any]:
-        """Write `data` as a new file (never over an existing one) under a writable root."""
-        root = self._root({"root": root_name})
-        await anyio.to_thread.run_sync(lambda: paths.write_file(root, given, data, exclusive=True))
-        return {"root": root.name, "path": given, "bytes": len(data), "version": version_of(data)}
-
-    async def load_bytes(self, root_name: str, given: str) -> bytes:
-        """A file's bytes, through the same checks as `read`."""
-        root = self._root({"root": root_name})
-        return await anyio.to_thread.run_sync(read_bytes, root, given)
-
     # documents ---------------------------------------------------------------------------------------
     async def _save_document(self, args: dict[str, Any], suffix: str, build: Any) -> types.CallToolResult:
         root = self._root(args)

@@ -39,7 +39,6 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, InputUnavailable, Provider
-from tools.files.paths import PathRefused
 from tools.mail import messages
 from tools.mail.imap import SUMMARY_HEADERS, MailError, Pool, Server, Session, Watcher, check_text, quote
 
@@ -549,13 +548,14 @@ class MailProvider(Provider):
         data = await anyio.to_thread.run_sync(messages.attachment_bytes, attachment)
         info = {"filename": attachment.filename, "content_type": attachment.content_type, "size": len(data)}
         if args.get("save_root") or args.get("save_path"):
-            files = self._files()
-            try:
-                saved = await files.save_bytes(str(args.get("save_root", "")), str(args.get("save_path", "")), data)
-            except (ValueError, PathRefused, OSError) as exc:
-                raise MailError(f"save_path: {exc}") from None
-            return types.CallToolResult(content=[_text(f"saved {attachment.filename} as {saved['path']} in the root "
-                                                       f"'{saved['root']}' ({len(data)} bytes)")],
+            # through the files tools, as the caller: their right to write there is checked and on record
+            root, path = str(args.get("save_root", "")), str(args.get("save_path", ""))
+            written = await self._files_call("write", {"root": root, "path": path, "create": True, "base64": True,
+                                                       "content": base64.b64encode(data).decode()}, ctx, "save_path")
+            saved = {"root": root, "path": path, "bytes": len(data),
+                     "version": (written.structured_content or {}).get("version")}
+            return types.CallToolResult(content=[_text(f"saved {attachment.filename} as {path} in the root "
+                                                       f"'{root}' ({len(data)} bytes)")],
                                         structured_content={**info, **saved})
         uri = f"{self.message_uri(account.name, folder, uid)}/attachments/{index}"
         return types.CallToolResult(content=[
@@ -564,15 +564,20 @@ class MailProvider(Provider):
                 uri=uri, mime_type=attachment.content_type, blob=base64.b64encode(data).decode()))],
             structured_content=info)
 
-    def _files(self) -> Any:
-        finder = getattr(self.host, "provider", None)
-        files = finder("files") if finder else None
-        if files is None or not hasattr(files, "save_bytes"):
-            raise MailError("save_root: saving needs the files provider with a writable root ([providers.files])")
-        return files
+    async def _files_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext, where: str
+                          ) -> types.CallToolResult:
+        """A files tool called for the caller (their rights, the audit trail); its refusal as a `MailError`."""
+        files = self.host.provider("files")
+        if files is None:
+            raise MailError(f"{where}: files need the files provider with a root ([providers.files])")
+        public = f"{files.host.prefix}__{tool}" if files.host.prefix else tool
+        result = await self.host.call_tool(public, arguments, caller=ctx, client=f"junction:{self.host.name}")
+        if result.is_error:
+            raise MailError(f"{where}: " + " ".join(c.text for c in result.content if isinstance(c, types.TextContent)))
+        return result
 
     # writing -----------------------------------------------------------------------------------------
-    async def _compose(self, account: Account, args: dict[str, Any], mode: str) -> Any:
+    async def _compose(self, account: Account, args: dict[str, Any], mode: str, ctx: CallContext) -> Any:
         """Check every caller value, fetch the original for replies and forwards, and build the message."""
         if mode not in ("new", "reply", "reply_all", "forward"):
             raise MailError("mode: one of new, reply, reply_all, forward")
@@ -605,26 +610,28 @@ class MailProvider(Provider):
                             cc.append(address)
                 to = messages.clean_addresses(to, "to (from the original)") if to else []
                 cc = messages.clean_addresses(cc, "cc (from the original)")
-        attachments = await self._attachments(args.get("attachments"))
+        attachments = await self._attachments(args.get("attachments"), ctx)
         domain = account.address.rpartition("@")[2] or "junction.local"
         return await anyio.to_thread.run_sync(lambda: messages.compose(
             sender=account.sender(), to=to, cc=cc, bcc=bcc, subject=subject, body=body, html=html,
             original=original, mode=mode, attachments=attachments, domain=domain))
 
-    async def _attachments(self, given: Any) -> list[tuple[str, str, bytes]]:
+    async def _attachments(self, given: Any, ctx: CallContext) -> list[tuple[str, str, bytes]]:
         if not given:
             return []
         if not isinstance(given, list) or len(given) > 20:
             raise MailError("attachments: a list of up to 20 {root, path} objects is expected")
-        files = self._files()
         out = []
         for number, item in enumerate(given):
             if not isinstance(item, dict):
                 raise MailError(f"attachments[{number}]: expected {{root, path}}")
-            try:
-                data = await files.load_bytes(str(item.get("root", "")), str(item.get("path", "")))
-            except (ValueError, PathRefused, OSError) as exc:
-                raise MailError(f"attachments[{number}]: {exc}") from None
+            # through the files tools, as the caller: their right to read the file is checked and on record
+            read = await self._files_call("read", {"root": str(item.get("root", "")), "path": str(item.get("path", "")),
+                                                   "raw": True}, ctx, f"attachments[{number}]")
+            blob = next((c.resource for c in read.content if isinstance(c, types.EmbeddedResource)), None)
+            if not isinstance(blob, types.BlobResourceContents):
+                raise MailError(f"attachments[{number}]: the files provider gave no bytes for it")
+            data = base64.b64decode(blob.blob)
             name = str(item.get("path", "")).rsplit("/", 1)[-1]
             out.append((name, mimetypes.guess_type(name)[0] or "application/octet-stream", data))
         return out
@@ -632,7 +639,7 @@ class MailProvider(Provider):
     async def _tool_draft(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         account = self._account(args)
         mode = str(args.get("mode", "new"))
-        message = await self._compose(account, args, mode)
+        message = await self._compose(account, args, mode, ctx)
         data = messages.to_bytes(message)
 
         def save(session: Session) -> tuple[str, int | None]:
@@ -661,7 +668,7 @@ class MailProvider(Provider):
         else:
             if not args.get("to") and not args.get("cc") and not args.get("bcc"):
                 raise MailError("to: at least one recipient is needed")
-            message = await self._compose(account, args, "new")
+            message = await self._compose(account, args, "new", ctx)
             data = messages.to_bytes(message)
         recipients = [a for key in ("to", "cc", "bcc") for a in messages.addresses(message, key)]
         if not recipients:

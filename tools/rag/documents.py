@@ -70,6 +70,8 @@ def parse(name: str, data: bytes, mime: str | None = None) -> Parsed:
     try:
         if ext == ".pdf" or mime == "application/pdf":
             return _pdf(data, stem_title)
+        if ext in (".docx", ".xlsx", ".pptx"):
+            _check_unpacked_size(data, path.name)
         if ext == ".docx":
             return _docx(data, stem_title)
         if ext == ".xlsx":
@@ -93,6 +95,29 @@ def parse(name: str, data: bytes, mime: str | None = None) -> Parsed:
     if ext in CODE_EXTENSIONS or path.name.lower() in ("dockerfile", "makefile"):
         return Parsed(path.name, "text/x-source", code_blocks(text))
     return Parsed(stem_title, "text/plain", text_blocks(text))
+
+
+MAX_UNPACKED = 64 * 1024 * 1024
+"""What an Office file (a zip) may unpack to: a small file that unpacks to gigabytes of XML is a bomb, not a document."""
+MAX_RATIO = 100
+"""How many times its own size (at least 256 KB) an Office file may unpack to (real ones: 2-20 times)."""
+
+
+def _check_unpacked_size(data: bytes, name: str) -> None:
+    """Refuse a zip that would unpack to more than `MAX_UNPACKED` bytes, or `MAX_RATIO` times its size, from the sizes
+    its directory declares (before reading any member), and a member that claims less than it holds (checked as the
+    members are read by zipfile itself, which stops at the declared size)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(max(0, info.file_size) for info in archive.infolist())
+    except zipfile.BadZipFile as exc:
+        raise ParseError(f"cannot read {name}: not a valid Office file ({exc})") from None
+    limit = min(MAX_UNPACKED, max(len(data), 256 * 1024) * MAX_RATIO)
+    if unpacked > limit:
+        raise ParseError(f"{name} unpacks to {unpacked / 2**20:.0f} MB from {len(data) / 2**20:.1f} MB, over the limit of "
+                         f"{limit / 2**20:.0f} MB: it is refused as a decompression bomb")
 
 
 def decode_text(data: bytes, what: str) -> str:

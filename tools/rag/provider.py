@@ -88,6 +88,8 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     every provider); every other rule of `[outbound]` still applies."""
     sample: bool = True
     """With no namespaces configured, index the bundled sample folder as namespace `sample`."""
+    max_namespaces_per_user: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
+    """Namespaces one user may make with tools (each holds its own indexes; the local user has no such limit)."""
     namespaces: dict[Annotated[str, msgspec.Meta(pattern=_NS_NAME)], NamespaceConfig] = {}
 
 
@@ -371,8 +373,7 @@ class RagProvider(Provider):
             known = ", ".join(sorted(n for n in self.spaces if self._reaches(n, who))) or "none yet (create_namespace)"
             raise ValueError(f"namespace: no namespace named {name!r} (known: {known})")
         if write and not self._reaches(name, who, write=True):
-            raise ValueError(f"namespace: {name!r} is defined in the config file; only an admin may change what is "
-                             "in it")
+            raise ValueError(f"namespace: {name!r} is the hub's (from the config file); only an admin may change it")
         return self.spaces[name]
 
     def _who(self, ctx: CallContext | None) -> Principal:
@@ -547,7 +548,12 @@ class RagProvider(Provider):
         if name in self.spaces:
             raise ValueError(f"namespace: the name {name!r} is taken")
         assert self.store is not None
-        owner = self._who(ctx).owner
+        who = self._who(ctx)
+        owner = who.owner
+        mine = sum(1 for held in self.owners.values() if held == owner)
+        if not who.is_local and mine >= self.config.max_namespaces_per_user:
+            raise ValueError(f"namespace: you have {mine} namespaces, the most a user may make "
+                             "(max_namespaces_per_user); delete one first")
         self.store.put_namespace(name, {}, "tool", owner)
         self.owners[name] = owner
         await self._open(name)
@@ -559,6 +565,8 @@ class RagProvider(Provider):
         space = self._space(args.get("namespace"), self._who(ctx))
         if space.name in self.configured:
             raise ValueError(f"namespace: {space.name!r} is defined in the config; remove it there")
+        # one the config no longer defines is still the admins' (nobody owns it): only they delete it
+        space = self._space(space.name, self._who(ctx), write=True)
         assert self.store is not None
         async with space.write_lock:
             self.store.drop_namespace(space.name)
