@@ -1,6 +1,6 @@
 """Relayed `tools/call` to an HTTP upstream: raw JSON-RPC over the session the supervisor keeps.
 
-The hub's fast path (hub/relay.py) hands a call over decoded. This sends it on with the
+The hub's fast path (hub/front/fastpath.py) hands a call over decoded. This sends it on with the
 upstream's tool name over the connection pool of the upstream session's transport (on a
 2025 upstream joining that session by its id, on a 2026-07-28 one stateless, with the
 caller's capabilities in the envelope as on the normal path), and reads the answer: JSON,
@@ -30,7 +30,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import mcp_param_headers
 
-from hub.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
+from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
 from hub.provider import Relay, RelayDeclined
 
 if TYPE_CHECKING:

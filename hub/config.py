@@ -184,7 +184,7 @@ class AuthConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 class OutboundConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`[outbound]`: the requests the hub makes for its callers (URL ingest, model endpoints, metadata
-    documents): where they may go and how long and large they may be (see hub/outbound.py)."""
+    documents): where they may go and how long and large they may be (see hub/security/outbound.py)."""
 
     allow_private: bool = False
     """Let them reach loopback, private (RFC 1918, IPv6 ULA) and shared (CGNAT) addresses. Link-local and
@@ -362,7 +362,7 @@ def _check_auth(auth: AuthConfig, source: str) -> None:
 
 
 def _check_outbound(outbound: OutboundConfig, source: str) -> None:
-    from hub.outbound import parse_host_rule, parse_network
+    from hub.security.outbound import parse_host_rule, parse_network
 
     for key, parse in (("allowed_hosts", parse_host_rule), ("allowed_networks", parse_network)):
         for number, entry in enumerate(getattr(outbound, key)):

@@ -43,8 +43,8 @@ from typing import Any, ClassVar, Protocol, TypeVar
 import mcp_types as types
 import msgspec
 
-from hub.auth import Principal
-from hub.outbound import OutboundPolicy
+from hub.security.auth import Principal
+from hub.security.outbound import OutboundPolicy
 
 T = TypeVar("T")
 
@@ -116,7 +116,7 @@ class CallContext(Protocol):
     principal: str | None
     """Who is calling, when the hub knows (authentication); `None` for the local user."""
     identity: Principal
-    """Who is calling in full: name, role and the scopes this call may use (`hub.auth.Principal`)."""
+    """Who is calling in full: name, role and the scopes this call may use (`hub.security.auth.Principal`)."""
 
     @property
     def caller_key(self) -> str | None:
@@ -184,7 +184,7 @@ class ProviderHost(Protocol):
     data_dir: str
     """A directory the provider may keep files in (not created until the provider creates it)."""
     outbound: OutboundPolicy
-    """The policy every HTTP request made for a caller goes through (`hub.outbound`; `[outbound]` in the config)."""
+    """The policy every HTTP request made for a caller goes through (`hub.security.outbound`; `[outbound]` in the config)."""
 
     def catalog_changed(self) -> None:
         """Re-read this provider's lists and send `list_changed` to every client."""
@@ -206,7 +206,7 @@ class ProviderHost(Protocol):
                         via: str | None = None) -> types.CallToolResult:
         """Call any catalog tool (public name) from inside the hub: a job's action, an agent's tool use.
 
-        The permissions are `principal`'s (a `hub.auth.Principal`, see `act_for()`), else those of the
+        The permissions are `principal`'s (a `hub.security.auth.Principal`, see `act_for()`), else those of the
         client behind `caller` (an agent acts for whoever called it). The policy applies and the audit
         records the call (with `client` as the client's name). Nothing can be asked of a user, so tools that
         need elicitation or sampling fail with a message saying so. `via` names the tool making the call;
@@ -235,7 +235,7 @@ class ProviderHost(Protocol):
         """Whether `principal` may use the tool published as `name`: the policy, and the owner of what a user made."""
 
     def secrets(self) -> Any:
-        """The hub's encrypted secret store (`hub.secrets.SecretStore`: get, set, remove by name)."""
+        """The hub's encrypted secret store (`hub.security.secrets.SecretStore`: get, set, remove by name)."""
 
     def provider(self, name: str) -> Provider | None:
         """Another configured provider of this hub (`[providers.NAME]`), for providers that work together

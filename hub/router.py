@@ -33,13 +33,13 @@ from mcp.server.subscriptions import (
 from mcp.shared.exceptions import MCPError
 
 from hub import __version__
-from hub.auth import PRINCIPAL_KEY, Policy, Principal
+from hub.calls.context import HubCallContext, InputRequired
+from hub.calls.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
+from hub.calls.internal import InternalCallContext
 from hub.catalog import Catalog, Entry
-from hub.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
-from hub.context import HubCallContext, InputRequired
-from hub.internal import InternalCallContext
 from hub.provider import InputUnavailable, Provider, ProviderState
-from hub.ratelimit import RateLimiter
+from hub.security.auth import PRINCIPAL_KEY, Policy, Principal
+from hub.security.ratelimit import RateLimiter
 from hub.store import Store
 
 logger = logging.getLogger("junction.router")

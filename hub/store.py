@@ -1,7 +1,7 @@
 """The hub's state on disk: SQLite in WAL mode under the data directory.
 
 Owns: the database file, its schema migrations (`PRAGMA user_version`), and the
-record of every tool call. Call records are written by a background writer in
+record of every tool call (`ProviderDB`, at the end, is a provider's own file). Call records are written by a background writer in
 batches so the request path never waits on the disk. Argument values are never
 stored (they may hold secrets): only sizes.
 """
@@ -293,7 +293,7 @@ class Store:
             self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
 
 
-    # users and API tokens (see hub/auth.py for what they mean)
+    # users and API tokens (see hub/security/auth.py for what they mean)
     def add_user(self, name: str, role: str, password_hash: str | None = None) -> None:
         with self._lock:
             try:
@@ -371,7 +371,7 @@ class Store:
             self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
 
 
-    # plain statements, for modules that own their tables (hub/oauth.py)
+    # plain statements, for modules that own their tables (hub/security/signin.py)
     def execute(self, sql: str, args: Sequence[object] = ()) -> int:
         """Run one statement; the number of rows it changed."""
         with self._lock:
@@ -385,7 +385,7 @@ class Store:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
-    # encrypted secrets (see hub/secrets.py; nothing here is in clear)
+    # encrypted secrets (see hub/security/secrets.py; nothing here is in clear)
     def put_secret(self, name: str, key_id: str, wrapped_key: bytes, ciphertext: bytes) -> None:
         with self._lock:
             self._db.execute("INSERT OR REPLACE INTO secrets (name, key_id, wrapped_key, ciphertext, updated) "
@@ -434,3 +434,26 @@ def _storable(value: object) -> object:
 
 def _split_sql(script: str) -> list[str]:
     return [s.strip() for s in script.split(";") if s.strip()]
+
+
+# A provider's own SQLite file (jobs, agents): WAL, one connection, one lock for its tasks and threads.
+class ProviderDB:
+    def __init__(self, path: Path, schema: str) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(schema)
+        self._lock = threading.Lock()
+
+    def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
+        with self._lock:
+            return self._db.execute(sql, args)
+
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+        with self._lock:
+            return self._db.execute(sql, args).fetchall()
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()

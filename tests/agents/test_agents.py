@@ -262,7 +262,7 @@ async def test_an_agent_never_gets_a_tool_its_caller_may_not_use(tmp_path: Path,
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    from tests.hub.test_auth import junction, token_for
+    from tests.hub.security.test_auth import junction, token_for
 
     config = CONFIG + """
 [auth]

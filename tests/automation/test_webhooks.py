@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from hub.providerdb import ProviderDB
-from tools.automation.webhooks import (MAX_ID, TOLERANCE, ReplayCache, SignatureRefused, new_secret, verify)
+from hub.store import ProviderDB
+from tools.automation.webhooks import MAX_ID, TOLERANCE, ReplayCache, SignatureRefused, new_secret, verify
 
 NOW = 1_800_000_000
 BODY = b'{"ref": "v1.2.3"}'

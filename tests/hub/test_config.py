@@ -95,7 +95,7 @@ def test_env_overrides_and_references(tmp_path: Path) -> None:
 
 
 def test_unknown_provider_fails_with_its_path(tmp_path: Path) -> None:
-    from hub.server import Hub
+    from hub.app import Hub
 
     cfg = tmp_path / "c.toml"
     cfg.write_text("[providers.nosuch]\nenabled = true\n")
@@ -105,7 +105,7 @@ def test_unknown_provider_fails_with_its_path(tmp_path: Path) -> None:
 
 
 def test_provider_without_settings_refuses_extra_keys(tmp_path: Path) -> None:
-    from hub.server import Hub
+    from hub.app import Hub
 
     cfg = tmp_path / "c.toml"
     cfg.write_text("[providers.hub]\ncolour = 'red'\n")
@@ -194,7 +194,7 @@ def test_unusable_data_dir_is_one_line(tmp_path: Path) -> None:
     ],
 )
 def test_bad_connector_config(tmp_path: Path, toml: str, path: str, reason: str) -> None:
-    from hub.server import Hub
+    from hub.app import Hub
 
     cfg = tmp_path / "c.toml"
     cfg.write_text(toml)

@@ -3,8 +3,8 @@ nothing of the local user's (the name is refused)."""
 
 from __future__ import annotations
 
-from hub.auth import LOCAL_OWNER, ExternalVerifier, Policy
 from hub.config import AuthConfig, ExternalAuthConfig
+from hub.security.auth import LOCAL_OWNER, ExternalVerifier, Policy
 
 
 def test_an_external_user_named_like_the_local_user_is_refused() -> None:

@@ -9,7 +9,7 @@ if it were public, the way an admin grants an intranet host: `[outbound] allowed
 ["127.0.0.1:PORT"]`. The exception names one port; the internal server on another loopback port stays
 behind the default rules, so every refusal below is the policy's own, through the hub's real resolver
 and connector. (DNS rebinding needs a name whose answers change between lookups, which the OS cannot give
-here; tests/hub/test_outbound.py covers it with an injected resolver.) A second hub with `[providers.rag]
+here; tests/hub/security/test_outbound.py covers it with an injected resolver.) A second hub with `[providers.rag]
 allow_private_urls = true` shows the explicitly allowed case: the same redirect is followed, while cloud
 metadata addresses stay refused.
 """

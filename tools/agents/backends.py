@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 import mcp_types as types
 import msgspec
 
-from hub.outbound import OutboundError, OutboundPolicy, OutboundRefused, host_of
+from hub.security.outbound import OutboundError, OutboundPolicy, OutboundRefused, host_of
 
 
 class ModelSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):

@@ -34,11 +34,11 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub.auth import LOCAL_OWNER, Principal
 from hub.catalog import OWNER_META
-from hub.outbound import OutboundError
 from hub.provider import CallContext, Provider
-from hub.providerdb import ProviderDB
+from hub.security.auth import LOCAL_OWNER, Principal
+from hub.security.outbound import OutboundError
+from hub.store import ProviderDB
 from tools.agents.backends import RESERVED, BackendError, ModelSpec, Turn, complete_openai, complete_sampling
 from tools.agents.presets import PRESETS
 

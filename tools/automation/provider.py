@@ -33,10 +33,10 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub import wire
-from hub.auth import LOCAL_OWNER, Delegation, Principal
 from hub.catalog import OWNER_META
+from hub.front import wire
 from hub.provider import CallContext, Provider
+from hub.security.auth import LOCAL_OWNER, Delegation, Principal
 from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
 from tools.automation.store import JobStore
 from tools.automation.webhooks import ReplayCache, Scheme, SignatureRefused, how_to_sign, new_secret, verify
@@ -73,7 +73,7 @@ class Job:
     owner: str | None
     """Who made it with a tool (`Principal.owner`); None for a job of the config (the admins')."""
     delegation: str | None
-    """Whose rights it runs with (`hub.auth.Delegation`, as text): whoever last defined what it does. None: the
+    """Whose rights it runs with (`hub.security.auth.Delegation`, as text): whoever last defined what it does. None: the
     local admin (jobs of the config)."""
     source: str
     next_at: float | None = None

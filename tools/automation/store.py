@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from hub.providerdb import ProviderDB
+from hub.store import ProviderDB
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (

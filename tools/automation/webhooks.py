@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping
 from typing import Literal
 
-from hub.providerdb import ProviderDB
+from hub.store import ProviderDB
 
 Scheme = Literal["standard", "github"]
 TOLERANCE = 300.0

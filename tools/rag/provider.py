@@ -23,9 +23,9 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub.auth import Principal
 from hub.catalog import OWNER_META
 from hub.provider import CallContext, Provider
+from hub.security.auth import Principal
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
 from tools.rag.namespace import MODES, Item, Namespace, Report, Settings

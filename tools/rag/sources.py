@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
-from hub.outbound import OutboundError, OutboundPolicy, display_url
+from hub.security.outbound import OutboundError, OutboundPolicy, display_url
 from tools.rag.documents import supported
 from tools.rag.namespace import Item
 

@@ -21,8 +21,8 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from hub.auth import Principal
 from hub.provider import InputRequest, InputResult, InputUnavailable, parse_input_response
+from hub.security.auth import Principal
 
 T = TypeVar("T")
 

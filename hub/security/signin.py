@@ -16,7 +16,7 @@ and keeps everything in the hub's store:
 - a redirect URI is one string from registration to /token: it must read as itself through the
   SDK's URL parser (`redirect_uri_problem`), so the SDK's comparisons after parsing are exact;
 - consent comes only from a POST of the page that showed it, in the browser it was shown to
-  (`_login_post`); wrong passwords are counted per user and client address (`hub.lockout`).
+  (`_login_post`); wrong passwords are counted per user and client address (`hub.security.lockout`).
 
 Users sign in with the passwords `junction user add --password` / `junction user passwd` set.
 """
@@ -62,12 +62,12 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route, request_response
 
-from hub.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
-from hub.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
-from hub.lockout import SignInThrottle
-from hub.outbound import OutboundError, OutboundPolicy, display_url
-from hub.secrets import SecretError, SecretStore
+from hub.security.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
+from hub.security.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
+from hub.security.lockout import SignInThrottle
+from hub.security.outbound import OutboundError, OutboundPolicy, display_url
+from hub.security.secrets import SecretError, SecretStore
 from hub.store import Store
 
 logger = logging.getLogger("junction.oauth")

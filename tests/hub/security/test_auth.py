@@ -197,7 +197,7 @@ def test_token_and_user_commands_refuse_bad_input(tmp_path: Path) -> None:
 
 
 def test_passwords_are_hashed_and_checked(tmp_path: Path) -> None:
-    from hub.auth import hash_password, verify_password
+    from hub.security.auth import hash_password, verify_password
 
     stored = hash_password("correct horse battery")
     assert stored.startswith("scrypt$") and "horse" not in stored

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
-from hub.secrets import SecretError, SecretStore, key_id
+from hub.security.secrets import SecretError, SecretStore, key_id
 from hub.store import Store
 from tests.connectors.test_relay import UPSTREAM
 from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, serve_hub

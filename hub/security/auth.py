@@ -34,7 +34,7 @@ from hub.store import Store
 
 TOKEN_PREFIX = "jct_"
 OAUTH_ACCESS_PREFIX = "jca_"
-"""Access tokens of the hub's own authorization server (hub/oauth.py)."""
+"""Access tokens of the hub's own authorization server (hub/security/signin.py)."""
 BUILTIN_ROLES = ("admin", "user", "agent")
 PRINCIPAL_KEY = "junction.principal"
 """Where the front puts the caller's `Principal` in the ASGI scope."""
@@ -443,7 +443,7 @@ class Authenticator:
         self.metadata_url = metadata_url
         self.external = external
         self.oauth = oauth
-        """The built-in authorization server (`hub.oauth.AuthorizationServer`) in mode `oauth`."""
+        """The built-in authorization server (`hub.security.signin.AuthorizationServer`) in mode `oauth`."""
         self._touched: dict[str, float] = {}  # API token id -> when its last use was written down
 
     def challenge(self, error: str | None = None, description: str | None = None, scope: str | None = None) -> str:

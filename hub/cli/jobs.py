@@ -11,7 +11,7 @@ import json
 import sys
 from typing import Any
 
-from hub.cli import CliError, _load
+from hub.cli.common import CliError, answers, call, load
 
 
 def add_parser(sub: Any, common: Any) -> None:
@@ -77,18 +77,16 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_jobs(args: argparse.Namespace) -> int:
     import anyio
 
-    from hub.cli import _call
-    from hub.cli_rag import _answers
 
     arguments = _arguments(args)
-    config = _load(args)
+    config = load(args)
     url = args.url or config.mcp_url()
 
     async def go() -> dict[str, Any]:
-        if not await _answers(url):
+        if not await answers(url):
             raise CliError(f"no hub answers at {url}: jobs run inside the hub, so start it (`junction serve`) "
                            "or pass --url", 1)
-        return await _call(url, f"automation__{args.tool}", arguments)
+        return await call(url, f"automation__{args.tool}", arguments)
 
     result = anyio.run(go)
     if args.json:

@@ -27,9 +27,9 @@ import mcp_types as types
 import msgspec
 from mcp.shared.exceptions import MCPError
 
-from hub.auth import Policy, Principal
 from hub.catalog import OWNER_META, PUBLIC_NAME  # noqa: F401  (OWNER_META: what providers publish owners with)
-from hub.ratelimit import RateLimiter, retry_after
+from hub.security.auth import Policy, Principal
+from hub.security.ratelimit import RateLimiter, retry_after
 from hub.store import CallRecord, Store
 
 if TYPE_CHECKING:

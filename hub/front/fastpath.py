@@ -32,7 +32,7 @@ import mcp_types as types
 import msgspec
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import check_accept_headers
-from mcp.server.transport_security import TransportSecurityMiddleware
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import (
     ERROR_CODE_HTTP_STATUS,
@@ -45,14 +45,14 @@ from mcp.shared.inbound import (
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from starlette.requests import Request
 
-from hub.auth import PRINCIPAL_KEY
-from hub.context import LOG_LEVELS
-from hub.dispatch import ADMISSION_KEY, CallFacts, Executed, raw_result_size
+from hub.calls.context import LOG_LEVELS
+from hub.calls.dispatch import ADMISSION_KEY, CallFacts, Executed, raw_result_size
+from hub.front.resume import SessionEvents
 from hub.provider import Provider, RelayDeclined
-from hub.resume import SessionEvents
+from hub.security.auth import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
-    from hub.server import Hub
+    from hub.router import Router
 
 logger = logging.getLogger("junction.relay")
 
@@ -210,13 +210,14 @@ class _Call:
 class RelayFront:
     """The hub's side of `Provider.relay_tool_call`; one per HTTP app."""
 
-    def __init__(self, hub: Hub, manager: Any) -> None:
-        self.hub = hub
-        self.router = hub.router
-        self.dispatch = hub.router.dispatch
+    def __init__(self, router: Router, manager: Any, security: TransportSecuritySettings, retry_ms: int | None,
+                 state_boundary: Any) -> None:
+        self.router = router
+        self.dispatch = router.dispatch
         self.manager = manager
-        self.security = TransportSecurityMiddleware(hub.security_settings())
-        self.retry_ms = hub.config.server.sse_retry_ms
+        self.security = TransportSecurityMiddleware(security)
+        self.retry_ms = retry_ms
+        self.state_boundary = state_boundary
         self.asks: dict[tuple[str, str], list[Any]] = {}
         self.ask_ids = itertools.count(1)
         self.active: dict[tuple[str, Any], _Call] = {}  # (session id, client request id) -> 2025 call
@@ -518,7 +519,7 @@ class RelayFront:
                 # the client's retry then takes the normal path, which unseals it.
                 inner = json.dumps({"v": 1, "a": {}, "s": {}, "p": state}, separators=(",", ":"))
                 ctx = SimpleNamespace(method="tools/call", params=params)
-                sealed = self.hub.state_boundary._seal(ctx, inner)
+                sealed = self.state_boundary._seal(ctx, inner)
                 final = {**final, "result": {**result, "requestState": sealed}}
             return "input_required", None, final
         return ("tool_error" if result.get("isError") else "ok"), None, final

@@ -7,7 +7,6 @@ Owns argument parsing and turning every failure into one clear line on stderr
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import logging
 import os
@@ -18,34 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from hub import __version__
-from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path, find_config_path, load_config
-
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-
-
-class CliError(Exception):
-    def __init__(self, message: str, code: int = EXIT_ERROR) -> None:
-        super().__init__(message)
-        self.code = code
-
-
-def _load(args: argparse.Namespace) -> Config:
-    path = find_config_path(getattr(args, "config", None))
-    config = load_config(path)
-    if path is not None and "${secret:" in path.read_text(encoding="utf-8"):
-        # Values kept in the secret store: open it (in the data directory the config names) and read again.
-        from hub.secrets import resolver
-        from hub.store import Store
-
-        store = Store(config.data_dir() / "junction.db")
-        store.open()
-        try:
-            _, resolve = resolver(store, config.data_dir())
-            config = load_config(path, secret=resolve)
-        finally:
-            store.close()
-    return config
+from hub.cli.common import EXIT_ERROR, EXIT_USAGE, CliError, call, client, load
+from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path
 
 
 class OneLineFormatter(logging.Formatter):
@@ -73,10 +46,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from clients import format_snippets
-    from hub.http_server import with_header_timeout
-    from hub.server import Hub
+    from hub.app import Hub
+    from hub.front.http_server import with_header_timeout
 
-    config = _load(args)
+    config = load(args)
     server_cfg = config.server
     if args.host is not None or args.port is not None:
         import msgspec
@@ -152,9 +125,9 @@ def _bind(host: str, port: int) -> socket.socket:
 def cmd_stdio(args: argparse.Namespace) -> int:
     import anyio
 
-    from hub.server import Hub
+    from hub.app import Hub
 
-    config = _load(args)
+    config = load(args)
     _setup_logging(config, sys.stderr)
     hub = Hub(config)
     _check_store(hub)
@@ -176,7 +149,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_clients(args: argparse.Namespace) -> int:
     from clients import format_snippets
 
-    config = _load(args)
+    config = load(args)
     print(format_snippets(args.url or config.mcp_url()))
     return 0
 
@@ -200,7 +173,7 @@ def cmd_version(args: argparse.Namespace) -> int:
 def cmd_tools(args: argparse.Namespace) -> int:
     import anyio
 
-    config = _load(args)
+    config = load(args)
     if args.url:
         tools = anyio.run(_remote_tools, args.url)
     else:
@@ -216,7 +189,7 @@ def cmd_tools(args: argparse.Namespace) -> int:
 
 
 async def _local_tools(config: Config) -> list[dict[str, Any]]:
-    from hub.server import Hub
+    from hub.app import Hub
 
     hub = Hub(config)
     async with hub.running():
@@ -224,11 +197,11 @@ async def _local_tools(config: Config) -> list[dict[str, Any]]:
 
 
 async def _remote_tools(url: str) -> list[dict[str, Any]]:
-    async with _client(url) as client:
-        result = await client.list_tools()
+    async with client(url) as session:
+        result = await session.list_tools()
         tools = list(result.tools)
         while result.next_cursor:
-            result = await client.list_tools(cursor=result.next_cursor)
+            result = await session.list_tools(cursor=result.next_cursor)
             tools.extend(result.tools)
     return [t.model_dump(by_alias=True, mode="json", exclude_none=True) for t in tools]
 
@@ -242,77 +215,10 @@ def cmd_call(args: argparse.Namespace) -> int:
         raise CliError(f"--args is not valid JSON: {exc}", EXIT_USAGE) from None
     if not isinstance(arguments, dict):
         raise CliError("--args must be a JSON object, e.g. '{\"path\": \"notes.md\"}'", EXIT_USAGE)
-    url = args.url or _load(args).mcp_url()
-    result = anyio.run(_call, url, args.tool, arguments)
+    url = args.url or load(args).mcp_url()
+    result = anyio.run(call, url, args.tool, arguments)
     print(json.dumps(result, indent=2, ensure_ascii=False))
     return 1 if result.get("isError") else 0
-
-
-async def _call(url: str, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
-    from mcp.shared.exceptions import MCPError
-
-    async with _client(url) as client:
-        try:
-            result = await client.call_tool(tool, arguments)
-        except MCPError as exc:
-            raise CliError(f"the hub refused the call: {exc.error.message}") from None
-    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
-
-
-@contextlib.asynccontextmanager
-async def _client(url: str):
-    from mcp import Client
-
-    target: Any = url
-    token = os.environ.get("JUNCTION_TOKEN")
-    if token:  # a hub with [auth] mode = "tokens"
-        import httpx2
-        from mcp.client.streamable_http import streamable_http_client
-
-        http = httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=httpx2.Timeout(30, read=300))
-        target = streamable_http_client(url, http_client=http)
-    try:
-        async with Client(target, mode="auto", read_timeout_seconds=300) as client:
-            yield client
-    except CliError:
-        raise
-    except Exception as exc:
-        refused = _auth_refusal(url, token)
-        if refused:
-            raise CliError(refused) from None
-        raise CliError(f"cannot talk to the hub at {url} (is `junction serve` running?): {_root_cause(exc)}") from None
-
-
-def _auth_refusal(url: str, token: str | None) -> str | None:
-    """Why the hub refused us, when it was authentication (for a clearer message than the SDK's)."""
-    import httpx2
-
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        response = httpx2.post(url, content=b'{"jsonrpc":"2.0","id":1,"method":"ping"}', headers=headers, timeout=10)
-    except Exception:
-        return None
-    if response.status_code != 401:
-        return None
-    try:
-        why = response.json().get("error_description", "")
-    except ValueError:
-        why = ""
-    if not token:
-        return f"the hub at {url} needs a token: set JUNCTION_TOKEN to one from `junction token create`"
-    return f"the hub at {url} refused the token in JUNCTION_TOKEN: {why or 'unauthorized'}"
-
-
-def _root_cause(exc: BaseException) -> str:
-    while True:
-        if isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-            exc = exc.exceptions[0]
-        elif exc.__cause__ is not None:
-            exc = exc.__cause__
-        else:
-            return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
 
 
 # parser ------------------------------------------------------------------------------------------
@@ -346,20 +252,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--url", help="the hub's MCP URL (default: from the config)")
     add("schema", cmd_schema, "print the config file's JSON Schema (checked in as schemas/config.schema.json)",
         config=False)
-    from hub import cli_connectors
+    from hub.cli import connectors as cli_connectors
 
     def with_config(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", metavar="PATH", help="config file (default: $JUNCTION_CONFIG, else "
                        "~/.config/junction/junction.toml)")
 
     cli_connectors.add_parser(sub, with_config)
-    from hub import cli_auth
+    from hub.cli import auth as cli_auth
 
     cli_auth.add_parsers(sub, with_config)
-    from hub import cli_rag
+    from hub.cli import rag as cli_rag
 
     cli_rag.add_parser(sub, with_config)
-    from hub import cli_jobs
+    from hub.cli import jobs as cli_jobs
 
     cli_jobs.add_parser(sub, with_config)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
@@ -395,9 +301,3 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return EXIT_ERROR
 
-
-if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: hub.cli_connectors raises hub.cli.CliError.
-    from hub.cli import main as _main
-
-    sys.exit(_main())

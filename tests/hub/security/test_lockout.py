@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hub.lockout import SignInThrottle, client_key
+from hub.security.lockout import SignInThrottle, client_key
 
 
 def test_one_address_locks_only_itself_out_for_that_user() -> None:

@@ -15,9 +15,9 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from hub.auth import Policy, create_token, parse_expiry, parse_time
-from hub.cli import CliError
+from hub.cli.common import CliError
 from hub.config import Config, find_config_path, load_config
+from hub.security.auth import Policy, create_token, parse_expiry, parse_time
 from hub.store import Store
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
@@ -135,7 +135,7 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
         store.open()
     except Exception as exc:
         raise CliError(f"cannot open the store in {config.data_dir()}: {exc}") from None
-    from hub.server import policy_for
+    from hub.app import policy_for
 
     return config, store, policy_for(config)
 
@@ -175,7 +175,7 @@ def _new_password_hash(name: str) -> str:
     import getpass
     import sys
 
-    from hub.auth import hash_password
+    from hub.security.auth import hash_password
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for '{name}': ")
@@ -290,7 +290,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
 
 
 def _secrets(args: argparse.Namespace) -> tuple[Store, Any]:
-    from hub.secrets import SecretError, SecretStore
+    from hub.security.secrets import SecretError, SecretStore
 
     config, store, _ = _open(args)
     try:
@@ -304,7 +304,7 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     import getpass
     import sys
 
-    from hub.secrets import SecretError, SecretStore
+    from hub.security.secrets import SecretError, SecretStore
 
     try:
         SecretStore.check_name(args.name)
@@ -350,7 +350,7 @@ def cmd_secret_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_secret_rotate(args: argparse.Namespace) -> int:
-    from hub.secrets import SecretError, key_id
+    from hub.security.secrets import SecretError, key_id
 
     store, secrets = _secrets(args)
     try:
@@ -375,7 +375,7 @@ def cmd_secret_rotate(args: argparse.Namespace) -> int:
 def _authorization_server(args: argparse.Namespace) -> Iterator[Any]:
     """The built-in authorization server over the data directory's store, closed afterwards."""
     config, store, policy = _open(args)
-    from hub.oauth import AuthorizationServer
+    from hub.security.signin import AuthorizationServer
 
     try:
         yield AuthorizationServer(config, store, policy, config.mcp_url())
@@ -389,7 +389,7 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
 
     from mcp.shared.auth import OAuthClientInformationFull
 
-    from hub.oauth import redirect_uri_problem
+    from hub.security.signin import redirect_uri_problem
 
     with _authorization_server(args) as server:
         for uri in args.redirect_uris:

@@ -4,12 +4,12 @@ Owns what must happen before anything else sees an HTTP request to the MCP endpo
 wording of those refusals (each says what was wrong and where):
 - the body: at most `max_body_bytes` (413, before buffering it whole), arriving within
   `body_timeout` (408);
-- the one strict parse (`hub.wire`): bytes that are not strict JSON get -32700, JSON that is not
+- the one strict parse (`hub.front.wire`): bytes that are not strict JSON get -32700, JSON that is not
   one JSON-RPC message -32600; neither reaches anything else;
 - an `MCP-Protocol-Version` header no era knows, when the body carries no 2026 `_meta` envelope:
   -32022 listing every version the hub speaks;
 - the dispatch's decision on `tools/call`, `prompts/get` and `resources/read`
-  (`hub.dispatch`): 403 `insufficient_scope` naming the scope that would allow it, 429 with
+  (`hub.calls.dispatch`): 403 `insufficient_scope` naming the scope that would allow it, 429 with
   `Retry-After` over a rate limit; an admitted request carries its `Admission` in the ASGI scope;
 - 2025 sessions per user (`max_sessions_per_user`): 429 beyond it.
 What passes goes to the relay fast path or to the SDK. The SDK is handed `wire.canonical(message)`,
@@ -29,9 +29,9 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from hub import wire
-from hub.auth import PRINCIPAL_KEY, Principal
-from hub.dispatch import ADMISSION_KEY, RATE_LIMITED, TARGETED, Admission, CallFacts, Dispatch
+from hub.calls.dispatch import ADMISSION_KEY, RATE_LIMITED, TARGETED, Admission, CallFacts, Dispatch
+from hub.front import wire
+from hub.security.auth import PRINCIPAL_KEY, Principal
 
 _KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
 _VERSION_HEADER = b"mcp-protocol-version"
@@ -64,10 +64,10 @@ class RequestGate:
         self.app = app
         self.max_body = max_body
         self.relay = relay
-        """A `hub.relay.RelayFront`: offered every request that passed, before the SDK sees it."""
+        """A `hub.front.fastpath.RelayFront`: offered every request that passed, before the SDK sees it."""
         self.dispatch = dispatch
         self.auth = auth
-        """The `hub.auth.Authenticator`, for the `WWW-Authenticate` of a 403."""
+        """The `hub.security.auth.Authenticator`, for the `WWW-Authenticate` of a 403."""
         self.body_timeout = body_timeout
         self.sessions = sessions
 

@@ -25,8 +25,17 @@ import anyio
 import pytest
 from aiohttp import web
 
-from hub.outbound import (OutboundError, OutboundPolicy, OutboundRefused, address_problem, display_url,
-                          host_of, parse_host_rule, parse_network, summarize_error)
+from hub.security.outbound import (
+    OutboundError,
+    OutboundPolicy,
+    OutboundRefused,
+    address_problem,
+    display_url,
+    host_of,
+    parse_host_rule,
+    parse_network,
+    summarize_error,
+)
 
 pytestmark = pytest.mark.anyio
 SECRET = "the-internal-secret-4f1c9a"
@@ -428,7 +437,7 @@ async def test_check_and_display() -> None:
 async def test_the_readme_example_is_a_valid_config(tmp_path: Path) -> None:
     from hub.config import load_config
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     block = next(b.split("```")[0] for b in readme.split("```toml\n") if b.startswith("[outbound]"))
     (tmp_path / "junction.toml").write_text(block)
     policy = OutboundPolicy.from_config(load_config(tmp_path / "junction.toml", env={}))

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from hub.cli import CliError, _load
+from hub.cli.common import CliError, answers, call, load
 
 EXIT_USAGE = 2
 
@@ -74,34 +74,21 @@ def _run(args: argparse.Namespace, tool: str, arguments: dict[str, Any], create:
 
 
 async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, Any], create: str | None) -> dict:
-    config = _load(args)
+    config = load(args)
     url = args.url or config.mcp_url()
-    if not args.local and (args.url or await _answers(url)):
-        from hub.cli import _call
-
+    if not args.local and (args.url or await answers(url)):
         if create:
-            listed = await _call(url, "rag__list_namespaces", {})
+            listed = await call(url, "rag__list_namespaces", {})
             names = {n["namespace"] for n in listed.get("structuredContent", {}).get("namespaces", [])}
             if create not in names:
-                await _call(url, "rag__create_namespace", {"namespace": create})
-        return await _call(url, tool, arguments)
+                await call(url, "rag__create_namespace", {"namespace": create})
+        return await call(url, tool, arguments)
     return await _local(config, tool, arguments, create)
-
-
-async def _answers(url: str) -> bool:
-    import httpx2
-
-    try:
-        async with httpx2.AsyncClient(timeout=2) as http:
-            await http.get(url.rsplit("/", 1)[0] + "/healthz")
-        return True
-    except httpx2.HTTPError:
-        return False
 
 
 async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str | None) -> dict:
     from hub.config import provider_settings
-    from hub.outbound import OutboundPolicy
+    from hub.security.outbound import OutboundPolicy
     from tools.rag.provider import RagConfig, RagProvider
 
     settings = provider_settings(config, "rag", RagConfig)
@@ -127,7 +114,7 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
             return {}
 
         def caller(self, ctx: Any) -> Any:
-            from hub.auth import Principal
+            from hub.security.auth import Principal
 
             return Principal(None, "admin", frozenset({"mcp"}))  # the local user: the machine's admin
 

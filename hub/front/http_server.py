@@ -5,7 +5,7 @@ started a request and never finishes its headers (or never sends any) stays open
 hundred half-sent requests hold the hub's sockets and memory (slowloris). Each connection gets
 `header_timeout` seconds for the headers of every request; the body has its own limit in the request
 gate (`[server] body_timeout`). The uvicorn parts this touches (`connection_made`, `data_received`,
-`cycle.response_complete`) are shared by its h11 and httptools protocols; `tests/hub/test_serve.py`
+`cycle.response_complete`) are shared by its h11 and httptools protocols; `tests/hub/front/test_http.py`
 fails if that changes.
 """
 

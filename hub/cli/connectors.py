@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import tomlkit
 
-from hub.cli import CliError
+from hub.cli.common import CliError
 from hub.config import Config, ConfigError, default_config_path, find_config_path, load_config
 
 
@@ -148,9 +148,9 @@ def _write_checked(path: Path, doc: tomlkit.TOMLDocument, name: str | None) -> N
 
 def _connector_class_and_settings(config: Config, name: str) -> None:
     from hub.config import connector_settings
-    from hub.server import _load_connector_class
+    from hub.host import load_connector_class
 
-    cls = _load_connector_class(name, config.connectors[name].type)
+    cls = load_connector_class(name, config.connectors[name].type)
     connector_settings(config, name, getattr(cls, "config_type", None))
 
 
@@ -177,10 +177,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 async def _remote_connectors(url: str) -> list[dict[str, Any]]:
-    from hub.cli import _client
+    from hub.cli.common import client
 
-    async with _client(url) as client:
-        result = await client.call_tool("hub__connectors", {})
+    async with client(url) as session:
+        result = await session.call_tool("hub__connectors", {})
     return result.structured_content["connectors"]
 
 
@@ -216,8 +216,8 @@ async def _start_here(config: Config, name: str | None = None) -> tuple[list[dic
     """Start the hub's providers and connectors in this process; their rows, and `name`'s tools."""
     import logging
 
+    from hub.app import Hub
     from hub.builtin import connector_rows
-    from hub.server import Hub
 
     logging.basicConfig(level=logging.CRITICAL)
     hub = Hub(config)

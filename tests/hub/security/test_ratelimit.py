@@ -9,8 +9,8 @@ import httpx2
 import pytest
 
 from hub.config import RateLimitConfig
-from hub import ratelimit
-from hub.ratelimit import RateLimiter
+from hub.security import ratelimit
+from hub.security.ratelimit import RateLimiter
 from tests.helpers import recorded_calls, serve_hub
 
 

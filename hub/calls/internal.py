@@ -13,9 +13,10 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.auth import Principal
-from hub.context import Cancellable
+from hub.calls.context import Cancellable
 from hub.provider import InputRequest, InputResult, InputUnavailable
+from hub.security.auth import Principal
+
 Progress = Callable[[float, float | None, str | None], Awaitable[None]]
 
 

@@ -6,7 +6,7 @@ import mcp_types as types
 import pytest
 from mcp.server.streamable_http import EventMessage
 
-from hub.resume import BoundedEventStore
+from hub.front.resume import BoundedEventStore
 
 pytestmark = pytest.mark.anyio
 

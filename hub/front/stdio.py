@@ -1,6 +1,6 @@
 """The stdio front: the hub's MCP server on stdin/stdout, with the same strict parser as HTTP.
 
-Owns reading the wire from stdin: every line is parsed by `hub.wire` (what it refuses is answered
+Owns reading the wire from stdin: every line is parsed by `hub.front.wire` (what it refuses is answered
 with its JSON-RPC error on stdout and goes no further), and the SDK's stdio transport is fed
 `wire.canonical(message)` lines only. While serving, fd 0 reads the null device, so nothing a
 handler or child process does can consume the wire (the SDK's transport does the same for fd 1).
@@ -18,7 +18,7 @@ import mcp_types as types
 from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
-from hub import wire
+from hub.front import wire
 
 
 class StrictLines:
@@ -50,7 +50,7 @@ class StrictLines:
 
 @asynccontextmanager
 async def strict_stdio() -> AsyncIterator[tuple[Any, Any]]:
-    """`(read_stream, write_stream)` for `Server.run`, like the SDK's `stdio_server()`, behind `hub.wire`."""
+    """`(read_stream, write_stream)` for `Server.run`, like the SDK's `stdio_server()`, behind `hub.front.wire`."""
     saved = os.dup(0)
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)

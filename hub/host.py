@@ -1,0 +1,145 @@
+"""The providers' side of the hub: finding installed providers and connectors, and the host each one gets.
+
+Owns: loading a provider or connector class (entry points `junction.providers` and `junction.connectors`, or
+`module = "package.module:Class"`), and `Host`, the hub's implementation of `hub.provider.ProviderHost`: what a
+provider may ask of the hub, always through the router (catalog changes, state, internal calls, whom it acts for).
+
+Must not: know any concrete provider, or hand a provider the router or the store themselves.
+"""
+
+from __future__ import annotations
+
+import importlib
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+
+from hub.calls.internal import InternalCallContext
+from hub.config import ConfigError
+from hub.provider import Provider, ProviderState
+from hub.router import ProviderSlot
+from hub.security.auth import Delegation, Principal, act_for
+from hub.security.outbound import OutboundPolicy
+
+if TYPE_CHECKING:
+    from hub.app import Hub
+
+ENTRY_POINT_GROUP = "junction.providers"
+CONNECTOR_GROUP = "junction.connectors"
+
+
+class Host:
+    """The `ProviderHost` a provider gets: its name, a data dir, and the hub's change hooks."""
+
+    def __init__(self, hub: Hub, slot: ProviderSlot) -> None:
+        self._hub = hub
+        self._slot = slot
+        self.name = slot.name
+        self.data_dir = str(hub.data_dir / "providers" / slot.name)
+
+    def catalog_changed(self) -> None:
+        self._hub.router._spawn(self._hub.router.refresh, self._slot)
+
+    def resource_updated(self, uri: str) -> None:
+        self._hub.router.resource_updated(uri)
+
+    def hub_info(self) -> dict[str, Any]:
+        return self._hub.router.hub_info()
+
+    def spawn(self, fn: Any, *args: Any) -> None:
+        self._hub.router.spawn_background(fn, *args, slot=self._slot)
+
+    def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
+        self._hub.router.set_state(self._slot, state, error, details)
+
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: Any = None,
+                        principal: Principal | None = None, client: str = "", progress: Any = None,
+                        via: str | None = None) -> types.CallToolResult:
+        router = self._hub.router
+        who = principal if principal is not None else router.principal_of(caller)
+        inner = isinstance(caller, InternalCallContext)
+        chain = (*(caller.chain if inner else ()), *((via,) if via else ()))
+        ctx = InternalCallContext(who, client or f"junction:{self.name}", progress=progress,
+                                  depth=caller.depth + 1 if inner else 0, chain=chain)
+        return await router.call_internal(name, arguments, ctx)
+
+    @property
+    def prefix(self) -> str:
+        return self._slot.prefix
+
+    @property
+    def outbound(self) -> OutboundPolicy:
+        return self._hub.outbound
+
+    def tools(self) -> list[types.Tool]:
+        return list(self._hub.router.catalog.tool_list)
+
+    def caller(self, ctx: Any) -> Principal:
+        return self._hub.router.principal_of(ctx)
+
+    def delegation(self, ctx: Any) -> str:
+        return Delegation.of(self._hub.router.principal_of(ctx)).dumps()
+
+    def act_for(self, delegation: str | None) -> Principal:
+        principal, why = act_for(self._hub.store, self._hub.policy, Delegation.loads(delegation))
+        if principal is None:
+            raise PermissionError(why)
+        return principal
+
+    def allows(self, principal: Principal, name: str) -> bool:
+        return self._hub.router.dispatch.decide(principal, "tools/call", name) is None
+
+    def secrets(self) -> Any:
+        if self._hub.secret_store is None:
+            from hub.security.secrets import SecretStore
+
+            self._hub.secret_store = SecretStore(self._hub.store, self._hub.data_dir)
+        return self._hub.secret_store
+
+    def provider(self, name: str) -> Provider | None:
+        for slot in self._hub.router.slots:
+            if slot.name == name and slot.kind == "provider":
+                return slot.provider
+        return None
+
+    def audit_records(self, **filters: Any) -> list[dict[str, Any]]:
+        """Hub-internal (the built-in provider's `hub__audit`): the call record, newest first."""
+        return [
+            {"time": r.ts, "principal": r.principal, "client": r.client, "tool": r.tool, "provider": r.provider,
+             "decision": r.decision, "outcome": r.outcome, "error": r.error, "duration_ms": round(r.duration_ms, 3),
+             "request_id": r.request_id, "protocol_version": r.protocol_version}
+            for r in self._hub.store.recent_calls(**filters)
+        ]
+
+
+def load_provider_class(name: str, module: str) -> type[Provider]:
+    if module:
+        mod_name, _, attr = module.partition(":")
+        if not attr:
+            raise ConfigError("", f"providers.{name}.module", f"expected 'package.module:Class', got {module!r}")
+        try:
+            return getattr(importlib.import_module(mod_name), attr)
+        except (ImportError, AttributeError) as exc:
+            raise ConfigError("", f"providers.{name}.module", f"cannot load {module!r}: {exc}") from None
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name == name:
+            return ep.load()
+    raise ConfigError(
+        "",
+        f"providers.{name}",
+        f"no provider named '{name}' is installed (entry point group {ENTRY_POINT_GROUP}); "
+        "set `module = \"package.module:Class\"` or install the plugin",
+    )
+
+
+def load_connector_class(name: str, kind: str) -> type[Provider]:
+    for ep in entry_points(group=CONNECTOR_GROUP):
+        if ep.name == kind:
+            return ep.load()
+    known = ", ".join(sorted(ep.name for ep in entry_points(group=CONNECTOR_GROUP))) or "none"
+    raise ConfigError("", f"connectors.{name}.type", f"no connector type '{kind}' is installed (installed: {known})")
+
+
+def available_providers() -> list[str]:
+    return sorted(ep.name for ep in entry_points(group=ENTRY_POINT_GROUP))
