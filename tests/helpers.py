@@ -1,4 +1,7 @@
-"""Start real hub processes for tests: `junction serve --port 0` on loopback, stopped afterwards."""
+"""What the tests share: real hub processes (`junction serve --port 0` on loopback, stopped afterwards), the
+`junction` command line against a test hub's data, and one way to wait for something to happen (`wait_until`,
+`wait_until_async`: a condition with a deadline, never a fixed sleep). Tests import from here and from
+tests/fixtures/, never from another test module."""
 
 from __future__ import annotations
 
@@ -9,16 +12,63 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
+import anyio
 import httpx2
 
 ROOT = Path(__file__).resolve().parent.parent
 JUNCTION = [sys.executable, "-m", "hub.cli"]
 NODE_MODULES = ROOT / "tests" / "node" / "node_modules"
+
+
+T = TypeVar("T")
+_NOTHING_YET = object()
+
+
+def _timed_out(what: str, timeout: float, last: object) -> AssertionError:
+    seen = "no value (the check never returned)" if last is _NOTHING_YET else repr(last)
+    if len(seen) > 2000:
+        seen = seen[:2000] + "..."
+    return AssertionError(f"waited {timeout:g} s for {what}; the last value seen: {seen}")
+
+
+def wait_until(check: Callable[[], T], what: str, timeout: float = 60.0, interval: float = 0.05) -> T:
+    """`check()`'s first true value, asked every `interval` seconds. After `timeout` seconds an AssertionError
+    names `what` was awaited and the last value seen. The timeout only bounds a failure (generously: a loaded
+    CI machine is many times slower than a laptop); a passing test waits only as long as the event takes."""
+    deadline = time.monotonic() + timeout
+    last: object = _NOTHING_YET
+    while True:
+        last = value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise _timed_out(what, timeout, last)
+        time.sleep(interval)
+
+
+async def wait_until_async(check: Callable[[], T | Awaitable[T]], what: str, timeout: float = 60.0,
+                           interval: float = 0.05) -> T:
+    """`wait_until` in a task: `check` may be a plain function or a coroutine function. A check that hangs is
+    cancelled at the deadline, and the AssertionError says so."""
+    import inspect
+
+    last: Any = _NOTHING_YET
+    with anyio.move_on_after(timeout):
+        while True:
+            value = check()
+            if inspect.isawaitable(value):
+                value = await value
+            last = value
+            if value:
+                return value  # type: ignore[return-value]
+            await anyio.sleep(interval)
+    raise _timed_out(what, timeout, last)
 
 
 SECRETS_USED: set[str] = set()
@@ -85,12 +135,20 @@ class RunningHub:
     def wait_for_log(self, text: str, timeout: float = 60.0) -> str:
         """The log once it contains `text`: lines after the MCP endpoint's reach `output` from a reader thread,
         so a line the hub has printed may not be there yet when the test looks."""
-        deadline = time.monotonic() + timeout
-        while text not in (log := self.log()):
-            if time.monotonic() > deadline or self.process.poll() is not None and not self._reader_alive():
-                raise AssertionError(f"{text!r} is not in the hub's log:\n{log[-3000:]}")
-            time.sleep(0.05)
-        return log
+        def logged() -> str | None:
+            log = self.log()
+            if text in log:
+                return log
+            if self.process.poll() is not None and not self._reader_alive():
+                raise AssertionError(f"the hub has ended and {text!r} is not in its log:\n{log[-3000:]}")
+            return None
+
+        try:
+            return wait_until(logged, f"{text!r} in the hub's log", timeout)
+        except AssertionError as exc:
+            if "has ended" in str(exc):
+                raise
+            raise AssertionError(f"{text!r} is not in the hub's log:\n{self.log()[-3000:]}") from None
 
     def _reader_alive(self) -> bool:
         return self.reader is not None and self.reader.is_alive()
@@ -182,18 +240,23 @@ def recorded_calls(data_dir: Path, tool: str, timeout: float = 30.0, at_least: i
     moment after the call; waits at most `timeout` seconds, then returns what there is)."""
     import sqlite3
 
-    deadline = time.monotonic() + timeout
-    while True:
+    rows: list[tuple] = []
+
+    def enough() -> bool:
         db = sqlite3.connect(data_dir / "junction.db")
         try:
-            rows = db.execute(
+            rows[:] = db.execute(
                 "SELECT tool, outcome, client, protocol_version, args_bytes, error FROM tool_calls WHERE tool = ? "
                 "ORDER BY id", (tool,)).fetchall()
         finally:
             db.close()
-        if len(rows) >= at_least or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+        return len(rows) >= at_least
+
+    try:
+        wait_until(enough, f"{at_least} call record(s) of {tool}", timeout, interval=0.1)
+    except AssertionError:
+        pass  # the caller's own assertion on the rows says what is missing
+    return list(rows)
 
 
 def junction_cli(tmp: Path, *args: str) -> str:
@@ -203,6 +266,35 @@ def junction_cli(tmp: Path, *args: str) -> str:
                           env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     return done.stdout.strip()
+
+
+def junction(tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    """`junction ARGS --config tmp/junction.toml` for a test hub's data, as it ended (the test checks it); `stdin`
+    is all it reads (never the terminal's)."""
+    return subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT, input=stdin,
+                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
+
+
+def token_for(tmp: Path, user: str, *extra: str) -> str:
+    """A new API token for `user` of the hub whose config is tmp/junction.toml (`junction token create`)."""
+    done = junction(tmp, "token", "create", "--user", user, *extra)
+    assert done.returncode == 0, done.stderr
+    remember_secret(done.stdout.strip())
+    return done.stdout.strip()
+
+
+def listening(port: int, timeout: float = 30.0) -> None:
+    """Until something accepts connections on 127.0.0.1:`port` (a client's callback listener is up)."""
+    import socket
+
+    def accepts() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            return False
+
+    wait_until(accepts, f"something listening on 127.0.0.1:{port}", timeout)
 
 
 def set_secret(tmp: Path, name: str, value: str) -> None:

@@ -16,7 +16,16 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.fake_llm import FakeLLM
-from tests.helpers import NODE_MODULES, RunningHub, node_bin, serve_hub, set_secret
+from tests.helpers import (
+    NODE_MODULES,
+    RunningHub,
+    junction,
+    node_bin,
+    serve_hub,
+    set_secret,
+    token_for,
+    wait_until_async,
+)
 
 pytestmark = [
     pytest.mark.anyio,
@@ -239,21 +248,16 @@ async def test_cancelling_stops_the_loop(hub: RunningHub, llm: FakeLLM, mode: st
         # slow machine may spend before the agent even starts.
         async with anyio.create_task_group() as tg:
             tg.start_soon(lambda: client.call_tool(f"agents__sleeper-{e}", {"message": "take your time"}))
-            with anyio.fail_after(60):
-                while not llm.requests_for(f"slow-{e}"):
-                    await anyio.sleep(0.05)
+            await wait_until_async(lambda: llm.requests_for(f"slow-{e}"), "the agent's request to the model")
             tg.cancel_scope.cancel()
-        listed = None
-        with anyio.fail_after(60):
-            while True:
-                listed = (await client.call_tool("agents__conversations", {"agent": f"sleeper-{e}"})).structured_content
-                if listed["conversations"] and listed["conversations"][0]["status"] == "cancelled":
-                    break
-                await anyio.sleep(0.1)
+        async def cancelled_conversations() -> dict[str, Any] | None:
+            listed = (await client.call_tool("agents__conversations", {"agent": f"sleeper-{e}"})).structured_content
+            return listed if listed["conversations"] and listed["conversations"][0]["status"] == "cancelled" else None
+
+        listed = await wait_until_async(cancelled_conversations, "the conversation marked cancelled", interval=0.1)
         assert listed["conversations"][0]["first"] == "take your time"
-    with anyio.fail_after(60):  # the hub dropped its request to the model: the model server saw it go
-        while llm.cancelled < cancelled_before + 1:
-            await anyio.sleep(0.05)
+    # the hub dropped its request to the model: the model server saw it go
+    await wait_until_async(lambda: llm.cancelled >= cancelled_before + 1, "the model server to see the request go")
 
 
 async def test_an_agent_never_gets_a_tool_its_caller_may_not_use(tmp_path: Path, llm: FakeLLM) -> None:
@@ -261,8 +265,6 @@ async def test_an_agent_never_gets_a_tool_its_caller_may_not_use(tmp_path: Path,
     `everything__*`; the model is offered echo alone, and a call to another tool is refused by the hub."""
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
-
-    from tests.hub.security.test_auth import junction, token_for
 
     config = CONFIG + """
 [auth]
@@ -321,9 +323,7 @@ async def test_a_job_runs_an_agent_and_its_resource_announces_the_run(hub: Runni
         run = ran.structured_content
         assert run["result"]["structured"]["answer"] == "All systems nominal."
         assert [c["tool"] for c in run["calls"]] == ["agents__reporter"]
-        with anyio.fail_after(60):
-            while "automation://jobs/daily-report" not in updates:
-                await anyio.sleep(0.05)
+        await wait_until_async(lambda: "automation://jobs/daily-report" in updates, "an update of the job's resource")
         sent = llm.requests_for("reporter")[0]["messages"]
         assert sent[-1] == {"role": "user", "content": "How are things?"}
 

@@ -21,7 +21,7 @@ import pytest
 from mcp import Client
 from standardwebhooks import Webhook
 
-from tests.helpers import NODE_MODULES, node_bin, serve_hub
+from tests.helpers import NODE_MODULES, node_bin, serve_hub, wait_until_async
 
 pytestmark = [
     pytest.mark.anyio,
@@ -48,22 +48,25 @@ async def runs_of(client: Client, job: str) -> list[dict[str, Any]]:
 
 
 async def wait_for_runs(client: Client, job: str, count: int, timeout: float = 60) -> list[dict[str, Any]]:
-    with anyio.fail_after(timeout):
-        while True:
-            runs = [r for r in await runs_of(client, job) if r["status"] not in ("running",)]
-            if len(runs) >= count:
-                return runs
-            await anyio.sleep(0.1)
+    """The job's ended runs once there are `count` of them (newest first)."""
+    async def ended() -> list[dict[str, Any]] | None:
+        runs = [r for r in await runs_of(client, job) if r["status"] not in ("running",)]
+        return runs if len(runs) >= count else None
+
+    return await wait_until_async(ended, f"{count} ended run(s) of {job}", timeout, interval=0.1)
 
 
 async def settled_runs(client: Client, job: str, timeout: float = 60) -> list[dict[str, Any]]:
     """The job's runs once none of them is still running (newest first)."""
-    with anyio.fail_after(timeout):
-        while True:
-            runs = await runs_of(client, job)
-            if all(r["status"] != "running" for r in runs):
-                return runs
-            await anyio.sleep(0.1)
+    async def settled() -> tuple[list[dict[str, Any]]] | None:
+        runs = await runs_of(client, job)
+        return (runs,) if all(r["status"] != "running" for r in runs) else None  # (no runs at all is settled too)
+
+    return (await wait_until_async(settled, f"no run of {job} still running", timeout, interval=0.1))[0]
+
+
+async def ok_runs(client: Client, job: str, count: int) -> bool:
+    return len([r for r in await runs_of(client, job) if r["status"] == "ok"]) >= count
 
 
 async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: Path) -> None:
@@ -78,17 +81,16 @@ async def test_an_every_second_job_and_steps_that_use_earlier_results(tmp_path: 
             assert created["next_run"] and created["trigger"] == {"type": "interval", "seconds": 1.0}
             # Three runs that ran, not "runs in 3.5 s": on a loaded machine a fire can come late, and one that
             # comes while the last run is still going is recorded as skipped (the default overlap policy).
-            with anyio.fail_after(60):
-                while len([r for r in await runs_of(client, "tick") if r["status"] == "ok"]) < 3:
-                    await anyio.sleep(0.1)
+            await wait_until_async(lambda: ok_runs(client, "tick", 3), "three ok runs of tick", interval=0.1)
             await call(client, "pause", name="tick")
             runs = await settled_runs(client, "tick")  # a run already going when the pause came still ends
             assert {r["status"] for r in runs} <= {"ok", "skipped"}, runs
             # the interval is kept: every fire (run or skipped) is at least a second after the one before it
             fired = sorted(dt.datetime.fromisoformat(r["trigger"]["scheduled"]) for r in runs)
             assert all(b - a >= dt.timedelta(seconds=1) for a, b in itertools.pairwise(fired)), fired
-            # Paused: nothing more fires. The wait only bounds how long we look for a fire that should not
-            # come; a loaded machine can only make one less likely to show, never fail the test.
+            # Paused: nothing more fires. This sleep is on purpose, not a wait for an event: it is how long we look
+            # for a fire that should not come; a loaded machine can only make one less likely to show, never fail
+            # the test.
             await anyio.sleep(1.5)
             assert len(await runs_of(client, "tick")) == len(runs)
             latest = next(r for r in runs if r["status"] == "ok")
@@ -246,23 +248,24 @@ async def test_overlapping_runs_follow_the_policy(tmp_path: Path, overlap: str) 
             await call(client, "create", name="slow", trigger={"type": "webhook"},
                        action={"tool": "gate__wait", "arguments": {"until": str(gate)}}, policy={"overlap": overlap})
             await call(client, "run_now", name="slow")
-            with anyio.fail_after(30):
-                while [r["status"] for r in await runs_of(client, "slow")] != ["running"]:
-                    await anyio.sleep(0.05)
+            async def first_going() -> bool:
+                return [r["status"] for r in await runs_of(client, "slow")] == ["running"]
+
+            async def second_on_record() -> bool:
+                return len(await runs_of(client, "slow")) >= 2
+
+            await wait_until_async(first_going, "the first run going", 30)
             await call(client, "run_now", name="slow")
             if overlap != "queue":  # the second is on record (skipped, or running in place of the first)
-                with anyio.fail_after(30):
-                    while len(await runs_of(client, "slow")) < 2:
-                        await anyio.sleep(0.05)
+                await wait_until_async(second_on_record, "the second run on record", 30)
             gate.touch()
             expected = 2 if overlap == "queue" else 1
-            with anyio.fail_after(60):
-                while True:
-                    runs = await runs_of(client, "slow")
-                    ended = [r for r in runs if r["status"] != "running"]
-                    if len(ended) == 2:
-                        break
-                    await anyio.sleep(0.1)
+
+            async def both_ended() -> list[dict[str, Any]] | None:
+                runs = await runs_of(client, "slow")
+                return runs if len([r for r in runs if r["status"] != "running"]) == 2 else None
+
+            runs = await wait_until_async(both_ended, "both runs ended", interval=0.1)
             runs.reverse()  # oldest first
             statuses = [r["status"] for r in runs]
             if overlap == "skip":
@@ -298,20 +301,20 @@ async def test_a_file_change_under_a_root_triggers_a_job(tmp_path: Path) -> None
             with anyio.fail_after(60):
                 for number in itertools.count():
                     (inbox / f"notes-{number}.txt").write_text("not matched")
-                    with anyio.move_on_after(1):
-                        while not await listed_notes(client):
-                            await anyio.sleep(0.05)
+                    with anyio.move_on_after(1):  # then write the next one: this one may have come too early
+                        await wait_until_async(lambda: listed_notes(client), "a notes file listed")
                     if await listed_notes(client):
                         break
             (inbox / "sub").mkdir()
             (inbox / "sub" / "orders.csv").write_text("id,qty\n1,2\n")
             try:
                 await wait_for_runs(client, "on-csv", 1)
-            except TimeoutError:
-                raise AssertionError("no run for sub/orders.csv; the hub's log:\n" + hub.log()[-4000:]) from None
+            except AssertionError as exc:
+                raise AssertionError(f"no run for sub/orders.csv ({exc}); the hub's log:\n" + hub.log()[-4000:]) from None
             # The watcher may also see the new file's content arrive as a "modified" event; one that comes while
             # the first run is going is skipped (overlap = skip) and recorded as such. This wait only bounds how
             # long we look for more runs (none may be for a notes file); load can only hide one, not fail the test.
+            # (On purpose a sleep: what it waits for may never happen.)
             await anyio.sleep(1.0)
             runs = list(reversed(await settled_runs(client, "on-csv")))
             assert {r["status"] for r in runs} <= {"ok", "skipped"}

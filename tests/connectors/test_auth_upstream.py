@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.connectors.test_relay import UPSTREAM
+from tests.fixtures.upstreams import PROBE_UPSTREAM
 from tests.helpers import JUNCTION, ROOT, hub_env, serve_hub
 
 pytestmark = pytest.mark.anyio
@@ -51,7 +51,7 @@ shared = false
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_unshared_connector_keeps_users_apart(tmp_path: Path, mode: str) -> None:
     """One upstream session per user (2026-07-28 callers included, now that they have names)."""
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream:
         config = FRONT.replace("URL", upstream.url)
         tokens = users(tmp_path / "front", config, "alice", "bob")
         with serve_hub(tmp_path / "front", config) as front:
@@ -66,7 +66,7 @@ async def test_unshared_connector_keeps_users_apart(tmp_path: Path, mode: str) -
 @pytest.mark.parametrize("mode", ["legacy", "2026-07-28"])
 async def test_callers_tokens_never_go_upstream(tmp_path: Path, mode: str) -> None:
     # The upstream wants a token of its own: the connector's configured header, never a caller's.
-    upstream_config = UPSTREAM + '[auth]\nmode = "tokens"\n'
+    upstream_config = PROBE_UPSTREAM + '[auth]\nmode = "tokens"\n'
     upstream_tokens = users(tmp_path / "upstream", upstream_config, "the-hub")
     with serve_hub(tmp_path / "upstream", upstream_config) as upstream:
         config = FRONT.replace("URL", upstream.url).replace("shared = false", "") + \

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tests.connectors.test_gateway_conformance import UPSTREAM
+from tests.fixtures.upstreams import CONFORMANCE_UPSTREAM
 from tests.helpers import JUNCTION, ROOT, hub_env, serve_hub
 
 
@@ -20,7 +20,7 @@ def test_add_test_list_remove(tmp_path: Path) -> None:
     cfg = tmp_path / "junction.toml"
     cfg.write_text("# my hub\n[server]\nport = 9000  # the port I like\n")
     upstream = tmp_path / "upstream.toml"
-    upstream.write_text(UPSTREAM)
+    upstream.write_text(CONFORMANCE_UPSTREAM)
     added = junction(tmp_path, "connector", "add", "up", "--config", str(cfg), "--cwd", str(ROOT),
                      "--env", f"PYTHONPATH={ROOT}", "--env", f"XDG_DATA_HOME={tmp_path / 'updata'}",
                      "--", sys.executable, "-m", "hub.cli", "stdio", "--config", str(upstream))

@@ -14,7 +14,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.connectors.test_gateway_conformance import UPSTREAM, stdio_connector
+from tests.fixtures.upstreams import CONFORMANCE_UPSTREAM, stdio_connector
 from tests.helpers import serve_hub
 
 pytestmark = pytest.mark.anyio
@@ -111,7 +111,7 @@ def free_port() -> int:
 async def test_http_upstream_restart_is_invisible_to_the_client(tmp_path: Path) -> None:
     """A 2025 HTTP upstream that restarts forgets our session (404); the hub re-initializes and resends."""
     port = free_port()
-    with serve_hub(tmp_path / "up1", UPSTREAM, extra_args=["--port", str(port)]) as upstream:
+    with serve_hub(tmp_path / "up1", CONFORMANCE_UPSTREAM, extra_args=["--port", str(port)]) as upstream:
         connector = f'[connectors.up]\nurl = "{upstream.url}"\nprotocol = "legacy"\n'
         with serve_hub(tmp_path / "front", connector) as front:
             async with Client(front.url, mode="legacy") as client:
@@ -119,7 +119,7 @@ async def test_http_upstream_restart_is_invisible_to_the_client(tmp_path: Path) 
                 assert first.is_error is False
                 upstream.process.terminate()
                 upstream.process.wait(10)
-                with serve_hub(tmp_path / "up2", UPSTREAM, extra_args=["--port", str(port)]):
+                with serve_hub(tmp_path / "up2", CONFORMANCE_UPSTREAM, extra_args=["--port", str(port)]):
                     again = await client.call_tool("up__test_simple_text", {})
                     assert again.content[0].text == "This is a simple text response for testing."
                     status = (await client.call_tool("hub__status", {})).structured_content

@@ -6,42 +6,16 @@ from __future__ import annotations
 
 import os
 import re
-import sys
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import ROOT, serve_hub
-from tests.hub.test_conformance import CONFORMANCE, check_problems, required_scenarios, run_conformance
+from tests.fixtures.conformance_suite import CONFORMANCE, check_problems, required_scenarios, run_conformance
+from tests.fixtures.upstreams import CONFORMANCE_UPSTREAM, stdio_connector
+from tests.helpers import serve_hub
 
 pytestmark = pytest.mark.skipif(not CONFORMANCE.exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
-
-UPSTREAM = """
-[providers.conformance]
-module = "tests.fixtures.conformance:ConformanceProvider"
-prefix = ""
-[providers.hub]
-enabled = false
-[log]
-level = "warning"
-"""
-
-
-def stdio_connector(tmp: Path, protocol: str = "auto", prefix: str = "", name: str = "up") -> str:
-    """A `[connectors.NAME]` table running the conformance fixtures in a separate Junction over stdio."""
-    upstream = tmp / "upstream.toml"
-    upstream.write_text(UPSTREAM)
-    return f"""
-[connectors.{name}]
-command = {sys.executable!r}
-args = ["-m", "hub.cli", "stdio", "--config", {str(upstream)!r}]
-cwd = {str(ROOT)!r}
-env = {{ PYTHONPATH = {str(ROOT)!r}, XDG_DATA_HOME = {str(tmp / "updata")!r} }}
-prefix = "{prefix}"
-protocol = "{protocol}"
-"""
-
 
 def assert_passes(url: str, revision: str, out: Path) -> None:
     code, output = run_conformance(["--url", url, "--requirements", revision], out)
@@ -60,7 +34,7 @@ def test_stdio_upstream_is_transparent(tmp_path: Path, revision: str) -> None:
 
 @pytest.mark.parametrize("revision", ["2025-11-25", "2026-07-28"])
 def test_http_upstream_is_transparent(tmp_path: Path, revision: str) -> None:
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+    with serve_hub(tmp_path / "upstream", CONFORMANCE_UPSTREAM) as upstream:
         connector = f'[connectors.up]\nurl = "{upstream.url}"\nprefix = ""\n'
         with serve_hub(tmp_path / "front", connector) as front:
             assert_passes(front.url, revision, tmp_path / "out")
@@ -73,7 +47,7 @@ def test_2025_clients_through_a_2025_upstream(tmp_path: Path) -> None:
 
 def test_2025_clients_through_a_2025_http_upstream(tmp_path: Path) -> None:
     """Relayed calls joining the hub's upstream session: ids, server requests, resumption all mapped."""
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+    with serve_hub(tmp_path / "upstream", CONFORMANCE_UPSTREAM) as upstream:
         connector = f'[connectors.up]\nurl = "{upstream.url}"\nprefix = ""\nprotocol = "legacy"\n'
         with serve_hub(tmp_path / "front", connector) as front:
             assert_passes(front.url, "2025-11-25", tmp_path / "out")
@@ -97,7 +71,7 @@ def assert_passes_except(url: str, out: Path, gaps: set[str]) -> None:
 
 def test_2026_clients_through_a_2025_http_upstream(tmp_path: Path) -> None:
     """Era bridging with the upstream's live requests parked and turned into InputRequiredResult rounds."""
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream:
+    with serve_hub(tmp_path / "upstream", CONFORMANCE_UPSTREAM) as upstream:
         connector = f'[connectors.up]\nurl = "{upstream.url}"\nprefix = ""\nprotocol = "legacy"\n'
         with serve_hub(tmp_path / "front", connector) as front:
             assert_passes_except(front.url, tmp_path / "out", set())

@@ -17,19 +17,10 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
+from tests.fixtures.upstreams import PROBE_UPSTREAM
 from tests.helpers import recorded_calls, serve_hub
 
 pytestmark = pytest.mark.anyio
-
-UPSTREAM = """
-[providers.probe]
-module = "tests.fixtures.relay_probe:ProbeProvider"
-prefix = ""
-[providers.hub]
-enabled = false
-[log]
-level = "warning"
-"""
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
 
@@ -45,7 +36,7 @@ async def text(client: Client, tool: str, arguments: dict[str, Any] | None = Non
 
 @pytest.mark.parametrize("shared", [False, True])
 async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, shared: bool) -> None:
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
             serve_hub(tmp_path / "front", connector(upstream.url, "legacy", shared)) as front:
         async with Client(front.url, mode="legacy") as alice, Client(front.url, mode="legacy") as bob:
             for _ in range(2):  # the second round is relayed for sure
@@ -57,7 +48,7 @@ async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, shared: b
 
 @pytest.mark.parametrize(("mode", "protocol"), [("legacy", "legacy"), ("legacy", "auto"), ("2026-07-28", "auto")])
 async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path, mode: str, protocol: str) -> None:
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
             serve_hub(tmp_path / "front", connector(upstream.url, protocol)) as front:
         async with Client(front.url, mode=mode) as client:  # type: ignore[arg-type]
             assert await text(client, "up__cancelled") == "0"
@@ -106,7 +97,7 @@ async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
 
 
 async def test_a_dropped_relayed_stream_resumes_where_it_stopped(tmp_path: Path) -> None:
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
             serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
         async with httpx2.AsyncClient(timeout=20) as http:
             headers = await open_session(http, front.url)
@@ -148,7 +139,7 @@ async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> No
         await forged.wait()
         return types.ElicitResult(action="accept", content={"name": "alice"})
 
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
             serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
         async with Client(front.url, mode="legacy", elicitation_callback=elicit) as alice, \
                 httpx2.AsyncClient(timeout=10) as http:
@@ -173,7 +164,7 @@ async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> No
 
 
 async def test_relayed_calls_are_recorded(tmp_path: Path) -> None:
-    with serve_hub(tmp_path / "upstream", UPSTREAM) as upstream, \
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
             serve_hub(tmp_path / "front", connector(upstream.url)) as front:
         async with Client(front.url, mode="2026-07-28") as client:
             for _ in range(3):

@@ -12,6 +12,7 @@ import anyio
 import pytest
 
 from tests.fixtures.provider_host import Host
+from tests.helpers import wait_until_async
 from tools.files import paths
 from tools.files.provider import FilesConfig, FilesProvider, RootConfig
 from tools.files.watch import FolderWatch
@@ -27,12 +28,6 @@ def not_utf8(folder: Path, name: bytes, *, folder_name: bool = False) -> None:
         fd = os.open(os.fsencode(folder) + b"/" + name, os.O_CREAT | os.O_WRONLY | os.O_APPEND, 0o644)
         os.write(fd, b"x")
         os.close(fd)
-
-
-async def until(check, what: str, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
-    with anyio.fail_after(timeout):
-        while not check():
-            await anyio.sleep(0.05)
 
 
 @pytest.mark.parametrize("bad", ["file", "folder already there"])
@@ -61,8 +56,8 @@ async def test_the_watcher_survives_a_name_that_is_not_utf8(tmp_path: Path, bad:
         not_utf8(folder, b"bad\xff.txt")
         for number in range(3):
             (folder / f"later-{number}.txt").write_text("x")
-            await until(lambda n=number: str(folder.resolve() / f"later-{n}.txt") in {p for _, p in seen},
-                        f"later-{number}.txt reported")
+            await wait_until_async(lambda n=number: str(folder.resolve() / f"later-{n}.txt") in {p for _, p in seen},
+                                   f"later-{number}.txt reported")
             not_utf8(folder, b"bad\xff.txt")  # touched again: the next watcher fails again
         tg.cancel_scope.cancel()
     assert watch.restarts >= 1

@@ -7,18 +7,16 @@ fixtures the suite calls come from `tests/fixtures/conformance.py`, a provider l
 
 from __future__ import annotations
 
-import json
 import os
 import re
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import NODE_MODULES, RunningHub, node_bin, serve_hub
+from tests.fixtures.conformance_suite import CONFORMANCE, check_problems, required_scenarios, run_conformance
+from tests.helpers import RunningHub, serve_hub
 
-CONFORMANCE = NODE_MODULES / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 CONFIG = """
 [providers.conformance]
 module = "tests.fixtures.conformance:ConformanceProvider"
@@ -33,33 +31,6 @@ pytestmark = pytest.mark.skipif(not CONFORMANCE.exists() and not os.environ.get(
 def conformance_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     with serve_hub(tmp_path_factory.mktemp("conformance"), CONFIG) as hub:
         yield hub
-
-
-def run_conformance(args: list[str], out: Path) -> tuple[int, str]:
-    proc = subprocess.run(
-        [str(node_bin()), str(CONFORMANCE), "server", *args, "-o", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
-    return proc.returncode, proc.stdout + proc.stderr
-
-
-def required_scenarios(revision: str) -> list[str]:
-    proc = subprocess.run([str(node_bin()), str(CONFORMANCE), "list", "--server", "--requirements", revision],
-                          capture_output=True, text=True, timeout=60)
-    section = proc.stdout.split("Server scenarios (test against a server):", 1)[1].split("\n\n", 1)[0]
-    return re.findall(r"^\s+- (\S+)$", section, re.M)
-
-
-def check_problems(out: Path, skip: tuple[str, ...] = ("tasks-",)) -> list[str]:
-    problems = []
-    for checks in sorted(out.glob("*/checks.json")):
-        scenario = checks.parent.name
-        if any(scenario.startswith(f"server-{s}") for s in skip):
-            continue
-        for check in json.loads(checks.read_text()):
-            if check["status"] in ("FAILURE", "WARNING"):
-                problems.append(f"{scenario}: {check['id']} {check['status']}: {check.get('errorMessage')}")
-    return problems
 
 
 @pytest.mark.parametrize(("revision", "count"), [("2025-11-25", 30), ("2026-07-28", 37)])

@@ -9,9 +9,9 @@ import anyio
 import pytest
 from mcp import Client
 
+from tests.fixtures.mail_hostile import corpus
+from tests.fixtures.mail_hub import ALICE, PASSWORDS, mail_hub, two_accounts
 from tests.fixtures.mail_server import MailServer
-from tests.mail.hostile import corpus
-from tests.mail.test_provider import ALICE, PASSWORDS, mail_hub, two_accounts
 
 pytestmark = pytest.mark.anyio
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import anyio
 import pytest
 from mcp import Client
 
+from tests.fixtures.mail_hub import ALICE, PASSWORDS, account_toml, all_watching, mail_hub
 from tests.fixtures.mail_server import MailServer
-from tests.mail.test_provider import ALICE, PASSWORDS, account_toml, all_watching, mail_hub, wait_until
+from tests.helpers import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -34,11 +34,9 @@ async def test_new_mail_triggers_a_job(empty_mail: MailServer, tmp_path: Path) -
                 "name": "x", "trigger": {"type": "mail", "account": "alice", "folder": "Archive"},
                 "action": {"tool": "mail__search", "arguments": {"account": "alice"}}})
             assert not_watched.is_error and "does not watch 'Archive'" in not_watched.content[0].text
-            await wait_until(lambda: all_watching(client))  # IDLE is listening: new mail will be seen
+            await wait_until_async(lambda: all_watching(client), "the IDLE watcher listening")  # IDLE is listening: new mail will be seen
             mail.deliver_lmtp(ALICE, b"From: billing@elsewhere.test\r\nSubject: Invoice 2026-117\r\n\r\nPay.\r\n")
-            with anyio.fail_after(60):
-                while not (share / "last-subject.txt").exists():
-                    await anyio.sleep(0.1)
+            await wait_until_async((share / "last-subject.txt").exists, "the job's last-subject.txt")
             assert (share / "last-subject.txt").read_text() == "Invoice 2026-117"
             runs = (await client.call_tool("automation__runs", {"name": "file-invoices"})).structured_content["runs"]
             assert runs[0]["status"] == "ok" and runs[0]["trigger"]["type"] == "mail"

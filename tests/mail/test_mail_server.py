@@ -5,12 +5,13 @@ from __future__ import annotations
 import imaplib
 import smtplib
 import ssl
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.fixtures.mail_server import MailServer
+from tests.helpers import wait_until
+
 
 def inbox_subjects(mail: MailServer, user: str) -> list[str]:
     imap = imaplib.IMAP4("127.0.0.1", mail.ports["IMAP"])
@@ -28,15 +29,6 @@ def inbox_subjects(mail: MailServer, user: str) -> list[str]:
         imap.logout()
 
 
-def wait_for(check, timeout: float = 10.0):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not (value := check()):
-        if time.monotonic() > deadline:
-            raise AssertionError("timed out")
-        time.sleep(0.1)
-    return value
-
-
 def test_submission_delivers_and_imap_reads(empty_mail: MailServer) -> None:
     mail = empty_mail
     context = ssl.create_default_context(cafile=str(mail.ca_file))
@@ -45,9 +37,11 @@ def test_submission_delivers_and_imap_reads(empty_mail: MailServer) -> None:
         smtp.login("alice@example.test", mail.users["alice@example.test"])
         smtp.sendmail("alice@example.test", ["bob@example.test", "someone@elsewhere.invalid"],
                       b"From: alice@example.test\r\nSubject: lunch at noon\r\n\r\nSee you.\r\n")
-    assert wait_for(lambda: "lunch at noon" in inbox_subjects(mail, "bob@example.test"))
+    assert wait_until(lambda: "lunch at noon" in inbox_subjects(mail, "bob@example.test"), "the mail in bob's INBOX",
+                      10, interval=0.1)
     # mail for other domains stays on this machine, in the catch-all box
-    assert wait_for(lambda: "lunch at noon" in inbox_subjects(mail, "catchall@example.test"))
+    assert wait_until(lambda: "lunch at noon" in inbox_subjects(mail, "catchall@example.test"),
+                      "the mail in the catch-all INBOX", 10, interval=0.1)
 
 
 def test_refusals_are_real(empty_mail: MailServer) -> None:
@@ -71,7 +65,8 @@ def test_refusals_are_real(empty_mail: MailServer) -> None:
 def test_incoming_mail_and_special_folders(empty_mail: MailServer) -> None:
     mail = empty_mail
     mail.deliver("alice@example.test", b"From: news@elsewhere.test\r\nSubject: weekly digest\r\n\r\nhello\r\n")
-    assert wait_for(lambda: "weekly digest" in inbox_subjects(mail, "alice@example.test"))
+    assert wait_until(lambda: "weekly digest" in inbox_subjects(mail, "alice@example.test"),
+                      "the digest in alice's INBOX", 10, interval=0.1)
     imap = imaplib.IMAP4_SSL("127.0.0.1", mail.ports["IMAPS"],
                              ssl_context=ssl.create_default_context(cafile=str(mail.ca_file)))
     try:

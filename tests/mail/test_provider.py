@@ -6,47 +6,18 @@ import email
 import email.policy
 import subprocess
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
 
+from tests.fixtures.mail_hub import ALICE, BOB, PASSWORDS, account_toml, all_watching, mail_hub, two_accounts
 from tests.fixtures.mail_server import MailServer
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, serve_hub, set_secret
+from tests.helpers import JUNCTION, ROOT, hub_env, set_secret, wait_until_async
 
 pytestmark = pytest.mark.anyio
-ALICE, BOB = "alice@example.test", "bob@example.test"
-
-
-def account_toml(mail: MailServer, name: str, user: str, *, tls: str = "starttls", extra: str = "") -> str:
-    imap_port, smtp_port = ((mail.ports["IMAP"], mail.ports["SUBMISSION"]) if tls == "starttls"
-                            else (mail.ports["IMAPS"], mail.ports["SUBMISSIONS"]))
-    return (f'[providers.mail.accounts.{name}]\nusername = "{user}"\npassword = "${{secret:{name}-mail}}"\n'
-            f'imap_host = "127.0.0.1"\nimap_port = {imap_port}\nimap_tls = "{tls}"\n'
-            f'smtp_port = {smtp_port}\nsmtp_tls = "{tls}"\nca_file = "{mail.ca_file}"\n{extra}\n')
-
-
-@contextmanager
-def mail_hub(tmp: Path, mail: MailServer, config: str, passwords: dict[str, str]) -> Iterator[RunningHub]:
-    tmp.mkdir(parents=True, exist_ok=True)
-    (tmp / "junction.toml").write_text(config)
-    for name, password in passwords.items():
-        set_secret(tmp, f"{name}-mail", password)
-    with serve_hub(tmp, config) as hub:
-        yield hub
-
-
-def two_accounts(mail: MailServer, alice_extra: str = "", bob_extra: str = "") -> str:
-    return account_toml(mail, "alice", ALICE, extra=alice_extra) + account_toml(mail, "bob", BOB, tls="ssl",
-                                                                                 extra=bob_extra)
-
-
-PASSWORDS = {"alice": "alice-password-1", "bob": "bob-password-2"}
 
 
 def folder_messages(mail: MailServer, user: str, folder: str) -> list[email.message.EmailMessage]:
@@ -67,20 +38,6 @@ def folder_messages(mail: MailServer, user: str, folder: str) -> list[email.mess
         return out
     finally:
         imap.logout()
-
-
-async def wait_until(check: Any, timeout: float = 60.0) -> Any:
-    """Poll `check()` (plain or async) until it gives something true (the timeout only bounds a failure)."""
-    import inspect
-
-    with anyio.fail_after(timeout):
-        while True:
-            value = check()
-            if inspect.isawaitable(value):
-                value = await value
-            if value:
-                return value
-            await anyio.sleep(0.1)
 
 
 async def test_search_read_reply_send_and_delivery(empty_mail: MailServer, tmp_path: Path) -> None:
@@ -104,7 +61,7 @@ async def test_search_read_reply_send_and_delivery(empty_mail: MailServer, tmp_p
             async def inbox_total() -> int:
                 found = await client.call_tool("mail__search", {"account": "alice"})
                 return found.structured_content["total"] == 2
-            await wait_until(inbox_total)
+            await wait_until_async(inbox_total, "two messages in alice's INBOX")
 
             folders = (await client.call_tool("mail__folders", {"account": "alice"})).structured_content["folders"]
             roles = {f["role"]: f["name"] for f in folders}
@@ -148,14 +105,14 @@ async def test_search_read_reply_send_and_delivery(empty_mail: MailServer, tmp_p
             async def bob_has_it() -> bool:
                 result = await client.call_tool("mail__search", {"account": "bob", "subject": "Re: Quarterly"})
                 return result.structured_content["total"] == 1
-            await wait_until(bob_has_it)
+            await wait_until_async(bob_has_it, "the reply in bob's INBOX")
             arrived = folder_messages(mail, BOB, "INBOX")[0]
             assert arrived["In-Reply-To"] == "<q3@example.test>" and arrived["From"] == ALICE
             in_sent = await client.call_tool("mail__search", {"account": "alice", "folder": "Sent"})
             assert [m["subject"] for m in in_sent.structured_content["messages"]] == ["Re: Quarterly numbers"]
             assert folder_messages(mail, ALICE, "Drafts") == []  # the sent draft is gone
             # carol is elsewhere: the catch-all box stands in for the internet
-            await wait_until(lambda: folder_messages(mail, "catchall@example.test", "INBOX"))
+            await wait_until_async(lambda: folder_messages(mail, "catchall@example.test", "INBOX"), "mail for carol")
             assert folder_messages(mail, "catchall@example.test", "INBOX")[0]["Subject"] == "Re: Quarterly numbers"
 
             # forward with a new message, then file things away
@@ -208,25 +165,19 @@ async def test_new_mail_is_announced(empty_mail: MailServer, tmp_path: Path) -> 
 
     with mail_hub(tmp_path, mail, two_accounts(mail), PASSWORDS) as hub:
         async with Client(hub.url, mode="legacy", message_handler=on_message) as client:
-            accounts = await wait_until(lambda: all_watching(client))
+            accounts = await wait_until_async(lambda: all_watching(client), "both IDLE watchers listening")
             assert accounts
             await client.subscribe_resource("mail://alice/INBOX")
             delivered = time.monotonic()
             mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: ping\r\n\r\nnew mail\r\n")
-            await wait_until(lambda: _has(updates, "mail://alice/INBOX"))
-            await wait_until(lambda: _after(list_changes, delivered))
+            await wait_until_async(lambda: _has(updates, "mail://alice/INBOX"), "an update of alice's INBOX")
+            await wait_until_async(lambda: _after(list_changes, delivered), "a list_changed after the delivery")
             uid = (await client.call_tool("mail__search", {"account": "alice", "subject": "ping"})
                    ).structured_content["messages"][0]["uid"]
             resources = {str(r.uri): r.name for r in (await client.list_resources()).resources}
             assert "mail://alice/INBOX" in resources and resources[f"mail://alice/INBOX/{uid}"] == "alice/INBOX: ping"
             templates = [t.uri_template for t in (await client.list_resource_templates()).resource_templates]
             assert "mail://alice/{+folder}/{uid}" in templates
-
-
-async def all_watching(client: Client) -> bool:
-    """Every account's IDLE watcher has its INBOX selected: mail delivered from now on is announced."""
-    rows = (await client.call_tool("mail__accounts", {})).structured_content["accounts"]
-    return all(r["watching"] == ["INBOX"] for r in rows)
 
 
 async def _has(updates: list[tuple[float, str]], uri: str) -> bool:
@@ -264,9 +215,7 @@ async def test_confirmation_and_the_send_switch(empty_mail: MailServer, tmp_path
                 answers["action"] = "accept"
                 accepted = await client.call_tool("mail__send", {**message, "subject": f"sent over {mode}"})
                 assert not accepted.is_error, accepted.content[0].text
-        with anyio.fail_after(60):
-            while len(folder_messages(mail, BOB, "INBOX")) < 2:
-                await anyio.sleep(0.1)
+        await wait_until_async(lambda: len(folder_messages(mail, BOB, "INBOX")) >= 2, "two messages in bob's INBOX")
         assert sorted(m["Subject"] for m in folder_messages(mail, BOB, "INBOX")) == [
             "sent over 2026-07-28", "sent over legacy"]
         assert len(folder_messages(mail, ALICE, "Sent")) == 2
@@ -323,7 +272,7 @@ async def test_wrong_password_and_a_server_that_goes_away(empty_mail: MailServer
                                                          "confirm": True})
             assert send.is_error and "SMTP server 127.0.0.1:" in send.content[0].text and "535" in \
                 send.content[0].text
-            await wait_until(lambda: _watching_one(client, "alice"))
+            await wait_until_async(lambda: _watching_one(client, "alice"), "alice's IDLE watcher listening")
             await client.subscribe_resource("mail://alice/INBOX")
 
             mail.stop_imap()
@@ -339,10 +288,10 @@ async def test_wrong_password_and_a_server_that_goes_away(empty_mail: MailServer
             assert not back.is_error, back.content[0].text
             # the IDLE watcher reconnected on its own: new mail is announced again (its backoff doubles up to
             # 60 s while the server is away, which on a loaded machine can be a while)
-            await wait_until(lambda: _watching_one(client, "alice"), 120)
+            await wait_until_async(lambda: _watching_one(client, "alice"), "alice's IDLE watcher back", 120)
             updates.clear()
             mail.deliver_lmtp(ALICE, b"From: carol@example.test\r\nSubject: after the outage\r\n\r\nhi\r\n")
-            await wait_until(lambda: "mail://alice/INBOX" in updates)
+            await wait_until_async(lambda: "mail://alice/INBOX" in updates, "an update of alice's INBOX")
             assert (await client.call_tool("mail__search", {"account": "alice", "subject": "outage"})
                     ).structured_content["total"] == 1
     assert "not-bobs-password" not in hub.log() and "alice-password-1" not in hub.log()
@@ -459,9 +408,8 @@ async def test_an_oauth_access_token_instead_of_a_password(empty_mail: MailServe
             sent = await client.call_tool("mail__send", {"account": "alice", "to": [BOB], "subject": "by token",
                                                          "body": "no password involved", "confirm": True})
             assert not sent.is_error, sent.content[0].text
-    with anyio.fail_after(60):
-        while [m["Subject"] for m in folder_messages(mail, BOB, "INBOX")] != ["by token"]:
-            await anyio.sleep(0.1)
+    await wait_until_async(lambda: [m["Subject"] for m in folder_messages(mail, BOB, "INBOX")] == ["by token"],
+                           "the message sent by token in bob's INBOX")
     expired = mail.oauth_token(ALICE, lifetime=-60)
     with mail_hub(tmp_path / "expired", mail, config, {"alice": expired}) as hub:
         async with Client(hub.url, mode="2026-07-28") as client:

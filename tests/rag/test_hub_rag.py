@@ -7,8 +7,8 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import signal
 import shutil
+import signal
 import sqlite3
 import subprocess
 import threading
@@ -23,7 +23,7 @@ import httpx2
 import pytest
 from mcp import Client
 
-from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls, serve_hub
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, recorded_calls, serve_hub, wait_until, wait_until_async
 
 FORMATS = Path(__file__).resolve().parents[1] / "data" / "formats"
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
@@ -58,17 +58,6 @@ def call(hub: RunningHub, name: str, arguments: dict[str, Any]) -> dict[str, Any
     raise AssertionError(response.text)
 
 
-def wait_for(check: Any, timeout: float = 120.0, what: str = "") -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.25)
-
-
 @pytest.fixture(scope="module")
 def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, Path, Path]]:
     tmp = tmp_path_factory.mktemp("kb")
@@ -76,8 +65,8 @@ def kb(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RunningHub, P
     shutil.copytree(FORMATS, folder)
     allowed.mkdir()
     with serve_hub(tmp, config(folder, allowed), timeout=120) as hub:
-        wait_for(lambda: call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]["documents"] == 9,
-                 180, "the first sync")
+        wait_until(lambda: call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]["documents"] == 9,
+                   "the first sync", 180, interval=0.25)
         yield hub, folder, allowed
 
 
@@ -211,9 +200,9 @@ async def test_a_cancelled_ingest_stops_and_the_next_one_resumes(kb: tuple[Runni
         # The cancelled call has ended (its record says so) before the namespace is counted and the ingest is
         # started again: nothing of the first one still runs beside the second. (Waited for without blocking the
         # event loop: the client sends its notifications/cancelled from it.)
-        with anyio.fail_after(120):
-            while "cancelled" not in [row[1] for row in recorded_calls(hub.data_dir, "rag__ingest", timeout=0)]:
-                await anyio.sleep(0.1)
+        await wait_until_async(
+            lambda: "cancelled" in [row[1] for row in recorded_calls(hub.data_dir, "rag__ingest", timeout=0)],
+            "the cancelled ingest's record", 120, interval=0.1)
         partial = call(hub, "rag__stats", {"namespace": "night"})["structuredContent"]
         assert 3 <= partial["documents"] < 80, partial
         resumed = await client.call_tool("rag__ingest", {"namespace": "night", "path": str(batch)})
@@ -237,7 +226,7 @@ def test_the_watcher_follows_the_folder(kb: tuple[RunningHub, Path, Path]) -> No
     for version in itertools.count(1):
         (folder / "fresh.md").write_text(f"# Fresh\n\nThe aurora was visible from the ferry last night ({version}).\n")
         try:
-            wait_for(found, 5, "the new file to be indexed")
+            wait_until(found, "the new file to be indexed", 5, interval=0.25)
             break
         except AssertionError:
             if time.monotonic() > deadline:
@@ -248,7 +237,7 @@ def test_the_watcher_follows_the_folder(kb: tuple[RunningHub, Path, Path]) -> No
         results = call(hub, "rag__search", {"query": "aurora ferry", "k": 3})["structuredContent"]["results"]
         return all(r["title"] != "Fresh" for r in results)
 
-    wait_for(gone, 120, "the deleted file to leave the index")
+    wait_until(gone, "the deleted file to leave the index", 120, interval=0.25)
 
 
 def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_path: Path) -> None:
@@ -271,7 +260,7 @@ def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_pa
             conn.close()
 
     with serve_hub(tmp_path, cfg, timeout=120) as hub:
-        wait_for(lambda: documents() >= 10, 180, "the ingest to get going")
+        wait_until(lambda: documents() >= 10, "the ingest to get going", 180, interval=0.25)
         os.killpg(hub.process.pid, signal.SIGKILL)
         hub.process.wait(10)
     stored = documents()
@@ -281,7 +270,7 @@ def test_kill_9_during_an_ingest_leaves_a_consistent_searchable_namespace(tmp_pa
             s = call(hub, "rag__stats", {"namespace": "docs"})["structuredContent"]
             return s if s["documents"] == 150 and s["bm25_chunks"] == s["chunks"] == s["vectors"] else None
 
-        stats = wait_for(finished, 240, "the ingest to finish")
+        stats = wait_until(finished, "the ingest to finish", 240, interval=0.25)
         assert stats["chunks"] == 450
         results = call(hub, "rag__search", {"query": "survey line 77 dune", "k": 3})["structuredContent"]["results"]
         assert results and all(r["namespace"] == "docs" for r in results)
@@ -294,7 +283,7 @@ def test_first_run_indexes_the_sample(bare_hub: RunningHub) -> None:
         stats = call(bare_hub, "rag__stats", {"namespace": "sample"})["structuredContent"]
         return stats if stats["documents"] >= 3 and stats["vectors_ready"] else None
 
-    wait_for(ready, 180, "the sample to be indexed")
+    wait_until(ready, "the sample to be indexed", 180, interval=0.25)
     results = call(bare_hub, "rag__search", {"query": "how do I link a server"})["structuredContent"]["results"]
     assert results[0]["title"] == "Linking MCP servers"
 

@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 
-from tests.helpers import JUNCTION, NODE_MODULES, ROOT, RunningHub, hub_env, node_bin, remember_secret, serve_hub
+from tests.helpers import NODE_MODULES, ROOT, RunningHub, junction, node_bin, remember_secret, serve_hub
 
 CONFIG = """
 [auth]
@@ -38,11 +38,6 @@ CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 needs_browser = pytest.mark.skipif(
     not ((NODE_MODULES / "playwright-core").exists() and Path(CHROMIUM).exists()) and not os.environ.get("CI"),
     reason="playwright-core or Chromium not installed (scripts/test.sh installs them)")
-
-
-def junction(tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT, input=stdin,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60, check=False)
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import httpx2
@@ -12,7 +11,7 @@ import pytest
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, serve_hub
+from tests.helpers import JUNCTION, ROOT, hub_env, junction, serve_hub, token_for, wait_until
 
 pytestmark = pytest.mark.anyio
 
@@ -28,18 +27,6 @@ module = "tests.fixtures.small_providers:EchoProvider"
 """
 
 HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-
-
-def junction(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-
-
-def token_for(tmp: Path, user: str, *extra: str) -> str:
-    done = junction(tmp, "token", "create", "--user", user, *extra)
-    assert done.returncode == 0, done.stderr
-    remember_secret(done.stdout.strip())
-    return done.stdout.strip()
 
 
 def setup_users(tmp: Path) -> dict[str, str]:
@@ -64,6 +51,11 @@ def call(url: str, token: str | None, name: str) -> httpx2.Response:
         "io.modelcontextprotocol/protocolVersion": "2026-07-28", "io.modelcontextprotocol/clientCapabilities": {},
         "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}}}
     return httpx2.post(url, json=body, headers=headers, timeout=10)
+
+
+def refused(response: httpx2.Response) -> httpx2.Response | None:
+    """The response if the hub refused the call, else None (to wait for a refusal)."""
+    return response if response.status_code != 200 else None
 
 
 def test_no_authentication_is_refused_off_loopback(tmp_path: Path) -> None:
@@ -147,9 +139,8 @@ async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
         revoked = call(hub.url, tokens["alice"], "small__echo")
         assert revoked.status_code == 401 and revoked.json()["error_description"] == "the token was revoked"
         short = token_for(tmp_path, "alice", "--expires", "1s")
-        deadline = time.monotonic() + 30  # its second passes: then it is refused, and says why
-        while (expired := call(hub.url, short, "small__echo")).status_code == 200 and time.monotonic() < deadline:
-            time.sleep(0.1)
+        # its second passes: then it is refused, and says why
+        expired = wait_until(lambda: refused(call(hub.url, short, "small__echo")), "the 1 s token refused", 30, 0.1)
         assert expired.status_code == 401 and expired.json()["error_description"] == "the token expired"
 
     audit = junction(tmp_path, "audit", "--principal", "bot", "--json")

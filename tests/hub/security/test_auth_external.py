@@ -9,7 +9,6 @@ import os
 import secrets
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +17,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import httpx2
 import pytest
 
-from tests.helpers import ROOT, free_port, node_bin, remember_secret, serve_hub
+from tests.helpers import ROOT, free_port, node_bin, remember_secret, serve_hub, wait_until
 
 pytestmark = pytest.mark.skipif(not (ROOT / "tests" / "node" / "node_modules" / "oidc-provider").exists()
                                 and not os.environ.get("CI"), reason="npm test tools not installed (run scripts/test.sh)")
@@ -117,9 +116,11 @@ def test_jwt_access_tokens(tmp_path: Path) -> None:
             # A token that lives 2 s: once they pass it is refused, and the refusal says why. (The tokens above
             # live ten minutes, so a slow machine cannot make them expire before their own checks.)
             short = user_token(issuer, hub.url, "alice", client="tester-short")
-            deadline = time.monotonic() + 30
-            while (expired := call(hub.url, short)).status_code == 200 and time.monotonic() < deadline:
-                time.sleep(0.1)
+            def refused() -> httpx2.Response | None:
+                response = call(hub.url, short)
+                return response if response.status_code != 200 else None
+
+            expired = wait_until(refused, "the 2 s token refused", 30, 0.1)
             assert expired.status_code == 401 and expired.json()["error_description"] == "the token expired"
 
 

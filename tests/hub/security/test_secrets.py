@@ -10,8 +10,8 @@ from mcp import Client
 
 from hub.security.secrets import SecretError, SecretStore, key_id
 from hub.store import Store
-from tests.connectors.test_relay import UPSTREAM
-from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, serve_hub
+from tests.fixtures.upstreams import PROBE_UPSTREAM
+from tests.helpers import JUNCTION, ROOT, hub_env, junction, remember_secret, serve_hub
 
 pytestmark = pytest.mark.anyio
 VALUE = "ghp_S3cr3tV4lue-that-must-never-show"
@@ -65,13 +65,8 @@ def test_key_from_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     store.close()
 
 
-def junction(tmp: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT, input=stdin,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
-
-
 async def test_a_connector_header_from_the_secret_store(tmp_path: Path) -> None:
-    upstream_config = UPSTREAM + '[auth]\nmode = "tokens"\n'
+    upstream_config = PROBE_UPSTREAM + '[auth]\nmode = "tokens"\n'
     (tmp_path / "upstream").mkdir()
     (tmp_path / "upstream" / "junction.toml").write_text(upstream_config)
     assert junction(tmp_path / "upstream", "user", "add", "the-hub").returncode == 0

@@ -25,8 +25,19 @@ import pytest
 from mcp import Client, StdioServerParameters
 
 from tests.fixtures.headless_browser import Browser
-from tests.helpers import (JUNCTION, NODE_MODULES, ROOT, RunningHub, free_port, hub_env, node_bin, recorded_calls,
-                           remember_secret, serve_hub)
+from tests.helpers import (
+    NODE_MODULES,
+    ROOT,
+    RunningHub,
+    free_port,
+    junction,
+    listening,
+    node_bin,
+    recorded_calls,
+    remember_secret,
+    serve_hub,
+    wait_until,
+)
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "mcp-remote").exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
@@ -43,11 +54,6 @@ REDIRECT = "http://127.0.0.1:8976/callback"
 BROWSER = ROOT / "tests" / "fixtures" / "headless_browser.py"
 MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
                "MCP-Protocol-Version": "2026-07-28"}
-
-
-def junction(tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*JUNCTION, *args, "--config", str(tmp / "junction.toml")], cwd=ROOT, input=stdin,
-                          env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
 
 
 def setup_users(tmp: Path, config: str = CONFIG) -> None:
@@ -152,14 +158,12 @@ async def test_mcp_remote_signs_in_through_the_login_page_and_calls_tools(hub: R
     log = (tmp_path / "browser.log").read_text()
     assert "POST " + hub.base + "/oauth/login" in log and "/oauth/callback?" in log and "final 200" in log
     # The audit trail names the user who signed in (call records reach the disk in batches: wait for them).
-    deadline = time.monotonic() + 30
-    while True:
-        audit = junction(hub.data_dir.parent.parent, "audit", "--principal", "alice", "--tool", "small__echo",
-                         "--json")
-        rows = [json.loads(line) for line in audit.stdout.splitlines()]
-        if rows or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
+    def alices_calls() -> subprocess.CompletedProcess[str] | None:
+        done = junction(hub.data_dir.parent.parent, "audit", "--principal", "alice", "--tool", "small__echo", "--json")
+        return done if done.stdout.strip() else None
+
+    audit = wait_until(alices_calls, "alice's calls in the audit trail", 30, interval=0.2)
+    rows = [json.loads(line) for line in audit.stdout.splitlines()]
     assert rows and all(r["principal"] == "alice" and r["decision"] == "allowed" for r in rows), audit.stdout
 
 
@@ -207,21 +211,6 @@ def test_conformance_authorization_server_scenarios(hub: RunningHub, tmp_path: P
     assert proc.returncode == 0, output
     assert "authorization-server-metadata-endpoint: 2 passed, 0 failed" in output
     assert "authorization-code-grant: 1 passed, 0 failed" in output
-
-
-def listening(port: int, timeout: float = 30.0) -> None:
-    """Until something accepts connections on 127.0.0.1:`port` (a client's callback listener is up)."""
-    import socket
-
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise AssertionError(f"nothing listens on 127.0.0.1:{port}") from None
-            time.sleep(0.05)
 
 
 class _InjectingProxy:
