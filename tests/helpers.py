@@ -71,6 +71,17 @@ async def wait_until_async(check: Callable[[], T | Awaitable[T]], what: str, tim
     raise _timed_out(what, timeout, last)
 
 
+# The tools of a hub with no config at all, in catalog order (providers by name, each in its own order).
+AGENTS_TOOLS = ["agents__list", "agents__presets", "agents__create", "agents__update", "agents__delete",
+                "agents__conversations", "agents__export"]
+AUTOMATION_TOOLS = ["automation__create", "automation__update", "automation__list", "automation__get",
+                    "automation__pause", "automation__resume", "automation__run_now", "automation__delete",
+                    "automation__runs"]
+HUB_TOOLS = ["hub__status", "hub__connectors", "hub__audit"]
+RAG_TOOLS = ["rag__search", "rag__ingest", "rag__delete", "rag__list_namespaces", "rag__stats", "rag__create_namespace",
+             "rag__delete_namespace"]
+
+
 SECRETS_USED: set[str] = set()
 """Every password, token and secret value the tests hand to a hub: the session's last check
 (tests/conftest.py) looks for each in every data directory and hub log the run left behind."""

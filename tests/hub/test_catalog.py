@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from mcp import Client
+from mcp.shared.exceptions import MCPError
 
 from tests.helpers import serve_hub
 
@@ -74,5 +75,5 @@ async def test_lists_are_paged(tmp_path) -> None:
                 assert [t.name for t in third.tools] == ["hub__connectors"] and third.next_cursor
                 fourth = await client.list_tools(cursor=third.next_cursor)
                 assert [t.name for t in fourth.tools] == ["hub__audit"] and fourth.next_cursor is None
-                with pytest.raises(Exception, match="Invalid cursor"):
+                with pytest.raises(MCPError, match="Invalid cursor"):
                     await client.list_tools(cursor="not-a-cursor")

@@ -1,0 +1,105 @@
+"""The `junction` command (hub/cli/main.py) as a user runs it: its own commands against a real hub on loopback and
+without one, exit codes (0 done, 1 a failure or a tool error, 2 bad usage or config) and every failure one line on
+stderr. The subcommands of other modules have their own tests (auth, connectors, jobs, rag)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import (
+    AGENTS_TOOLS,
+    AUTOMATION_TOOLS,
+    HUB_TOOLS,
+    JUNCTION,
+    RAG_TOOLS,
+    ROOT,
+    RunningHub,
+    hub_env,
+    serve_hub,
+)
+
+CONFIG = """
+[providers.small]
+module = "tests.fixtures.small_providers:EchoProvider"
+"""
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
+    with serve_hub(tmp_path_factory.mktemp("cli"), CONFIG) as running:
+        yield running
+
+
+def run(tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*JUNCTION, *args], cwd=ROOT, env=hub_env(tmp), capture_output=True, text=True, timeout=60)
+
+
+def test_call_prints_the_result_and_exits_by_it(hub: RunningHub, tmp_path: Path) -> None:
+    done = run(tmp_path, "call", "small__echo", "--args", '{"text": "cli"}', "--url", hub.url)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["content"][0]["text"] == "hello cli"
+    failed = run(tmp_path, "call", "small__echo", "--args", '{"explode": true}', "--url", hub.url)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["isError"] is True  # a tool error: exit 1
+    assert json.loads(failed.stdout)["content"][0]["text"] == "Tool small__echo failed: the echo chamber collapsed"
+    not_an_object = run(tmp_path, "call", "small__echo", "--args", "[1]", "--url", hub.url)
+    assert not_an_object.returncode == 2
+    assert not_an_object.stderr.startswith("junction: --args must be a JSON object")
+
+
+def test_tools_lists_a_running_hubs_catalog(hub: RunningHub, tmp_path: Path) -> None:
+    listed = run(tmp_path, "tools", "--url", hub.url)
+    assert listed.returncode == 0, listed.stderr
+    rows = [line.split(None, 1) for line in listed.stdout.splitlines()]
+    assert [r[0] for r in rows] == ["small__echo", "hub__status", "hub__connectors", "hub__audit"]
+    assert rows[0][1] == "Echo"  # the first line of each description
+    as_json = json.loads(run(tmp_path, "tools", "--json", "--url", hub.url).stdout)
+    assert as_json[0]["name"] == "small__echo" and as_json[0]["inputSchema"] == {"type": "object"}
+
+
+def test_version_names_the_protocol_versions(tmp_path: Path) -> None:
+    done = run(tmp_path, "version")
+    assert done.returncode == 0
+    first, versions = done.stdout.splitlines()
+    assert first.startswith("junction ") and "2025-11-25" in versions and "2026-07-28" in versions
+    assert run(tmp_path, "--version").stdout.strip() == first
+
+
+def test_no_command_prints_the_help_and_exits_2(tmp_path: Path) -> None:
+    done = run(tmp_path)
+    assert done.returncode == 2 and done.stdout.startswith("usage: junction")
+    for command in ("serve", "stdio", "init", "clients", "tools", "call", "schema", "version"):
+        assert command in done.stdout
+    unknown = run(tmp_path, "frobnicate")
+    assert unknown.returncode == 2 and "invalid choice: 'frobnicate'" in unknown.stderr
+
+
+def test_schema_prints_the_config_schema(tmp_path: Path) -> None:
+    done = run(tmp_path, "schema")
+    assert done.returncode == 0
+    assert json.loads(done.stdout) == json.loads((ROOT / "schemas" / "config.schema.json").read_text())
+
+
+def test_cli_call_without_a_hub_is_one_clear_line(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "call", "hub__status", "--url", "http://127.0.0.1:9/mcp"], cwd=ROOT,
+                          env=hub_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stderr.startswith("junction: cannot talk to the hub at http://127.0.0.1:9/mcp")
+    assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_clients_command_prints_snippets(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "clients"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert '"url": "http://127.0.0.1:8765/mcp"' in proc.stdout and '"type": "http"' in proc.stdout
+
+
+def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
+    proc = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert [t["name"] for t in json.loads(proc.stdout)] == AGENTS_TOOLS + AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
