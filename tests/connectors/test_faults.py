@@ -6,8 +6,8 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -15,7 +15,7 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from tests.fixtures.upstreams import CONFORMANCE_UPSTREAM, stdio_connector
-from tests.helpers import serve_hub
+from tests.helpers import serve_hub, wait_until, wait_until_async
 
 pytestmark = pytest.mark.anyio
 TINY = Path(__file__).resolve().parents[1] / "fixtures" / "tiny_stdio_server.py"
@@ -85,19 +85,16 @@ async def test_killed_upstream_fails_the_call_clearly_then_respawns(tmp_path: Pa
             assert result.is_error is False
             assert upstream_pid(marker) != first_pid
             # It says it is back (a call can get through a moment before the state is reported: wait for it).
-            with anyio.fail_after(60):
-                while True:
-                    status = (await client.call_tool("hub__status", {})).structured_content
-                    up = next(p for p in status["providers"] if p["name"] == "up")
-                    if up["state"] == "up":
-                        break
-                    await anyio.sleep(0.1)
+            async def up_again() -> dict[str, Any] | None:
+                status = (await client.call_tool("hub__status", {})).structured_content
+                up = next(p for p in status["providers"] if p["name"] == "up")
+                return up if up["state"] == "up" else None
+
+            up = await wait_until_async(up_again, "connector 'up' reported up again", interval=0.1)
             assert up["details"]["restarts"] >= 1
-    deadline = time.monotonic() + 30  # the hub has stopped: its upstream goes with it
-    while (left := subprocess.run(["pgrep", "-f", marker], capture_output=True)).returncode == 0 \
-            and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert left.returncode == 1, "upstream left behind"
+    # the hub has stopped: its upstream goes with it
+    wait_until(lambda: subprocess.run(["pgrep", "-f", marker], capture_output=True).returncode == 1,
+               "no upstream left behind", 30, interval=0.1)
 
 
 def free_port() -> int:
@@ -144,10 +141,11 @@ args = [{str(TINY)!r}, "--resources", {marker!r}]
             # Read once the hub has noticed (the connector is down, or already respawning), not after a fixed
             # sleep. (A read sent in the instant before that can fail today: its retries find the lost session
             # still marked up, so they go at once instead of waiting for the respawn.)
-            with anyio.fail_after(60):
-                while not any(r["name"] == "tiny" and (r["state"] == "down" or r["restarts"] >= 1) for r in (
-                        await client.call_tool("hub__connectors", {})).structured_content["connectors"]):
-                    await anyio.sleep(0.02)
+            async def noticed() -> bool:
+                rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
+                return any(r["name"] == "tiny" and (r["state"] == "down" or r["restarts"] >= 1) for r in rows)
+
+            await wait_until_async(noticed, "the hub to notice the killed upstream", interval=0.02)
             text = await client.read_resource("tiny://note")
             assert text.contents[0].text == "a note from tiny"
             tiny = (await client.call_tool("hub__connectors", {})).structured_content["connectors"][0]
@@ -160,12 +158,11 @@ async def test_a_crash_is_noticed_without_a_call(tmp_path: Path) -> None:
         async with Client(hub.url, mode="2026-07-28") as client:
             first = upstream_pid(marker)
             os.kill(first, signal.SIGKILL)
-            with anyio.fail_after(60):
-                while True:
-                    rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
-                    up = next(r for r in rows if r["name"] == "up")
-                    if up["restarts"] >= 1 and up["state"] == "up":
-                        break
-                    await anyio.sleep(0.2)
+            async def restarted() -> bool:
+                rows = (await client.call_tool("hub__connectors", {})).structured_content["connectors"]
+                up = next(r for r in rows if r["name"] == "up")
+                return up["restarts"] >= 1 and up["state"] == "up"
+
+            await wait_until_async(restarted, "connector 'up' restarted and up", interval=0.2)
             assert upstream_pid(marker) != first
     assert "the upstream exited (code -9)" in hub.log()

@@ -18,7 +18,7 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.upstreams import PROBE_UPSTREAM
-from tests.helpers import recorded_calls, serve_hub
+from tests.helpers import recorded_calls, serve_hub, wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -64,9 +64,10 @@ async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path, mode: str,
                 with anyio.fail_after(30):
                     await running.wait()
                 tg.cancel_scope.cancel()
-            with anyio.fail_after(30):
-                while await text(client, "up__cancelled") != "1":
-                    await anyio.sleep(0.1)
+            async def cancelled_upstream() -> bool:
+                return await text(client, "up__cancelled") == "1"
+
+            await wait_until_async(cancelled_upstream, "the upstream to note the cancelled call", 30, interval=0.1)
             assert await text(client, "up__wait", {"steps": 2}) == "waited 2 steps"  # the connector still serves
 
 

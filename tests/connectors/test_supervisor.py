@@ -14,6 +14,7 @@ import pytest
 
 from connectors.upstream import UpstreamProvider, UpstreamSettings
 from hub.provider import ProviderState
+from tests.helpers import wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -96,10 +97,8 @@ async def test_1000_start_stop_cycles_leave_no_process_behind() -> None:
             assert [t.name for t in await provider.list_tools()] == ["echo", "remember", "recall"], f"cycle {cycle}"
             await provider.stop()
     elapsed = time.monotonic() - started
-    deadline = time.monotonic() + 30
-    while leftovers() and time.monotonic() < deadline:
-        await anyio.sleep(0.1)
-    assert leftovers() == [], f"left behind after 1000 cycles ({elapsed:.0f} s)"
+    await wait_until_async(lambda: leftovers() == [], f"nothing left behind after 1000 cycles ({elapsed:.0f} s)", 30,
+                           interval=0.1)
 
 
 async def test_a_hung_upstream_times_out_and_the_session_keeps_working() -> None:

@@ -10,12 +10,11 @@ import os
 import subprocess
 from collections.abc import Iterator
 
-import anyio
 import mcp_types as types
 import pytest
 from mcp import Client
 
-from tests.helpers import NODE_MODULES, ROOT, RunningHub, node_bin, serve_hub
+from tests.helpers import NODE_MODULES, ROOT, RunningHub, node_bin, serve_hub, wait_until_async
 
 SERVERS_VENV = ROOT / "tests" / ".venv-servers" / "bin"
 MCP_NPM = NODE_MODULES / "@modelcontextprotocol"
@@ -151,9 +150,8 @@ async def test_upstream_logs_and_resource_updates_reach_a_2025_client(hub: Runni
         await c.subscribe_resource(uri)
         await c.call_tool("everything__toggle-simulated-logging", {})
         await c.call_tool("everything__toggle-subscriber-updates", {})
-        with anyio.fail_after(60):  # server-everything sends one of each at once, then every 5 s
-            while not (logs and updates):
-                await anyio.sleep(0.1)
+        # server-everything sends one of each at once, then every 5 s
+        await wait_until_async(lambda: logs and updates, "a log message and a resource update", interval=0.1)
         await c.call_tool("everything__toggle-subscriber-updates", {})
         await c.call_tool("everything__toggle-simulated-logging", {})
     assert uri in updates

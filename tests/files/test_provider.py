@@ -11,7 +11,7 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.provider_host import Host
-from tests.helpers import serve_hub
+from tests.helpers import serve_hub, wait_until_async
 from tools.files.provider import FilesConfig, FilesProvider, RootConfig
 
 pytestmark = pytest.mark.anyio
@@ -246,9 +246,8 @@ async def test_files_are_resources_with_updates(tmp_path: Path) -> None:
             with anyio.fail_after(60):
                 for number in itertools.count(2):
                     (root / "notes.md").write_text(f"version {number}\n")
-                    with anyio.move_on_after(1):
-                        while notes_uri not in updates:
-                            await anyio.sleep(0.05)
+                    with anyio.move_on_after(1):  # then write again: this write may have come before the watcher
+                        await wait_until_async(lambda: notes_uri in updates, "an update of notes.md")
                     if notes_uri in updates:
                         break
             assert (await client.read_resource(notes_uri)).contents[0].text.startswith("version ")

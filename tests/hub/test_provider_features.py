@@ -15,7 +15,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.helpers import RunningHub, recorded_calls, serve_hub
+from tests.helpers import RunningHub, recorded_calls, serve_hub, wait_until_async
 
 pytestmark = pytest.mark.anyio
 
@@ -180,9 +180,8 @@ async def test_list_changed_reaches_both_eras(hub: RunningHub) -> None:
                     break
         after = {t.name for t in (await modern.list_tools()).tools}
         assert after ^ before == {"t__test_dynamic_tool"}
-        with anyio.fail_after(30):
-            while "notifications/tools/list_changed" not in legacy_events:
-                await anyio.sleep(0.05)
+        await wait_until_async(lambda: "notifications/tools/list_changed" in legacy_events,
+                               "tools/list_changed on the 2025 session", 30)
         await modern.call_tool("t__test_trigger_tool_change", {})  # put the catalog back
 
 
@@ -202,9 +201,7 @@ async def test_resource_subscription_on_2025_and_2026(hub: RunningHub) -> None:
                 async for event in subscription:
                     assert event.uri == "test://watched-resource"
                     break
-        with anyio.fail_after(30):
-            while not updates:
-                await anyio.sleep(0.05)
+        await wait_until_async(lambda: updates, "resources/updated on the 2025 session", 30)
         assert updates == ["test://watched-resource"]
         await legacy.unsubscribe_resource("test://watched-resource")
 

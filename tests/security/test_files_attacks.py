@@ -17,7 +17,7 @@ import pytest
 from mcp import Client
 
 from tests.fixtures.swapper import Swapper, outside_state
-from tests.helpers import RunningHub, serve_hub
+from tests.helpers import RunningHub, serve_hub, wait_until_async
 
 pytestmark = pytest.mark.anyio
 SECRET = "OUTSIDE-SECRET-7f3a"
@@ -214,15 +214,12 @@ path = "{root}"
                 assert not result.is_error, result.content
                 return any(word in hit["text"] for hit in result.structured_content["results"])
 
-            with anyio.fail_after(120):
-                while not await found("lighthouse"):
-                    await anyio.sleep(0.3)
+            await wait_until_async(lambda: found("lighthouse"), "the first file indexed", 120, interval=0.3)
             not_utf8(folder, b"notes-\xff.md", b"# Broken name\n\nzebrafish in the reef\n")
             not_utf8(folder, b"sub\xfe", folder_name=True)
-            with anyio.fail_after(120):  # a file added later is indexed: the watcher is still there
-                (folder / "later.md").write_text("# Later\n\nThe albatross circles the harbour.\n")
-                while not await found("albatross"):
-                    await anyio.sleep(0.3)
+            # a file added later is indexed: the watcher is still there
+            (folder / "later.md").write_text("# Later\n\nThe albatross circles the harbour.\n")
+            await wait_until_async(lambda: found("albatross"), "the later file indexed", 120, interval=0.3)
             assert not await found("zebrafish")  # the name that cannot be stored is skipped, not indexed
         await still_serving(hub, "share")
         assert hub.process.poll() is None
@@ -246,9 +243,8 @@ async def test_temp_files_left_by_killed_writes_are_removed_at_start(tmp_path: P
     with open(in_flight, "rb") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         with serve_hub(tmp_path / "hub", config) as hub:
-            with anyio.fail_after(60):
-                while "removed 2 temp file(s)" not in hub.log():
-                    await anyio.sleep(0.1)
+            await wait_until_async(lambda: "removed 2 temp file(s)" in hub.log(), "the temp files' removal logged",
+                                   interval=0.1)
             assert not any(p.exists() for p in stale) and all(p.exists() for p in alike) and in_flight.exists()
             async with Client(hub.url, mode="2026-07-28") as client:
                 listed = await client.call_tool("files__list", {"root": "share", "depth": 2})

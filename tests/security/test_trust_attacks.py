@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,8 +22,18 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 
 from tests.fixtures.fake_llm import FakeLLM
-from tests.helpers import (JUNCTION, ROOT, RunningHub, free_port, hub_env, junction_cli, remember_secret, serve_hub,
-                           set_secret)
+from tests.helpers import (
+    JUNCTION,
+    ROOT,
+    RunningHub,
+    free_port,
+    hub_env,
+    junction_cli,
+    remember_secret,
+    serve_hub,
+    set_secret,
+    wait_until,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -500,17 +509,22 @@ async def test_a_call_with_a_lone_surrogate_is_on_record(hub: Hub, llm: FakeLLM)
 def _audit(hub: Hub, tool: str, wait_for: Any = None, timeout: float = 30.0) -> list[tuple]:
     """(principal, client, outcome, args_bytes) of the hub's records of `tool` (call records reach the disk in
     batches: wait for what is expected)."""
-    deadline = time.monotonic() + timeout
-    while True:
+    rows: list[tuple] = []
+
+    def expected() -> bool:
         db = sqlite3.connect(hub.running.data_dir / "junction.db")
         try:
-            rows = db.execute("SELECT principal, client, outcome, args_bytes FROM tool_calls WHERE tool = ? ORDER BY id",
-                              (tool,)).fetchall()
+            rows[:] = db.execute("SELECT principal, client, outcome, args_bytes FROM tool_calls WHERE tool = ? "
+                                 "ORDER BY id", (tool,)).fetchall()
         finally:
             db.close()
-        if (wait_for(rows) if wait_for is not None else rows) or time.monotonic() > deadline:
-            return rows
-        time.sleep(0.1)
+        return bool(wait_for(rows) if wait_for is not None else rows)
+
+    try:
+        wait_until(expected, f"the expected records of {tool}", timeout, interval=0.1)
+    except AssertionError:
+        pass  # the caller's assertion on the rows says what is missing
+    return list(rows)
 
 
 # one bad input never takes the hub down -----------------------------------------------------------------------------
@@ -522,12 +536,11 @@ module = "tests.fixtures.small_providers:FailingBackground"
 module = "tests.fixtures.small_providers:EchoProvider"
 """
     with serve_hub(tmp_path, config) as running:
-        with anyio.fail_after(30):
-            while True:
-                ready = httpx2.get(running.base + "/readyz", timeout=10)
-                if ready.status_code == 503:
-                    break
-                await anyio.sleep(0.1)
+        def not_ready() -> httpx2.Response | None:
+            ready = httpx2.get(running.base + "/readyz", timeout=10)
+            return ready if ready.status_code == 503 else None
+
+        ready = wait_until(not_ready, "/readyz to answer 503", 30, interval=0.1)
         assert ready.json()["status"] == "provider down: flaky", ready.text
         async with Client(running.url, mode="2026-07-28") as client:
             answer = await client.call_tool("small__echo", {"text": "still here"})

@@ -17,13 +17,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anyio
 import httpx2
 import pytest
 from mcp import Client
 from standardwebhooks import Webhook
 
-from tests.helpers import RunningHub, remember_secret, serve_hub, set_secret
+from tests.helpers import RunningHub, remember_secret, serve_hub, set_secret, wait_until_async
 
 pytestmark = pytest.mark.anyio
 CONFIG = "[server]\nbody_timeout = 2\n[providers.automation]\n"
@@ -68,15 +67,16 @@ def nonce_body() -> str:
 
 async def bodies_run(hub: RunningHub, job: str, until: str | None = None) -> list[Any]:
     """The bodies of the job's finished runs, oldest first; with `until`, wait (bounded) for a run of it."""
-    with anyio.fail_after(30):
-        while True:
-            runs = (await call(hub, "runs", name=job, limit=200))["runs"]
-            done = [r for r in reversed(runs) if r["status"] != "running"]
-            bodies = [r["trigger"].get("body") for r in done]
-            if until is None or json.loads(until) in bodies:
-                assert all(r["status"] == "ok" for r in done), done
-                return bodies
-            await anyio.sleep(0.1)
+    async def finished() -> tuple[list[Any]] | None:
+        runs = (await call(hub, "runs", name=job, limit=200))["runs"]
+        done = [r for r in reversed(runs) if r["status"] != "running"]
+        bodies = [r["trigger"].get("body") for r in done]
+        if until is None or json.loads(until) in bodies:
+            assert all(r["status"] == "ok" for r in done), done
+            return (bodies,)  # (a tuple: no bodies at all is an answer too)
+        return None
+
+    return (await wait_until_async(finished, f"a run of {job} with that body", 30, interval=0.1))[0]
 
 
 def refused(response: httpx2.Response, secret: str, *needles: str) -> None:
@@ -177,9 +177,10 @@ async def test_the_github_scheme_is_replayable_as_documented_and_only_on_request
     captured = github(hook["secret"], body)
     for _ in range(2):  # the same bytes twice: both run (what the README warns of)
         assert (await post(hub, "gh", body, captured)).status_code == 202
-    with anyio.fail_after(30):
-        while await bodies_run(hub, "gh") != [json.loads(body)] * 2:
-            await anyio.sleep(0.1)
+    async def both_ran() -> bool:
+        return await bodies_run(hub, "gh") == [json.loads(body)] * 2
+
+    await wait_until_async(both_ran, "both deliveries run", 30, interval=0.1)
     refused(await post(hub, "gh", "{}", captured), hook["secret"], "X-Hub-Signature-256 is wrong")
 
 
@@ -220,12 +221,11 @@ async def test_a_signed_body_nested_too_deep_runs_as_text_and_breaks_nothing(hub
     body = "[" * 100_000 + "]" * 100_000
     accepted = await post(hub, "deep", body, delivery(hook["secret"], body))
     assert accepted.status_code == 202, accepted.text
-    with anyio.fail_after(30):
-        while True:
-            runs = (await call(hub, "runs", name="deep"))["runs"]
-            if runs and runs[0]["status"] != "running":
-                break
-            await anyio.sleep(0.1)
+    async def deep_ran() -> list[dict[str, Any]] | None:
+        runs = (await call(hub, "runs", name="deep"))["runs"]
+        return runs if runs and runs[0]["status"] != "running" else None
+
+    runs = await wait_until_async(deep_ran, "the deep body's run to end", 30, interval=0.1)
     assert runs[0]["status"] == "ok" and runs[0]["trigger"]["body"] == body  # the text, as it came
     assert "RecursionError" not in hub.log()
     await still_serving(hub)

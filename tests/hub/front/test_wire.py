@@ -112,7 +112,7 @@ async def test_each_refusal_and_the_hub_keeps_serving(hub: RunningHub) -> None:
                 result = await client.call_tool("hub__status", {})
                 assert result.is_error is False
                 results.append(mode)
-                await anyio.sleep(0.01)
+                await anyio.sleep(0.01)  # on purpose: paces the steady client beside the refusals, awaits nothing
 
     async def refusals() -> None:
         async with httpx2.AsyncClient(timeout=10) as http:

@@ -127,7 +127,9 @@ def test_a_burst_gets_429_and_recovers(tmp_path: Path) -> None:
         # other requests are not calls: listing still works
         listing = {**body, "method": "tools/list", "params": {"_meta": body["params"]["_meta"]}}
         assert http.post(hub.url, json=listing, headers={**headers, "Mcp-Method": "tools/list"}).status_code == 200
-        time.sleep(int(limited.headers["retry-after"]))  # as told: load can only make the wait longer
+        # On purpose a sleep, not a wait for an event: a client waits for Retry-After as told (load can only
+        # make the wait longer).
+        time.sleep(int(limited.headers["retry-after"]))
         assert http.post(hub.url, json=body, headers=headers).status_code == 200
     rows = recorded_calls(hub.data_dir, "hub__status")
     assert [r[1] for r in rows].count("error") == 2  # the two refused calls are on record
