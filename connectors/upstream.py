@@ -46,6 +46,7 @@ from hub.provider import (
     Relay,
     parse_input_response,
 )
+from hub.sdk import Stamp, wrap_request_stamp
 
 logger = logging.getLogger("junction.connectors")
 
@@ -883,18 +884,19 @@ def _stamp_caller_envelope(client: Client) -> None:
     """Make the client stamp each request's envelope with the caller's capabilities and log level.
 
     mcp 2.3 stamps the connection's own capabilities on every 2026-07-28 request with no per-call
-    override, so we wrap its (private) stamp; `mcp==2.3.*` is pinned for such seams.
+    override, so we wrap its stamp (`hub.sdk.wrap_request_stamp`).
     """
-    session = client.session
-    inner = session._stamp
 
-    def stamp(data: dict[str, Any], opts: Any) -> None:
-        inner(data, opts)
-        override = _envelope.get()
-        if override is not None:
-            data.setdefault("params", {}).setdefault("_meta", {}).update(override)
+    def wrap(inner: Stamp) -> Stamp:
+        def stamp(data: dict[str, Any], opts: Any) -> None:
+            inner(data, opts)
+            override = _envelope.get()
+            if override is not None:
+                data.setdefault("params", {}).setdefault("_meta", {}).update(override)
 
-    session._stamp = stamp
+        return stamp
+
+    wrap_request_stamp(client.session, wrap)
 
 
 async def _all_pages(fetch: Any, attr: str, limit: int = 100) -> list[Any]:

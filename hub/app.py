@@ -28,6 +28,7 @@ from hub.config import Config, ConfigError, connector_settings, provider_setting
 from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
 from hub.router import ProviderSlot, Router
+from hub.sdk import without_tracing
 from hub.security.auth import Policy
 from hub.security.outbound import OutboundPolicy
 from hub.security.ratelimit import RateLimiter
@@ -147,7 +148,7 @@ class Hub:
         server.add_request_handler("logging/setLevel", types.SetLevelRequestParams, router.set_logging_level)
         server.add_notification_handler("notifications/initialized", types.NotificationParams, router.on_initialized)
         # The OpenTelemetry middleware is a no-op without an exporter but costs ~10% CPU per call.
-        server.middleware[:] = [m for m in server.middleware if type(m).__name__ != "OpenTelemetryMiddleware"]
+        server.middleware[:] = without_tracing(server.middleware)
         server.middleware.append(explain_invalid_params)
         self.state_boundary = RequestStateBoundary(RequestStateSecurity(keys=[self._state_key()]),
                                                    default_audience="junction")

@@ -457,7 +457,7 @@ def _refuse_clear_secrets(node: Any, source: str, path: str) -> None:
             here = f"{path}.{key}"
             if key in SECRET_KEYS and isinstance(value, str) and value and "${" not in value:
                 raise ConfigError(source, here, "a secret written in clear in the config: store it with "
-                                  f"`junction secret set NAME` and write \"${{secret:NAME}}\" (or \"${{ENV_VAR}}\")")
+                                  "`junction secret set NAME` and write \"${secret:NAME}\" (or \"${ENV_VAR}\")")
             _refuse_clear_secrets(value, source, here)
     elif isinstance(node, list):
         for number, value in enumerate(node):

@@ -38,6 +38,7 @@ from hub.calls.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Ex
 from hub.calls.internal import InternalCallContext
 from hub.catalog import Catalog, Entry
 from hub.provider import InputUnavailable, Provider, ProviderState
+from hub.sdk import connection_of
 from hub.security.auth import PRINCIPAL_KEY, Policy, Principal
 from hub.security.ratelimit import RateLimiter
 from hub.store import Store
@@ -266,7 +267,7 @@ class Router:
 
     # connection bookkeeping (2025 era) -------------------------------------------------------------
     async def on_initialized(self, ctx: ServerRequestContext[Any, Any], params: Any) -> None:
-        conn = ctx.session._connection
+        conn = connection_of(ctx.session)
         if not conn.has_standalone_channel:
             return
         key = id(conn)
@@ -568,7 +569,7 @@ class Router:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid params: the URI is longer than {self.MAX_URI} "
                                                               "characters")
         self._decided(ctx, "resources/subscribe", uri)
-        conn = ctx.session._connection
+        conn = connection_of(ctx.session)
         key = id(conn)
         held = sum(1 for conns in self._subs.by_uri.values() if key in conns)
         if held >= self.MAX_SUBSCRIPTIONS and key not in self._subs.by_uri.get(uri, ()):
@@ -591,14 +592,14 @@ class Router:
         uri = str(params.uri)
         conns = self._subs.by_uri.get(uri)
         if conns is not None:
-            conns.discard(id(ctx.session._connection))
+            conns.discard(id(connection_of(ctx.session)))
             if not conns:
                 del self._subs.by_uri[uri]
                 self._notify_unsubscribed(uri)
         return types.EmptyResult()
 
     async def set_logging_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams):
-        ctx.session._connection.state["log_level"] = params.level
+        connection_of(ctx.session).state["log_level"] = params.level
         return types.EmptyResult()
 
 

@@ -22,6 +22,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
 from hub.provider import InputRequest, InputResult, InputUnavailable, parse_input_response
+from hub.sdk import connection_of
 from hub.security.auth import Principal
 
 T = TypeVar("T")
@@ -125,7 +126,7 @@ class HubCallContext(Cancellable):
 
     @property
     def client_info(self) -> types.Implementation | None:
-        connection = self._ctx.session._connection
+        connection = connection_of(self._ctx.session)
         params = connection.client_params
         if params is not None:
             return params.client_info
@@ -148,7 +149,7 @@ class HubCallContext(Cancellable):
             return f"principal:{self.principal}"
         if self.modern:
             return None
-        connection = self._ctx.session._connection
+        connection = connection_of(self._ctx.session)
         return f"session:{connection.session_id}" if connection.session_id else f"connection:{id(connection)}"
 
     @property
@@ -157,7 +158,7 @@ class HubCallContext(Cancellable):
             meta = self._ctx.meta
             level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, Mapping) else None
             return level if level in LOG_LEVELS else None
-        return self._ctx.session._connection.state.get("log_level", "debug")
+        return connection_of(self._ctx.session).state.get("log_level", "debug")
 
     async def release_stream(self) -> bool:
         close = self._ctx.close_sse_stream
@@ -173,7 +174,7 @@ class HubCallContext(Cancellable):
     async def log(self, level: types.LoggingLevel, data: Any, logger: str | None = None) -> None:
         session = self._ctx.session
         if not self.modern:
-            threshold = session._connection.state.get("log_level")
+            threshold = connection_of(session).state.get("log_level")
             if threshold is not None and LOG_LEVELS.index(level) < LOG_LEVELS.index(threshold):
                 return
         with warnings.catch_warnings():

@@ -23,7 +23,6 @@ import asyncio
 import itertools
 import json
 import logging
-from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import anyio
@@ -49,6 +48,7 @@ from hub.calls.context import LOG_LEVELS
 from hub.calls.dispatch import ADMISSION_KEY, CallFacts, Executed, raw_result_size
 from hub.front.resume import SessionEvents
 from hub.provider import Provider, RelayDeclined
+from hub.sdk import event_store_of, live_transport, seal_request_state, session_owner
 from hub.security.auth import PRINCIPAL_KEY
 
 if TYPE_CHECKING:
@@ -261,7 +261,7 @@ class RelayFront:
         if last is None or session is None:
             return False
         transport = self._transport(scope, session)
-        events = getattr(transport, "_event_store", None) if transport is not None else None
+        events = event_store_of(transport) if transport is not None else None
         if not isinstance(events, SessionEvents):
             return False
         found = events.events_after(last)
@@ -341,12 +341,12 @@ class RelayFront:
     def _transport(self, scope: Any, session_id: str) -> Any:
         """The SDK's transport for a live session this request may use (the same checks as the SDK's)."""
         manager = self.manager
-        transport = manager._server_instances.get(session_id)
-        if transport is None or transport.is_terminated:
+        transport = live_transport(manager, session_id)
+        if transport is None:
             return None
         user = scope.get("user")
         requestor = authorization_context(user) if isinstance(user, AuthenticatedUser) else None
-        if requestor != manager._session_owners.get(session_id):
+        if requestor != session_owner(manager, session_id):
             return None
         return transport
 
@@ -364,7 +364,7 @@ class RelayFront:
         request = await self._checked(scope, receive)
         if request is None:
             return False
-        events = transport._event_store
+        events = event_store_of(transport)
         version = request.headers.get("mcp-protocol-version", "2025-03-26")
         resumable = isinstance(events, SessionEvents) and version >= "2025-11-25"
         call = _Call(self, send, modern=False, request_id=message["id"], session_id=session_id,
@@ -518,8 +518,7 @@ class RelayFront:
                 # The upstream's state rides inside ours, sealed, as on the normal path (see Router._run):
                 # the client's retry then takes the normal path, which unseals it.
                 inner = json.dumps({"v": 1, "a": {}, "s": {}, "p": state}, separators=(",", ":"))
-                ctx = SimpleNamespace(method="tools/call", params=params)
-                sealed = self.state_boundary._seal(ctx, inner)
+                sealed = seal_request_state(self.state_boundary, "tools/call", params, inner)
                 final = {**final, "result": {**result, "requestState": sealed}}
             return "input_required", None, final
         return ("tool_error" if result.get("isError") else "ok"), None, final

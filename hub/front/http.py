@@ -27,7 +27,7 @@ from hub.front.fastpath import RelayFront
 from hub.front.gate import RequestGate, SessionQuota, plain_response, read_body, replay
 from hub.front.resume import BoundedEventStore
 from hub.provider import ProviderState
-from hub.sdk import HubSessionManager
+from hub.sdk import HubSessionManager, live_transport
 from hub.security.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier
 
 if TYPE_CHECKING:
@@ -183,8 +183,7 @@ def build_http_app(hub: Hub) -> Any:
         }, headers={"Cache-Control": "max-age=300"})
 
     def alive(session_id: str) -> bool:
-        transport = manager._server_instances.get(session_id)
-        return transport is not None and not transport.is_terminated
+        return live_transport(manager, session_id) is not None
 
     gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(hub.router, manager, security_settings(hub.config), hub.config.server.sse_retry_ms, hub.state_boundary),
                        dispatch=hub.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
