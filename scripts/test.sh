@@ -34,6 +34,8 @@ fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
 tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19
+# Static checks first, each failing the run: every package the code imports is declared in pyproject.toml.
+.venv/bin/python scripts/check_deps.py
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
