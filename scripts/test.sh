@@ -34,8 +34,10 @@ fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
 tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19
-# Static checks first, each failing the run: every package the code imports is declared in pyproject.toml.
+# Static checks first, each failing the run: every package the code imports is declared in pyproject.toml; the
+# import contracts hold (no circles, the core imports no provider, providers import no other: [tool.importlinter]).
 .venv/bin/python scripts/check_deps.py
+.venv/bin/lint-imports --no-cache --no-logo
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?
