@@ -20,7 +20,8 @@ class HubSessionManager(StreamableHTTPSessionManager):
 
     def _admit_session(self, requestor: Any) -> Any:
         transport = super()._admit_session(requestor)
-        if transport is not None and isinstance(self.event_store, BoundedEventStore):
+        if (transport is not None and transport.mcp_session_id is not None  # stateful sessions: always set
+                and isinstance(self.event_store, BoundedEventStore)):
             # The SDK shares one store and names streams after request ids: see hub/front/resume.py.
             transport._event_store = self.event_store.for_session(transport.mcp_session_id)
         return transport
