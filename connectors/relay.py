@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeGuard
 
 import aiohttp
 import anyio
@@ -135,6 +135,9 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
                     upstream_id: Any, params: dict[str, Any]) -> dict[str, Any]:
     """One request upstream and its answer (with whatever the upstream streams before it)."""
     s = provider.settings
+    url = provider.relay_url
+    if url is None:  # not an HTTP upstream: nothing to relay to
+        raise RelayDeclined
     body = _encode({"jsonrpc": "2.0", "id": upstream_id, "method": "tools/call", "params": params})
     response: aiohttp.ClientResponse | None = None
     finished = False
@@ -144,7 +147,7 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
         timeout = provider.relay_timeout
         deadline = time.monotonic() + s.call_timeout
         try:
-            response = await session.post(provider.relay_url, data=body, headers=headers, allow_redirects=False,
+            response = await session.post(url, data=body, headers=headers, allow_redirects=False,
                                           timeout=timeout)
         except aiohttp.ClientConnectorError:
             raise RelayDeclined from None  # nothing reached the upstream
@@ -167,7 +170,7 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
                 get_headers["Accept"] = "text/event-stream"
                 get_headers["Last-Event-ID"] = cursor.last_id
                 left = aiohttp.ClientTimeout(total=max(0.001, deadline - time.monotonic()), sock_connect=30.0)
-                response = await session.get(provider.relay_url, headers=get_headers, allow_redirects=False, timeout=left)
+                response = await session.get(url, headers=get_headers, allow_redirects=False, timeout=left)
                 if response.status != 200 or not response.headers.get("Content-Type", "").startswith(
                         "text/event-stream"):
                     raise _fail(provider, f"the upstream refused to resume the call's stream (HTTP {response.status})")
@@ -228,7 +231,7 @@ async def _ask_round(relay: Relay, requests: Any) -> dict[str, Any]:
     return responses
 
 
-def _is_answer(message: Any, upstream_id: Any) -> bool:
+def _is_answer(message: Any, upstream_id: Any) -> TypeGuard[dict[str, Any]]:
     return isinstance(message, dict) and message.get("id") == upstream_id and ("result" in message or "error" in message)
 
 

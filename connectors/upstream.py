@@ -128,7 +128,7 @@ class UpstreamProvider(Provider):
         self._last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
-        self.client_info = {"name": "junction", "version": _version()}
+        self.client_info: dict[str, Any] = {"name": "junction", "version": _version()}  # Implementation's fields
         self.relay_timeout = aiohttp.ClientTimeout(total=config.call_timeout, sock_connect=30.0)
         self.relay_url = yarl.URL(config.url) if config.url else None  # parsed once, not per relayed call
 

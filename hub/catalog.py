@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
@@ -57,7 +57,7 @@ class Catalog:
 
     tools: dict[str, Entry] = field(default_factory=dict)
     tool_list: list[types.Tool] = field(default_factory=list)
-    input_schemas: dict[str, dict] = field(default_factory=dict)
+    input_schemas: dict[str, dict[str, Any]] = field(default_factory=dict)
     prompts: dict[str, Entry] = field(default_factory=dict)
     prompt_list: list[types.Prompt] = field(default_factory=list)
     resources: dict[str, Entry] = field(default_factory=dict)

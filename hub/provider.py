@@ -108,15 +108,27 @@ class Relay(Protocol):
 class CallContext(Protocol):
     """Per-call context handed to provider handlers."""
 
-    protocol_version: str
-    """The caller's protocol version (`2024-11-05` ... `2026-07-28`)."""
-    request_id: str | int | None
-    client_info: types.Implementation | None
-    client_capabilities: types.ClientCapabilities | None
-    principal: str | None
-    """Who is calling, when the hub knows (authentication); `None` for the local user."""
-    identity: Principal
-    """Who is calling in full: name, role and the scopes this call may use (`hub.security.auth.Principal`)."""
+    # The facts of the call are read-only to a provider (properties: a context may compute them when asked).
+    @property
+    def protocol_version(self) -> str:
+        """The caller's protocol version (`2024-11-05` ... `2026-07-28`)."""
+
+    @property
+    def request_id(self) -> str | int | None: ...
+
+    @property
+    def client_info(self) -> types.Implementation | None: ...
+
+    @property
+    def client_capabilities(self) -> types.ClientCapabilities | None: ...
+
+    @property
+    def principal(self) -> str | None:
+        """Who is calling, when the hub knows (authentication); `None` for the local user."""
+
+    @property
+    def identity(self) -> Principal:
+        """Who is calling in full: name, role and the scopes this call may use (`hub.security.auth.Principal`)."""
 
     @property
     def caller_key(self) -> str | None:
@@ -183,8 +195,10 @@ class ProviderHost(Protocol):
     """The provider's configured name (the `[providers.NAME]` key)."""
     data_dir: str
     """A directory the provider may keep files in (not created until the provider creates it)."""
-    outbound: OutboundPolicy
-    """The policy every HTTP request made for a caller goes through (`hub.security.outbound`; `[outbound]` in the config)."""
+    @property
+    def outbound(self) -> OutboundPolicy:
+        """The policy every HTTP request made for a caller goes through (`hub.security.outbound`; `[outbound]` in the
+        config)."""
 
     def catalog_changed(self) -> None:
         """Re-read this provider's lists and send `list_changed` to every client."""
@@ -213,8 +227,9 @@ class ProviderHost(Protocol):
         a chain that comes back to a tool already on it, or nests too deep, is refused. Progress the tool
         reports goes to `progress(progress, total, message)`. Failures come back as error results."""
 
-    prefix: str
-    """The provider's public name prefix (`[providers.NAME] prefix`; tools are published as PREFIX__name)."""
+    @property
+    def prefix(self) -> str:
+        """The provider's public name prefix (`[providers.NAME] prefix`; tools are published as PREFIX__name)."""
 
     def tools(self) -> list[types.Tool]:
         """The hub's whole tool catalog (public names), as clients see it without a policy."""

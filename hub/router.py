@@ -520,6 +520,7 @@ class Router:
 
     async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams):
         ref = params.ref
+        local_ref: types.PromptReference | types.ResourceTemplateReference
         if isinstance(ref, types.PromptReference):
             principal = self._decided(ctx, "completion/complete", ref.name)
             entry = self.catalog.prompts.get(ref.name)

@@ -17,8 +17,6 @@ from mcp.server.request_state import RequestStateBoundary
 from mcp.server.streamable_http import StreamableHTTPServerTransport
 from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 
-from hub.front.resume import BoundedEventStore
-
 Stamp = Callable[[dict[str, Any], Any], None]
 
 
@@ -31,7 +29,7 @@ def connection_of(session: Any) -> Connection:
     `ServerSession` exposes `client_params` and `client_capabilities` but not the connection itself,
     its `state` or `exit_stack`; there is no public per-connection scratch space.
     """
-    return session._connection  # type: ignore[no-any-return]
+    return session._connection
 
 
 def live_transport(manager: StreamableHTTPSessionManager, session_id: str) -> StreamableHTTPServerTransport | None:
@@ -69,13 +67,19 @@ class HubSessionManager(StreamableHTTPSessionManager):
 
     The SDK shares one event store among all sessions and names streams after request ids, so two
     sessions' streams would collide (see `hub.front.resume`). The manager builds each transport inside
-    `_admit_session` with no hook; overriding it is the one place to hand each its own view.
+    `_admit_session` with no hook; overriding it is the one place to hand each its own view, which
+    `events_for_session(session_id)` makes.
     """
+
+    def __init__(self, *args: Any, events_for_session: Callable[[str], Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.events_for_session = events_for_session
 
     def _admit_session(self, requestor: Any) -> Any:
         transport = super()._admit_session(requestor)
-        if transport is not None and isinstance(self.event_store, BoundedEventStore):
-            transport._event_store = self.event_store.for_session(transport.mcp_session_id)
+        if (transport is not None and transport.mcp_session_id is not None  # stateful sessions: always set
+                and self.events_for_session is not None):
+            transport._event_store = self.events_for_session(transport.mcp_session_id)
         return transport
 
 

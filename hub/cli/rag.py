@@ -12,9 +12,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hub.cli.common import CliError, answers, call, load
+
+if TYPE_CHECKING:
+    from hub.calls.internal import InternalCallContext
 
 EXIT_USAGE = 2
 
@@ -73,7 +76,7 @@ def _run(args: argparse.Namespace, tool: str, arguments: dict[str, Any], create:
     return 1 if result.get("isError") else 0
 
 
-async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, Any], create: str | None) -> dict:
+async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, Any], create: str | None) -> dict[str, Any]:
     config = load(args)
     url = args.url or config.mcp_url()
     if not args.local and (args.url or await answers(url)):
@@ -86,7 +89,7 @@ async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, An
     return await _local(config, tool, arguments, create)
 
 
-async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str | None) -> dict:
+async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str | None) -> dict[str, Any]:
     from hub.config import provider_settings
     from hub.security.outbound import OutboundPolicy
     from tools.rag.provider import RagConfig, RagProvider
@@ -110,7 +113,7 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
         def report_state(self, *a: Any, **k: Any) -> None:
             pass
 
-        def hub_info(self) -> dict:
+        def hub_info(self) -> dict[str, Any]:
             return {}
 
         def caller(self, ctx: Any) -> Any:
@@ -122,22 +125,25 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
     await provider.start()
     try:
         if create and create not in provider.spaces:
-            await provider.call_tool("create_namespace", {"namespace": create}, _LocalContext())
+            await provider.call_tool("create_namespace", {"namespace": create}, _local_context())
         if tool == "rag__ingest" and "path" in arguments:  # the local user may read any path
             provider.config.allowed_paths.append(arguments["path"])
-        result = await provider.call_tool(tool.removeprefix("rag__"), arguments, _LocalContext())
+        result = await provider.call_tool(tool.removeprefix("rag__"), arguments, _local_context())
     finally:
         await provider.stop()
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
 
 
-class _LocalContext:
-    cancelled = False
-    principal = None
+def _local_context() -> InternalCallContext:
+    """A call of the local user (the machine's admin), its progress shown on the terminal."""
+    from hub.calls.internal import InternalCallContext
+    from hub.security.auth import Principal
 
-    async def report_progress(self, progress: float, total: float | None = None, message: str | None = None) -> None:
+    async def show(progress: float, total: float | None, message: str | None) -> None:
         if message and sys.stderr.isatty():
             print(f"\r{message[:100]:<100}", end="", file=sys.stderr, flush=True)
+
+    return InternalCallContext(Principal(None, "admin", frozenset({"mcp"})), "junction-cli", progress=show)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:

@@ -29,6 +29,7 @@ import anyio
 import anyio.abc
 import mcp_types as types
 import msgspec
+from anyio.streams.memory import MemoryObjectSendStream
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser, authorization_context
 from mcp.server.streamable_http import check_accept_headers
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
@@ -92,7 +93,7 @@ class _Call:
         self.started = False
         self.attached = True  # the client is still reading this response
         self.done = False
-        self.followers: list[anyio.abc.ObjectSendStream[bytes]] = []  # resumed streams (Last-Event-ID)
+        self.followers: list[MemoryObjectSendStream[bytes]] = []  # resumed streams (Last-Event-ID)
         self.scope: anyio.CancelScope | None = None
         self.asks: set[str] = set()
         self.principal: str | None = None  # the authenticated caller's name (None: the local user)
@@ -192,7 +193,8 @@ class _Call:
             # Nothing streamed before the answer: plain JSON with the status the SDK maps errors to.
             self.started = True
             error = message.get("error")
-            status = ERROR_CODE_HTTP_STATUS.get(error.get("code"), 200) if isinstance(error, dict) else 200
+            code = error.get("code") if isinstance(error, dict) else None
+            status = ERROR_CODE_HTTP_STATUS.get(code, 200) if isinstance(code, int) else 200
             if self.attached:
                 try:
                     await self.send({"type": "http.response.start", "status": status, "headers": [
@@ -220,7 +222,7 @@ class RelayFront:
         self.state_boundary = state_boundary
         self.asks: dict[tuple[str, str], list[Any]] = {}
         self.ask_ids = itertools.count(1)
-        self.active: dict[tuple[str, Any], _Call] = {}  # (session id, client request id) -> 2025 call
+        self.active: dict[tuple[str | None, Any], _Call] = {}  # (session id, client request id) -> 2025 call
         self.live: dict[str, _Call] = {}  # scoped stream key -> 2025 call still running
         self._header_schemas: dict[int, tuple[Any, bool]] = {}  # id(schema) -> (schema, declares x-mcp-header)
 
@@ -505,7 +507,7 @@ class RelayFront:
             return False
         return True
 
-    def _outcome(self, final: dict[str, Any], params: dict[str, Any], public: str) -> tuple[str, str | None, dict]:
+    def _outcome(self, final: dict[str, Any], params: dict[str, Any], public: str) -> tuple[str, str | None, dict[str, Any]]:
         if "error" in final:
             err = final["error"]
             return "error", err.get("message") if isinstance(err, dict) else None, final

@@ -81,9 +81,9 @@ class HttpFront:
         elif scope["type"] == "http" and scope.get("method") not in ("GET", "HEAD", "OPTIONS"):
             # The routes beside the MCP endpoint (sign-in, webhooks) get its limits too: a body too large (413) or
             # too slow (408) is answered here and never held open by a handler.
-            body = await read_body(receive, send, self.max_body, self.body_timeout)
-            if body is not None:
-                await self.app(scope, replay(body, receive), send)
+            whole = await read_body(receive, send, self.max_body, self.body_timeout)
+            if whole is not None:
+                await self.app(scope, replay(whole, receive), send)
         else:
             await self.app(scope, receive, send)
 
@@ -121,8 +121,8 @@ def build_http_app(hub: Hub) -> Any:
         session_idle_timeout=cfg.session_idle_timeout,
         max_request_body_size=cfg.max_body_bytes,
         max_sessions=cfg.max_sessions,
+        events_for_session=event_store.for_session if event_store is not None else None,
     )
-    hub.session_manager = manager
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"status": "ok", "version": __version__})

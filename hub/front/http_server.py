@@ -19,6 +19,7 @@ def with_header_timeout(protocol: type[asyncio.Protocol], seconds: float) -> typ
     """`protocol` (one of uvicorn's HTTP protocol classes), closing a connection whose request headers take longer
     than `seconds` from its first byte (or from the connection, for one that sends nothing)."""
 
+    # The base is uvicorn's protocol class, known only at run time: mypy cannot check a class built on a variable.
     class HeaderTimeout(protocol):  # type: ignore[misc, valid-type]
         _header_timer: asyncio.TimerHandle | None = None
 

@@ -57,6 +57,7 @@ async def strict_stdio() -> AsyncIterator[tuple[Any, Any]]:
     os.close(devnull)
     lines = StrictLines(os.dup(saved))
     try:
+        # The SDK types stdin as anyio.AsyncFile[str] but only iterates it for lines, as StrictLines allows.
         async with stdio_server(stdin=lines) as (read_stream, write_stream):  # type: ignore[arg-type]
             async with anyio.create_task_group() as tg:
 

@@ -311,7 +311,7 @@ class ExternalVerifier:
         self.audiences = [audience, audience + "/"]
         self.issuers = [config.issuer.rstrip("/"), config.issuer.rstrip("/") + "/"]
         self._metadata: dict[str, Any] | None = None
-        self._keys: dict[str, Any] = {}
+        self._keys: dict[str | None, Any] = {}
         self._keys_at = 0.0
         self._http: Any = None
 

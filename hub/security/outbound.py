@@ -38,7 +38,7 @@ import socket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from yarl import URL
 
@@ -270,7 +270,9 @@ class OutboundPolicy:
     @classmethod
     def from_config(cls, config: Config | OutboundConfig, *, resolve: Resolve | None = None) -> OutboundPolicy:
         """The policy of `[outbound]` (a whole `Config` or its `outbound` table; both are validated)."""
-        table = getattr(config, "outbound", config)
+        from hub.config import OutboundConfig
+
+        table = config if isinstance(config, OutboundConfig) else config.outbound
         return cls(allow_private=table.allow_private,
                    allowed_hosts=tuple(parse_host_rule(h) for h in table.allowed_hosts),
                    allowed_networks=tuple(parse_network(n) for n in table.allowed_networks),
@@ -330,7 +332,8 @@ class OutboundPolicy:
         previous: URL | None = None
         keep_headers = _CROSS_ORIGIN_HEADERS | {"content-type"}
         session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=_CheckedResolver(checked), use_dns_cache=False, force_close=True),
+            connector=aiohttp.TCPConnector(resolver=cast("aiohttp.abc.AbstractResolver", _CheckedResolver(checked)),
+                                           use_dns_cache=False, force_close=True),
             trust_env=False, cookie_jar=aiohttp.DummyCookieJar(), auto_decompress=True)
         try:
             hop = 0

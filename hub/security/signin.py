@@ -48,6 +48,7 @@ from mcp.server.auth.provider import (
     AuthorizationCode,
     AuthorizationParams,
     AuthorizeError,
+    IdentityAssertionParams,
     RefreshToken,
     RegistrationError,
     TokenError,
@@ -452,7 +453,7 @@ class AuthorizationServer:
                        subject=user, family=family, user=user)
 
     async def exchange_authorization_code(self, client: OAuthClientInformationFull,
-                                          authorization_code: HubCode) -> OAuthToken:  # type: ignore[override]
+                                          authorization_code: HubCode) -> OAuthToken:
         if self.store.user_role(authorization_code.user) is None:
             raise TokenError("invalid_grant", f"the user '{authorization_code.user}' no longer exists")
         return self._issue(client, authorization_code.user, authorization_code.scopes, authorization_code.family,
@@ -477,7 +478,7 @@ class AuthorizationServer:
                           refresh_token=refresh)
 
     # tokens --------------------------------------------------------------------------------------
-    def _token_row(self, token: str, kind: str) -> tuple | None:
+    def _token_row(self, token: str, kind: str) -> tuple[Any, ...] | None:
         return self.store.fetchone(
             "SELECT family, client_id, user, scopes, resource, expires, used, revoked FROM oauth_tokens "
             "WHERE token_hash = ? AND kind = ?", (hash_token(token), kind))
@@ -499,7 +500,7 @@ class AuthorizationServer:
                                expires_at=int(expires), resource=resource, subject=user, family=family, user=user)
 
     async def exchange_refresh_token(self, client: OAuthClientInformationFull, refresh_token: HubRefreshToken,
-                                     scopes: list[str]) -> OAuthToken:  # type: ignore[override]
+                                     scopes: list[str]) -> OAuthToken:
         if not self.store.execute("UPDATE oauth_tokens SET used = ? WHERE token_hash = ? AND used IS NULL",
                                   (time.time(), hash_token(refresh_token.token))):
             self._revoke_family(refresh_token.family)  # two uses raced: treat as reuse
@@ -519,7 +520,13 @@ class AuthorizationServer:
         return HubAccessToken(token=token, client_id=client_id, scopes=json.loads(scopes), expires_at=int(expires),
                               resource=resource, subject=user, family=family, user=user)
 
-    async def revoke_token(self, token: HubAccessToken | HubRefreshToken) -> None:  # type: ignore[override]
+    async def exchange_identity_assertion(self, client: OAuthClientInformationFull,
+                                          params: IdentityAssertionParams) -> OAuthToken:
+        # Part of the SDK's provider protocol; its token handler calls it only when the identity-assertion grant is
+        # enabled, which the hub never does. Refused as the SDK's own default refuses it.
+        raise TokenError("unsupported_grant_type", "the JWT bearer grant is not supported by this hub")
+
+    async def revoke_token(self, token: HubAccessToken | HubRefreshToken) -> None:
         count = self._revoke_family(token.family)
         logger.info("client %s revoked a token of user %s (%d tokens of that sign-in)", token.client_id, token.user,
                     count)
@@ -550,14 +557,15 @@ class AuthorizationServer:
 
     def revoke_grants(self, user: str | None = None, client_id: str | None = None) -> int:
         """Admin: revoke every token of a user and/or a client."""
-        sql, args = "UPDATE oauth_tokens SET revoked = ? WHERE revoked IS NULL", [time.time()]
+        sql = "UPDATE oauth_tokens SET revoked = ? WHERE revoked IS NULL"
+        args: list[Any] = [time.time()]
         if user is not None:
             sql, args = sql + " AND user = ?", [*args, user]
         if client_id is not None:
             sql, args = sql + " AND client_id = ?", [*args, client_id]
         return self.store.execute(sql, args)
 
-    def clients(self, owner: str | None = None) -> list[tuple]:
+    def clients(self, owner: str | None = None) -> list[tuple[Any, ...]]:
         """(client_id, metadata JSON, source, created, last_used, live sign-ins, owner) per client; only
         those `owner` registered when that is given."""
         sql = ("SELECT c.client_id, c.metadata, c.source, c.created, c.last_used, (SELECT COUNT(DISTINCT family) FROM "
@@ -574,7 +582,7 @@ class AuthorizationServer:
             self.secrets.remove(_secret_name(client_id))
         return bool(self.store.execute("DELETE FROM oauth_clients WHERE client_id = ?", (client_id,)))
 
-    def sign_ins(self, user: str | None = None) -> list[tuple]:
+    def sign_ins(self, user: str | None = None) -> list[tuple[Any, ...]]:
         """(family, user, client_id, scopes, first issued, last expiry) per live sign-in, newest first."""
         sql = ("SELECT family, user, client_id, scopes, MIN(created), MAX(expires) FROM oauth_tokens "
                "WHERE revoked IS NULL AND used IS NULL AND expires > ?")
@@ -739,12 +747,12 @@ and may use:</p>
 
     # routes --------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
-        client_auth = ClientAuthenticator(self)  # type: ignore[arg-type]
-        sdk_authorize = AuthorizationHandler(self)  # type: ignore[arg-type]
-        sdk_token = TokenHandler(self, client_auth)  # type: ignore[arg-type]
+        client_auth = ClientAuthenticator(self)
+        sdk_authorize = AuthorizationHandler(self)
+        sdk_token = TokenHandler(self, client_auth)
         options = ClientRegistrationOptions(enabled=True, valid_scopes=self.valid_scopes(),
                                             default_scopes=self.valid_scopes())
-        sdk_register = RegistrationHandler(self, options)  # type: ignore[arg-type]
+        sdk_register = RegistrationHandler(self, options)
 
         async def metadata(request: Request) -> Response:
             return JSONResponse(self.metadata(), headers={"Cache-Control": "max-age=300"})

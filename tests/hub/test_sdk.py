@@ -41,8 +41,9 @@ def test_connection_of_returns_the_sessions_connection_with_what_the_hub_uses() 
     needs(sdk.connection_of(session) is connection, "ServerSession._connection")
 
 
-def _manager(event_store: Any = None) -> sdk.HubSessionManager:
-    return sdk.HubSessionManager(app=Server("t"), event_store=event_store, json_response=False, stateless=False)
+def _manager(event_store: BoundedEventStore | None = None) -> sdk.HubSessionManager:
+    return sdk.HubSessionManager(app=Server("t"), event_store=event_store, json_response=False, stateless=False,
+                                 events_for_session=event_store.for_session if event_store is not None else None)
 
 
 def test_sessions_transports_and_owners_are_found_by_id() -> None:
