@@ -24,10 +24,11 @@ from mcp.server.models import InitializationOptions
 from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
 from hub import __version__
+from hub.catalog import ProviderSlot
 from hub.config import Config, ConfigError, connector_settings, provider_settings
 from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
-from hub.router import ProviderSlot, Router
+from hub.router import Router
 from hub.sdk import without_tracing
 from hub.security.auth import Policy
 from hub.security.outbound import OutboundPolicy

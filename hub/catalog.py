@@ -2,7 +2,7 @@
 
 Owns: turning each provider's local tools/prompts into public names
 (`PREFIX__name`, matching `^[a-zA-Z0-9_-]{1,64}$`), finding which provider
-answers a resource URI, and reporting collisions and invalid names instead of
+answers a resource URI (each provider in its `ProviderSlot`), and reporting collisions and invalid names instead of
 silently shadowing. The first provider in config order keeps a contested name.
 """
 
@@ -11,17 +11,44 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mcp_types as types
 from mcp.shared.uri_template import InvalidUriTemplate, UriTemplate
 
-if TYPE_CHECKING:
-    from hub.router import ProviderSlot
+from hub.provider import Provider, ProviderState
 
 PUBLIC_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 SEPARATOR = "__"
 OWNER_META = "dev.junction/owner"
+
+
+@dataclass(eq=False)
+class ProviderSlot:
+    """A configured provider and what the hub knows about it."""
+
+    name: str
+    prefix: str
+    kind: str = "provider"
+    """`provider` ([providers.NAME]) or `connector` ([connectors.NAME])."""
+    provider: Provider | None = None
+    state: ProviderState = ProviderState.STARTING
+    error: str | None = None
+    tools: Sequence[types.Tool] = ()
+    prompts: Sequence[types.Prompt] = ()
+    resources: Sequence[types.Resource] = ()
+    templates: Sequence[types.ResourceTemplate] = ()
+    started_at: float | None = None
+    details: dict[str, Any] = field(default_factory=dict)
+    """Provider-reported facts shown in `hub__status` (e.g. an upstream's restarts and latency)."""
+
+    @property
+    def listed(self) -> bool:
+        # A provider that went down after it was up keeps its catalog: callers then get its
+        # "down" error, which says more than "unknown tool", and clients see no churn.
+        if self.provider is None:
+            return False
+        return self.state is ProviderState.UP or (self.state is ProviderState.DOWN and self.started_at is not None)
 
 
 def public_name(prefix: str, local: str) -> str:

@@ -15,14 +15,17 @@ Environment overrides:
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 import msgspec
+from yarl import URL
 
 ENV_PREFIX = "JUNCTION__"
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -361,9 +364,86 @@ def _check_auth(auth: AuthConfig, source: str) -> None:
                                   f"{', '.join(sorted(known))})")
 
 
-def _check_outbound(outbound: OutboundConfig, source: str) -> None:
-    from hub.security.outbound import parse_host_rule, parse_network
+# [outbound] values: host rules and networks as the admin writes them (hub.security.outbound applies them)
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
+
+@dataclass(frozen=True)
+class HostRule:
+    """An `allowed_hosts` entry: a host (name or IP literal) whose addresses are not checked, on any
+    port or one (`name:port`); `*.example.internal` stands for every name under example.internal."""
+
+    host: str
+    port: int | None = None
+    subdomains: bool = False
+
+    def matches(self, host: str, port: int) -> bool:
+        if self.port is not None and port != self.port:
+            return False
+        if self.subdomains:
+            return host.endswith("." + self.host)
+        return host == self.host
+
+
+def parse_host_rule(text: str) -> HostRule:
+    """`wiki.corp.example`, `wiki.corp.example:8443`, `*.corp.example`, `10.0.0.5:80`, `[fd00::5]:443`.
+    Raises `ValueError` saying what is wrong."""
+    rule = text.strip().lower()
+    subdomains = rule.startswith("*.")
+    rule = rule.removeprefix("*.")
+    port: int | None = None
+    if rule.startswith("["):
+        host, sep, rest = rule[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"{text!r}: expected [IPv6] or [IPv6]:PORT")
+        rest = rest[1:]
+    elif rule.count(":") == 1:
+        host, _, rest = rule.partition(":")
+    else:
+        host, rest = rule, ""
+    if rest:
+        if not rest.isdigit() or not 0 < int(rest) < 65536:
+            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
+        port = int(rest)
+    address = literal_address(host)
+    if address is not None:
+        if subdomains:
+            raise ValueError(f"{text!r}: '*.' goes before a host name, not an address")
+        return HostRule(address.compressed, port)
+    try:
+        name = URL.build(scheme="http", host=host).raw_host or ""
+    except (ValueError, UnicodeError):
+        name = ""
+    name = name.rstrip(".")
+    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
+        raise ValueError(f"{text!r} is not a host name (or NAME:PORT, *.NAME, an IP address)")
+    if name.replace(".", "").isdigit():
+        raise ValueError(f"{text!r} is not a canonical IPv4 address (write it as four decimal numbers)")
+    return HostRule(name, port, subdomains)
+
+
+def parse_network(text: str) -> IPNetwork:
+    """`10.0.0.0/8`, `127.0.0.1/32`, `fd00::/8` (a bare address is a network of one). Raises `ValueError`."""
+    try:
+        return ipaddress.ip_network(text.strip())
+    except ValueError as exc:
+        try:
+            loose = ipaddress.ip_network(text.strip(), strict=False)
+        except ValueError:
+            raise ValueError(f"{text!r} is not an IP network (write e.g. 10.0.0.0/8 or 127.0.0.1/32): {exc}") from None
+        raise ValueError(f"{text!r} has bits set beyond its prefix length: write {loose}") from None
+
+
+def literal_address(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        return None
+
+
+def _check_outbound(outbound: OutboundConfig, source: str) -> None:
     for key, parse in (("allowed_hosts", parse_host_rule), ("allowed_networks", parse_network)):
         for number, entry in enumerate(getattr(outbound, key)):
             try:

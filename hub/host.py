@@ -16,9 +16,9 @@ from typing import TYPE_CHECKING, Any
 import mcp_types as types
 
 from hub.calls.internal import InternalCallContext
+from hub.catalog import ProviderSlot
 from hub.config import ConfigError
 from hub.provider import Provider, ProviderState
-from hub.router import ProviderSlot
 from hub.security.auth import Delegation, Principal, act_for
 from hub.security.outbound import OutboundPolicy
 

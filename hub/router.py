@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,42 +36,14 @@ from hub import __version__
 from hub.calls.context import HubCallContext, InputRequired
 from hub.calls.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
 from hub.calls.internal import InternalCallContext
-from hub.catalog import Catalog, Entry
-from hub.provider import InputUnavailable, Provider, ProviderState
+from hub.catalog import Catalog, Entry, ProviderSlot
+from hub.provider import InputUnavailable, ProviderState
 from hub.sdk import connection_of
 from hub.security.auth import PRINCIPAL_KEY, Policy, Principal
 from hub.security.ratelimit import RateLimiter
 from hub.store import Store
 
 logger = logging.getLogger("junction.router")
-
-
-@dataclass(eq=False)
-class ProviderSlot:
-    """A configured provider and what the hub knows about it."""
-
-    name: str
-    prefix: str
-    kind: str = "provider"
-    """`provider` ([providers.NAME]) or `connector` ([connectors.NAME])."""
-    provider: Provider | None = None
-    state: ProviderState = ProviderState.STARTING
-    error: str | None = None
-    tools: Sequence[types.Tool] = ()
-    prompts: Sequence[types.Prompt] = ()
-    resources: Sequence[types.Resource] = ()
-    templates: Sequence[types.ResourceTemplate] = ()
-    started_at: float | None = None
-    details: dict[str, Any] = field(default_factory=dict)
-    """Provider-reported facts shown in `hub__status` (e.g. an upstream's restarts and latency)."""
-
-    @property
-    def listed(self) -> bool:
-        # A provider that went down after it was up keeps its catalog: callers then get its
-        # "down" error, which says more than "unknown tool", and clients see no churn.
-        if self.provider is None:
-            return False
-        return self.state is ProviderState.UP or (self.state is ProviderState.DOWN and self.started_at is not None)
 
 
 @dataclass

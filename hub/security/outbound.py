@@ -42,13 +42,21 @@ from typing import TYPE_CHECKING, Any, cast
 
 from yarl import URL
 
+from hub.config import (
+    Config,
+    HostRule,
+    IPAddress,
+    IPNetwork,
+    OutboundConfig,
+    literal_address,
+    parse_host_rule,
+    parse_network,
+)
+
 if TYPE_CHECKING:
     import aiohttp
 
-    from hub.config import Config, OutboundConfig
 
-IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
-IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 Resolve = Callable[[str, int], Awaitable[Sequence[str]]]
 """`resolve(host, port)`: the addresses (as text; IPv6 may carry a `%scope`) a host name stands for."""
 
@@ -76,7 +84,6 @@ _PRIVATE = tuple(ipaddress.ip_network(n) for n in ("10.0.0.0/8", "172.16.0.0/12"
 _NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
 _IPV4_COMPATIBLE = ipaddress.ip_network("::/96")
 _TERMINAL_ESCAPE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b[@-_]")
-_LABEL = re.compile(r"^[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?$")
 
 
 class OutboundError(Exception):
@@ -93,74 +100,6 @@ class OutboundRefused(OutboundError):
     def __init__(self, message: str, *, url: str, host: str = "", address: str = "", reason: str = "") -> None:
         super().__init__(message)
         self.url, self.host, self.address, self.reason = url, host, address, reason
-
-
-# exceptions the admin grants ---------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class HostRule:
-    """An `allowed_hosts` entry: a host (name or IP literal) whose addresses are not checked, on any
-    port or one (`name:port`); `*.example.internal` stands for every name under example.internal."""
-
-    host: str
-    port: int | None = None
-    subdomains: bool = False
-
-    def matches(self, host: str, port: int) -> bool:
-        if self.port is not None and port != self.port:
-            return False
-        if self.subdomains:
-            return host.endswith("." + self.host)
-        return host == self.host
-
-
-def parse_host_rule(text: str) -> HostRule:
-    """`wiki.corp.example`, `wiki.corp.example:8443`, `*.corp.example`, `10.0.0.5:80`, `[fd00::5]:443`.
-    Raises `ValueError` saying what is wrong."""
-    rule = text.strip().lower()
-    subdomains = rule.startswith("*.")
-    rule = rule.removeprefix("*.")
-    port: int | None = None
-    if rule.startswith("["):
-        host, sep, rest = rule[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"{text!r}: expected [IPv6] or [IPv6]:PORT")
-        rest = rest[1:]
-    elif rule.count(":") == 1:
-        host, _, rest = rule.partition(":")
-    else:
-        host, rest = rule, ""
-    if rest:
-        if not rest.isdigit() or not 0 < int(rest) < 65536:
-            raise ValueError(f"{text!r}: the port must be a number from 1 to 65535")
-        port = int(rest)
-    address = _literal(host)
-    if address is not None:
-        if subdomains:
-            raise ValueError(f"{text!r}: '*.' goes before a host name, not an address")
-        return HostRule(address.compressed, port)
-    try:
-        name = URL.build(scheme="http", host=host).raw_host or ""
-    except (ValueError, UnicodeError):
-        name = ""
-    name = name.rstrip(".")
-    if not name or len(name) > 253 or not all(_LABEL.match(label) for label in name.split(".")):
-        raise ValueError(f"{text!r} is not a host name (or NAME:PORT, *.NAME, an IP address)")
-    if name.replace(".", "").isdigit():
-        raise ValueError(f"{text!r} is not a canonical IPv4 address (write it as four decimal numbers)")
-    return HostRule(name, port, subdomains)
-
-
-def parse_network(text: str) -> IPNetwork:
-    """`10.0.0.0/8`, `127.0.0.1/32`, `fd00::/8` (a bare address is a network of one). Raises `ValueError`."""
-    try:
-        return ipaddress.ip_network(text.strip())
-    except ValueError as exc:
-        try:
-            loose = ipaddress.ip_network(text.strip(), strict=False)
-        except ValueError:
-            raise ValueError(f"{text!r} is not an IP network (write e.g. 10.0.0.0/8 or 127.0.0.1/32): {exc}") from None
-        raise ValueError(f"{text!r} has bits set beyond its prefix length: write {loose}") from None
 
 
 # what an address is --------------------------------------------------------------------------------
@@ -218,13 +157,6 @@ def _embedded_ipv4(address: IPAddress) -> ipaddress.IPv4Address | None:
     if any(plain in net for net in _NAT64):
         return ipaddress.IPv4Address(int(plain) & 0xFFFFFFFF)
     return plain.sixtofour
-
-
-def _literal(host: str) -> IPAddress | None:
-    try:
-        return ipaddress.ip_address(host)
-    except ValueError:
-        return None
 
 
 # the policy -------------------------------------------------------------------------------------
@@ -397,7 +329,7 @@ class OutboundPolicy:
             raise OutboundRefused(f"refused {where}: the URL has no host", url=shown, reason="no host")
         port = target.port or (443 if target.scheme == "https" else 80)
         looks_literal = ":" in host or host.replace(".", "").isdigit()  # what aiohttp takes for an address
-        literal = _literal(host) if looks_literal else None
+        literal = literal_address(host) if looks_literal else None
         if looks_literal and literal is None:
             # aiohttp connects to these without asking a resolver, and the OS reads 2130706433 or 0177.0.0.1
             # as 127.0.0.1: only an address in its canonical form is checked, and accepted.
@@ -410,7 +342,7 @@ class OutboundPolicy:
         name = literal.compressed if literal is not None else host
         if not any(rule.matches(name, port) for rule in self.allowed_hosts):
             for text in addresses:
-                address = _literal(text)
+                address = literal_address(text)
                 if address is None:
                     raise OutboundRefused(f"refused {where}: {host} resolved to {text!r}, not an IP address",
                                           url=shown, host=host, address=text, reason="not an address")
