@@ -14,7 +14,7 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
@@ -34,6 +34,9 @@ from hub.security.auth import Policy
 from hub.security.outbound import OutboundPolicy
 from hub.security.ratelimit import RateLimiter
 from hub.store import Store
+
+if TYPE_CHECKING:
+    from hub.security.secrets import SecretStore
 
 logger = logging.getLogger("junction")
 
@@ -78,10 +81,12 @@ class Hub:
         self.config = config
         self.data_dir = config.data_dir()
         self.store = Store(self.data_dir / "junction.db")
-        self.secret_store: Any = None
+        self.secret_store: SecretStore | None = None
         """The secret store, opened when a provider first asks for it."""
         self.outbound = OutboundPolicy.from_config(config)
         self.slots: list[ProviderSlot] = []
+        self.services: dict[str, object] = {}
+        """What providers offer each other (`ProviderHost.offer`), by name."""
         names = list(config.providers)
         # Installed providers are on unless the config switches them off.
         for name in available_providers():

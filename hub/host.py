@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import mcp_types as types
 
@@ -24,9 +24,11 @@ from hub.security.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
     from hub.app import Hub
+    from hub.security.secrets import SecretStore
 
 ENTRY_POINT_GROUP = "junction.providers"
 CONNECTOR_GROUP = "junction.connectors"
+S = TypeVar("S")
 
 
 class Host:
@@ -90,18 +92,21 @@ class Host:
     def allows(self, principal: Principal, name: str) -> bool:
         return self._hub.router.dispatch.decide(principal, "tools/call", name) is None
 
-    def secrets(self) -> Any:
+    def secrets(self) -> SecretStore:
         if self._hub.secret_store is None:
             from hub.security.secrets import SecretStore
 
             self._hub.secret_store = SecretStore(self._hub.store, self._hub.data_dir)
         return self._hub.secret_store
 
-    def provider(self, name: str) -> Provider | None:
-        for slot in self._hub.router.slots:
-            if slot.name == name and slot.kind == "provider":
-                return slot.provider
-        return None
+    def offer(self, name: str, service: object) -> None:
+        if name in self._hub.services:
+            raise ValueError(f"{self.name}: the service name {name!r} is already offered")
+        self._hub.services[name] = service
+
+    def service(self, name: str, kind: type[S]) -> S | None:
+        found = self._hub.services.get(name)
+        return found if isinstance(found, kind) else None
 
     def audit_records(self, **filters: Any) -> list[dict[str, Any]]:
         """Hub-internal (the built-in provider's `hub__audit`): the call record, newest first."""

@@ -38,13 +38,17 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import Any, ClassVar, Protocol, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import mcp_types as types
 import msgspec
 
 from hub.security.auth import Principal
 from hub.security.outbound import OutboundPolicy
+
+if TYPE_CHECKING:
+    from hub.security.secrets import SecretStore
 
 T = TypeVar("T")
 
@@ -249,12 +253,43 @@ class ProviderHost(Protocol):
     def allows(self, principal: Principal, name: str) -> bool:
         """Whether `principal` may use the tool published as `name`: the policy, and the owner of what a user made."""
 
-    def secrets(self) -> Any:
+    def secrets(self) -> SecretStore:
         """The hub's encrypted secret store (`hub.security.secrets.SecretStore`: get, set, remove by name)."""
 
-    def provider(self, name: str) -> Provider | None:
-        """Another configured provider of this hub (`[providers.NAME]`), for providers that work together
-        (mail saves attachments through `files`); None when there is none by that name."""
+    def offer(self, name: str, service: object) -> None:
+        """Offer a service to the other providers under `name` (call it in the constructor, so that every
+        provider's `start` finds it). Names are the hub's: offering a taken one raises `ValueError`."""
+
+    def service(self, name: str, kind: type[S]) -> S | None:
+        """The service another provider offered under `name`, if it is a `kind` (e.g. `ChangeFeed`); else None.
+        Providers meet only through these, never by importing each other."""
+
+
+# services providers offer each other (through `ProviderHost.offer` / `service`) ------------------------------
+S = TypeVar("S")
+
+
+@dataclass(frozen=True)
+class ToolSet:
+    """Where another provider's tools are published (`files.tools`), to call them through `call_tool`."""
+
+    prefix: str
+
+    def public(self, tool: str) -> str:
+        """The public name of one of its tools."""
+        return f"{self.prefix}__{tool}" if self.prefix else tool
+
+
+@dataclass(frozen=True)
+class ChangeFeed:
+    """Something that changes, for other providers to follow (automation's triggers): each callable in
+    `listeners` is called on every change (`files.changes`: `(root, path, change)`; `mail.arrivals`:
+    `(account, folder, uids)`). `sources` says what changes can come from (files: each root, with no
+    parts; mail: each account with the folders it watches); `tools` where the offering provider's tools are."""
+
+    listeners: list[Callable[..., Any]]
+    sources: Mapping[str, Sequence[str]]
+    tools: ToolSet
 
 
 class Provider:

@@ -35,7 +35,7 @@ import msgspec
 
 from hub.catalog import OWNER_META
 from hub.front import wire
-from hub.provider import CallContext, Provider
+from hub.provider import CallContext, ChangeFeed, Provider
 from hub.security.auth import LOCAL_OWNER, Delegation, Principal
 from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
 from tools.automation.store import JobStore
@@ -135,10 +135,10 @@ class AutomationProvider(Provider):
             job = Job(name, spec, row["owner"], row["acts_for"], row["source"])
             self.jobs[name] = job
             self._catch_up(job, row.get("next_run"), now)
-        mail = self._peer("mail")
+        mail = self.host.service("mail.arrivals", ChangeFeed)
         if mail is not None:
             mail.listeners.append(self._on_mail)
-        files = self._peer("files")
+        files = self.host.service("files.changes", ChangeFeed)
         if files is not None:
             files.listeners.append(self._on_file)
         self.host.spawn(self._scheduler)
@@ -154,11 +154,6 @@ class AutomationProvider(Provider):
                 await anyio.sleep(0.02)
         if self.store is not None:
             self.store.close()
-
-    def _peer(self, name: str) -> Any:
-        finder = getattr(self.host, "provider", None)
-        peer = finder(name) if finder is not None else None
-        return peer if peer is not None and hasattr(peer, "listeners") else None
 
     def _catch_up(self, job: Job, missed_at: float | None, now: float) -> None:
         """After a restart: a time-triggered run that should have happened while the hub was down is made
@@ -437,10 +432,7 @@ class AutomationProvider(Provider):
         return spec, {"webhook": hook}
 
     def _secrets(self) -> Any:
-        finder = getattr(self.host, "secrets", None)
-        if finder is None:
-            raise JobError("webhooks need the hub's secret store")
-        return finder()
+        return self.host.secrets()
 
     def _hook_secret(self, name: str) -> str | None:
         try:
@@ -541,22 +533,22 @@ class AutomationProvider(Provider):
                 raise JobError(f"action.steps[{number}].tool: you may not call {step.tool!r}, so your job may not")
         t = spec.trigger
         if t.type == "mail":
-            mail = self._peer("mail")
-            accounts = getattr(mail, "accounts", {}) if mail is not None else {}
-            if t.account not in accounts:
+            mail = self.host.service("mail.arrivals", ChangeFeed)
+            accounts = mail.sources if mail is not None else {}
+            if mail is None or t.account not in accounts:
                 raise JobError(f"trigger.account: no mail account named {t.account!r}")
-            if not self.host.allows(who, f"{mail.host.prefix}__search"):
-                raise JobError(f"trigger: you may not search mail ({mail.host.prefix}__search), so your job may not "
-                               "wait for it")
-            if t.folder not in accounts[t.account].config.watch:
+            if not self.host.allows(who, mail.tools.public("search")):
+                raise JobError(f"trigger: you may not search mail ({mail.tools.public('search')}), so your job may "
+                               "not wait for it")
+            if t.folder not in accounts[t.account]:
                 raise JobError(f"trigger.folder: the account {t.account!r} does not watch {t.folder!r} (add it to "
                                "its `watch` list)")
         if t.type == "file":
-            files = self._peer("files")
-            if files is None or t.root not in getattr(files, "roots", {}):
+            files = self.host.service("files.changes", ChangeFeed)
+            if files is None or t.root not in files.sources:
                 raise JobError(f"trigger.root: no files root named {t.root!r}")
-            if not self.host.allows(who, f"{files.host.prefix}__list"):
-                raise JobError(f"trigger: you may not list files ({files.host.prefix}__list), so your job may not "
+            if not self.host.allows(who, files.tools.public("list")):
+                raise JobError(f"trigger: you may not list files ({files.tools.public('list')}), so your job may not "
                                "watch them")
         return warnings
 

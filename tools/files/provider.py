@@ -37,7 +37,7 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub.provider import CallContext, Provider
+from hub.provider import CallContext, ChangeFeed, Provider, ToolSet
 from tools.files import paths
 from tools.files.paths import PathRefused, Root, Walk, has_surrogate, read_bytes
 from tools.files.watch import FolderWatch
@@ -109,6 +109,9 @@ class FilesProvider(Provider):
                       for name, c in self.config.roots.items()}
         self.listeners: list[Any] = []
         """Called as `listener(root, path, change)` ("added", "modified", "deleted") for each watched change."""
+        tools = ToolSet(host.prefix)
+        host.offer("files.tools", tools)
+        host.offer("files.changes", ChangeFeed(self.listeners, {name: () for name in self.roots}, tools))
 
     async def start(self) -> None:
         for root in self.roots.values():

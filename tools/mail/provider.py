@@ -38,7 +38,7 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub.provider import CallContext, InputUnavailable, Provider
+from hub.provider import CallContext, ChangeFeed, InputUnavailable, Provider, ToolSet
 from tools.mail import messages
 from tools.mail.imap import SUMMARY_HEADERS, MailError, Pool, Server, Session, Watcher, check_text, quote
 
@@ -148,6 +148,8 @@ class MailProvider(Provider):
         self.max_bytes = int(self.config.max_message_mb * 2**20)
         self.listeners: list[Callable[[str, str, list[int]], Any]] = []
         """Called as `listener(account, folder, new_uids)` on the event loop when mail arrives (automation)."""
+        host.offer("mail.arrivals", ChangeFeed(self.listeners, {name: tuple(a.config.watch) for name, a
+                                                                in self.accounts.items()}, ToolSet(host.prefix)))
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # lifecycle ---------------------------------------------------------------------------------------
@@ -567,10 +569,10 @@ class MailProvider(Provider):
     async def _files_call(self, tool: str, arguments: dict[str, Any], ctx: CallContext, where: str
                           ) -> types.CallToolResult:
         """A files tool called for the caller (their rights, the audit trail); its refusal as a `MailError`."""
-        files = self.host.provider("files")
+        files = self.host.service("files.tools", ToolSet)
         if files is None:
             raise MailError(f"{where}: files need the files provider with a root ([providers.files])")
-        public = f"{files.host.prefix}__{tool}" if files.host.prefix else tool
+        public = files.public(tool)
         result = await self.host.call_tool(public, arguments, caller=ctx, client=f"junction:{self.host.name}")
         if result.is_error:
             raise MailError(f"{where}: " + " ".join(c.text for c in result.content if isinstance(c, types.TextContent)))
