@@ -13,9 +13,9 @@ import pytest
 
 from tests.fixtures.provider_host import Host
 from tests.helpers import wait_until_async
+from tools.common.watch import FolderWatch
 from tools.files import paths
 from tools.files.provider import FilesConfig, FilesProvider, RootConfig
-from tools.files.watch import FolderWatch
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import anyio
 import pytest
 
 from tests.fixtures.provider_host import Host
-from tools.rag.documents import Block, chunk, parse
+from tools.common.documents import Block, chunk, parse
 from tools.rag.provider import NamespaceConfig, RagConfig, RagProvider
 
 pytestmark = pytest.mark.anyio

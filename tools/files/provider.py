@@ -14,7 +14,7 @@ refuses to clobber a file that changed since. Every path goes through `tools.fil
 Symbolic links are never followed (listed as links; `move` and `delete` act on the link itself). Names
 on the disk that are not UTF-8 are not shown (a client could not name them back): listings say how
 many were left out, escaped. Arguments holding lone surrogates are refused, naming the argument.
-Files are `file://` resources; a watcher (`tools.files.watch`, which survives any name and restarts
+Files are `file://` resources; a watcher (`tools.common.watch`, which survives any name and restarts
 when it fails) announces changes. At start, temp files that killed writes left in writable roots are
 removed. Other providers reach the roots through these tools, like any caller (mail attachments use `read` with
 `raw` and `write` with `base64`), so the policy and the audit trail apply to them too.
@@ -38,9 +38,9 @@ import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, ChangeFeed, Provider, ToolSet
+from tools.common.watch import FolderWatch
 from tools.files import paths
 from tools.files.paths import PathRefused, Root, Walk, has_surrogate, read_bytes
-from tools.files.watch import FolderWatch
 
 log = logging.getLogger("junction.files")
 EXTRACTED = {".pdf", ".docx", ".xlsx", ".pptx", ".html", ".htm", ".eml"}
@@ -406,7 +406,7 @@ class FilesProvider(Provider):
         mime = mimetypes.guess_type(given)[0] or "application/octet-stream"
         meta = {"root": root.name, "path": given, "version": version, "size": len(data), "mime": mime}
         if suffix in EXTRACTED and not args.get("raw"):
-            from tools.rag.documents import ParseError, parse
+            from tools.common.documents import ParseError, parse
 
             try:
                 parsed = await anyio.to_thread.run_sync(parse, given, data)

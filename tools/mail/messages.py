@@ -131,7 +131,7 @@ def _decode(part: Message) -> str:
 
 def html_to_text(html: str) -> str:
     """Readable text from HTML: scripts, styles and embedded objects dropped, nothing fetched or run."""
-    from tools.rag.documents import html_to_blocks
+    from tools.common.documents import html_to_blocks
 
     try:
         blocks = html_to_blocks(html[: MAX_TEXT * 4], "")

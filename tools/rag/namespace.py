@@ -23,7 +23,7 @@ from typing import Any
 import anyio
 import numpy as np
 
-from tools.rag.documents import ParseError, chunk, parse
+from tools.common.documents import ParseError, chunk, parse
 from tools.rag.embed import Embedder, EmbedError
 from tools.rag.engines import Filters, TextIndex, VectorIndex, query_words
 from tools.rag.store import ChunkRow, RagStore

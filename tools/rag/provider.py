@@ -242,7 +242,7 @@ class RagProvider(Provider):
         """Sync a namespace when something under its folders changes. The watcher survives names that are not
         UTF-8 and restarts when it fails; after a restart it reports each folder, so every namespace is
         synced again (a sync only reads what changed)."""
-        from tools.files.watch import FolderWatch
+        from tools.common.watch import FolderWatch
 
         roots: dict[Path, str] = {}
         for name, ns_config in watched.items():

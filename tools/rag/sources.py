@@ -18,7 +18,7 @@ from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
 from hub.security.outbound import OutboundError, OutboundPolicy, display_url
-from tools.rag.documents import supported
+from tools.common.documents import supported
 from tools.rag.namespace import Item
 
 SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "venv", ".tox", ".mypy_cache",
