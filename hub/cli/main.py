@@ -13,12 +13,16 @@ import os
 import socket
 import sqlite3
 import sys
+from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
 
 from hub import __version__
 from hub.cli.common import EXIT_ERROR, EXIT_USAGE, CliError, call, client, load
 from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path
+
+CLI_GROUP = "junction.cli"
+"""Entry points adding a provider's subcommands (see "Writing a provider" in the README)."""
 
 
 class OneLineFormatter(logging.Formatter):
@@ -262,12 +266,10 @@ def build_parser() -> argparse.ArgumentParser:
     from hub.cli import auth as cli_auth
 
     cli_auth.add_parsers(sub, with_config)
-    from hub.cli import rag as cli_rag
-
-    cli_rag.add_parser(sub, with_config)
-    from hub.cli import jobs as cli_jobs
-
-    cli_jobs.add_parser(sub, with_config)
+    # Providers' own commands (`junction rag`, `junction jobs`): the `junction.cli` entry points, each named
+    # after its provider and loaded as `add_commands(sub, with_config, provider_name)`.
+    for ep in sorted(entry_points(group=CLI_GROUP), key=lambda ep: ep.name):
+        ep.load()(sub, with_config, ep.name)
     add("version", cmd_version, "print the version and the protocol versions spoken", config=False)
     return parser
 

@@ -1,4 +1,7 @@
-"""`junction rag`: the knowledge base from the command line, mirroring the `rag__*` tools.
+"""`junction rag`: the knowledge base from the command line, mirroring the provider's tools.
+
+Found by the hub's command line through the `junction.cli` entry point named after the provider; tool
+names carry the provider's configured prefix (`rag__search` by default).
 
 With a hub running (at `--url`, or the config's address), the command goes to it as a tool call,
 so the running hub stays the only writer of its indexes. With no hub answering, it opens the
@@ -14,7 +17,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from hub.cli.common import CliError, answers, call, load
+from hub.cli.common import CliError, answers, call, load, public_name
 
 if TYPE_CHECKING:
     from hub.calls.internal import InternalCallContext
@@ -22,9 +25,11 @@ if TYPE_CHECKING:
 EXIT_USAGE = 2
 
 
-def add_parser(sub: Any, common: Any) -> None:
+def add_commands(sub: Any, common: Any, provider: str) -> None:
+    """`junction rag ...` for the provider configured as `provider` (the entry point's name)."""
     rag = sub.add_parser("rag", help="the knowledge base: ingest, search, namespaces",
-                         description="Search and fill the knowledge base (the rag__* tools).")
+                         description="Search and fill the knowledge base (the knowledge base provider's tools).")
+    rag.set_defaults(provider=provider)
     verbs = rag.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, help_text: str) -> Any:
@@ -81,24 +86,24 @@ async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, An
     url = args.url or config.mcp_url()
     if not args.local and (args.url or await answers(url)):
         if create:
-            listed = await call(url, "rag__list_namespaces", {})
+            listed = await call(url, public_name(config, args.provider, "list_namespaces"), {})
             names = {n["namespace"] for n in listed.get("structuredContent", {}).get("namespaces", [])}
             if create not in names:
-                await call(url, "rag__create_namespace", {"namespace": create})
-        return await call(url, tool, arguments)
-    return await _local(config, tool, arguments, create)
+                await call(url, public_name(config, args.provider, "create_namespace"), {"namespace": create})
+        return await call(url, public_name(config, args.provider, tool), arguments)
+    return await _local(config, args.provider, tool, arguments, create)
 
 
-async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str | None) -> dict[str, Any]:
+async def _local(config: Any, name: str, tool: str, arguments: dict[str, Any], create: str | None
+                 ) -> dict[str, Any]:
     from hub.config import provider_settings
     from hub.security.outbound import OutboundPolicy
     from tools.rag.provider import RagConfig, RagProvider
 
-    settings = provider_settings(config, "rag", RagConfig)
+    settings = provider_settings(config, name, RagConfig)
 
     class Host:  # no background sync or watcher: this process lives for one command
-        name = "rag"
-        data_dir = str(config.data_dir() / "providers" / "rag")
+        data_dir = str(config.data_dir() / "providers" / name)
         outbound = OutboundPolicy.from_config(config)  # the config's rules here too: the same URLs as the hub
 
         def spawn(self, fn: Any, *a: Any) -> None:
@@ -121,14 +126,16 @@ async def _local(config: Any, tool: str, arguments: dict[str, Any], create: str 
 
             return Principal(None, "admin", frozenset({"mcp"}))  # the local user: the machine's admin
 
-    provider = RagProvider(Host(), settings)
+    host = Host()
+    host.name = name
+    provider = RagProvider(host, settings)
     await provider.start()
     try:
         if create and create not in provider.spaces:
             await provider.call_tool("create_namespace", {"namespace": create}, _local_context())
-        if tool == "rag__ingest" and "path" in arguments:  # the local user may read any path
+        if tool == "ingest" and "path" in arguments:  # the local user may read any path
             provider.config.allowed_paths.append(arguments["path"])
-        result = await provider.call_tool(tool.removeprefix("rag__"), arguments, _local_context())
+        result = await provider.call_tool(tool, arguments, _local_context())
     finally:
         await provider.stop()
     return result.model_dump(by_alias=True, mode="json", exclude_none=True)
@@ -163,7 +170,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         if not path.exists():
             raise CliError(f"{args.source} does not exist", EXIT_USAGE)
         arguments["path"] = str(path)
-    return _run(args, "rag__ingest", arguments, create=args.ns)
+    return _run(args, "ingest", arguments, create=args.ns)
 
 
 def cmd_search(args: argparse.Namespace) -> int:
@@ -173,15 +180,15 @@ def cmd_search(args: argparse.Namespace) -> int:
     for name in ("source", "path", "after", "before", "tags"):
         if getattr(args, name):
             arguments[name] = getattr(args, name)
-    return _run(args, "rag__search", arguments)
+    return _run(args, "search", arguments)
 
 
 def cmd_namespaces(args: argparse.Namespace) -> int:
-    return _run(args, "rag__list_namespaces", {})
+    return _run(args, "list_namespaces", {})
 
 
 def cmd_stats(args: argparse.Namespace) -> int:
-    return _run(args, "rag__stats", {"namespace": args.ns})
+    return _run(args, "stats", {"namespace": args.ns})
 
 
 def cmd_delete(args: argparse.Namespace) -> int:
@@ -190,4 +197,4 @@ def cmd_delete(args: argparse.Namespace) -> int:
         arguments["key"] = args.key
     if args.path:
         arguments["path"] = args.path
-    return _run(args, "rag__delete", arguments)
+    return _run(args, "delete", arguments)

@@ -1,4 +1,7 @@
-"""`junction jobs`: scheduled and triggered jobs from the command line, mirroring the `automation__*` tools.
+"""`junction jobs`: scheduled and triggered jobs from the command line, mirroring the automation provider's tools.
+
+Found by the hub's command line through the `junction.cli` entry point named after the provider; tool
+names carry the provider's configured prefix (`automation__list` by default).
 
 Jobs run inside the hub, so every command goes to the running hub (at `--url`, or the config's
 address) as a tool call; `JUNCTION_TOKEN` carries a token to a hub with authentication.
@@ -11,12 +14,14 @@ import json
 import sys
 from typing import Any
 
-from hub.cli.common import CliError, answers, call, load
+from hub.cli.common import CliError, answers, call, load, public_name
 
 
-def add_parser(sub: Any, common: Any) -> None:
+def add_commands(sub: Any, common: Any, provider: str) -> None:
+    """`junction jobs ...` for the provider configured as `provider` (the entry point's name)."""
     jobs = sub.add_parser("jobs", help="scheduled and triggered jobs: create, list, run, pause, history",
-                          description="Jobs that run on schedules and events (the automation__* tools).")
+                          description="Jobs that run on schedules and events (the automation provider's tools).")
+    jobs.set_defaults(provider=provider)
     verbs = jobs.add_subparsers(dest="verb", metavar="VERB", required=True)
 
     def verb(name: str, help_text: str, *, named: bool = True) -> Any:
@@ -77,7 +82,6 @@ def _arguments(args: argparse.Namespace) -> dict[str, Any]:
 def cmd_jobs(args: argparse.Namespace) -> int:
     import anyio
 
-
     arguments = _arguments(args)
     config = load(args)
     url = args.url or config.mcp_url()
@@ -86,7 +90,7 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         if not await answers(url):
             raise CliError(f"no hub answers at {url}: jobs run inside the hub, so start it (`junction serve`) "
                            "or pass --url", 1)
-        return await call(url, f"automation__{args.tool}", arguments)
+        return await call(url, public_name(config, args.provider, args.tool), arguments)
 
     result = anyio.run(go)
     if args.json:
