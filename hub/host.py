@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import importlib
 from importlib.metadata import entry_points
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import mcp_types as types
 
@@ -23,8 +23,24 @@ from hub.security.auth import Delegation, Principal, act_for
 from hub.security.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from pathlib import Path
+
+    from hub.router import Router
+    from hub.security.auth import Policy
     from hub.security.secrets import SecretStore
+    from hub.store import Store
+
+
+class HostingHub(Protocol):
+    """What a provider's host needs of the hub (`hub.app.Hub` is one)."""
+
+    router: Router
+    store: Store
+    policy: Policy
+    outbound: OutboundPolicy
+    data_dir: Path
+    secret_store: SecretStore | None
+    services: dict[str, object]
 
 ENTRY_POINT_GROUP = "junction.providers"
 CONNECTOR_GROUP = "junction.connectors"
@@ -34,7 +50,7 @@ S = TypeVar("S")
 class Host:
     """The `ProviderHost` a provider gets: its name, a data dir, and the hub's change hooks."""
 
-    def __init__(self, hub: Hub, slot: ProviderSlot) -> None:
+    def __init__(self, hub: HostingHub, slot: ProviderSlot) -> None:
         self._hub = hub
         self._slot = slot
         self.name = slot.name

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
@@ -31,7 +31,28 @@ from hub.sdk import HubSessionManager, live_transport
 from hub.security.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier
 
 if TYPE_CHECKING:
-    from hub.app import Hub
+    from mcp.server import Server
+    from mcp.server.request_state import RequestStateBoundary
+
+    from hub.catalog import ProviderSlot
+    from hub.router import Router
+    from hub.security.auth import Policy
+    from hub.security.outbound import OutboundPolicy
+    from hub.store import Store
+
+
+class ServedHub(Protocol):
+    """What the HTTP front needs of a hub (`hub.app.Hub` is one): the front never reaches into the rest."""
+
+    config: Config
+    router: Router
+    store: Store
+    @property
+    def server(self) -> Server[Any]: ...
+    policy: Policy
+    outbound: OutboundPolicy
+    slots: list[ProviderSlot]
+    state_boundary: RequestStateBoundary
 
 logger = logging.getLogger("junction")
 
@@ -104,7 +125,7 @@ def security_settings(config: Config) -> TransportSecuritySettings:
     )
 
 
-def build_http_app(hub: Hub) -> Any:
+def build_http_app(hub: ServedHub) -> Any:
     """The hub's ASGI app: `/mcp` through the gate, `/healthz`, `/readyz`, resource metadata, sign-in, providers' routes."""
     check_auth_binding(hub.config)
     cfg = hub.config.server
