@@ -21,7 +21,7 @@ import logging
 import re
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any, TypeGuard
+from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import aiohttp
 import anyio
@@ -34,8 +34,30 @@ from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hu
 from hub.provider import Relay, RelayDeclined
 
 if TYPE_CHECKING:
+    import yarl
+
     from connectors.http import AiohttpTransport
-    from connectors.upstream import UpstreamProvider, _Routing
+    from connectors.settings import UpstreamSettings
+    from hub.provider import ProviderHost
+
+
+class UpstreamProvider(Protocol):
+    """What the relay needs of the connector whose session it uses (`connectors.upstream.UpstreamProvider`)."""
+
+    host: ProviderHost
+    settings: UpstreamSettings
+    client_info: dict[str, Any]
+    relay_url: yarl.URL | None
+    relay_timeout: aiohttp.ClientTimeout
+    last_latency_ms: float | None
+
+    def resync_soon(self) -> None: ...
+
+
+class _Routing(Protocol):
+    """The upstream session's routing, as far as the relay counts on it: relayed calls in flight."""
+
+    relays: int
 
 logger = logging.getLogger("junction.connectors")
 
@@ -316,7 +338,7 @@ async def _on_message(provider: UpstreamProvider, relay: Relay, message: Any, se
         await relay.notify(message)
     elif method in ("notifications/tools/list_changed", "notifications/prompts/list_changed",
                     "notifications/resources/list_changed"):
-        provider.host.spawn(provider._resync)
+        provider.resync_soon()
     elif method == "notifications/resources/updated":
         uri = (message.get("params") or {}).get("uri")
         if isinstance(uri, str):

@@ -20,13 +20,12 @@ import secrets
 import time
 from collections.abc import Sequence
 from contextlib import AsyncExitStack
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import anyio
 import httpx2
 import mcp_types as types
-import msgspec
 import yarl
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
@@ -36,6 +35,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
 from connectors.relay import CAPABILITIES_KEY, INPUT_KEY_META, LOG_LEVEL_KEY, ROUTABLE, relay_call
+from connectors.settings import UpstreamSettings
 from connectors.stdio import stdio_transport
 from hub.provider import (
     CallContext,
@@ -54,51 +54,6 @@ _current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("j
 # Per-call `_meta` envelope keys for 2026-07-28 upstreams: the caller's own capabilities and log level, so
 # the upstream asks only for what the real client can answer and logs only what it wants.
 _envelope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("junction_envelope", default=None)
-
-
-class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """Settings of an MCP connector (everything in `[connectors.NAME]` but enabled/prefix/type)."""
-
-    command: str = ""
-    """Program to launch (stdio upstream)."""
-    args: list[str] = []
-    env: dict[str, str] = {}
-    """Extra environment for the program (on top of a minimal safe environment)."""
-    cwd: str = ""
-    url: str = ""
-    """Streamable HTTP endpoint (remote upstream)."""
-    headers: dict[str, str] = {}
-    """Extra HTTP headers sent upstream (e.g. an API key: use "${ENV_VAR}" to keep it out of the file)."""
-    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
-    """Protocol era spoken upstream: `auto` probes 2026-07-28 first and falls back to initialize."""
-    include: list[str] = []
-    """Only tools whose upstream name matches one of these glob patterns (default: all)."""
-    exclude: list[str] = []
-    """Drop tools whose upstream name matches one of these glob patterns."""
-    rename: dict[str, str] = {}
-    """Upstream tool name -> local name (the public name is then PREFIX__local)."""
-    descriptions: dict[str, str] = {}
-    """Upstream tool name -> description shown to clients instead of the upstream's."""
-    call_timeout: float = 300.0
-    """Seconds a call may take before the caller gets a timeout error."""
-    connect_timeout: float = 60.0
-    """Seconds to wait for the upstream to start and answer its first lists."""
-    start: Literal["eager", "lazy"] = "eager"
-    """`lazy`: read the catalog at start, then run the upstream only while it is used (see idle_stop)."""
-    shared: bool = True
-    """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
-    per-user state; the shared session then only serves the catalog."""
-    idle_stop: float = 300.0
-    """Seconds after which an unused session is closed: per-caller ones, and with `start = "lazy"` the
-    shared one too (it reopens on the next call); 0 keeps them open."""
-
-    def __post_init__(self) -> None:
-        if bool(self.command) == bool(self.url):
-            raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
-        if self.url and not self.url.startswith(("http://", "https://")):
-            raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
-        if self.call_timeout <= 0 or self.connect_timeout <= 0 or self.idle_stop < 0:
-            raise ValueError("timeouts must be positive numbers of seconds")
 
 
 class UpstreamProvider(Provider):
@@ -309,6 +264,10 @@ class UpstreamProvider(Provider):
 
     async def list_resource_templates(self) -> Sequence[types.ResourceTemplate]:
         return self.templates
+
+    def resync_soon(self) -> None:
+        """Re-read the upstream's lists in the background (it said they changed)."""
+        self.host.spawn(self._resync)
 
     async def _resync(self) -> None:
         try:

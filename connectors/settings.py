@@ -1,0 +1,55 @@
+"""What `[connectors.NAME]` says about one linked MCP server (everything but enabled, prefix and type).
+
+Owns: the settings and their checks. Must not: start or talk to anything.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import msgspec
+
+
+class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """Settings of an MCP connector (everything in `[connectors.NAME]` but enabled/prefix/type)."""
+
+    command: str = ""
+    """Program to launch (stdio upstream)."""
+    args: list[str] = []
+    env: dict[str, str] = {}
+    """Extra environment for the program (on top of a minimal safe environment)."""
+    cwd: str = ""
+    url: str = ""
+    """Streamable HTTP endpoint (remote upstream)."""
+    headers: dict[str, str] = {}
+    """Extra HTTP headers sent upstream (e.g. an API key: use "${ENV_VAR}" to keep it out of the file)."""
+    protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
+    """Protocol era spoken upstream: `auto` probes 2026-07-28 first and falls back to initialize."""
+    include: list[str] = []
+    """Only tools whose upstream name matches one of these glob patterns (default: all)."""
+    exclude: list[str] = []
+    """Drop tools whose upstream name matches one of these glob patterns."""
+    rename: dict[str, str] = {}
+    """Upstream tool name -> local name (the public name is then PREFIX__local)."""
+    descriptions: dict[str, str] = {}
+    """Upstream tool name -> description shown to clients instead of the upstream's."""
+    call_timeout: float = 300.0
+    """Seconds a call may take before the caller gets a timeout error."""
+    connect_timeout: float = 60.0
+    """Seconds to wait for the upstream to start and answer its first lists."""
+    start: Literal["eager", "lazy"] = "eager"
+    """`lazy`: read the catalog at start, then run the upstream only while it is used (see idle_stop)."""
+    shared: bool = True
+    """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
+    per-user state; the shared session then only serves the catalog."""
+    idle_stop: float = 300.0
+    """Seconds after which an unused session is closed: per-caller ones, and with `start = "lazy"` the
+    shared one too (it reopens on the next call); 0 keeps them open."""
+
+    def __post_init__(self) -> None:
+        if bool(self.command) == bool(self.url):
+            raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
+        if self.url and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
+        if self.call_timeout <= 0 or self.connect_timeout <= 0 or self.idle_stop < 0:
+            raise ValueError("timeouts must be positive numbers of seconds")
