@@ -42,6 +42,7 @@ class HostingHub(Protocol):
     secret_store: SecretStore | None
     services: dict[str, object]
 
+
 ENTRY_POINT_GROUP = "junction.providers"
 CONNECTOR_GROUP = "junction.connectors"
 S = TypeVar("S")
