@@ -68,8 +68,7 @@ class HubServer(Server[Any]):
 
 def policy_for(config: Config) -> Policy:
     """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
-    hub = config.providers.get("hub")
-    prefix = hub.prefix if hub is not None and hub.prefix is not None else "hub"
+    prefix = config.provider_prefix("hub")
     return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
                                 "junction://catalog"])
 
@@ -101,8 +100,7 @@ class Hub:
                 settings = provider_settings(config, name, getattr(cls, "config_type", None))
             except ConfigError as exc:
                 raise ConfigError(config.source, exc.path, exc.reason) from None
-            prefix = pconf.prefix if pconf is not None and pconf.prefix is not None else name
-            slot = ProviderSlot(name=name, prefix=prefix)
+            slot = ProviderSlot(name=name, prefix=config.provider_prefix(name))
             try:
                 slot.provider = cls(Host(self, slot), settings)
             except ValueError as exc:  # settings that parse but do not fit together: "key.path: reason"

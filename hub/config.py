@@ -242,6 +242,12 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     raw_connectors: dict[str, dict[str, Any]] = {}
     """The connector tables as written (set by the loader; not a file key)."""
 
+    def provider_prefix(self, name: str) -> str:
+        """The public name prefix of provider `name`: `[providers.NAME] prefix`, else its name ("" publishes
+        its tools under their own names)."""
+        table = self.providers.get(name)
+        return table.prefix if table is not None and table.prefix is not None else name
+
     def data_dir(self) -> Path:
         if self.store.data_dir:
             return Path(os.path.expanduser(self.store.data_dir))

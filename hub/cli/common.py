@@ -120,6 +120,5 @@ async def answers(url: str) -> bool:
 def public_name(config: Config, provider: str, tool: str) -> str:
     """A provider's tool as the hub publishes it: with the provider's configured prefix (`[providers.NAME]
     prefix`, else its name), so a provider's own commands follow a custom prefix."""
-    table = config.providers.get(provider)
-    prefix = table.prefix if table is not None and table.prefix is not None else provider
+    prefix = config.provider_prefix(provider)
     return f"{prefix}__{tool}" if prefix else tool
