@@ -15,12 +15,10 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hub.cli.common import CliError, answers, call, load, public_name
-
-if TYPE_CHECKING:
-    from hub.calls.internal import InternalCallContext
+from hub.cli.local import call_locally, run_locally
 
 EXIT_USAGE = 2
 
@@ -97,60 +95,15 @@ async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, An
 async def _local(config: Any, name: str, tool: str, arguments: dict[str, Any], create: str | None
                  ) -> dict[str, Any]:
     from hub.config import provider_settings
-    from hub.security.outbound import OutboundPolicy
     from tools.rag.provider import RagConfig, RagProvider
 
     settings = provider_settings(config, name, RagConfig)
-
-    class Host:  # no background sync or watcher: this process lives for one command
-        data_dir = str(config.data_dir() / "providers" / name)
-        outbound = OutboundPolicy.from_config(config)  # the config's rules here too: the same URLs as the hub
-
-        def spawn(self, fn: Any, *a: Any) -> None:
-            pass
-
-        def resource_updated(self, uri: str) -> None:
-            pass
-
-        def catalog_changed(self) -> None:
-            pass
-
-        def report_state(self, *a: Any, **k: Any) -> None:
-            pass
-
-        def hub_info(self) -> dict[str, Any]:
-            return {}
-
-        def caller(self, ctx: Any) -> Any:
-            from hub.security.auth import Principal
-
-            return Principal(None, "admin", frozenset({"mcp"}))  # the local user: the machine's admin
-
-    host = Host()
-    host.name = name
-    provider = RagProvider(host, settings)
-    await provider.start()
-    try:
+    async with run_locally(config, name, lambda host: RagProvider(host, settings)) as provider:
         if create and create not in provider.spaces:
-            await provider.call_tool("create_namespace", {"namespace": create}, _local_context())
+            await call_locally(provider, "create_namespace", {"namespace": create})
         if tool == "ingest" and "path" in arguments:  # the local user may read any path
             provider.config.allowed_paths.append(arguments["path"])
-        result = await provider.call_tool(tool, arguments, _local_context())
-    finally:
-        await provider.stop()
-    return result.model_dump(by_alias=True, mode="json", exclude_none=True)
-
-
-def _local_context() -> InternalCallContext:
-    """A call of the local user (the machine's admin), its progress shown on the terminal."""
-    from hub.calls.internal import InternalCallContext
-    from hub.security.auth import Principal
-
-    async def show(progress: float, total: float | None, message: str | None) -> None:
-        if message and sys.stderr.isatty():
-            print(f"\r{message[:100]:<100}", end="", file=sys.stderr, flush=True)
-
-    return InternalCallContext(Principal(None, "admin", frozenset({"mcp"})), "junction-cli", progress=show)
+        return await call_locally(provider, tool, arguments)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
