@@ -9,9 +9,13 @@ __version__ = "0.1.0"
 from hub.provider import (  # noqa: E402
     CallContext,
     InputUnavailable,
+    InvalidArguments,
     Provider,
     ProviderHost,
     ProviderState,
+    ToolError,
+    UnknownTool,
 )
 
-__all__ = ["CallContext", "InputUnavailable", "Provider", "ProviderHost", "ProviderState", "__version__"]
+__all__ = ["CallContext", "InputUnavailable", "InvalidArguments", "Provider", "ProviderHost", "ProviderState", "ToolError",
+           "UnknownTool", "__version__"]

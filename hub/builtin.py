@@ -13,7 +13,7 @@ from typing import Any
 
 import mcp_types as types
 
-from hub.provider import CallContext, Provider
+from hub.provider import CallContext, Provider, UnknownTool
 
 CATALOG_URI = "junction://catalog"
 CONNECTORS_URI = "junction://connectors"
@@ -167,7 +167,7 @@ class HubProvider(Provider):
             body = {"calls": self._audit(principal=arguments.get("principal"), tool=arguments.get("tool"),
                                          since=time.time() - since if since is not None else None, limit=limit)}
         else:
-            raise NotImplementedError(name)
+            raise UnknownTool(name)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=json.dumps(body, indent=2))], structured_content=body
         )

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import mcp_types as types
 
-from hub.calls.internal import InternalCallContext
+from hub.calls.internal import InternalCallContext, Progress
 from hub.catalog import ProviderSlot
 from hub.config import ConfigError
-from hub.provider import Provider, ProviderState
+from hub.provider import CallContext, Provider, ProviderState
 from hub.security.auth import Delegation, Principal, act_for
 from hub.security.outbound import OutboundPolicy
 
@@ -72,15 +72,15 @@ class Host:
     def report_state(self, state: ProviderState, error: str | None = None, **details: Any) -> None:
         self._hub.router.set_state(self._slot, state, error, details)
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: Any = None,
-                        principal: Principal | None = None, client: str = "", progress: Any = None,
+    async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: CallContext | None = None,
+                        principal: Principal | None = None, client: str = "", progress: Progress | None = None,
                         via: str | None = None) -> types.CallToolResult:
         router = self._hub.router
         who = principal if principal is not None else router.principal_of(caller)
-        inner = isinstance(caller, InternalCallContext)
-        chain = (*(caller.chain if inner else ()), *((via,) if via else ()))
+        outer = caller if isinstance(caller, InternalCallContext) else None
+        chain = (*(outer.chain if outer else ()), *((via,) if via else ()))
         ctx = InternalCallContext(who, client or f"junction:{self.name}", progress=progress,
-                                  depth=caller.depth + 1 if inner else 0, chain=chain)
+                                  depth=outer.depth + 1 if outer else 0, chain=chain)
         return await router.call_internal(name, arguments, ctx)
 
     @property
@@ -94,10 +94,10 @@ class Host:
     def tools(self) -> list[types.Tool]:
         return list(self._hub.router.catalog.tool_list)
 
-    def caller(self, ctx: Any) -> Principal:
+    def caller(self, ctx: CallContext | None) -> Principal:
         return self._hub.router.principal_of(ctx)
 
-    def delegation(self, ctx: Any) -> str:
+    def delegation(self, ctx: CallContext) -> str:
         return Delegation.of(self._hub.router.principal_of(ctx)).dumps()
 
     def act_for(self, delegation: str | None) -> Principal:

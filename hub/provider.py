@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
 
 import mcp_types as types
 import msgspec
@@ -76,6 +76,42 @@ class InputUnavailable(Exception):
     def __init__(self, message: str, capability: str | None = None) -> None:
         super().__init__(message)
         self.capability = capability
+
+
+class ToolError(Exception):
+    """A tool call that failed for a reason its caller can read and act on (a bad argument, a thing that is not
+    there, a refusal): raise it, or a subclass, from `call_tool` or anything it calls.
+
+    The hub answers it as a tool error result (`isError: true`) whose text is the message, and logs nothing: it
+    is an answer, not a fault. Anything else a handler raises is a fault, logged with its traceback and answered
+    `Tool NAME failed: ...`; a provider whose handlers raise a library's exceptions for the caller to read lists
+    them in `Provider.tool_errors` instead of catching them. Say what was wrong and where (`root: no root named
+    'x' (roots: a, b)`), never a secret."""
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0]) if self.args else self.__class__.__name__
+
+    @classmethod
+    def of(cls, exc: BaseException) -> ToolError:
+        """`exc` as a tool error, with its message (a `KeyError`'s without the quotes `str` adds)."""
+        if isinstance(exc, ToolError):
+            return exc
+        return cls(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+
+    def result(self) -> types.CallToolResult:
+        return types.CallToolResult(content=[types.TextContent(type="text", text=self.message)], is_error=True)
+
+
+class UnknownTool(ToolError):
+    """The provider has no tool by that local name (its catalog changed under the caller)."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown tool {name!r}")
+
+
+class InvalidArguments(ToolError, ValueError):
+    """An argument is missing, of the wrong kind or out of range: the message names it and says why."""
 
 
 class RelayDeclined(Exception):
@@ -220,7 +256,8 @@ class ProviderHost(Protocol):
         """Tell the hub this provider's state changed at run time (e.g. an upstream went down, or came back)."""
 
     async def call_tool(self, name: str, arguments: dict[str, Any], *, caller: CallContext | None = None,
-                        principal: Any = None, client: str = "", progress: Any = None,
+                        principal: Principal | None = None, client: str = "",
+                        progress: Callable[[float, float | None, str | None], Awaitable[None]] | None = None,
                         via: str | None = None) -> types.CallToolResult:
         """Call any catalog tool (public name) from inside the hub: a job's action, an agent's tool use.
 
@@ -302,6 +339,9 @@ class Provider:
 
     config_type: ClassVar[type[msgspec.Struct] | None] = None
     description: ClassVar[str] = ""
+    tool_errors: ClassVar[tuple[type[Exception], ...]] = ()
+    """Exceptions besides `ToolError` that this provider's tool handlers raise for the caller to read (e.g. a
+    parser's `ValueError`): the hub answers them as it answers a `ToolError`, with their message."""
 
     def __init__(self, host: ProviderHost, config: Any = None) -> None:
         self.host = host
@@ -335,7 +375,16 @@ class Provider:
     async def call_tool(
         self, name: str, arguments: dict[str, Any], ctx: CallContext
     ) -> types.CallToolResult | types.InputRequiredResult:
-        raise NotImplementedError(name)
+        """Serve a `tools/call` for the local tool `name`: by default with the provider's method
+        `_tool_NAME(arguments, ctx)` (see `tool_handler`). Failures the caller should read are `ToolError`s."""
+        return await self.tool_handler(name)(arguments, ctx)
+
+    def tool_handler(self, name: str) -> Handler:
+        """The method serving the local tool `name` (`_tool_NAME`); raises `UnknownTool` if there is none."""
+        handler = getattr(self, f"_tool_{name}", None) if name.isidentifier() else None
+        if handler is None:
+            raise UnknownTool(name)
+        return cast(Handler, handler)
 
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult | types.InputRequiredResult:
         raise NotImplementedError(uri)
@@ -377,6 +426,20 @@ class Provider:
 
     async def unsubscribe(self, uri: str) -> None:
         """The last subscriber of `uri` left."""
+
+
+async def run_tool(provider: Provider, name: str, arguments: dict[str, Any], ctx: CallContext
+                   ) -> types.CallToolResult | types.InputRequiredResult:
+    """Run a provider's tool as the hub does: the one place where the failures it means for the caller to read (a
+    `ToolError`, or one of its `tool_errors`) become an error result with their message. Anything else it raises
+    goes on up: the caller logs it as a fault. Whatever runs a provider outside the hub (the CLI's local mode, a
+    test) calls its tools through this too."""
+    try:
+        return await provider.call_tool(name, arguments, ctx)
+    except ToolError as exc:
+        return exc.result()
+    except provider.tool_errors as exc:
+        return ToolError.of(exc).result()
 
 
 _RESULT_TYPES: dict[str, Any] = {

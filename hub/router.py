@@ -37,7 +37,7 @@ from hub.calls.context import HubCallContext, InputRequired
 from hub.calls.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
 from hub.calls.internal import InternalCallContext
 from hub.catalog import Catalog, Entry, ProviderSlot
-from hub.provider import InputUnavailable, ProviderState
+from hub.provider import CallContext, InputUnavailable, ProviderState, run_tool
 from hub.sdk import connection_of
 from hub.security.auth import PRINCIPAL_KEY, Policy, Principal
 from hub.security.ratelimit import RateLimiter
@@ -390,7 +390,7 @@ class Router:
             provider = entry.slot.provider
             assert provider is not None
             try:
-                result = await self._run(call, lambda: provider.call_tool(entry.local, arguments, call))
+                result = await self._run(call, lambda: run_tool(provider, entry.local, arguments, call))
             except (MCPError, anyio.get_cancelled_exc_class()):
                 raise
             except Exception as exc:
@@ -411,11 +411,11 @@ class Router:
     # calls the hub makes to itself (jobs, agents) ----------------------------------------------------
     MAX_INTERNAL_DEPTH = 5
 
-    def principal_of(self, ctx: Any) -> Principal:
-        """The full principal (with scopes) behind a call context, for calls made on its behalf."""
-        identity = getattr(ctx, "identity", None)
-        if isinstance(identity, Principal):
-            return identity
+    def principal_of(self, ctx: CallContext | None) -> Principal:
+        """The full principal (with scopes) behind a call context, for calls made on its behalf (no context: the
+        local user)."""
+        if ctx is not None:
+            return ctx.identity
         return self.policy.local if self.policy is not None else LOCAL
 
     async def call_internal(self, name: str, arguments: dict[str, Any], ctx: InternalCallContext
@@ -449,7 +449,7 @@ class Router:
             provider = entry.slot.provider
             assert provider is not None
             try:
-                answer = await provider.call_tool(entry.local, arguments, ctx)
+                answer = await run_tool(provider, entry.local, arguments, ctx)
             except (InputRequired, InputUnavailable) as exc:
                 why = f"{name} needs an answer from a user, and there is none here: {exc}"
                 return Executed(refused(why), "error", why)

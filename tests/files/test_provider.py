@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from mcp import Client
 
+from hub.provider import run_tool
 from tests.fixtures.provider_host import Host
 from tests.helpers import serve_hub, wait_until_async
 from tools.files.provider import FilesConfig, FilesProvider, RootConfig
@@ -32,7 +33,7 @@ async def files(tmp_path: Path) -> FilesProvider:
 
 
 async def call(provider: FilesProvider, tool: str, **args: object) -> tuple[bool, object]:
-    result = await provider.call_tool(tool, dict(args), None)  # type: ignore[arg-type]
+    result = await run_tool(provider, tool, dict(args), None)  # type: ignore[arg-type]  # as the hub runs it
     return bool(result.is_error), result.structured_content if not result.is_error else result.content[0].text
 
 
@@ -44,12 +45,12 @@ async def test_list_read_stat_and_search(files: FilesProvider) -> None:
 
     error, text = await call(files, "read", root="main", path="notes.txt", start_line=2, end_line=2)
     assert not error and text["start_line"] == 2 and text["lines"] == 3 and len(text["version"]) == 16
-    result = await files.call_tool("read", {"root": "main", "path": "notes.txt", "start_line": 2, "end_line": 2},
-                                   None)  # type: ignore[arg-type]
+    result = await run_tool(files, "read", {"root": "main", "path": "notes.txt", "start_line": 2, "end_line": 2},
+                            None)  # type: ignore[arg-type]
     assert result.content[0].text == "line two has the Needle\n"
-    docx = await files.call_tool("read", {"root": "main", "path": "docs/sample.docx"}, None)  # type: ignore[arg-type]
+    docx = await run_tool(files, "read", {"root": "main", "path": "docs/sample.docx"}, None)  # type: ignore[arg-type]
     assert "compiler engineers" in docx.content[0].text and docx.structured_content["extracted"] is True
-    blob = await files.call_tool("read", {"root": "main", "path": "image.bin"}, None)  # type: ignore[arg-type]
+    blob = await run_tool(files, "read", {"root": "main", "path": "image.bin"}, None)  # type: ignore[arg-type]
     assert base64.b64decode(blob.content[0].resource.blob) == bytes(range(256))
 
     error, info = await call(files, "stat", root="main", path="notes.txt")
@@ -191,7 +192,7 @@ async def test_creating_word_and_excel_documents(writable: FilesProvider, tmp_pa
     assert [p.text for p in document.paragraphs][:5] == ["Q3 report", "Sales", "Sales rose in every region.", "north",
                                                          "south"]
     assert document.tables[0].cell(2, 1).text == "80" and len(document.inline_shapes) == 1
-    result = await writable.call_tool("read", {"root": "rw", "path": "reports/q3.docx"}, None)  # type: ignore[arg-type]
+    result = await run_tool(writable, "read", {"root": "rw", "path": "reports/q3.docx"}, None)  # type: ignore[arg-type]
     assert "Sales rose in every region." in result.content[0].text
 
     error, made = await call(writable, "create_xlsx", root="rw", path="stock.xlsx", sheets=[

@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from hub.provider import run_tool
 from tests.fixtures.provider_host import Host
 from tests.helpers import wait_until_async
 from tools.common.watch import FolderWatch
@@ -79,12 +80,12 @@ async def test_listing_a_folder_with_names_that_are_not_utf8(tmp_path: Path) -> 
     not_utf8(root, b"caf\xe9.txt")
     not_utf8(root / "sub", b"\xff\xfe", folder_name=True)
     provider = FilesProvider(Host(tmp_path / "data", "files"), FilesConfig(roots={"r": RootConfig(path=str(root))}))
-    listing = await provider.call_tool("list", {"root": "r", "depth": 3}, None)  # type: ignore[arg-type]
+    listing = await run_tool(provider, "list", {"root": "r", "depth": 3}, None)  # type: ignore[arg-type]
     assert not listing.is_error
     assert [e["path"] for e in listing.structured_content["entries"]] == ["fine.txt", "sub"]
     assert listing.structured_content["not_utf8"] == ["caf\\xe9.txt", "sub/\\xff\\xfe"]
     assert "2 name(s) that are not UTF-8 are not shown: caf\\xe9.txt, sub/\\xff\\xfe" in listing.content[0].text
-    found = await provider.call_tool("search", {"root": "r", "content": "needle"}, None)  # type: ignore[arg-type]
+    found = await run_tool(provider, "search", {"root": "r", "content": "needle"}, None)  # type: ignore[arg-type]
     assert [m["path"] for m in found.structured_content["matches"]] == ["fine.txt"]
     resources = await provider.list_resources()
     assert [r.name for r in resources] == ["r: fine.txt"]
@@ -106,7 +107,7 @@ async def test_lone_surrogates_in_arguments_are_refused_by_name(tmp_path: Path) 
         ("move", "to"): {"path": "a", "to": "b\udcc3"},
     }
     for (tool, where), args in cases.items():
-        result = await provider.call_tool(tool, {"root": "rw", **args}, None)  # type: ignore[arg-type]
+        result = await run_tool(provider, tool, {"root": "rw", **args}, None)  # type: ignore[arg-type]
         assert result.is_error and result.content[0].text.startswith(f"{where} holds a lone surrogate"), \
             result.content[0].text
     assert list(root.iterdir()) == []

@@ -1,5 +1,6 @@
 """The router (hub/router.py) through a real hub: each public name reaches its own provider with that provider's
-settings, what a handler raises becomes a tool error (recorded as such), names nobody offers are protocol errors,
+settings, what a handler raises becomes a tool error (recorded as such: a `ToolError` or an exception the provider
+lists says its message, anything else is a fault that says which tool failed), names nobody offers are protocol errors,
 and a provider whose background task fails is marked down without taking anything else with it."""
 
 from __future__ import annotations
@@ -28,6 +29,9 @@ repeat = 2
 
 [providers.tripped]
 module = "tests.fixtures.small_providers:FailingBackground"
+
+[providers.errs]
+module = "tests.fixtures.small_providers:ErrorsProvider"
 """
 ERAS = ["legacy", "2026-07-28"]
 
@@ -66,6 +70,22 @@ async def test_a_handler_that_raises_is_a_tool_error_on_record(hub: RunningHub) 
         assert (await client.call_tool("bee__echo", {"text": "still"})).content[0].text == "hey hey still"
     rows = recorded_calls(hub.data_dir, "bee__echo", at_least=2)
     assert [r[1] for r in rows[-2:]] == ["tool_error", "ok"]
+
+
+@pytest.mark.parametrize("mode", ERAS)
+async def test_tool_errors_say_their_message_and_faults_say_which_tool_failed(hub: RunningHub, mode: str) -> None:
+    async with Client(hub.url, mode=mode) as client:
+        answers = {name: await client.call_tool(f"errs__{name}", args) for name, args in [
+            ("refuse", {"text": "zap"}), ("count", {"n": "two"}), ("lookup", {"word": "two"}), ("crash", {})]}
+        assert {name: (r.is_error, r.content[0].text) for name, r in answers.items()} == {
+            "refuse": (True, "text: 'zap' is not a word this tool takes"),
+            "count": (True, "invalid literal for int() with base 10: 'two'"),
+            "lookup": (True, "two"),  # a KeyError's key, without the quotes str() would add
+            "crash": (True, "Tool errs__crash failed: a bug in the provider"),
+        }
+        assert (await client.call_tool("errs__count", {"n": "41"})).content[0].text == "42"
+    hub.wait_for_log("tool errs__crash (provider 'errs') failed")  # a fault is logged; the answers above are not
+    assert "tool errs__refuse" not in hub.log() and "tool errs__count" not in hub.log()
 
 
 async def test_a_failed_background_task_marks_only_its_provider_down(hub: RunningHub) -> None:

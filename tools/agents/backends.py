@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import mcp_types as types
 import msgspec
 
+from hub.provider import CallContext, InputUnavailable
 from hub.security.outbound import OutboundError, OutboundPolicy, OutboundRefused, host_of
 
 
@@ -206,13 +207,11 @@ def to_sampling(messages: list[dict[str, Any]]) -> tuple[str | None, list[types.
 
 
 async def complete_sampling(spec: ModelSpec, messages: list[dict[str, Any]], tools: list[types.Tool],
-                            ctx: Any) -> Turn:
+                            ctx: CallContext) -> Turn:
     """Ask the calling client's model (`sampling/createMessage`; in 2026-07-28 an input round)."""
-    from hub.provider import InputUnavailable
-
-    capabilities = getattr(ctx, "client_capabilities", None)
-    sampling = getattr(capabilities, "sampling", None) if capabilities is not None else None
-    offer = tools if sampling is not None and getattr(sampling, "tools", None) is not None else []
+    capabilities = ctx.client_capabilities
+    sampling = capabilities.sampling if capabilities is not None else None
+    offer = tools if sampling is not None and sampling.tools is not None else []
     system, converted = to_sampling(messages)
     params = types.CreateMessageRequestParams(
         messages=converted, system_prompt=system, max_tokens=spec.max_tokens, temperature=spec.temperature,

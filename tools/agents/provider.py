@@ -35,7 +35,7 @@ import mcp_types as types
 import msgspec
 
 from hub.catalog import OWNER_META
-from hub.provider import CallContext, Provider
+from hub.provider import CallContext, Provider, ToolError
 from hub.security.auth import LOCAL_OWNER, Principal
 from hub.security.outbound import OutboundError
 from hub.store import ProviderDB
@@ -98,8 +98,8 @@ def _owned(agent: Any) -> dict[str, Any] | None:
     return {OWNER_META: agent.owner} if agent.owner is not None else None
 
 
-class AgentError(ValueError):
-    pass
+class AgentError(ToolError, ValueError):
+    """An agent definition or request that cannot be used; the message says what and where."""
 
 
 def resolve(spec: AgentSpec, where: str, named: dict[str, ModelSpec] | None = None, *, made_by_tool: bool = False,
@@ -319,18 +319,14 @@ class AgentsProvider(Provider):
     # calls -------------------------------------------------------------------------------------------
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext
                         ) -> types.CallToolResult:
-        try:
-            if name in self.agents:
-                # the hub keeps others' agents from callers already; a provider does not lean on that alone
-                if not self._reaches(self.agents[name], ctx):
-                    raise AgentError(f"no agent named {name!r}")
-                return await self._converse(name, arguments, ctx)
-            handler = getattr(self, f"_tool_{name}", None)
-            if handler is None:
-                raise AgentError(f"no agent or tool named {name!r}")
-            return await handler(arguments, ctx)
-        except AgentError as exc:
-            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
+        if name in self.agents:
+            # the hub keeps others' agents from callers already; a provider does not lean on that alone
+            if not self._reaches(self.agents[name], ctx):
+                raise AgentError(f"no agent named {name!r}")
+            return await self._converse(name, arguments, ctx)
+        if getattr(self, f"_tool_{name}", None) is None:
+            raise AgentError(f"no agent or tool named {name!r}")
+        return await self.tool_handler(name)(arguments, ctx)
 
     def _describe(self, name: str, agent: Agent) -> dict[str, Any]:
         spec = agent.spec

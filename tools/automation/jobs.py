@@ -28,11 +28,13 @@ from typing import Annotated, Any, Literal
 
 import msgspec
 
+from hub.provider import ToolError
+
 NAME = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 TRIGGERS = ("cron", "interval", "once", "mail", "file", "webhook", "start")
 
 
-class JobError(ValueError):
+class JobError(ToolError, ValueError):
     """A job definition or request that cannot be used; the message names the field."""
 
 

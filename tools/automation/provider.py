@@ -494,15 +494,6 @@ class AutomationProvider(Provider):
                        annotations=ro),
         ]
 
-    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        handler = getattr(self, f"_tool_{name}", None)
-        if handler is None:
-            return types.CallToolResult(content=[_text(f"unknown tool {name!r}")], is_error=True)
-        try:
-            return await handler(arguments, ctx)
-        except JobError as exc:
-            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
-
     def _reaches(self, job: Job, ctx: CallContext) -> bool:
         """A job is its owner's; admins reach every job (those of the config are theirs alone)."""
         who = self.host.caller(ctx)
@@ -655,7 +646,7 @@ class AutomationProvider(Provider):
     async def _tool_run_now(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         job = self._job(args.get("name"), ctx)
         assert self.store is not None
-        trigger = {"type": "manual", "by": getattr(ctx, "principal", None)}
+        trigger = {"type": "manual", "by": ctx.principal}
         if args.get("wait"):
             run_id = await self._fire(job, trigger)
             if run_id is None:

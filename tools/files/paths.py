@@ -47,6 +47,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub.provider import ToolError
+
 log = logging.getLogger("junction.files")
 MAX_NAME_BYTES = 255
 MAX_PATH_BYTES = 4096
@@ -65,7 +67,7 @@ _KINDS = {stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device", st
 LINK_REFUSED = "is a symbolic link; the files tools never follow links (a link can lead outside the root)"
 
 
-class PathRefused(Exception):
+class PathRefused(ToolError):
     """A path the files tools will not touch; the message says which path and why."""
 
 

@@ -37,7 +37,7 @@ import anyio
 import mcp_types as types
 import msgspec
 
-from hub.provider import CallContext, ChangeFeed, Provider, ToolSet
+from hub.provider import CallContext, ChangeFeed, InvalidArguments, Provider, ToolError, ToolSet
 from tools.common.watch import FolderWatch
 from tools.files import paths
 from tools.files.paths import PathRefused, Root, Walk, has_surrogate, read_bytes
@@ -101,6 +101,7 @@ def _unreadable_note(names: list[str]) -> str:
 class FilesProvider(Provider):
     config_type = FilesConfig
     description = "Files under named roots: list, read, search, write, edit, move, trash, Word and Excel output"
+    tool_errors = (ValueError,)  # a name or text the checks refuse
 
     def __init__(self, host: Any, config: FilesConfig | None = None) -> None:
         super().__init__(host, config or FilesConfig())
@@ -344,20 +345,16 @@ class FilesProvider(Provider):
         ]
 
     async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        handler = getattr(self, f"_tool_{name}", None)
-        if handler is None:
-            return types.CallToolResult(content=[_text(f"unknown tool {name!r}")], is_error=True)
+        handler = self.tool_handler(name)
         where = _lone_surrogate(arguments)
         if where is not None:
-            return types.CallToolResult(content=[_text(
+            raise InvalidArguments(
                 f"{where} holds a lone surrogate (half of a UTF-16 pair, not a character): it cannot be a file "
-                "name or UTF-8 text; send valid Unicode")], is_error=True)
+                "name or UTF-8 text; send valid Unicode")
         try:
             return await handler(arguments)
-        except (PathRefused, ValueError) as exc:
-            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
         except OSError as exc:  # the disk said no (full, permissions): say so, keep serving
-            return types.CallToolResult(content=[_text(f"{name}: {exc.strerror or exc}")], is_error=True)
+            raise ToolError(f"{name}: {exc.strerror or exc}") from None
 
     def _root(self, args: dict[str, Any]) -> Root:
         name = args.get("root")

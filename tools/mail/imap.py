@@ -19,6 +19,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from hub.provider import ToolError
+
 log = logging.getLogger("junction.mail")
 
 TLS_MODES = ("ssl", "starttls", "none")
@@ -27,7 +29,7 @@ SUMMARY_HEADERS = "FROM TO CC SUBJECT DATE MESSAGE-ID"
 _CONNECTION_ERRORS = (imaplib.IMAP4.abort, OSError, EOFError)
 
 
-class MailError(Exception):
+class MailError(ToolError):
     """A refusal or failure the caller should read: what, where, why."""
 
 

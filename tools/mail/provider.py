@@ -141,6 +141,7 @@ class Account:
 class MailProvider(Provider):
     config_type = MailConfig
     description = "Mail accounts (IMAP/SMTP): search, read, draft, send, file away; new mail announced"
+    tool_errors = (ValueError,)  # an address, date or header the parsers refuse
 
     def __init__(self, host: Any, config: MailConfig | None = None) -> None:
         super().__init__(host, config or MailConfig())
@@ -361,15 +362,6 @@ class MailProvider(Provider):
                     **content, "confirm": {"type": "boolean", "default": False}}},
                 annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=True)))
         return tools
-
-    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        handler = getattr(self, f"_tool_{name}", None)
-        if handler is None:
-            return types.CallToolResult(content=[_text(f"unknown tool {name!r}")], is_error=True)
-        try:
-            return await handler(arguments, ctx)
-        except (MailError, ValueError) as exc:
-            return types.CallToolResult(content=[_text(str(exc))], is_error=True)
 
     def _account(self, args: dict[str, Any]) -> Account:
         name = args.get("account")
@@ -704,8 +696,8 @@ class MailProvider(Provider):
                                                         "sent_folder": sent_folder, "sent_uid": sent_uid})
 
     async def _confirmed(self, summary: str, args: dict[str, Any], ctx: CallContext) -> bool:
-        capabilities = getattr(ctx, "client_capabilities", None)
-        if ctx is not None and capabilities is not None and getattr(capabilities, "elicitation", None) is not None:
+        capabilities = ctx.client_capabilities
+        if capabilities is not None and capabilities.elicitation is not None:
             try:
                 answer = await ctx.elicit(summary, {"type": "object", "required": ["send"], "properties": {
                     "send": {"type": "boolean", "title": "Send it", "description": "yes: send now"}}})

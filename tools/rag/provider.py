@@ -29,7 +29,7 @@ from hub.security.auth import Principal
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
 from tools.rag.namespace import MODES, Item, Namespace, Report, Settings
-from tools.rag.sources import SKIP_DIRS, SourceError, file_item, folder_items, text_item, url_item
+from tools.rag.sources import SKIP_DIRS, file_item, folder_items, text_item, url_item
 from tools.rag.store import RagStore
 
 logger = logging.getLogger("junction.rag")
@@ -127,6 +127,7 @@ FILTER_PROPS: dict[str, Any] = {
 class RagProvider(Provider):
     config_type = RagConfig
     description = "Knowledge base: hybrid search (BM25 + vectors) over folders, files, web pages and text"
+    tool_errors = (ValueError, KeyError)  # an argument the checks refuse, a document id that is not there
 
     def __init__(self, host: Any, config: RagConfig | None = None) -> None:
         super().__init__(host, config or RagConfig())
@@ -348,15 +349,6 @@ class RagProvider(Provider):
         return uri.startswith("rag://")
 
     # calls ---------------------------------------------------------------------------------------
-    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
-        handler = getattr(self, f"_tool_{name}", None)
-        if handler is None:
-            return _error(f"unknown tool {name!r}")
-        try:
-            return await handler(arguments, ctx)
-        except (ValueError, SourceError, KeyError) as exc:
-            return _error(str(exc.args[0]) if exc.args else str(exc))
-
     def _reaches(self, name: str, who: Principal | None, *, write: bool = False) -> bool:
         """A namespace made with a tool is its owner's (and the admins'); the config's are everyone's to read
         (within the policy) and the admins' to change."""

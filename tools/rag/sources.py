@@ -17,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from urllib.parse import urlsplit
 
+from hub.provider import ToolError
 from hub.security.outbound import OutboundError, OutboundPolicy, display_url
 from tools.common.documents import supported
 from tools.rag.namespace import Item
@@ -26,7 +27,7 @@ SKIP_DIRS = {".git", ".hg", ".svn", "node_modules", "__pycache__", ".venv", "ven
 logger = logging.getLogger("junction.rag")
 
 
-class SourceError(Exception):
+class SourceError(ToolError):
     """A source that cannot be read (outside the allowed paths, unreachable, ...); says why."""
 
 
