@@ -304,21 +304,24 @@ class Router:
             self._visible[key] = visible
         return visible
 
-    async def list_tools(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+    async def list_tools(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+                         ) -> types.ListToolsResult:
         page, cursor = self._page(self._for(ctx, "tool"), params)
         return types.ListToolsResult(tools=page, next_cursor=cursor)
 
-    async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+    async def list_prompts(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+                           ) -> types.ListPromptsResult:
         page, cursor = self._page(self._for(ctx, "prompt"), params)
         return types.ListPromptsResult(prompts=page, next_cursor=cursor)
 
-    async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None):
+    async def list_resources(self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
+                             ) -> types.ListResourcesResult:
         page, cursor = self._page(self._for(ctx, "resource"), params)
         return types.ListResourcesResult(resources=page, next_cursor=cursor)
 
     async def list_resource_templates(
         self, ctx: ServerRequestContext[Any, Any], params: types.PaginatedRequestParams | None
-    ):
+    ) -> types.ListResourceTemplatesResult:
         page, cursor = self._page(self._for(ctx, "template"), params)
         return types.ListResourceTemplatesResult(resource_templates=page, next_cursor=cursor)
 
@@ -345,7 +348,7 @@ class Router:
             raise refusal.error(method, target)
         return principal
 
-    async def _run(self, call: HubCallContext, fn: Callable[[], Awaitable[Any]]):
+    async def _run(self, call: HubCallContext, fn: Callable[[], Awaitable[Any]]) -> Any:
         """Run one provider handler, mapping input rounds and failures onto the wire."""
         try:
             result = await fn()
@@ -367,7 +370,8 @@ class Router:
             return result.model_copy(update={"request_state": call.seal_state(result.request_state)})
         return result
 
-    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams):
+    async def call_tool(self, ctx: ServerRequestContext[Any, Any], params: types.CallToolRequestParams
+                        ) -> types.CallToolResult | types.InputRequiredResult:
         """`tools/call` through the SDK: a request the gate admitted runs with the arguments it decided on;
         any other (stdio) is admitted here."""
         principal = self._caller(ctx)
@@ -466,7 +470,8 @@ class Router:
 
         return (await self.dispatch.run(decided, facts, execute)).result
 
-    async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams):
+    async def read_resource(self, ctx: ServerRequestContext[Any, Any], params: types.ReadResourceRequestParams
+                            ) -> types.ReadResourceResult | types.InputRequiredResult:
         uri = str(params.uri)
         principal = self._decided(ctx, "resources/read", uri)
         slot = self.catalog.resource_owner(uri)
@@ -481,7 +486,8 @@ class Router:
         except LookupError:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Resource not found: {uri}", data={"uri": uri}) from None
 
-    async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams):
+    async def get_prompt(self, ctx: ServerRequestContext[Any, Any], params: types.GetPromptRequestParams
+                         ) -> types.GetPromptResult | types.InputRequiredResult:
         principal = self._decided(ctx, "prompts/get", params.name)
         entry = self.catalog.prompts.get(params.name)
         if entry is None or entry.slot.provider is None:
@@ -490,7 +496,8 @@ class Router:
         provider = entry.slot.provider
         return await self._run(call, lambda: provider.get_prompt(entry.local, dict(params.arguments or {}), call))
 
-    async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams):
+    async def complete(self, ctx: ServerRequestContext[Any, Any], params: types.CompleteRequestParams
+                       ) -> types.CompleteResult:
         ref = params.ref
         local_ref: types.PromptReference | types.ResourceTemplateReference
         if isinstance(ref, types.PromptReference):
@@ -510,7 +517,7 @@ class Router:
         return types.CompleteResult(completion=completion)
 
     async def subscriptions_listen(self, ctx: ServerRequestContext[Any, Any],
-                                   params: types.SubscriptionsListenRequestParams):
+                                   params: types.SubscriptionsListenRequestParams) -> Any:
         """A 2026 listen stream: only resources the caller may read are honoured (the acknowledgement names those),
         and one user holds at most `max_listens_per_user` streams (the SDK's cap is for everyone together)."""
         principal = self._caller(ctx)
@@ -536,7 +543,8 @@ class Router:
             if not self._listens[key]:
                 del self._listens[key]
 
-    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams):
+    async def subscribe(self, ctx: ServerRequestContext[Any, Any], params: types.SubscribeRequestParams
+                        ) -> types.EmptyResult:
         uri = str(params.uri)
         if len(uri) > self.MAX_URI:
             raise MCPError(code=types.INVALID_PARAMS, message=f"Invalid params: the URI is longer than {self.MAX_URI} "
@@ -561,7 +569,8 @@ class Router:
                 await slot.provider.subscribe(uri)
         return types.EmptyResult()
 
-    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams):
+    async def unsubscribe(self, ctx: ServerRequestContext[Any, Any], params: types.UnsubscribeRequestParams
+                          ) -> types.EmptyResult:
         uri = str(params.uri)
         conns = self._subs.by_uri.get(uri)
         if conns is not None:
@@ -571,7 +580,8 @@ class Router:
                 self._notify_unsubscribed(uri)
         return types.EmptyResult()
 
-    async def set_logging_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams):
+    async def set_logging_level(self, ctx: ServerRequestContext[Any, Any], params: types.SetLevelRequestParams
+                                ) -> types.EmptyResult:
         connection_of(ctx.session).state["log_level"] = params.level
         return types.EmptyResult()
 
