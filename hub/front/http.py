@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from hub.router import Router
     from hub.security.auth import Policy
     from hub.security.outbound import OutboundPolicy
+    from hub.security.signin import AuthorizationServer
     from hub.store import Store
 
 
@@ -129,10 +130,64 @@ def build_http_app(hub: ServedHub) -> Any:
     """The hub's ASGI app: `/mcp` through the gate, `/healthz`, `/readyz`, resource metadata, sign-in, providers' routes."""
     check_auth_binding(hub.config)
     cfg = hub.config.server
+    manager = _session_manager(hub)
+    resource = hub.config.mcp_url()
+    origin = resource[: len(resource) - len(cfg.path)] if resource.endswith(cfg.path) else resource.rstrip("/")
+    metadata_path = "/.well-known/oauth-protected-resource" + cfg.path
+    auth, oauth, issuers = _authentication(hub, resource, origin + metadata_path)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with manager.run():
+            if oauth is not None and not any(hub.store.password_hash(name) for name, _, _ in hub.store.users()):
+                logger.warning("[auth] mode = \"oauth\" but no user has a password, so nobody can sign in: "
+                               "add one with `junction user add NAME --password`")
+            try:
+                yield
+            finally:
+                if auth.external is not None:
+                    await auth.external.close()
+                if oauth is not None:
+                    await oauth.close()
+
+    async def resource_metadata(request: Request) -> JSONResponse:
+        # RFC 9728: what this resource is and how to get a token for it.
+        return JSONResponse({
+            "resource": resource,
+            "authorization_servers": issuers,
+            "scopes_supported": sorted(hub.policy.scopes),
+            "bearer_methods_supported": ["header"],
+            "resource_name": "Junction MCP hub",
+        }, headers={"Cache-Control": "max-age=300"})
+
+    def alive(session_id: str) -> bool:
+        return live_transport(manager, session_id) is not None
+
+    fast = RelayFront(hub.router, manager, security_settings(hub.config), cfg.sse_retry_ms, hub.state_boundary)
+    gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, fast,
+                       dispatch=hub.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
+                       sessions=SessionQuota(cfg.max_sessions_per_user, alive))
+    routes = [  # the MCP path itself never gets here: HttpFront serves it (after authentication)
+        Route("/healthz", _healthz, methods=["GET"]),
+        Route("/readyz", _readyz(hub), methods=["GET"]),
+    ]
+    if hub.config.auth.mode != "none":
+        routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
+                   Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
+    if oauth is not None:
+        routes += oauth.routes()
+    routes += _provider_routes(hub, taken={getattr(r, "path", None) for r in routes} | {cfg.path})
+    app = Starlette(routes=routes, lifespan=lifespan)
+    return HttpFront(cfg.path, gate, app, auth, security_settings(hub.config), cfg.body_timeout, cfg.max_body_bytes)
+
+
+def _session_manager(hub: ServedHub) -> HubSessionManager:
+    """The SDK's session manager for 2025 sessions, with the hub's limits and (when configured) resumable streams."""
+    cfg = hub.config.server
     event_store = (
         BoundedEventStore(cfg.resume_buffer_events, cfg.resume_buffer_ttl) if cfg.resume_buffer_events else None
     )
-    manager = HubSessionManager(
+    return HubSessionManager(
         app=hub.server,
         event_store=event_store,
         retry_interval=cfg.sse_retry_ms if event_store is not None else None,
@@ -145,9 +200,28 @@ def build_http_app(hub: ServedHub) -> Any:
         events_for_session=event_store.for_session if event_store is not None else None,
     )
 
-    async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "version": __version__})
 
+def _authentication(hub: ServedHub, resource: str, metadata_url: str
+                    ) -> tuple[Authenticator, AuthorizationServer | None, list[str]]:
+    """Who checks bearer tokens per `[auth] mode`, the sign-in server if the hub is its own (`oauth`), and the
+    authorization servers the resource metadata names."""
+    auth_cfg = hub.config.auth
+    external = ExternalVerifier(auth_cfg.external, hub.policy, resource) if auth_cfg.mode == "external" else None
+    oauth = None
+    if auth_cfg.mode == "oauth":
+        from hub.security.signin import AuthorizationServer
+
+        oauth = AuthorizationServer(hub.config, hub.store, hub.policy, resource, hub.outbound)
+    auth = Authenticator(auth_cfg.mode, hub.store, hub.policy, resource, metadata_url, external, oauth)
+    issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
+    return auth, oauth, issuers
+
+
+async def _healthz(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok", "version": __version__})
+
+
+def _readyz(hub: ServedHub) -> Callable[[Request], Awaitable[JSONResponse]]:
     async def readyz(request: Request) -> JSONResponse:
         # Ready: started, the store open, and every provider of the hub's own up (a connector whose upstream
         # is down is reported, but the hub still serves everything else).
@@ -166,59 +240,13 @@ def build_http_app(hub: ServedHub) -> Any:
         return JSONResponse({"status": status, "providers": providers},
                             status_code=200 if status == "ready" else 503)
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with manager.run():
-            if oauth is not None and not any(hub.store.password_hash(name) for name, _, _ in hub.store.users()):
-                logger.warning("[auth] mode = \"oauth\" but no user has a password, so nobody can sign in: "
-                               "add one with `junction user add NAME --password`")
-            try:
-                yield
-            finally:
-                if auth.external is not None:
-                    await auth.external.close()
-                if oauth is not None:
-                    await oauth.close()
+    return readyz
 
-    resource = hub.config.mcp_url()
-    origin = resource[: len(resource) - len(cfg.path)] if resource.endswith(cfg.path) else resource.rstrip("/")
-    metadata_path = "/.well-known/oauth-protected-resource" + cfg.path
-    auth_cfg = hub.config.auth
-    external = ExternalVerifier(auth_cfg.external, hub.policy, resource) if auth_cfg.mode == "external" else None
-    oauth = None
-    if auth_cfg.mode == "oauth":
-        from hub.security.signin import AuthorizationServer
 
-        oauth = AuthorizationServer(hub.config, hub.store, hub.policy, resource, hub.outbound)
-    auth = Authenticator(auth_cfg.mode, hub.store, hub.policy, resource, origin + metadata_path, external, oauth)
-    issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
-
-    async def resource_metadata(request: Request) -> JSONResponse:
-        # RFC 9728: what this resource is and how to get a token for it.
-        return JSONResponse({
-            "resource": resource,
-            "authorization_servers": issuers,
-            "scopes_supported": sorted(hub.policy.scopes),
-            "bearer_methods_supported": ["header"],
-            "resource_name": "Junction MCP hub",
-        }, headers={"Cache-Control": "max-age=300"})
-
-    def alive(session_id: str) -> bool:
-        return live_transport(manager, session_id) is not None
-
-    gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, RelayFront(hub.router, manager, security_settings(hub.config), hub.config.server.sse_retry_ms, hub.state_boundary),
-                       dispatch=hub.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
-                       sessions=SessionQuota(cfg.max_sessions_per_user, alive))
-    routes = [  # the MCP path itself never gets here: HttpFront serves it (after authentication)
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", readyz, methods=["GET"]),
-    ]
-    if hub.config.auth.mode != "none":
-        routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
-                   Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
-    if oauth is not None:
-        routes += oauth.routes()
-    taken = {getattr(r, "path", None) for r in routes} | {cfg.path}
+def _provider_routes(hub: ServedHub, taken: set[str | None]) -> list[Any]:
+    """The providers' own HTTP routes (webhooks); one that takes a path of the hub's is a config error."""
+    cfg = hub.config.server
+    routes = []
     for slot in hub.slots:
         for route in slot.provider.http_routes() if slot.provider is not None else ():
             if getattr(route, "path", None) in taken or str(getattr(route, "path", "")).startswith(
@@ -226,5 +254,4 @@ def build_http_app(hub: ServedHub) -> Any:
                 raise ConfigError(hub.config.source, f"providers.{slot.name}",
                                   f"its HTTP route {getattr(route, 'path', route)!r} is already the hub's")
             routes.append(route)
-    app = Starlette(routes=routes, lifespan=lifespan)
-    return HttpFront(cfg.path, gate, app, auth, security_settings(hub.config), cfg.body_timeout, cfg.max_body_bytes)
+    return routes
