@@ -24,6 +24,16 @@ _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
 
 def add_parsers(sub: Any, common: Any) -> None:
+    """`user`, `token`, `secret`, `oauth` and `audit`; `common(parser)` adds the options every command takes."""
+    _user_commands(sub, common)
+    _token_commands(sub, common)
+    _secret_commands(sub, common)
+    _oauth_commands(sub, common)
+    _audit_command(sub, common)
+
+
+def _user_commands(sub: Any, common: Any) -> None:
+    """Users: add, passwd, list, remove."""
     user = sub.add_parser("user", help="the hub's users (who tokens are for)", description="Manage the hub's users.")
     verbs = user.add_subparsers(dest="verb", metavar="VERB", required=True)
     p = verbs.add_parser("add", help="add a user with a role")
@@ -46,6 +56,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     p.add_argument("name")
     p.set_defaults(fn=cmd_user_remove)
 
+
+def _token_commands(sub: Any, common: Any) -> None:
+    """API tokens: create, list, revoke."""
     token = sub.add_parser("token", help="API tokens for headless clients and agents",
                            description="Create, list and revoke API tokens ([auth] mode = \"tokens\").")
     verbs = token.add_subparsers(dest="verb", metavar="VERB", required=True)
@@ -66,6 +79,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     p.add_argument("id")
     p.set_defaults(fn=cmd_token_revoke)
 
+
+def _secret_commands(sub: Any, common: Any) -> None:
+    """The secret store: set, list, rm, rotate-key."""
     secret = sub.add_parser("secret", help="the encrypted secret store (\"${secret:NAME}\" in the config)",
                             description="Keep secrets encrypted in the data directory; the config refers to them "
                             "as \"${secret:NAME}\".")
@@ -85,6 +101,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     common(p)
     p.set_defaults(fn=cmd_secret_rotate)
 
+
+def _oauth_commands(sub: Any, common: Any) -> None:
+    """The authorization server's clients and sign-ins."""
     oauth = sub.add_parser("oauth", help="the hub's own authorization server: clients and sign-ins",
                            description="Clients and sign-ins of the built-in authorization server "
                            "([auth] mode = \"oauth\").")
@@ -116,6 +135,9 @@ def add_parsers(sub: Any, common: Any) -> None:
     p.add_argument("--client", dest="client_id")
     p.set_defaults(fn=cmd_oauth_revoke)
 
+
+def _audit_command(sub: Any, common: Any) -> None:
+    """The call record."""
     p = sub.add_parser("audit", help="who called what, when, and what came of it",
                        description="Query the call record (newest first).")
     common(p)
