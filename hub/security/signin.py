@@ -747,94 +747,96 @@ and may use:</p>
 
     # routes --------------------------------------------------------------------------------------
     def routes(self) -> list[Route]:
-        client_auth = ClientAuthenticator(self)
-        sdk_authorize = AuthorizationHandler(self)
-        sdk_token = TokenHandler(self, client_auth)
+        """The sign-in server's endpoints: metadata (RFC 8414), authorize, token, revoke (RFC 7009), the login page,
+        and dynamic client registration when it is on. The SDK's handlers do the protocol; ours check first what
+        they would normalise away (repeated or inexact parameters, redirect URIs as sent)."""
+        self._client_auth = ClientAuthenticator(self)
+        self._sdk_authorize = AuthorizationHandler(self)
+        self._sdk_token = TokenHandler(self, self._client_auth)
         options = ClientRegistrationOptions(enabled=True, valid_scopes=self.valid_scopes(),
                                             default_scopes=self.valid_scopes())
-        sdk_register = RegistrationHandler(self, options)
-
-        async def metadata(request: Request) -> Response:
-            return JSONResponse(self.metadata(), headers={"Cache-Control": "max-age=300"})
-
-        async def authorize(request: Request) -> Response:
-            params = request.query_params if request.method == "GET" else await request.form()
-            refused = _repeated(params) or _inexact_redirect_uri(params.get("redirect_uri"))
-            if refused:  # not sent back to a redirect URI that is itself in question
-                return _oauth_error("invalid_request", refused)
-            # A URL client ID is read first, so that a document we refuse is explained, not "not found".
-            client_id = params.get("client_id")
-            if isinstance(client_id, str) and self._is_document_url(client_id):
-                client, why = await self.find_client(client_id)
-                if client is None:
-                    return _oauth_error("invalid_client", why)
-            return await sdk_authorize.handle(request)  # reads the same parsed form (Starlette keeps it)
-
-        async def token(request: Request) -> Response:
-            form = await request.form()
-            refused = _repeated(form)
-            raw = form.get("redirect_uri")
-            if not refused and form.get("grant_type") == "authorization_code" and raw is not None and (
-                    not isinstance(raw, str) or not same_redirect_uri(raw)):
-                # The SDK compares the parsed URIs; one that reads as itself is compared as sent.
-                refused = ("redirect_uri did not match the one used when creating auth code: send it exactly as "
-                           "in the authorization request")
-            if refused:
-                return _oauth_error("invalid_request", refused, {"Pragma": "no-cache"})
-            return await sdk_token.handle(request)
-
-        async def register(request: Request) -> Response:
-            # The SDK's handler parses the body with pydantic, which normalises URLs: the redirect URIs are
-            # checked here as sent, and the handler is given this parse re-encoded, so that it reads the
-            # very document that was checked (no second reading of the client's bytes).
-            try:
-                doc = _strict_json(await request.body())
-            except ValueError as exc:
-                return _oauth_error("invalid_client_metadata", str(exc))
-            uris = doc.get("redirect_uris")
-            for uri in uris if isinstance(uris, list) else ():
-                problem = redirect_uri_problem(uri, self.settings.redirect_schemes)
-                if problem:
-                    return _oauth_error("invalid_redirect_uri", problem)
-            owner, why = self._registrant(request)
-            if why:
-                return JSONResponse({"error": "invalid_token", "error_description": why}, status_code=401,
-                                    headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
-            sent = _Registration([u for u in uris if isinstance(u, str)] if isinstance(uris, list) else [], owner)
-            reset = _registration.set(sent)
-            try:
-                return await sdk_register.handle(_with_body(request, json.dumps(doc).encode()))
-            finally:
-                _registration.reset(reset)
-
-        async def revoke(request: Request) -> Response:
-            # RFC 7009. Not the SDK's handler: it demands a client_secret field even from public clients.
-            try:
-                client = await client_auth.authenticate_request(request)
-            except AuthenticationError as exc:
-                return JSONResponse({"error": "invalid_client", "error_description": exc.message}, status_code=401)
-            token = (await request.form()).get("token")
-            if not isinstance(token, str) or not token:
-                return JSONResponse({"error": "invalid_request", "error_description": "the form has no token"},
-                                    status_code=400)
-            found = await self.load_access_token(token) or await self.load_refresh_token(client, token)
-            if found is not None and found.client_id == client.client_id:
-                await self.revoke_token(found)
-            return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
+        self._sdk_register = RegistrationHandler(self, options)
+        get, post = ["GET", "OPTIONS"], ["POST", "OPTIONS"]
         routes = [
-            Route("/.well-known/oauth-authorization-server", _cors(request_response(metadata), ["GET", "OPTIONS"]),
-                  methods=["GET", "OPTIONS"]),
-            Route("/authorize", _limited(request_response(authorize)), methods=["GET", "POST"]),
-            Route("/token", _cors(_limited(request_response(token)), ["POST", "OPTIONS"]), methods=["POST", "OPTIONS"]),
-            Route("/revoke", _cors(_limited(request_response(revoke)), ["POST", "OPTIONS"]),
-                  methods=["POST", "OPTIONS"]),
+            Route("/.well-known/oauth-authorization-server", _cors(request_response(self._serve_metadata), get),
+                  methods=get),
+            Route("/authorize", _limited(request_response(self._serve_authorize)), methods=["GET", "POST"]),
+            Route("/token", _cors(_limited(request_response(self._serve_token)), post), methods=post),
+            Route("/revoke", _cors(_limited(request_response(self._serve_revoke)), post), methods=post),
             Route("/oauth/login", _limited(request_response(self.login_page)), methods=["GET", "POST"]),
         ]
         if self.settings.registration:
-            routes.append(Route("/register", _cors(_limited(request_response(register)), ["POST", "OPTIONS"]),
-                                methods=["POST", "OPTIONS"]))
+            routes.append(Route("/register", _cors(_limited(request_response(self._serve_register)), post),
+                                methods=post))
         return routes
+
+    async def _serve_metadata(self, request: Request) -> Response:
+        return JSONResponse(self.metadata(), headers={"Cache-Control": "max-age=300"})
+
+    async def _serve_authorize(self, request: Request) -> Response:
+        params = request.query_params if request.method == "GET" else await request.form()
+        refused = _repeated(params) or _inexact_redirect_uri(params.get("redirect_uri"))
+        if refused:  # not sent back to a redirect URI that is itself in question
+            return _oauth_error("invalid_request", refused)
+        # A URL client ID is read first, so that a document we refuse is explained, not "not found".
+        client_id = params.get("client_id")
+        if isinstance(client_id, str) and self._is_document_url(client_id):
+            client, why = await self.find_client(client_id)
+            if client is None:
+                return _oauth_error("invalid_client", why)
+        return await self._sdk_authorize.handle(request)  # reads the same parsed form (Starlette keeps it)
+
+    async def _serve_token(self, request: Request) -> Response:
+        form = await request.form()
+        refused = _repeated(form)
+        raw = form.get("redirect_uri")
+        if not refused and form.get("grant_type") == "authorization_code" and raw is not None and (
+                not isinstance(raw, str) or not same_redirect_uri(raw)):
+            # The SDK compares the parsed URIs; one that reads as itself is compared as sent.
+            refused = ("redirect_uri did not match the one used when creating auth code: send it exactly as "
+                       "in the authorization request")
+        if refused:
+            return _oauth_error("invalid_request", refused, {"Pragma": "no-cache"})
+        return await self._sdk_token.handle(request)
+
+    async def _serve_register(self, request: Request) -> Response:
+        # The SDK's handler parses the body with pydantic, which normalises URLs: the redirect URIs are
+        # checked here as sent, and the handler is given this parse re-encoded, so that it reads the
+        # very document that was checked (no second reading of the client's bytes).
+        try:
+            doc = _strict_json(await request.body())
+        except ValueError as exc:
+            return _oauth_error("invalid_client_metadata", str(exc))
+        uris = doc.get("redirect_uris")
+        for uri in uris if isinstance(uris, list) else ():
+            problem = redirect_uri_problem(uri, self.settings.redirect_schemes)
+            if problem:
+                return _oauth_error("invalid_redirect_uri", problem)
+        owner, why = self._registrant(request)
+        if why:
+            return JSONResponse({"error": "invalid_token", "error_description": why}, status_code=401,
+                                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        sent = _Registration([u for u in uris if isinstance(u, str)] if isinstance(uris, list) else [], owner)
+        reset = _registration.set(sent)
+        try:
+            return await self._sdk_register.handle(_with_body(request, json.dumps(doc).encode()))
+        finally:
+            _registration.reset(reset)
+
+    async def _serve_revoke(self, request: Request) -> Response:
+        # RFC 7009. Not the SDK's handler: it demands a client_secret field even from public clients.
+        try:
+            client = await self._client_auth.authenticate_request(request)
+        except AuthenticationError as exc:
+            return JSONResponse({"error": "invalid_client", "error_description": exc.message}, status_code=401)
+        token = (await request.form()).get("token")
+        if not isinstance(token, str) or not token:
+            return JSONResponse({"error": "invalid_request", "error_description": "the form has no token"},
+                                status_code=400)
+        found = await self.load_access_token(token) or await self.load_refresh_token(client, token)
+        if found is not None and found.client_id == client.client_id:
+            await self.revoke_token(found)
+        return Response(status_code=200, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
 
 
 _SCOPE_TEXT = {
