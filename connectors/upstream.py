@@ -34,7 +34,7 @@ from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
-from connectors.relay import CAPABILITIES_KEY, INPUT_KEY_META, LOG_LEVEL_KEY, ROUTABLE, relay_call
+from connectors.passthrough import CAPABILITIES_KEY, INPUT_KEY_META, LOG_LEVEL_KEY, ROUTABLE, relay_call
 from connectors.settings import UpstreamSettings
 from connectors.stdio import stdio_transport
 from hub.provider import (
@@ -409,7 +409,7 @@ class UpstreamProvider(Provider):
         return member.client, member.routing
 
     def relay_tool_call(self, name: str, relay: Relay) -> Any:
-        """The fast path (connectors/relay.py) for an HTTP upstream whose session is up: both ends in the
+        """The fast path (connectors/passthrough.py) for an HTTP upstream whose session is up: both ends in the
         same era, or a 2025 caller and a 2026-07-28 upstream.
 
         Everything else (stdio, a 2026-07-28 caller and a 2025 upstream, a caller's session still to be
@@ -584,7 +584,7 @@ class _Routing:
         self.member = member
         self.inflight: dict[int, Any] = {}
         self.waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
-        self.relays = 0  # calls relayed as raw JSON-RPC (connectors/relay.py) in flight
+        self.relays = 0  # calls relayed as raw JSON-RPC (connectors/passthrough.py) in flight
         self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
 
     @property
