@@ -34,6 +34,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import mcp_param_headers
 
+from connectors.wire import CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, PROTOCOL_VERSION_KEY, ROUTABLE
 from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
 from hub.provider import Relay, RelayDeclined
 
@@ -65,13 +66,8 @@ class _Routing(Protocol):
 
 logger = logging.getLogger("junction.connectors")
 
-PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 MAX_INPUT_ROUNDS = 16
 MAX_RESUMES = 100  # reconnections to one call's stream (a polling upstream closes it every so often)
-CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
-ROUTABLE = ("sampling", "elicitation", "roots")
 _ACCEPT = "application/json, text/event-stream"
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _ids = itertools.count(1)

@@ -34,9 +34,19 @@ from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
-from connectors.passthrough import CAPABILITIES_KEY, INPUT_KEY_META, LOG_LEVEL_KEY, ROUTABLE, relay_call
+from connectors.passthrough import relay_call
 from connectors.settings import UpstreamSettings
 from connectors.stdio import stdio_transport
+from connectors.wire import (
+    ALL_ROUTABLE,
+    all_pages,
+    caller_envelope,
+    describe,
+    routable_capabilities,
+    stamp_caller_envelope,
+    version,
+)
+from hub.calls.context import INPUT_KEY_META
 from hub.provider import (
     CallContext,
     InputUnavailable,
@@ -46,14 +56,10 @@ from hub.provider import (
     Relay,
     parse_input_response,
 )
-from hub.sdk import Stamp, wrap_request_stamp
 
 logger = logging.getLogger("junction.connectors")
 
 _current: contextvars.ContextVar[CallContext | None] = contextvars.ContextVar("junction_upstream_call", default=None)
-# Per-call `_meta` envelope keys for 2026-07-28 upstreams: the caller's own capabilities and log level, so
-# the upstream asks only for what the real client can answer and logs only what it wants.
-_envelope: contextvars.ContextVar[dict[str, Any] | None] = contextvars.ContextVar("junction_envelope", default=None)
 
 
 class UpstreamProvider(Provider):
@@ -83,7 +89,7 @@ class UpstreamProvider(Provider):
         self._last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
-        self.client_info: dict[str, Any] = {"name": "junction", "version": _version()}  # Implementation's fields
+        self.client_info: dict[str, Any] = {"name": "junction", "version": version()}  # Implementation's fields
         self.relay_timeout = aiohttp.ClientTimeout(total=config.call_timeout, sock_connect=30.0)
         self.relay_url = yarl.URL(config.url) if config.url else None  # parsed once, not per relayed call
 
@@ -117,7 +123,7 @@ class UpstreamProvider(Provider):
             try:
                 await self._session()
             except Exception as exc:  # the upstream's failure must not take the hub down
-                self._last_error = _describe(exc)
+                self._last_error = describe(exc)
                 logger.warning("connector '%s': %s", self.host.name, self._last_error)
             finally:
                 self.client = None
@@ -142,7 +148,7 @@ class UpstreamProvider(Provider):
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(self._client(stack, self._routing))
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                _stamp_caller_envelope(client)
+                stamp_caller_envelope(client)
             self.client = client
             await self._sync_lists()
             self._last_error = None
@@ -224,11 +230,11 @@ class UpstreamProvider(Provider):
     async def _sync_lists(self) -> None:
         client = self._require()
         caps = client.server_capabilities
-        tools = await _all_pages(client.list_tools, "tools") if caps is None or caps.tools else []
-        self.prompts = await _all_pages(client.list_prompts, "prompts") if caps is None or caps.prompts else []
+        tools = await all_pages(client.list_tools, "tools") if caps is None or caps.tools else []
+        self.prompts = await all_pages(client.list_prompts, "prompts") if caps is None or caps.prompts else []
         if caps is None or caps.resources:
-            self.resources = await _all_pages(client.list_resources, "resources")
-            self.templates = await _all_pages(client.list_resource_templates, "resource_templates")
+            self.resources = await all_pages(client.list_resources, "resources")
+            self.templates = await all_pages(client.list_resource_templates, "resource_templates")
         else:
             self.resources, self.templates = [], []
         s = self.settings
@@ -273,7 +279,7 @@ class UpstreamProvider(Provider):
         try:
             await self._sync_lists()
         except Exception as exc:
-            logger.warning("connector '%s': could not re-read the catalog: %s", self.host.name, _describe(exc))
+            logger.warning("connector '%s': could not re-read the catalog: %s", self.host.name, describe(exc))
             return
         self.host.catalog_changed()
 
@@ -286,9 +292,9 @@ class UpstreamProvider(Provider):
                     await self._resync()
         except MCPError as exc:
             if exc.error.code != types.METHOD_NOT_FOUND:  # an upstream without listen has nothing to announce
-                logger.info("connector '%s': change stream ended: %s", self.host.name, _describe(exc))
+                logger.info("connector '%s': change stream ended: %s", self.host.name, describe(exc))
         except Exception as exc:
-            logger.info("connector '%s': change stream ended: %s", self.host.name, _describe(exc))
+            logger.info("connector '%s': change stream ended: %s", self.host.name, describe(exc))
 
     # calls --------------------------------------------------------------------------------------
     def _require(self) -> Client:
@@ -381,7 +387,7 @@ class UpstreamProvider(Provider):
         """Which session serves a caller: (None: the shared one, else a member's key; the capabilities
         that member declares, None for all)."""
         key = None if self.settings.shared or caller_key is None else caller_key
-        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url and offered != _ALL_ROUTABLE:
+        if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and self.settings.url and offered != ALL_ROUTABLE:
             # A 2025 upstream decides what to ask from the capabilities its session declared, so a
             # caller that declared fewer than we can route gets a session declaring only its own.
             # Only over HTTP: there sessions share the server's state, while a stdio "session" is a
@@ -392,7 +398,7 @@ class UpstreamProvider(Provider):
     async def _session_for(self, ctx: CallContext) -> tuple[Client, _Routing]:
         client = await self._awake()
         key, capabilities = self._member_key(client, ctx.caller_key,
-                                             frozenset(_routable_capabilities(ctx.client_capabilities)))
+                                             frozenset(routable_capabilities(ctx.client_capabilities)))
         if key is None:
             return client, self._routing
         member = self._members.get(key)
@@ -423,7 +429,7 @@ class UpstreamProvider(Provider):
             return None  # the upstream would ask live and the caller can only retry: parked on the normal path
         routing = self._routing
         if not upstream_modern:
-            offered = frozenset(k for k in _ALL_ROUTABLE if k in relay.client_capabilities)
+            offered = frozenset(k for k in ALL_ROUTABLE if k in relay.client_capabilities)
             key, _ = self._member_key(client, relay.caller_key, offered)
             if key is not None:
                 member = self._members.get(key)
@@ -472,18 +478,15 @@ class UpstreamProvider(Provider):
 
     async def _forward_once(self, ctx: CallContext, call: Any, routing: _Routing, client: Client | None = None) -> Any:
         token = _current.set(ctx)
-        caps = ctx.client_capabilities
-        envelope: dict[str, Any] = {CAPABILITIES_KEY: _routable_capabilities(caps)}
-        if ctx.log_level is not None:
-            envelope[LOG_LEVEL_KEY] = ctx.log_level
-        envelope_token = _envelope.set(envelope)
         key = id(ctx)
-        routing.inflight[key] = ctx
-        started = time.perf_counter()
+        started = 0.0
         try:
-            if client is None:
-                client = routing.client()
-            return await call(client)
+            with caller_envelope(ctx):
+                routing.inflight[key] = ctx
+                started = time.perf_counter()
+                if client is None:
+                    client = routing.client()
+                return await call(client)
         except MCPError as exc:
             if exc.error.code == types.INVALID_REQUEST and exc.error.message == "Session not found":
                 self._last_error = "the upstream restarted (session not found)"
@@ -501,7 +504,6 @@ class UpstreamProvider(Provider):
         finally:
             self.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
             routing.inflight.pop(key, None)
-            _envelope.reset(envelope_token)
             _current.reset(token)
 
     async def _parked_call(self, ctx: CallContext, start: Any, routing: _Routing) -> Any:
@@ -683,7 +685,7 @@ class _Member:
             async with AsyncExitStack() as stack:
                 client = await stack.enter_async_context(provider._client(stack, self.routing, self.capabilities))
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                    _stamp_caller_envelope(client)
+                    stamp_caller_envelope(client)
                 self.client = client
                 self.ready.set()
                 idle = provider.settings.idle_stop
@@ -694,7 +696,7 @@ class _Member:
                         self.close()  # out of use before it closes: a new call opens a new session
                         break
         except Exception as exc:
-            self.error = _describe(exc)
+            self.error = describe(exc)
             logger.warning("connector '%s': session for %s failed: %s", provider.host.name, self.key, self.error)
         finally:
             self.client = None
@@ -827,57 +829,4 @@ _INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "US
                   "SYSTEMROOT", "NODE_PATH")
 
 
-_ALL_ROUTABLE = frozenset(ROUTABLE)
 _RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
-
-
-def _routable_capabilities(caps: types.ClientCapabilities | None) -> dict[str, Any]:
-    """The caller's capabilities the hub can route back to it (sampling, elicitation, roots)."""
-    if caps is None:
-        return {}
-    dumped = caps.model_dump(by_alias=True, mode="json", exclude_none=True)
-    return {k: v for k, v in dumped.items() if k in ROUTABLE}
-
-
-def _stamp_caller_envelope(client: Client) -> None:
-    """Make the client stamp each request's envelope with the caller's capabilities and log level.
-
-    mcp 2.3 stamps the connection's own capabilities on every 2026-07-28 request with no per-call
-    override, so we wrap its stamp (`hub.sdk.wrap_request_stamp`).
-    """
-
-    def wrap(inner: Stamp) -> Stamp:
-        def stamp(data: dict[str, Any], opts: Any) -> None:
-            inner(data, opts)
-            override = _envelope.get()
-            if override is not None:
-                data.setdefault("params", {}).setdefault("_meta", {}).update(override)
-
-        return stamp
-
-    wrap_request_stamp(client.session, wrap)
-
-
-async def _all_pages(fetch: Any, attr: str, limit: int = 100) -> list[Any]:
-    result = await fetch()
-    items = list(getattr(result, attr))
-    pages = 1
-    while result.next_cursor and pages < limit:
-        result = await fetch(cursor=result.next_cursor)
-        items.extend(getattr(result, attr))
-        pages += 1
-    return items
-
-
-def _describe(exc: BaseException) -> str:
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    if isinstance(exc, MCPError):
-        return exc.error.message
-    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-
-
-def _version() -> str:
-    from hub import __version__
-
-    return __version__
