@@ -37,7 +37,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     """An httpx2 transport over one aiohttp `ClientSession` (created on first use, closed with the client).
 
     It also notes the MCP session id and protocol version the SDK's client sends once its
-    handshake is done, so calls relayed as raw JSON-RPC (connectors/relay.py) can join that
+    handshake is done, so calls relayed as raw JSON-RPC (connectors/passthrough.py) can join that
     session over the same connection pool.
     """
 

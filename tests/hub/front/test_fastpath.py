@@ -3,7 +3,7 @@ as the SDK would answer it (JSON, or SSE once a notification comes first), and a
 the SDK, which answers it exactly as it answers a call the fast path never sees.
 
 The upstream is another Junction serving tests/fixtures/relay_probe.py over Streamable HTTP; more of the relay
-(2025 sessions, cancellation, resumption, per-caller sessions) is in tests/connectors/test_relay.py."""
+(2025 sessions, cancellation, resumption, per-caller sessions) is in tests/connectors/test_passthrough.py."""
 
 from __future__ import annotations
 

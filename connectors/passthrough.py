@@ -1,4 +1,5 @@
-"""Relayed `tools/call` to an HTTP upstream: raw JSON-RPC over the session the supervisor keeps.
+"""The connector's side of the hub's fast path: a relayed `tools/call` to an HTTP upstream, passed through as raw
+JSON-RPC over the session the supervisor keeps.
 
 The hub's fast path (hub/front/fastpath.py) hands a call over decoded. This sends it on with the
 upstream's tool name over the connection pool of the upstream session's transport (on a
@@ -12,6 +13,9 @@ Nothing is parsed into models; only the request's name, id and envelope are touc
 Falls back (`RelayDeclined`) only when the upstream provably never saw the call: no
 connection could be made, or a 2025 upstream no longer knows the session (404), which the
 normal path then re-initializes.
+
+Owns: the raw exchange with the upstream for one relayed call. Must not: open, close or re-initialize
+sessions (the supervisor does), or build the SDK's models.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import mcp_param_headers
 
+from connectors.wire import CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, PROTOCOL_VERSION_KEY, ROUTABLE
 from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
 from hub.provider import Relay, RelayDeclined
 
@@ -42,7 +47,7 @@ if TYPE_CHECKING:
 
 
 class UpstreamProvider(Protocol):
-    """What the relay needs of the connector whose session it uses (`connectors.upstream.UpstreamProvider`)."""
+    """What the pass-through needs of the connector whose session it uses (`connectors.upstream.UpstreamProvider`)."""
 
     host: ProviderHost
     settings: UpstreamSettings
@@ -55,19 +60,14 @@ class UpstreamProvider(Protocol):
 
 
 class _Routing(Protocol):
-    """The upstream session's routing, as far as the relay counts on it: relayed calls in flight."""
+    """The upstream session's routing, as far as the pass-through counts on it: relayed calls in flight."""
 
     relays: int
 
 logger = logging.getLogger("junction.connectors")
 
-PROTOCOL_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
-CAPABILITIES_KEY = "io.modelcontextprotocol/clientCapabilities"
-LOG_LEVEL_KEY = "io.modelcontextprotocol/logLevel"
 MAX_INPUT_ROUNDS = 16
 MAX_RESUMES = 100  # reconnections to one call's stream (a polling upstream closes it every so often)
-CLIENT_INFO_KEY = "io.modelcontextprotocol/clientInfo"
-ROUTABLE = ("sampling", "elicitation", "roots")
 _ACCEPT = "application/json, text/event-stream"
 _BOUNDARY = re.compile(rb"\r\n\r\n|\n\n|\r\r")
 _ids = itertools.count(1)
