@@ -84,18 +84,27 @@ def leftovers() -> list[int]:
     return sorted(set(mine + orphans))
 
 
+WORKERS = 4
+
+
 async def test_1000_start_stop_cycles_leave_no_process_behind() -> None:
     assert leftovers() == []
     name, _, value = MARK.partition("=")
     settings = UpstreamSettings(command=sys.executable, args=[TINY, "--grandchild"], env={name: value},
                                 connect_timeout=60)
     started = time.monotonic()
-    for cycle in range(1000):
-        async with anyio.create_task_group() as tg:
-            provider = UpstreamProvider(FakeHost(tg), settings)
-            await provider.start()
-            assert [t.name for t in await provider.list_tools()] == ["echo", "remember", "recall"], f"cycle {cycle}"
-            await provider.stop()
+
+    async def cycles(first: int) -> None:
+        for cycle in range(first, 1000, WORKERS):
+            async with anyio.create_task_group() as tg:
+                provider = UpstreamProvider(FakeHost(tg), settings)
+                await provider.start()
+                assert [t.name for t in await provider.list_tools()] == ["echo", "remember", "recall"], f"cycle {cycle}"
+                await provider.stop()
+
+    async with anyio.create_task_group() as workers:  # a few connectors starting and stopping side by side
+        for first in range(WORKERS):
+            workers.start_soon(cycles, first)
     elapsed = time.monotonic() - started
     await wait_until_async(lambda: leftovers() == [], f"nothing left behind after 1000 cycles ({elapsed:.0f} s)", 30,
                            interval=0.1)
