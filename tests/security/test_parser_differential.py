@@ -41,7 +41,10 @@ class Hubs:
     tokens: dict[str, str]
     box: Path
     sessions: dict[str, dict[str, str]] = field(default_factory=dict)
-
+    http: httpx2.Client = field(default_factory=lambda: httpx2.Client(
+        timeout=30, limits=httpx2.Limits(max_keepalive_connections=0)))
+    """One client for every request (a client per request costs more than the request), each request still on a
+    connection of its own (no keep-alive), as a one-shot caller's would be."""
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +76,11 @@ url = "{upstream.url}"
             tokens[role] = junction_cli(front_dir, "token", "create", "--user", user)
             remember_secret(tokens[role])
         with serve_hub(front_dir, config) as front:
-            yield Hubs(front, upstream, tokens, box)
+            running = Hubs(front, upstream, tokens, box)
+            try:
+                yield running
+            finally:
+                running.http.close()
 
 
 def open_session(hubs: Hubs, role: str) -> dict[str, str]:
@@ -196,7 +203,7 @@ def send(hubs: Hubs, role: str, era: str, body: bytes, extra: dict[str, str], to
         headers = {**JSON_SSE, "Authorization": f"Bearer {hubs.tokens[role]}", "MCP-Protocol-Version": "2026-07-28",
                    "Mcp-Method": "tools/call", "Mcp-Name": tool}
     headers.update(extra)
-    return httpx2.post(hubs.front.url, content=body, headers=headers, timeout=30)
+    return hubs.http.post(hubs.front.url, content=body, headers=headers)
 
 
 def answer(response: httpx2.Response) -> dict[str, Any] | None:
