@@ -30,7 +30,7 @@ from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
 from hub.router import Router
 from hub.sdk import without_tracing
-from hub.security.auth import Policy
+from hub.security.auth import policy_for
 from hub.security.outbound import OutboundPolicy
 from hub.security.ratelimit import RateLimiter
 from hub.store import Store
@@ -64,13 +64,6 @@ class HubServer(Server[Any]):
             experimental_capabilities,
             extensions,
         )
-
-
-def policy_for(config: Config) -> Policy:
-    """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
-    prefix = config.provider_prefix("hub")
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
-                                "junction://catalog"])
 
 
 class Hub:

@@ -157,7 +157,7 @@ def _open(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
         store.open()
     except Exception as exc:
         raise CliError(f"cannot open the store in {config.data_dir()}: {exc}") from None
-    from hub.app import policy_for
+    from hub.security.auth import policy_for
 
     return config, store, policy_for(config)
 

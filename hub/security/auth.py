@@ -23,14 +23,14 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
-from mcp.server.auth.provider import AccessToken
-from starlette.authentication import AuthCredentials
-
-from hub.config import BUILTIN_SCOPES, AuthConfig, ExternalAuthConfig
+from hub.config import BUILTIN_SCOPES, AuthConfig, Config, ExternalAuthConfig
 from hub.store import Store
+
+if TYPE_CHECKING:  # the SDK's auth types are imported where they are used: the CLI's commands never load the SDK
+    from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+    from starlette.authentication import AuthCredentials
 
 TOKEN_PREFIX = "jct_"
 OAUTH_ACCESS_PREFIX = "jca_"
@@ -113,6 +113,13 @@ class Policy:
         fitting = [s for s in self.scopes if s != "hub:admin" and self._matches(s, name)]
         fitting.sort(key=lambda s: (s in BUILTIN_SCOPES, len(self.scopes[s])))
         return fitting[0] if fitting else None
+
+
+def policy_for(config: Config) -> Policy:
+    """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
+    prefix = config.provider_prefix("hub")
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
+                                "junction://catalog"])
 
 
 # acting for someone ---------------------------------------------------------------------------------
@@ -496,6 +503,9 @@ class Authenticator:
 
     def user_for(self, principal: Principal) -> AuthenticatedUser:
         """The SDK's view of the principal: it binds 2025 sessions and sealed `requestState` to it."""
+        from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+        from mcp.server.auth.provider import AccessToken
+
         token = AccessToken(token=f"id:{principal.token_id}", client_id=f"junction:{principal.name}",
                             scopes=sorted(principal.scopes), resource=self.resource, subject=principal.name,
                             claims={"iss": "junction"})
@@ -503,6 +513,8 @@ class Authenticator:
 
     @staticmethod
     def credentials(principal: Principal) -> AuthCredentials:
+        from starlette.authentication import AuthCredentials
+
         return AuthCredentials(sorted(principal.scopes))
 
 

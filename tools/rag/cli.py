@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from hub.cli.common import CliError, answers, call, load, public_name
-from hub.cli.local import call_locally, run_locally
 
 EXIT_USAGE = 2
 
@@ -94,6 +93,7 @@ async def _dispatch(args: argparse.Namespace, tool: str, arguments: dict[str, An
 
 async def _local(config: Any, name: str, tool: str, arguments: dict[str, Any], create: str | None
                  ) -> dict[str, Any]:
+    from hub.cli.local import call_locally, run_locally
     from hub.config import provider_settings
     from tools.rag.provider import RagConfig, RagProvider
 

@@ -11,12 +11,11 @@ import mcp_types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
-from hub.app import policy_for
 from hub.calls.dispatch import FORBIDDEN, RATE_LIMITED, Admission, CallFacts, Dispatch, Executed, Refusal
 from hub.catalog import OWNER_META, Catalog, Entry, ProviderSlot
 from hub.config import load_config
 from hub.provider import Provider, ProviderState
-from hub.security.auth import Principal
+from hub.security.auth import Principal, policy_for
 from hub.security.ratelimit import RateLimiter
 from hub.store import Store
 
