@@ -95,6 +95,7 @@ class Routing:
         self.session = session
         self.inflight: dict[int, Caller] = {}
         self.waiting: dict[int, float] = {}  # caller key -> when it started waiting for an answer
+        self.clock: Callable[[], float] = time.monotonic  # what `waiting` is measured with
         self.relays = 0  # calls relayed as raw JSON-RPC (connectors/passthrough.py) in flight
         self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
 
@@ -153,7 +154,7 @@ class Routing:
             return ctx
         # A call that has been waiting for its client's answer for a while cannot be the one asking
         # now; one that just started asking may be sending several requests at once.
-        now = time.monotonic()
+        now = self.clock()
         candidates = [c for key, c in self.inflight.items() if now - self.waiting.get(key, now) <= SETTLE]
         if len(candidates) == 1:
             return candidates[0]
@@ -166,7 +167,7 @@ class Routing:
                 f"junction: cannot tell which client call this {request.method} belongs to "
                 f"({len(self.inflight)} calls in flight)"))
         key = id(ctx)
-        self.waiting.setdefault(key, time.monotonic())
+        self.waiting.setdefault(key, self.clock())
         try:
             answers = await ctx.request_input({"upstream": request})
         except InputUnavailable as exc:

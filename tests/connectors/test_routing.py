@@ -6,7 +6,6 @@ call contexts that record what reaches them.
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 import anyio
@@ -86,9 +85,10 @@ async def test_outside_any_calls_context_the_one_call_in_flight_is_the_answer_an
         assert isinstance(refused, types.ErrorData) and refused.code == types.INVALID_REQUEST
         assert "2 calls in flight" in refused.message
 
-        r.waiting[2] = 0.0  # b has been waiting for its client's answer for long: it is not the one asking
+        r.clock = lambda: 1000.0  # a fixed clock: no margin a busy machine could overrun
+        r.waiting[2] = 1000.0 - SETTLE * 100  # b has been waiting for its client's answer for long: not the one asking
         assert r.caller() is a
-        r.waiting[2] = time.monotonic() - SETTLE / 2  # just started waiting: it may be sending several at once
+        r.waiting[2] = 1000.0 - SETTLE / 2  # just started waiting: it may be sending several at once
         assert r.caller() is None
         release.set()
     assert r.inflight == {}
