@@ -35,7 +35,7 @@ import mcp_types as types
 import msgspec
 
 from hub.catalog import OWNER_META
-from hub.provider import CallContext, Provider, ToolError
+from hub.provider import CallContext, Provider, ToolError, UnknownTool
 from hub.security.auth import LOCAL_OWNER, Principal
 from hub.security.outbound import OutboundError
 from hub.store import ProviderDB
@@ -324,9 +324,11 @@ class AgentsProvider(Provider):
             if not self._reaches(self.agents[name], ctx):
                 raise AgentError(f"no agent named {name!r}")
             return await self._converse(name, arguments, ctx)
-        if getattr(self, f"_tool_{name}", None) is None:
-            raise AgentError(f"no agent or tool named {name!r}")
-        return await self.tool_handler(name)(arguments, ctx)
+        try:
+            handler = self.tool_handler(name)
+        except UnknownTool:
+            raise AgentError(f"no agent or tool named {name!r}") from None
+        return await handler(arguments, ctx)
 
     def _describe(self, name: str, agent: Agent) -> dict[str, Any]:
         spec = agent.spec
