@@ -24,7 +24,7 @@ import itertools
 import logging
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeGuard
 
 import aiohttp
@@ -43,6 +43,7 @@ if TYPE_CHECKING:
 
     from connectors.http import AiohttpTransport
     from connectors.settings import UpstreamSettings
+    from connectors.stdio_relay import PipeCalls
     from hub.provider import ProviderHost
 
 
@@ -60,9 +61,12 @@ class UpstreamProvider(Protocol):
 
 
 class _Routing(Protocol):
-    """The upstream session's routing, as far as the pass-through counts on it: relayed calls in flight."""
+    """The upstream session's routing, as far as the pass-through counts on it: relayed calls in flight, and the way
+    to the upstream (an HTTP session's transport, or a stdio program's pipe)."""
 
     relays: int
+    transport: AiohttpTransport | None
+    pipe: PipeCalls | None
 
 logger = logging.getLogger("junction.connectors")
 
@@ -83,12 +87,13 @@ async def relay_call(
     provider: UpstreamProvider,
     relay: Relay,
     upstream_name: str,
-    transport: AiohttpTransport,
     routing: _Routing,
+    protocol_version: str,
     upstream_modern: bool,
     header_map: Mapping[tuple[str, ...], str] | None,
 ) -> dict[str, Any]:
-    """Forward one call; returns the JSON-RPC response for the client (its own id).
+    """Forward one call on the session `routing` belongs to (over HTTP, or a stdio program's pipe); returns the
+    JSON-RPC response for the client (its own id).
 
     Both ends 2026-07-28 or both 2025: passed through. A 2025 caller and a 2026-07-28 upstream:
     the upstream's input rounds are asked of the caller live and its answers sent in the retry.
@@ -98,35 +103,28 @@ async def relay_call(
     client_id = request["id"]
     params = dict(request["params"])
     params["name"] = upstream_name
-    headers = dict(s.headers)
-    headers["Content-Type"] = "application/json"
-    headers["Accept"] = _ACCEPT
-    headers["MCP-Protocol-Version"] = transport.protocol_version or relay.protocol_version
     if upstream_modern:
         meta = dict(params.get("_meta") or {})
         caps = relay.client_capabilities
-        meta[PROTOCOL_VERSION_KEY] = headers["MCP-Protocol-Version"]
+        meta[PROTOCOL_VERSION_KEY] = protocol_version
         meta[CAPABILITIES_KEY] = {k: caps[k] for k in ROUTABLE if k in caps}
         meta[CLIENT_INFO_KEY] = provider.client_info
         if not relay.modern and relay.log_level is not None:
             meta[LOG_LEVEL_KEY] = relay.log_level
         params["_meta"] = meta
-        headers["Mcp-Method"] = "tools/call"
-        headers["Mcp-Name"] = upstream_name
-        if relay.modern:
-            headers.update(relay.param_headers)
-        elif header_map:
-            headers.update(mcp_param_headers(header_map, params.get("arguments") or {}))
-        upstream_id: Any = client_id if relay.modern else f"junction-{next(_ids)}"
+    pipe = routing.pipe
+    exchange: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+    if pipe is not None:
+        async def exchange(params: dict[str, Any]) -> dict[str, Any]:
+            return await pipe.exchange(relay, params)
     else:
-        headers["Mcp-Session-Id"] = transport.session_id or ""
-        upstream_id = f"junction-{next(_ids)}"  # unique among everything in flight on the shared session
-    session = transport.session()
+        exchange = _http_exchange(provider, relay, routing, protocol_version, upstream_modern, upstream_name,
+                                  header_map, params)
     started = time.perf_counter()
     routing.relays += 1
     try:
         for _ in range(MAX_INPUT_ROUNDS):
-            answer = await _exchange(provider, relay, session, headers, upstream_id, params)
+            answer = await exchange(params)
             result = answer.get("result")
             if relay.modern or not upstream_modern or not isinstance(result, dict) or not (
                     result.get("resultType") == "input_required" or "inputRequests" in result):
@@ -139,7 +137,7 @@ async def relay_call(
                 raise _fail(provider, f"the client did not answer the upstream's questions within {s.call_timeout:g} s "
                                       "(call_timeout)")
             if "error" in responses:
-                answer = {"jsonrpc": "2.0", "id": upstream_id, "error": responses["error"]}
+                answer = {"jsonrpc": "2.0", "id": answer.get("id"), "error": responses["error"]}
                 break
             params = {**params, "inputResponses": responses}
             if result.get("requestState") is not None:
@@ -151,6 +149,36 @@ async def relay_call(
         provider.last_latency_ms = round((time.perf_counter() - started) * 1000, 3)
     answer["id"] = client_id
     return answer
+
+
+def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, protocol_version: str,
+                   upstream_modern: bool, upstream_name: str, header_map: Mapping[tuple[str, ...], str] | None,
+                   params: dict[str, Any]) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
+    """How one request of this call goes to an HTTP upstream: its headers, its id, the session's connection pool."""
+    transport = routing.transport
+    if transport is None:
+        raise RelayDeclined
+    headers = dict(provider.settings.headers)
+    headers["Content-Type"] = "application/json"
+    headers["Accept"] = _ACCEPT
+    headers["MCP-Protocol-Version"] = protocol_version
+    if upstream_modern:
+        headers["Mcp-Method"] = "tools/call"
+        headers["Mcp-Name"] = upstream_name
+        if relay.modern:
+            headers.update(relay.param_headers)
+        elif header_map:
+            headers.update(mcp_param_headers(header_map, params.get("arguments") or {}))
+        upstream_id: Any = relay.request["id"] if relay.modern else f"junction-{next(_ids)}"
+    else:
+        headers["Mcp-Session-Id"] = transport.session_id or ""
+        upstream_id = f"junction-{next(_ids)}"  # unique among everything in flight on the shared session
+    session = transport.session()
+
+    async def exchange(params: dict[str, Any]) -> dict[str, Any]:
+        return await _exchange(provider, relay, session, headers, upstream_id, params)
+
+    return exchange
 
 
 async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.ClientSession, headers: dict[str, str],

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 
     from connectors.http import AiohttpTransport
     from connectors.settings import UpstreamSettings
+    from connectors.stdio_relay import PipeCalls
     from hub.provider import CallContext, InputRequest, ProviderHost
 
 logger = logging.getLogger("junction.connectors")
@@ -98,6 +99,7 @@ class Routing:
         self.clock: Callable[[], float] = time.monotonic  # what `waiting` is measured with
         self.relays = 0  # calls relayed as raw JSON-RPC (connectors/passthrough.py) in flight
         self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
+        self.pipe: PipeCalls | None = None  # stdio: the program's pipe, for relayed calls
 
     @property
     def busy(self) -> bool:
@@ -152,6 +154,8 @@ class Routing:
         ctx = _current.get()
         if ctx is not None:
             return ctx
+        if self.relays:
+            return None  # relayed calls are in flight too (on stdio they take what is theirs): whose, is unknown
         # A call that has been waiting for its client's answer for a while cannot be the one asking
         # now; one that just started asking may be sending several requests at once.
         now = self.clock()

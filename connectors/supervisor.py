@@ -28,7 +28,8 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
 from connectors.routing import Routing
-from connectors.stdio import stdio_transport
+from connectors.stdio import Pipe, stdio_transport
+from connectors.stdio_relay import PipeCalls
 from connectors.wire import describe, stamp_caller_envelope
 from hub.provider import ProviderState
 
@@ -169,8 +170,11 @@ class Supervisor:
                 logger.warning("connector '%s': %s", self.host.name, self.last_error)
                 routing.lost()
 
+            pipe = Pipe()
+            routing.pipe = PipeCalls(pipe, routing, self.host, s.call_timeout)
             target = stdio_transport(s.command, list(s.args), env, s.cwd or None,
-                                     logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited)
+                                     logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited,
+                                     pipe=pipe)
         else:
             routing.transport = AiohttpTransport(connect_timeout=30.0)
             http = httpx2.AsyncClient(

@@ -216,14 +216,14 @@ class UpstreamProvider(Provider):
             return await routing.forward(ctx, call, client)
 
     def relay_tool_call(self, name: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
-        """The fast path (connectors/passthrough.py) for an HTTP upstream whose session is up: both ends in the
-        same era, or a 2025 caller and a 2026-07-28 upstream.
+        """The fast path (connectors/passthrough.py) for an upstream whose session is up, over HTTP or a stdio
+        program's pipe: both ends in the same era, or a 2025 caller and a 2026-07-28 upstream.
 
-        Everything else (stdio, a 2026-07-28 caller and a 2025 upstream, a caller's session still to be
-        opened) takes `call_tool`.
+        Everything else (a 2026-07-28 caller and a 2025 upstream, a caller's session still to be opened) takes
+        `call_tool`.
         """
         client = self.supervisor.client
-        if client is None or not self.settings.url:
+        if client is None:
             return None
         upstream_modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
         if relay.modern and not upstream_modern:
@@ -235,14 +235,20 @@ class UpstreamProvider(Provider):
             if member_routing is None:
                 return None
             routing = member_routing
-        transport = routing.transport
-        if transport is None or (not upstream_modern and transport.session_id is None):
-            return None
+        if routing.pipe is not None:
+            if not routing.pipe.open:
+                return None
+            version = client.protocol_version or relay.protocol_version
+        else:
+            transport = routing.transport
+            if transport is None or self.relay_url is None or (not upstream_modern and transport.session_id is None):
+                return None
+            version = transport.protocol_version or relay.protocol_version
+            if not self._local_to_upstream.get(name, name).isascii():
+                return None  # not sendable as an Mcp-Name header as is
         upstream = self._local_to_upstream.get(name, name)
-        if not upstream.isascii():
-            return None  # not sendable as an Mcp-Name header as is
         self.supervisor.used()
-        return relay_call(self, relay, upstream, transport, routing, upstream_modern, self._header_maps.get(name))
+        return relay_call(self, relay, upstream, routing, version, upstream_modern, self._header_maps.get(name))
 
     async def complete(
         self,

@@ -400,7 +400,8 @@ class Router:
             except Exception as exc:
                 logger.exception("tool %s (provider '%s') failed", params.name, entry.slot.name)
                 result = types.CallToolResult(
-                    content=[types.TextContent(type="text", text=f"Tool {params.name} failed: {exc}")], is_error=True
+                    content=[types.TextContent(type="text", text=f"Tool {params.name} failed: {fault_reason(exc)}")],
+                    is_error=True
                 )
             if isinstance(result, types.InputRequiredResult):
                 outcome = "input_required"
@@ -461,7 +462,7 @@ class Router:
                 raise
             except Exception as exc:
                 logger.exception("tool %s (provider '%s') failed", name, entry.slot.name)
-                why = f"Tool {name} failed: {exc}"
+                why = f"Tool {name} failed: {fault_reason(exc)}"
                 return Executed(refused(why), "error", why)
             if isinstance(answer, types.InputRequiredResult):
                 why = f"{name} needs an answer from a user, and there is none here"
@@ -608,3 +609,12 @@ def _client_name(call: HubCallContext) -> str | None:
     if info is None:
         return None
     return f"{info.name}/{info.version}" if info.version else info.name
+
+
+def fault_reason(exc: BaseException) -> str:
+    """What a tool's unexpected failure says to the caller: the failure itself, not the task group it came out of."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    if isinstance(exc, MCPError):
+        return exc.error.message
+    return str(exc) or type(exc).__name__

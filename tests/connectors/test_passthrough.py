@@ -1,13 +1,16 @@
-"""Calls relayed to an HTTP upstream as raw JSON-RPC keep everything the normal path guarantees.
+"""Calls relayed to an upstream as raw JSON-RPC keep everything the normal path guarantees, over HTTP and over a
+stdio program's pipe alike.
 
 The upstream is another Junction serving tests/fixtures/relay_probe.py; the front links it over
-Streamable HTTP. A caller's first call may open its upstream session on the normal path; the
-calls after it are relayed.
+Streamable HTTP, or runs it as a stdio program. A caller's first call may open its upstream session
+on the normal path; the calls after it are relayed.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +20,7 @@ import mcp_types as types
 import pytest
 from mcp import Client
 
-from tests.fixtures.upstreams import PROBE_UPSTREAM
+from tests.fixtures.upstreams import PROBE_UPSTREAM, stdio_connector
 from tests.helpers import recorded_calls, serve_hub, wait_until_async
 
 pytestmark = pytest.mark.anyio
@@ -29,15 +32,29 @@ def connector(url: str, protocol: str = "auto", shared: bool = True) -> str:
     return f'[connectors.up]\nurl = "{url}"\nprotocol = "{protocol}"\nshared = {str(shared).lower()}\n'
 
 
+@pytest.fixture(params=["http", "stdio"])
+def transport(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@contextmanager
+def linked(tmp_path: Path, transport: str, protocol: str = "auto", shared: bool = True) -> Iterator[str]:
+    """The front's `[connectors.up]` for the probe upstream: another hub on loopback, or a stdio program."""
+    if transport == "stdio":
+        yield stdio_connector(tmp_path, protocol, prefix="up", upstream_config=PROBE_UPSTREAM, shared=shared)
+        return
+    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream:
+        yield connector(upstream.url, protocol, shared)
+
+
 async def text(client: Client, tool: str, arguments: dict[str, Any] | None = None) -> str:
     result = await client.call_tool(tool, arguments or {})
     return result.content[0].text  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("shared", [False, True])
-async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, shared: bool) -> None:
-    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
-            serve_hub(tmp_path / "front", connector(upstream.url, "legacy", shared)) as front:
+async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, transport: str, shared: bool) -> None:
+    with linked(tmp_path, transport, "legacy", shared) as up, serve_hub(tmp_path / "front", up) as front:
         async with Client(front.url, mode="legacy") as alice, Client(front.url, mode="legacy") as bob:
             for _ in range(2):  # the second round is relayed for sure
                 await alice.call_tool("up__remember", {"value": "alice's secret"})
@@ -47,9 +64,8 @@ async def test_per_caller_upstream_sessions_stay_apart(tmp_path: Path, shared: b
 
 
 @pytest.mark.parametrize(("mode", "protocol"), [("legacy", "legacy"), ("legacy", "auto"), ("2026-07-28", "auto")])
-async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path, mode: str, protocol: str) -> None:
-    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
-            serve_hub(tmp_path / "front", connector(upstream.url, protocol)) as front:
+async def test_a_cancelled_call_is_cancelled_upstream(tmp_path: Path, transport: str, mode: str, protocol: str) -> None:
+    with linked(tmp_path, transport, protocol) as up, serve_hub(tmp_path / "front", up) as front:
         async with Client(front.url, mode=mode) as client:  # type: ignore[arg-type]
             assert await text(client, "up__cancelled") == "0"
             running = anyio.Event()
@@ -97,9 +113,8 @@ async def open_session(http: httpx2.AsyncClient, url: str) -> dict[str, str]:
     return headers
 
 
-async def test_a_dropped_relayed_stream_resumes_where_it_stopped(tmp_path: Path) -> None:
-    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
-            serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
+async def test_a_dropped_relayed_stream_resumes_where_it_stopped(tmp_path: Path, transport: str) -> None:
+    with linked(tmp_path, transport, "legacy") as up, serve_hub(tmp_path / "front", up) as front:
         async with httpx2.AsyncClient(timeout=20) as http:
             headers = await open_session(http, front.url)
             warm = {"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "up__recall"}}
@@ -132,7 +147,7 @@ async def test_a_dropped_relayed_stream_resumes_where_it_stopped(tmp_path: Path)
     assert final["result"]["content"][0]["text"] == "waited 8 steps"
 
 
-async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> None:
+async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path, transport: str) -> None:
     asked, forged = anyio.Event(), anyio.Event()
 
     async def elicit(context: Any, params: Any) -> types.ElicitResult:
@@ -140,8 +155,7 @@ async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> No
         await forged.wait()
         return types.ElicitResult(action="accept", content={"name": "alice"})
 
-    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
-            serve_hub(tmp_path / "front", connector(upstream.url, "legacy")) as front:
+    with linked(tmp_path, transport, "legacy") as up, serve_hub(tmp_path / "front", up) as front:
         async with Client(front.url, mode="legacy", elicitation_callback=elicit) as alice, \
                 httpx2.AsyncClient(timeout=10) as http:
             await alice.call_tool("up__recall", {})
@@ -164,9 +178,8 @@ async def test_an_answer_from_another_session_is_not_taken(tmp_path: Path) -> No
     assert outcome == ["accept: alice"]
 
 
-async def test_relayed_calls_are_recorded(tmp_path: Path) -> None:
-    with serve_hub(tmp_path / "upstream", PROBE_UPSTREAM) as upstream, \
-            serve_hub(tmp_path / "front", connector(upstream.url)) as front:
+async def test_relayed_calls_are_recorded(tmp_path: Path, transport: str) -> None:
+    with linked(tmp_path, transport) as up, serve_hub(tmp_path / "front", up) as front:
         async with Client(front.url, mode="2026-07-28") as client:
             for _ in range(3):
                 failed = await client.call_tool("up__fail", {"why": "test"})
