@@ -1,7 +1,7 @@
-"""The connector's side of the hub's fast path: a relayed `tools/call` to an HTTP upstream, passed through as raw
-JSON-RPC over the session the supervisor keeps.
+"""The connector's side of the hub's fast path: a relayed `tools/call`, passed through as raw JSON-RPC over the
+session the supervisor keeps: an HTTP upstream's (below), or a stdio program's pipe (connectors/stdio_relay.py).
 
-The hub's fast path (hub/front/fastpath.py) hands a call over decoded. This sends it on with the
+The hub's fast path (hub/front/fastpath.py) hands a call over decoded. For an HTTP upstream this sends it on with the
 upstream's tool name over the connection pool of the upstream session's transport (on a
 2025 upstream joining that session by its id, on a 2026-07-28 one stateless, with the
 caller's capabilities in the envelope as on the normal path), and reads the answer: JSON,
