@@ -14,6 +14,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
+import anyio
 import httpx2
 
 
@@ -38,7 +39,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
 
     It also notes the MCP session id and protocol version the SDK's client sends once its
     handshake is done, so calls relayed as raw JSON-RPC (connectors/passthrough.py) can join that
-    session over the same connection pool.
+    session over the same connection pool; `joined` is set once the upstream has accepted a request in that
+    session (the client's `notifications/initialized`), so a relayed call never overtakes the handshake.
     """
 
     def __init__(self, *, connect_timeout: float = 30.0, read_timeout: float | None = None, limit: int = 100) -> None:
@@ -47,6 +49,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self._limit = limit
         self.session_id: str | None = None
         self.protocol_version: str | None = None
+        self.joined = anyio.Event()
 
     def session(self) -> aiohttp.ClientSession:
         return self._client()
@@ -64,10 +67,12 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         body = await request.aread()
         headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
+        in_session = False
         for name, value in headers:
             lowered = name.lower()
             if lowered == "mcp-session-id":
                 self.session_id = value
+                in_session = True
             elif lowered == "mcp-protocol-version":
                 self.protocol_version = value
         try:
@@ -80,6 +85,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise httpx2.TimeoutException("timed out", request=request) from exc
         except aiohttp.ClientError as exc:
             raise httpx2.NetworkError(str(exc) or type(exc).__name__, request=request) from exc
+        if in_session and response.status < 300 and not self.joined.is_set():
+            self.joined.set()
         return httpx2.Response(
             response.status,
             headers=[(k, v) for k, v in response.raw_headers],

@@ -1,8 +1,9 @@
-"""The connector's side of the hub's fast path: a relayed `tools/call`, passed through as raw JSON-RPC over the
-session the supervisor keeps: an HTTP upstream's (below), or a stdio program's pipe (connectors/stdio_relay.py).
+"""The connector's side of the hub's fast path: a relayed request (`tools/call`, `resources/read`, `prompts/get`,
+`completion/complete`), passed through as raw JSON-RPC over the session the supervisor keeps: an HTTP upstream's
+(below), or a stdio program's pipe (connectors/stdio_relay.py).
 
-The hub's fast path (hub/front/fastpath.py) hands a call over decoded. For an HTTP upstream this sends it on with the
-upstream's tool name over the connection pool of the upstream session's transport (on a
+The hub's fast path (hub/front/fastpath.py) hands a request over decoded. For an HTTP upstream this sends it on with
+the upstream's name for it over the connection pool of the upstream session's transport (on a
 2025 upstream joining that session by its id, on a 2026-07-28 one stateless, with the
 caller's capabilities in the envelope as on the normal path), and reads the answer: JSON,
 or an SSE stream whose progress and log notifications go to the client, whose
@@ -32,9 +33,16 @@ import anyio
 import mcp_types as types
 import msgspec
 from mcp.shared.exceptions import MCPError
-from mcp.shared.inbound import mcp_param_headers
+from mcp.shared.inbound import NAME_BEARING_METHODS, encode_header_value, mcp_param_headers
 
-from connectors.wire import CAPABILITIES_KEY, CLIENT_INFO_KEY, LOG_LEVEL_KEY, PROTOCOL_VERSION_KEY, ROUTABLE
+from connectors.wire import (
+    CAPABILITIES_KEY,
+    CLIENT_INFO_KEY,
+    LOG_LEVEL_KEY,
+    PROTOCOL_VERSION_KEY,
+    ROUTABLE,
+    UpstreamGone,
+)
 from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
 from hub.provider import Relay, RelayDeclined
 
@@ -79,21 +87,21 @@ _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
 
-def _fail(provider: UpstreamProvider, what: str) -> MCPError:
-    return MCPError(code=types.INTERNAL_ERROR, message=f"connector '{provider.host.name}': {what}")
+def _fail(provider: UpstreamProvider, what: str, error: type[MCPError] = MCPError) -> MCPError:
+    return error(code=types.INTERNAL_ERROR, message=f"connector '{provider.host.name}': {what}")
 
 
 async def relay_call(
     provider: UpstreamProvider,
     relay: Relay,
-    upstream_name: str,
+    upstream_name: str | None,
     routing: _Routing,
     protocol_version: str,
     upstream_modern: bool,
     header_map: Mapping[tuple[str, ...], str] | None,
 ) -> dict[str, Any]:
-    """Forward one call on the session `routing` belongs to (over HTTP, or a stdio program's pipe); returns the
-    JSON-RPC response for the client (its own id).
+    """Forward one request on the session `routing` belongs to (over HTTP, or a stdio program's pipe); returns the
+    JSON-RPC response for the client (its own id). `upstream_name`: the upstream's name for the tool it calls.
 
     Both ends 2026-07-28 or both 2025: passed through. A 2025 caller and a 2026-07-28 upstream:
     the upstream's input rounds are asked of the caller live and its answers sent in the retry.
@@ -102,7 +110,8 @@ async def relay_call(
     request = relay.request
     client_id = request["id"]
     params = dict(request["params"])
-    params["name"] = upstream_name
+    if upstream_name is not None:
+        params["name"] = upstream_name
     if upstream_modern:
         meta = dict(params.get("_meta") or {})
         caps = relay.client_capabilities
@@ -118,8 +127,7 @@ async def relay_call(
         async def exchange(params: dict[str, Any]) -> dict[str, Any]:
             return await pipe.exchange(relay, params)
     else:
-        exchange = _http_exchange(provider, relay, routing, protocol_version, upstream_modern, upstream_name,
-                                  header_map, params)
+        exchange = _http_exchange(provider, relay, routing, protocol_version, upstream_modern, header_map, params)
     started = time.perf_counter()
     routing.relays += 1
     try:
@@ -152,19 +160,22 @@ async def relay_call(
 
 
 def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, protocol_version: str,
-                   upstream_modern: bool, upstream_name: str, header_map: Mapping[tuple[str, ...], str] | None,
+                   upstream_modern: bool, header_map: Mapping[tuple[str, ...], str] | None,
                    params: dict[str, Any]) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     """How one request of this call goes to an HTTP upstream: its headers, its id, the session's connection pool."""
     transport = routing.transport
     if transport is None:
         raise RelayDeclined
+    method = relay.request["method"]
     headers = dict(provider.settings.headers)
     headers["Content-Type"] = "application/json"
     headers["Accept"] = _ACCEPT
     headers["MCP-Protocol-Version"] = protocol_version
     if upstream_modern:
-        headers["Mcp-Method"] = "tools/call"
-        headers["Mcp-Name"] = upstream_name
+        headers["Mcp-Method"] = method
+        name_key = NAME_BEARING_METHODS.get(method)
+        if name_key is not None:
+            headers["Mcp-Name"] = encode_header_value(params[name_key])
         if relay.modern:
             headers.update(relay.param_headers)
         elif header_map:
@@ -176,19 +187,19 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
     session = transport.session()
 
     async def exchange(params: dict[str, Any]) -> dict[str, Any]:
-        return await _exchange(provider, relay, session, headers, upstream_id, params)
+        return await _exchange(provider, relay, session, headers, upstream_id, method, params)
 
     return exchange
 
 
 async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.ClientSession, headers: dict[str, str],
-                    upstream_id: Any, params: dict[str, Any]) -> dict[str, Any]:
+                    upstream_id: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
     """One request upstream and its answer (with whatever the upstream streams before it)."""
     s = provider.settings
     url = provider.relay_url
     if url is None:  # not an HTTP upstream: nothing to relay to
         raise RelayDeclined
-    body = _encode({"jsonrpc": "2.0", "id": upstream_id, "method": "tools/call", "params": params})
+    body = _encode({"jsonrpc": "2.0", "id": upstream_id, "method": method, "params": params})
     response: aiohttp.ClientResponse | None = None
     finished = False
     modern = "Mcp-Method" in headers
@@ -212,7 +223,7 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
                 # The upstream closed the stream before answering (SEP-1699 polling, or a dropped
                 # connection): a 2025 upstream replays the rest from the last event we saw.
                 if modern or cursor.last_id is None or resumes >= MAX_RESUMES:
-                    raise _fail(provider, "the upstream ended the call's stream without an answer")
+                    raise _fail(provider, "the upstream ended the call's stream without an answer", UpstreamGone)
                 resumes += 1
                 response.release()
                 await anyio.sleep(min(cursor.retry_ms, 5000) / 1000)
@@ -235,7 +246,7 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
     except TimeoutError:  # before ClientError: aiohttp's timeouts are both
         raise _fail(provider, f"no answer within {s.call_timeout:g} s (call_timeout)") from None
     except aiohttp.ClientError:
-        raise _fail(provider, "the upstream closed the connection") from None
+        raise _fail(provider, "the upstream closed the connection", UpstreamGone) from None
     except msgspec.DecodeError:
         raise _fail(provider, "the upstream sent a message that is not JSON") from None
     except anyio.get_cancelled_exc_class():

@@ -289,9 +289,14 @@ class Members:
     async def session_for(self, ctx: CallContext, client: Client, shared: Routing) -> tuple[Client, Routing]:
         """The session that serves `ctx` (`client`, the shared session's, and its routing; or a member's,
         opened now if it has none yet)."""
+        return await self.open(client, ctx.caller_key, frozenset(routable_capabilities(ctx.client_capabilities)),
+                               shared)
+
+    async def open(self, client: Client, caller_key: str | None, offered: frozenset[str],
+                   shared: Routing) -> tuple[Client, Routing]:
+        """As `session_for`, for a caller known by its key and the capabilities it offers."""
         upstream = self.upstream
-        key, capabilities = self.key_for(client, ctx.caller_key,
-                                         frozenset(routable_capabilities(ctx.client_capabilities)))
+        key, capabilities = self.key_for(client, caller_key, offered)
         if key is None:
             return client, shared
         member = self.by_key.get(key)

@@ -1,5 +1,6 @@
-"""The connector's side of the hub's fast path over a stdio upstream: relayed `tools/call`s written to the
-program's pipe as raw JSON-RPC lines, beside the SDK session that shares it.
+"""The connector's side of the hub's fast path over a stdio upstream: relayed requests (`tools/call` and the
+others of `hub.provider.RELAYED`) written to the program's pipe as raw JSON-RPC lines, beside the SDK session
+that shares it.
 
 A relayed request gets an id of the hub's own (the pipe is shared by every caller and by the SDK's
 own requests) and, if the caller asked for progress, a progress token of the hub's own; what the
@@ -24,6 +25,7 @@ import anyio
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
 
+from connectors.wire import UpstreamGone
 from hub.provider import RelayDeclined
 
 if TYPE_CHECKING:
@@ -72,7 +74,7 @@ class PipeCalls:
         return self.pipe.open
 
     async def exchange(self, relay: Relay, params: dict[str, Any]) -> dict[str, Any]:
-        """Send one `tools/call` with these params; its answer (the upstream's id). RelayDeclined if nothing
+        """Send the relayed request with these params; its answer (the upstream's id). RelayDeclined if nothing
         could be sent."""
         upstream_id = f"junction-{next(_ids)}"
         meta = params.get("_meta")
@@ -84,7 +86,8 @@ class PipeCalls:
         pending = self.calls[upstream_id] = _Pending(relay)
         try:
             try:
-                await self.pipe.write({"jsonrpc": "2.0", "id": upstream_id, "method": "tools/call", "params": params})
+                await self.pipe.write({"jsonrpc": "2.0", "id": upstream_id, "method": relay.request["method"],
+                                       "params": params})
             except (ConnectionError, OSError, anyio.BrokenResourceError, anyio.ClosedResourceError):
                 raise RelayDeclined from None  # nothing reached the program
             try:
@@ -99,7 +102,7 @@ class PipeCalls:
                     await self._cancel(upstream_id)
                 raise
             if pending.answer is None:
-                raise MCPError(code=types.INTERNAL_ERROR,
+                raise UpstreamGone(code=types.INTERNAL_ERROR,
                                message=f"connector '{self.host.name}': {self.closed or 'the upstream closed the connection'}")
             return pending.answer
         finally:

@@ -30,8 +30,8 @@ from connectors.passthrough import relay_call
 from connectors.routing import Caller, Members, Routing, SessionGone
 from connectors.settings import UpstreamSettings
 from connectors.supervisor import Supervisor
-from connectors.wire import ALL_ROUTABLE, all_pages, version
-from hub.provider import CallContext, Provider, ProviderHost, Relay
+from connectors.wire import ALL_ROUTABLE, UpstreamGone, all_pages, version
+from hub.provider import CallContext, Provider, ProviderHost, Relay, RelayDeclined
 
 _RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
 
@@ -215,26 +215,44 @@ class UpstreamProvider(Provider):
             client, routing = await self._session_for(ctx)
             return await routing.forward(ctx, call, client)
 
-    def relay_tool_call(self, name: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
-        """The fast path (connectors/passthrough.py) for an upstream whose session is up, over HTTP or a stdio
-        program's pipe: both ends in the same era, or a 2025 caller and a 2026-07-28 upstream.
+    def relay_request(self, method: str, target: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
+        """The fast path (connectors/passthrough.py) over HTTP or a stdio program's pipe: both ends in the same era,
+        or a 2025 caller and a 2026-07-28 upstream. A caller whose own session is still to be opened, or a lazy
+        connector that sleeps, has it opened first, then relayed.
 
-        Everything else (a 2026-07-28 caller and a 2025 upstream, a caller's session still to be opened) takes
-        `call_tool`.
+        A 2026-07-28 caller and a 2025 upstream take the usual way (the call is parked while the caller answers).
         """
         client = self.supervisor.client
-        if client is None:
-            return None
+        if client is not None:
+            if relay.modern and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                return None  # the upstream would ask live and the caller can only retry: parked on the usual way
+            routing = self.members.open_routing(client, relay.caller_key, _offered(relay), self.supervisor.routing)
+            if routing is not None:
+                return self._relay(method, target, relay, client, routing)
+        return self._relay_opening(method, target, relay)
+
+    async def _relay_opening(self, method: str, target: str, relay: Relay) -> dict[str, Any]:
+        """A caller's first call: open the session that serves it (waking the connector), then relay. Nothing has
+        gone to the client yet, so a session the relay cannot use declines to the usual way."""
+        try:
+            client = await self.supervisor.awake()
+            if relay.modern and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+                raise RelayDeclined
+            _, routing = await self.members.open(client, relay.caller_key, _offered(relay), self.supervisor.routing)
+        except MCPError:
+            raise RelayDeclined from None  # down, or no session for this caller: the usual way says so (or retries)
+        transport = routing.transport
+        if transport is not None and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:
+            with anyio.move_on_after(self.settings.connect_timeout):
+                await transport.joined.wait()  # a session just opened: its client's `initialized` is on its way
+        pending = self._relay(method, target, relay, client, routing)
+        if pending is None:
+            raise RelayDeclined
+        return await pending
+
+    def _relay(self, method: str, target: str, relay: Relay, client: Client, routing: Routing
+               ) -> Awaitable[dict[str, Any]] | None:
         upstream_modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
-        if relay.modern and not upstream_modern:
-            return None  # the upstream would ask live and the caller can only retry: parked on the normal path
-        routing = self.supervisor.routing
-        if not upstream_modern:
-            offered = frozenset(k for k in ALL_ROUTABLE if k in relay.client_capabilities)
-            member_routing = self.members.open_routing(client, relay.caller_key, offered, routing)
-            if member_routing is None:
-                return None
-            routing = member_routing
         if routing.pipe is not None:
             if not routing.pipe.open:
                 return None
@@ -244,11 +262,11 @@ class UpstreamProvider(Provider):
             if transport is None or self.relay_url is None or (not upstream_modern and transport.session_id is None):
                 return None
             version = transport.protocol_version or relay.protocol_version
-            if not self._local_to_upstream.get(name, name).isascii():
-                return None  # not sendable as an Mcp-Name header as is
-        upstream = self._local_to_upstream.get(name, name)
         self.supervisor.used()
-        return relay_call(self, relay, upstream, routing, version, upstream_modern, self._header_maps.get(name))
+        if method != "tools/call":
+            return _resent_if_gone(relay_call(self, relay, None, routing, version, upstream_modern, None))
+        upstream = self._local_to_upstream.get(target, target)
+        return relay_call(self, relay, upstream, routing, version, upstream_modern, self._header_maps.get(target))
 
     async def complete(
         self,
@@ -274,6 +292,20 @@ class UpstreamProvider(Provider):
         if client and client.protocol_version not in MODERN_PROTOCOL_VERSIONS and caps and caps.resources \
                 and caps.resources.subscribe:
             await client.unsubscribe_resource(uri)
+
+
+async def _resent_if_gone(pending: Awaitable[dict[str, Any]]) -> dict[str, Any]:
+    """A relayed read whose upstream went away goes the usual way, which waits for it to come back and reads
+    again."""
+    try:
+        return await pending
+    except UpstreamGone:
+        raise RelayDeclined from None
+
+
+def _offered(relay: Relay) -> frozenset[str]:
+    """The capabilities a caller declared that an upstream may use through the hub."""
+    return frozenset(k for k in ALL_ROUTABLE if k in relay.client_capabilities)
 
 
 def _responses(ctx: CallContext) -> types.InputResponses | None:

@@ -104,3 +104,8 @@ def version() -> str:
     from hub import __version__
 
     return __version__
+
+
+class UpstreamGone(MCPError):
+    """A relayed request's connection to the upstream ended before its answer: the upstream may or may not have
+    handled it, so only a read (idempotent) may be sent again."""

@@ -115,24 +115,32 @@ class InvalidArguments(ToolError, ValueError):
 
 
 class RelayDeclined(Exception):
-    """Raised by a relay (see `Provider.relay_tool_call`) before it sent the client anything: the hub then
-    serves the call the usual way, through `Provider.call_tool`."""
+    """Raised by a relay (see `Provider.relay_request`) before it sent the client anything: the hub then
+    serves the request the usual way (`Provider.call_tool`, `read_resource`, ...)."""
+
+
+RELAYED = frozenset({"tools/call", "resources/read", "prompts/get", "completion/complete"})
+"""The requests the hub offers to `Provider.relay_request`."""
 
 
 class Relay(Protocol):
-    """A `tools/call` handed to a provider as raw JSON-RPC (see `Provider.relay_tool_call`)."""
+    """A request handed to a provider as raw JSON-RPC (see `Provider.relay_request`)."""
 
     request: dict[str, Any]
-    """The client's JSON-RPC request as decoded: its own `id`; `params.name` is the provider's local
-    name; `params._meta` as the client sent it. The provider may change it."""
+    """The client's JSON-RPC request as decoded: its own `id`; the name in it is the provider's local one
+    (`params.name` of `tools/call` and `prompts/get`, `params.ref.name` of a prompt's `completion/complete`;
+    a URI stays as it is); `params._meta` as the client sent it. The provider may change it."""
     protocol_version: str
     modern: bool
     caller_key: str | None
     """As `CallContext.caller_key`."""
-    client_capabilities: Mapping[str, Any]
-    """The capabilities the client declared, in wire form (`{"elicitation": {...}, ...}`)."""
-    param_headers: Sequence[tuple[str, str]]
-    """2026-07-28: the request's `Mcp-Param-*` headers (already checked against the tool's schema)."""
+    @property
+    def client_capabilities(self) -> Mapping[str, Any]:
+        """The capabilities the client declared, in wire form (`{"elicitation": {...}, ...}`)."""
+
+    @property
+    def param_headers(self) -> Sequence[tuple[str, str]]:
+        """2026-07-28: the request's `Mcp-Param-*` headers (already checked against the tool's schema)."""
     log_level: str | None
     """As `CallContext.log_level`."""
 
@@ -404,15 +412,16 @@ class Provider:
         """Complete a prompt or resource-template argument (`ref` carries the local name / template URI)."""
         return types.Completion(values=[])
 
-    def relay_tool_call(self, name: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
-        """Optional fast path for providers that pass calls through to another MCP server.
+    def relay_request(self, method: str, target: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
+        """Optional fast path for providers that pass requests through to another MCP server.
 
-        The hub offers every `tools/call` of this provider here first, as raw JSON-RPC, before
-        building any models. Return None to have it served through `call_tool`; else an awaitable
-        of the JSON-RPC response message for the client (`jsonrpc`, the request's `id`, and
-        `result` or `error`). Raising `RelayDeclined` before anything was sent also falls back to
-        `call_tool`. Cancellation (the client cancelled or went away) arrives as the awaitable
-        being cancelled. The hub still checks the request and records the call.
+        The hub offers every request of this provider whose method is in `RELAYED` here first, as raw
+        JSON-RPC, before building any models; `target` is the local tool or prompt name, or the resource
+        URI. Return None to have it served the usual way (`call_tool`, `read_resource`, `get_prompt`,
+        `complete`); else an awaitable of the JSON-RPC response message for the client (`jsonrpc`, the
+        request's `id`, and `result` or `error`). Raising `RelayDeclined` before anything was sent also
+        falls back to the usual way. Cancellation (the client cancelled or went away) arrives as the
+        awaitable being cancelled. The hub still checks the request (and records a tool call).
         """
         return None
 

@@ -82,6 +82,7 @@ class Router:
         self._legacy: dict[int, Connection] = {}
         self.sessions: dict[str, Connection] = {}
         """Initialized 2025 HTTP sessions by session id (for the relay fast path)."""
+        self._initializing: dict[str, anyio.Event] = {}  # 2025 session id -> set once its client said initialized
         self._subs = _Subscribers()
         self._tg: anyio.abc.TaskGroup | None = None
 
@@ -240,6 +241,9 @@ class Router:
     # connection bookkeeping (2025 era) -------------------------------------------------------------
     async def on_initialized(self, ctx: ServerRequestContext[Any, Any], params: Any) -> None:
         conn = connection_of(ctx.session)
+        waiting = self._initializing.pop(conn.session_id, None) if conn.session_id else None
+        if waiting is not None:
+            waiting.set()
         if not conn.has_standalone_channel:
             return
         key = id(conn)
@@ -247,6 +251,20 @@ class Router:
         if conn.session_id:
             self.sessions[conn.session_id] = conn
         conn.exit_stack.callback(self._forget_connection, key)
+
+    async def initialized_session(self, session_id: str, timeout: float) -> Connection | None:
+        """The connection of a live 2025 session, waiting up to `timeout` s for its `notifications/initialized` to
+        be handled: a client sends its first request as soon as that notification is accepted, which can be before
+        the SDK has handled it. Callers make sure the session exists (waiters are kept per session id)."""
+        conn = self.sessions.get(session_id)
+        if conn is not None:
+            return conn
+        waiting = self._initializing.setdefault(session_id, anyio.Event())
+        with anyio.move_on_after(timeout):
+            await waiting.wait()
+        if self._initializing.get(session_id) is waiting and not waiting.is_set():
+            del self._initializing[session_id]  # never initialized (yet): nothing stays behind
+        return self.sessions.get(session_id)
 
     def _forget_connection(self, key: int) -> None:
         conn = self._legacy.pop(key, None)

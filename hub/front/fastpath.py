@@ -1,7 +1,8 @@
-"""The pass-through fast path: `tools/call` for a relaying provider without the SDK's model layers.
+"""The pass-through fast path: requests for a relaying provider without the SDK's model layers.
 
-A provider that forwards calls to another MCP server (an upstream connector) can take a
-`tools/call` as raw JSON-RPC (`Provider.relay_tool_call`). For such calls the hub checks
+A provider that forwards requests to another MCP server (an upstream connector) can take a
+`tools/call`, `resources/read`, `prompts/get` or `completion/complete` as raw JSON-RPC
+(`Provider.relay_request`). For such requests the hub checks
 the request as the SDK would (DNS rebinding, Accept, the 2026-07-28 envelope and routing
 headers, `Mcp-Param-*`, the 2025 session and its owner), hands the decoded request over,
 and writes what comes back onto the client's stream: JSON, or SSE once a notification
@@ -23,7 +24,7 @@ import asyncio
 import itertools
 import json
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import anyio
 import anyio.abc
@@ -48,7 +49,7 @@ from starlette.requests import Request
 from hub.calls.context import LOG_LEVELS
 from hub.calls.dispatch import ADMISSION_KEY, CallFacts, Executed, raw_result_size
 from hub.front.resume import SessionEvents
-from hub.provider import Provider, RelayDeclined
+from hub.provider import RELAYED, Provider, RelayDeclined
 from hub.sdk import event_store_of, live_transport, seal_request_state, session_owner
 from hub.security.auth import PRINCIPAL_KEY
 
@@ -60,6 +61,7 @@ logger = logging.getLogger("junction.relay")
 REQUEST_CANCELLED = -32800
 PING_INTERVAL = 15.0
 ASK_ID_PREFIX = "junction-ask-"
+INITIALIZED_WAIT = 2.0  # seconds a 2025 session's first request waits for the SDK to handle its `initialized`
 
 _MODERN = frozenset(v.encode() for v in MODERN_PROTOCOL_VERSIONS)
 _HANDSHAKE = frozenset(v.encode() for v in HANDSHAKE_PROTOCOL_VERSIONS)
@@ -210,7 +212,7 @@ class _Call:
 
 
 class RelayFront:
-    """The hub's side of `Provider.relay_tool_call`; one per HTTP app."""
+    """The hub's side of `Provider.relay_request`; one per HTTP app."""
 
     def __init__(self, router: Router, manager: Any, security: TransportSecuritySettings, retry_ms: int | None,
                  state_boundary: Any) -> None:
@@ -239,12 +241,12 @@ class RelayFront:
                 session = value
         method = message.get("method")
         if version in _MODERN:
-            if method != "tools/call" or "id" not in message:
+            if method not in RELAYED or "id" not in message:
                 return False
             return await self._modern(scope, message, receive, send)
         if session is None or (version is not None and version not in _HANDSHAKE):
             return False
-        if method == "tools/call" and "id" in message:
+        if method in RELAYED and "id" in message:
             return await self._legacy(scope, session.decode("latin-1"), message, receive, send)
         if method is None and "id" in message:
             return await self._answer(scope, session.decode("latin-1"), message, receive, send)
@@ -306,10 +308,9 @@ class RelayFront:
 
     # 2026-07-28 ------------------------------------------------------------------------------------------
     async def _modern(self, scope: Any, message: dict[str, Any], receive: Any, send: Any) -> bool:
-        found = self._relay_target(message)
-        if found is None:
+        target = self._relay_target(message)
+        if target is None:
             return False
-        entry, params, arguments = found
         request = await self._checked(scope, receive)
         if request is None:
             return False
@@ -320,24 +321,27 @@ class RelayFront:
         if isinstance(verdict, InboundLadderRejection):
             return False
         param_headers = [(k, v) for k, v in headers.items() if k.startswith("mcp-param-")]
-        schema = self.router.tool_input_schema(params["name"])
-        if schema is not None and (param_headers or (arguments and self._declares_headers(schema))):
-            if validate_mcp_param_headers(schema, arguments, headers) is not None:
-                return False
+        if target.method == "tools/call":
+            schema = self.router.tool_input_schema(target.public)
+            arguments = target.params.get("arguments") or {}
+            if schema is not None and (param_headers or (arguments and self._declares_headers(schema))):
+                if validate_mcp_param_headers(schema, arguments, headers) is not None:
+                    return False
+        elif param_headers:
+            return False  # only a tool's arguments map to headers: the SDK says what is wrong
         call = _Call(self, send, modern=True, request_id=message["id"])
         call.protocol_version = verdict.protocol_version
         call.principal = _principal_name(scope)
         call.caller_key = f"principal:{call.principal}" if call.principal is not None else None
         call.client_capabilities = verdict.client_capabilities or {}
         call.param_headers = param_headers
-        meta = params.get("_meta")
+        meta = target.params.get("_meta")
         level = meta.get("io.modelcontextprotocol/logLevel") if isinstance(meta, dict) else None
         call.log_level = level if level in LOG_LEVELS else None
         info = verdict.client_info if isinstance(verdict.client_info, dict) else {}
         name, version = info.get("name"), info.get("version")
         client = (f"{name}/{version}" if name and version else name) or None
-        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=True,
-                               scope=scope)
+        return await self._run(call, target, message, receive, client, cancel_on_disconnect=True, scope=scope)
 
     # 2025 sessions ---------------------------------------------------------------------------------------
     def _transport(self, scope: Any, session_id: str) -> Any:
@@ -353,16 +357,17 @@ class RelayFront:
         return transport
 
     async def _legacy(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
-        connection = self.router.sessions.get(session_id)
-        if connection is None:
-            return False
-        found = self._relay_target(message)
-        if found is None:
+        target = self._relay_target(message)
+        if target is None:
             return False
         transport = self._transport(scope, session_id)
         if transport is None:
             return False
-        entry, params, arguments = found
+        connection = self.router.sessions.get(session_id)
+        if connection is None:  # the client's first request may overtake its `initialized` in the SDK
+            connection = await self.router.initialized_session(session_id, INITIALIZED_WAIT)
+            if connection is None:
+                return False
         request = await self._checked(scope, receive)
         if request is None:
             return False
@@ -389,8 +394,7 @@ class RelayFront:
         key = (session_id, message["id"])
         if key in self.active:
             return False  # a duplicate id in flight: the SDK's answer to that applies
-        return await self._run(call, entry, message, params, arguments, receive, client, cancel_on_disconnect=False,
-                               scope=scope)
+        return await self._run(call, target, message, receive, client, cancel_on_disconnect=False, scope=scope)
 
     async def _answer(self, scope: Any, session_id: str, message: dict[str, Any], receive: Any, send: Any) -> bool:
         slot = self.asks.get((session_id, message.get("id")))  # type: ignore[arg-type]
@@ -422,36 +426,75 @@ class RelayFront:
         return hit[1]
 
     # both eras -------------------------------------------------------------------------------------------
-    def _relay_target(self, message: dict[str, Any]) -> tuple[Any, dict[str, Any], dict[str, Any]] | None:
+    def _relay_target(self, message: dict[str, Any]) -> _Target | None:
+        """What the request names, if a relaying provider serves it; None leaves it to the SDK (which also
+        answers every malformed request)."""
         params = message.get("params")
         if not isinstance(params, dict) or "requestState" in params or "inputResponses" in params:
             return None  # later rounds of an input-required call carry the hub's sealed state: normal path
-        name = params.get("name")
-        arguments = params.get("arguments")
-        if not isinstance(name, str) or (arguments is not None and not isinstance(arguments, dict)):
+        method = message["method"]
+        catalog = self.router.catalog
+        slot: Any = None
+        if method == "resources/read":
+            uri = params.get("uri")
+            if not isinstance(uri, str):
+                return None
+            public = local = uri
+            slot = catalog.resource_owner(uri)
+            local_params = params
+        elif method == "completion/complete":
+            ref, argument = params.get("ref"), params.get("argument")
+            if not isinstance(ref, dict) or not isinstance(argument, dict) or not isinstance(argument.get("name"), str) \
+                    or not isinstance(argument.get("value"), str):
+                return None
+            if ref.get("type") == "ref/prompt" and isinstance(ref.get("name"), str):
+                entry = catalog.prompts.get(ref["name"])
+                if entry is None:
+                    return None
+                slot, public, local = entry.slot, ref["name"], entry.local
+                local_params = {**params, "ref": {**ref, "name": local}}
+            elif ref.get("type") == "ref/resource" and isinstance(ref.get("uri"), str):
+                public = local = ref["uri"]
+                slot = catalog.template_owner(public) or catalog.resource_owner(public)
+                local_params = params
+            else:
+                return None
+        else:  # tools/call, prompts/get
+            name = params.get("name")
+            arguments = params.get("arguments")
+            if not isinstance(name, str) or (arguments is not None and not isinstance(arguments, dict)):
+                return None
+            entry = (catalog.tools if method == "tools/call" else catalog.prompts).get(name)
+            if entry is None:
+                return None
+            slot, public, local = entry.slot, name, entry.local
+            local_params = {**params, "name": local}
+        provider = slot.provider if slot is not None else None
+        if provider is None or type(provider).relay_request is Provider.relay_request:
             return None
-        entry = self.router.catalog.tools.get(name)
-        if entry is None or entry.slot.provider is None:
-            return None
-        if type(entry.slot.provider).relay_tool_call is Provider.relay_tool_call:
-            return None
-        return entry, params, arguments or {}
+        return _Target(method, public, local, params, local_params, provider, slot.name)
 
-    async def _run(self, call: _Call, entry: Any, message: dict[str, Any], params: dict[str, Any],
-                   arguments: dict[str, Any], receive: Any, client: str | None, *, cancel_on_disconnect: bool,
-                   scope: Any) -> bool:
-        """Relay an admitted call: a way of executing inside the dispatch, which records it."""
-        admission = scope.get(ADMISSION_KEY)
-        if admission is None or not admission.matches("tools/call", params["name"], message["id"]):
-            return False  # not decided on by the gate: the SDK path admits it itself
-        public = params["name"]
-        call.request = {**message, "params": {**params, "name": entry.local}}
-        provider = entry.slot.provider
-        pending = provider.relay_tool_call(entry.local, call)
+    async def _run(self, call: _Call, target: _Target, message: dict[str, Any], receive: Any, client: str | None, *,
+                   cancel_on_disconnect: bool, scope: Any) -> bool:
+        """Relay a request the dispatch allows; a tool call as a way of executing inside the dispatch, which
+        records it."""
+        method, public = target.method, target.public
+        admission = None
+        if method == "completion/complete":  # not decided on by the gate: decided here, as the router does
+            principal = scope.get(PRINCIPAL_KEY)
+            decided_as = "completion/complete" if target.params["ref"].get("type") == "ref/prompt" else "resources/read"
+            if principal is None or self.dispatch.decide(principal, decided_as, public) is not None:
+                return False  # the SDK path refuses it in its own words
+        else:
+            admission = scope.get(ADMISSION_KEY)
+            if admission is None or not admission.matches(method, public, message["id"]):
+                return False  # not decided on by the gate: the SDK path admits it itself
+        call.request = {**message, "params": target.local_params}
+        pending = target.provider.relay_request(method, target.local, call)
         if pending is None:
             return False
+        what = f"Tool {public}" if method == "tools/call" else f"{method} of {public}"
         key = (call.session_id, call.request_id)
-        facts = CallFacts(admission.principal, call.request_id, client, call.protocol_version)
 
         async def execute(_entry: Any) -> Executed:
             final: dict[str, Any] | None = None
@@ -469,20 +512,20 @@ class RelayFront:
                     except RelayDeclined:
                         if not call.started:
                             raise
-                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: relay declined")
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"{what} failed: relay declined")
                     except MCPError as exc:
                         final = {"jsonrpc": "2.0", "id": call.request_id,
                                  "error": exc.error.model_dump(by_alias=True, mode="json", exclude_none=True)}
                     except Exception as exc:
-                        logger.exception("tool %s (provider '%s') failed", public, entry.slot.name)
-                        final = _error(call.request_id, types.INTERNAL_ERROR, f"Tool {public} failed: {exc}")
+                        logger.exception("%s (provider '%s') failed", what, target.slot_name)
+                        final = _error(call.request_id, types.INTERNAL_ERROR, f"{what} failed: {exc}")
                 if final is None:  # cancelled: by notifications/cancelled (2025), or the client left (2026)
                     if not call.modern:
                         with anyio.CancelScope(shield=True):
                             await call.finish(_error(call.request_id, REQUEST_CANCELLED, "Request cancelled"))
                     return Executed(None, "cancelled")
                 final["id"] = call.request_id
-                outcome, error, final = self._outcome(final, params, public)
+                outcome, error, final = self._outcome(final, method, target.params)
                 await call.finish(final)
                 return Executed(final, outcome, error, raw_result_size(final))
             finally:
@@ -502,12 +545,18 @@ class RelayFront:
                     follower.close()
 
         try:
-            await self.dispatch.run(admission, facts, execute)
+            if method == "tools/call":
+                assert admission is not None
+                facts = CallFacts(admission.principal, call.request_id, client, call.protocol_version)
+                await self.dispatch.run(admission, facts, execute)
+            else:
+                await execute(None)
         except RelayDeclined:
             return False
         return True
 
-    def _outcome(self, final: dict[str, Any], params: dict[str, Any], public: str) -> tuple[str, str | None, dict[str, Any]]:
+    def _outcome(self, final: dict[str, Any], method: str, params: dict[str, Any]
+                 ) -> tuple[str, str | None, dict[str, Any]]:
         if "error" in final:
             err = final["error"]
             return "error", err.get("message") if isinstance(err, dict) else None, final
@@ -520,7 +569,7 @@ class RelayFront:
                 # The upstream's state rides inside ours, sealed, as on the normal path (see Router._run):
                 # the client's retry then takes the normal path, which unseals it.
                 inner = json.dumps({"v": 1, "a": {}, "s": {}, "p": state}, separators=(",", ":"))
-                sealed = seal_request_state(self.state_boundary, "tools/call", params, inner)
+                sealed = seal_request_state(self.state_boundary, method, params, inner)
                 final = {**final, "result": {**result, "requestState": sealed}}
             return "input_required", None, final
         return ("tool_error" if result.get("isError") else "ok"), None, final
@@ -540,6 +589,19 @@ class RelayFront:
                     if cancel_on_disconnect and call.scope is not None:
                         call.scope.cancel()
                 return
+
+
+class _Target(NamedTuple):
+    """What a relayed request names: `public` as the client said it (a name or URI), `local` as its provider
+    knows it; `params` as sent, `local_params` with the local name."""
+
+    method: str
+    public: str
+    local: str
+    params: dict[str, Any]
+    local_params: dict[str, Any]
+    provider: Provider
+    slot_name: str
 
 
 def _principal_name(scope: Any) -> str | None:

@@ -189,3 +189,74 @@ async def test_relayed_calls_are_recorded(tmp_path: Path, transport: str) -> Non
     assert {(tool, outcome, protocol) for tool, outcome, _client, protocol, _args, _error in rows} == {
         ("up__fail", "tool_error", "2026-07-28")}
     assert all(args > 0 for *_, args, _error in rows)
+
+
+MODERN_ENVELOPE = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                   "io.modelcontextprotocol/clientCapabilities": {},
+                   "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+
+
+async def modern_request(http: httpx2.AsyncClient, url: str, request_id: str, method: str,
+                         params: dict[str, Any]) -> dict[str, Any]:
+    """One raw 2026-07-28 request; its JSON-RPC response (sent as JSON or as the last SSE event)."""
+    headers = {**HEADERS, "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method}
+    name = params.get("uri") if method == "resources/read" else params.get("name")
+    if method != "completion/complete":
+        headers["Mcp-Name"] = name
+    body = {"jsonrpc": "2.0", "id": request_id, "method": method, "params": {**params, "_meta": MODERN_ENVELOPE}}
+    response = await http.post(url, json=body, headers=headers)
+    assert response.status_code in (200, 400), response.text  # 400: a JSON-RPC error, as 2026-07-28 sends them
+    if response.headers["content-type"].startswith("text/event-stream"):
+        return sse_messages(response.text)[-1][1]
+    return response.json()
+
+
+@pytest.mark.parametrize(("mode", "protocol"), [("legacy", "legacy"), ("2026-07-28", "auto")])
+async def test_reads_prompts_completions_and_a_first_call_are_relayed(tmp_path: Path, transport: str, mode: str,
+                                                                      protocol: str) -> None:
+    """The upstream tells by the id it got: the hub's own (`junction-N`) for a relayed 2025 request, the caller's own
+    for a relayed 2026-07-28 one; the normal path's SDK client numbers its requests 0, 1, 2..."""
+    prompt_ref = {"type": "ref/prompt", "name": "up__request_id"}
+    template_ref = {"type": "ref/resource", "uri": "probe://echo/{word}"}
+    with linked(tmp_path, transport, protocol) as up, serve_hub(tmp_path / "front", up) as front:
+        if mode == "legacy":
+            async with Client(front.url, mode="legacy") as client:
+                seen = [await text(client, "up__request_id")]  # the caller's first call: its session opens first
+                read = await client.read_resource("probe://request-id")
+                seen.append(read.contents[0].text)  # type: ignore[union-attr]
+                read = await client.read_resource("probe://echo/hello")
+                seen.append(read.contents[0].text)  # type: ignore[union-attr]
+                prompt = await client.get_prompt("up__request_id", {"word": "hi"})
+                seen.append(prompt.messages[0].content.text)  # type: ignore[union-attr]
+                for ref in (types.PromptReference(**prompt_ref), types.ResourceTemplateReference(**template_ref)):
+                    done = await client.complete(ref, {"name": "word", "value": "ab"})
+                    assert done.completion.values[0] == "ab-done"
+                    seen.append(done.completion.values[1])
+                with pytest.raises(Exception, match="probe://missing"):
+                    await client.read_resource("probe://missing")  # in no list: refused, and nothing breaks
+            assert seen[0].startswith("junction-") and seen[1].startswith("junction-")
+            assert seen[2].startswith("hello (request junction-") and seen[3].startswith("hi (request junction-")
+            assert all(s.startswith("request junction-") for s in seen[4:]), seen
+            return
+        async with httpx2.AsyncClient(timeout=30) as http:
+            answers = [await modern_request(http, front.url, f"caller-{n}", method, params) for n, (method, params)
+                       in enumerate([("tools/call", {"name": "up__request_id", "arguments": {}}),
+                                     ("resources/read", {"uri": "probe://echo/hello"}),
+                                     ("prompts/get", {"name": "up__request_id", "arguments": {"word": "hi"}}),
+                                     ("completion/complete", {"ref": prompt_ref, "argument": {"name": "word",
+                                                                                             "value": "ab"}}),
+                                     ("completion/complete", {"ref": template_ref, "argument": {"name": "word",
+                                                                                               "value": "ab"}})])]
+            missing = await modern_request(http, front.url, "caller-9", "resources/read", {"uri": "probe://missing"})
+    assert [a["id"] for a in answers] == [f"caller-{n}" for n in range(5)]
+    seen = [answers[0]["result"]["content"][0]["text"], answers[1]["result"]["contents"][0]["text"],
+            answers[2]["result"]["messages"][0]["content"]["text"],
+            *(a["result"]["completion"]["values"][1] for a in answers[3:])]
+    if transport == "http":  # stateless: the caller's own id goes on
+        assert seen == ["caller-0", "hello (request caller-1)", "hi (request caller-2)", "request caller-3",
+                        "request caller-4"]
+    else:  # one pipe for every caller: ids of the hub's own
+        assert seen[0].startswith("junction-") and seen[1].startswith("hello (request junction-")
+        assert seen[2].startswith("hi (request junction-") and seen[3].startswith("request junction-"), seen
+    assert [a["result"]["completion"]["values"][0] for a in answers[3:]] == ["ab-done", "ab-done"]
+    assert missing["id"] == "caller-9" and "probe://missing" in missing["error"]["message"]
