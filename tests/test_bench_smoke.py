@@ -31,15 +31,24 @@ def test_call_bench_quick_run_prints_one_json_line() -> None:
 
 
 def test_proxy_bench_quick_run_prints_one_json_line() -> None:
+    # both upstream links (HTTP and the hub's own stdio program) and the default-config starts; not the plain
+    # install, which downloads packages
     report = quick_report("proxy_bench.py", "--quick", "--timeout", "240")
     assert report["bench"] == "proxy" and report["ok"] is True and report["errors"] == 0
-    assert {(r["era"], r["workload"], r["concurrency"]) for r in report["results"]} == {
-        (era, workload, concurrency)
+    assert {(r["install"], r["upstream"], r["era"], r["workload"], r["concurrency"]) for r in report["results"]} == {
+        ("dev", upstream, era, workload, concurrency)
+        for upstream in ("http", "stdio")
         for era in ("2025-11-25", "2026-07-28")
         for workload, concurrency in (("echo", 1), ("echo", 16), ("echo", 64), ("sleep50", 64))}
     for result in report["results"]:
         assert result["hub"]["rps"] > 0 and result["direct"]["rps"] > 0 and result["throughput_ratio"] > 0
     assert isinstance(report["upstream_initialize_after_warmup"], int)
+    assert {(h["install"], h["upstream"]) for h in report["hubs"]} == {("dev", "http"), ("dev", "stdio")}
+    for hub in report["hubs"]:
+        assert hub["rss_mb"]["after_warmup"] > 0 and hub["rss_mb"]["after_runs"] > 0
+    for variant in ("defaults", "rag_off"):
+        start = report["start"]["dev"][variant]
+        assert start["start_to_first_call_s"] > 0 and start["rss_idle_mb"] > 0
 
 
 def test_rag_eval_runs_on_a_collection_it_has_not_seen(tmp_path) -> None:

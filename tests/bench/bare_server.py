@@ -10,7 +10,11 @@ JSON {"initialize": N, "requests": {METHOD: N}, "http": {VERB: N}}: the number o
 received so far (counted by an SDK middleware, so only real handshakes count, whatever the request
 body's formatting), of all JSON-RPC requests by method, and of HTTP requests to the app by verb.
 
-Run: python tests/bench/bare_server.py [--port 0] [--proxy-tools]
+With `--stdio` it serves the same `Server` over the SDK's stdio transport instead (one connection on
+stdin/stdout, both eras; on uvloop when it is installed, as uvicorn's HTTP side is), for the hub to
+link as a stdio program; nothing is printed, and `stats` counts the same (its "http" stays empty).
+
+Run: python tests/bench/bare_server.py [--port 0] [--proxy-tools] [--stdio]
 """
 
 from __future__ import annotations
@@ -109,14 +113,34 @@ def build_server(proxy_tools: bool = False) -> Server[Any]:
     return server
 
 
+def serve_stdio(server: Server[Any]) -> None:
+    """One connection over stdin/stdout until the client closes stdin."""
+    from mcp.server.stdio import stdio_server
+
+    async def run() -> None:
+        async with stdio_server() as (read_stream, write_stream):
+            await server.run(read_stream, write_stream, server.create_initialization_options())
+
+    try:
+        import uvloop  # noqa: F401
+    except ImportError:
+        anyio.run(run)
+    else:
+        anyio.run(run, backend_options={"use_uvloop": True})
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--proxy-tools", action="store_true",
                         help="also serve the `sleep` and `stats` tools and count `initialize` requests")
+    parser.add_argument("--stdio", action="store_true", help="serve over stdin/stdout instead of HTTP")
     args = parser.parse_args()
 
     server = build_server(args.proxy_tools)
+    if args.stdio:
+        serve_stdio(server)
+        return 0
     app = server.streamable_http_app(host="127.0.0.1")
     if args.proxy_tools:
         app = count_http(app)

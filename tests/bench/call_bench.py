@@ -129,6 +129,13 @@ def _kill_group(sp: ServerProc) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
 
 
+def stop_server(sp: ServerProc) -> None:
+    """Stop one server started here (its whole process group), leaving the others running."""
+    with contextlib.suppress(ValueError):
+        _STARTED.remove(sp)
+    _kill_group(sp)
+
+
 def stop_all() -> None:
     while _STARTED:
         sp = _STARTED.pop()
@@ -138,10 +145,13 @@ def stop_all() -> None:
             log(f"could not stop {sp.name} (pid {sp.pid}): {exc}")
 
 
-def start_server(name: str, args: list[str], env: dict[str, str], ready: re.Pattern[str], timeout: float) -> ServerProc:
+def start_server(
+    name: str, args: list[str], env: dict[str, str], ready: re.Pattern[str], timeout: float, cwd: Path | None = None
+) -> ServerProc:
+    """Start a server in its own process group (in `cwd`, default the repo root) and wait for its `ready` line."""
     proc = subprocess.Popen(
         args,
-        cwd=ROOT,
+        cwd=cwd or ROOT,
         env=env,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
