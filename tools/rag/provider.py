@@ -182,9 +182,10 @@ class RagProvider(Provider):
         self.host.spawn(self._background)
 
     async def _open(self, name: str) -> Namespace:
+        """Record a namespace; its engines open when first needed (`Namespace.ready`)."""
         assert self.store is not None
         space = Namespace(name, self.root / "ns" / name, self.store, self.embedder, self._settings())
-        await anyio.to_thread.run_sync(space.open_sync)
+        await anyio.to_thread.run_sync(space.check_vectors)
         self.spaces[name] = space
         return space
 
@@ -381,6 +382,8 @@ class RagProvider(Provider):
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
         spaces = [self._space(n, who) for n in namespaces] if namespaces else \
             [s for n, s in self.spaces.items() if self._reaches(n, who)]
+        for space in spaces:
+            await space.ready()
         after, before = _when(filters.get("after"), "after"), _when(filters.get("before"), "before")
         tags = filters.get("tags")
         if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
@@ -509,6 +512,7 @@ class RagProvider(Provider):
                 "paths": ns_config.paths if ns_config else [],
                 "embedder": self.embedder.id if self.embedder is not None else None,
                 "vectors_ready": space.vectors_ready,
+                # the engines' own figures: None until the namespace's engines open (`stats` opens them)
                 "vector_index": None if space.vectors is None else ("hnsw" if space.vectors.is_hnsw else "flat"),
                 "vectors": None if space.vectors is None else space.vectors.size}
 
@@ -526,6 +530,8 @@ class RagProvider(Provider):
 
     async def _tool_stats(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         space = self._space(args.get("namespace"), self._who(ctx))
+        await space.ready()  # what the engines hold is what this tells
+        assert space.text is not None
         info = self._describe(space)
         info["bm25_chunks"] = await anyio.to_thread.run_sync(space.text.count)
         info["settings"] = msgspec.to_builtins(space.settings.__dict__)
