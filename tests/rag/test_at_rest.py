@@ -1,5 +1,5 @@
 """Small at rest: the knowledge base opens its engines and loads the bundled model when it is first used, not at
-start; a real `junction serve` with no config stays small."""
+start, and gives the model back when it has been idle; a real `junction serve` with no config stays small."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from mcp import Client
 from hub.cli.local import local_context
 from hub.provider import run_tool
 from tests.fixtures.provider_host import Host
-from tests.helpers import RunningHub, wait_until
+from tests.helpers import RunningHub, wait_until, wait_until_async
 from tools.rag.embed import MiniLM
 from tools.rag.provider import NamespaceConfig, RagConfig, RagProvider
 
@@ -77,6 +77,23 @@ async def test_configured_folders_sync_at_start_and_an_unchanged_one_opens_nothi
         at_rest(provider)  # every file unchanged: the store said so, no engine and no model was needed
         results, modes = await provider.search("recruiting people for a team", ["docs"], k=1, mode="vector")
         assert results[0]["title"] == "Quarterly hiring plan" and modes == {"docs": "vector"}
+    finally:
+        await provider.stop()
+
+
+async def test_an_idle_model_is_released_and_the_next_embed_loads_it_again(tmp_path: Path) -> None:
+    provider = await started(tmp_path / "data", RagConfig(sample=False, model_idle_s=0))
+    model = provider.embedder
+    assert isinstance(model, MiniLM)
+    try:
+        await run_tool(provider, "create_namespace", {"namespace": "boat"}, local_context())
+        ingested = await run_tool(provider, "ingest", {"namespace": "boat", "title": "Pump", "text": (
+            "The bilge pump starts when the float switch rises; test it monthly.")}, local_context())
+        assert ingested.structured_content["embedded"] == 1  # type: ignore[union-attr, index]
+        await wait_until_async(lambda: not model.loaded, "the idle model to be released", 60)
+        results, modes = await provider.search("what turns the bilge pump on", ["boat"], k=1, mode="vector")
+        assert results[0]["title"] == "Pump" and modes == {"boat": "vector"}
+        await wait_until_async(lambda: not model.loaded, "the model to be released again after the search", 60)
     finally:
         await provider.stop()
 

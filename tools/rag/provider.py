@@ -8,8 +8,9 @@ answered from search results, with citations).
 Folder namespaces from the config are brought up to date when the hub starts and then kept
 current by a watcher. Searching works at once (BM25); vectors join in as they are ready.
 
-Small at rest: a namespace's engines (tantivy, faiss) open on its first search or write, and the
-bundled sample is indexed on the knowledge base's first use.
+Small at rest: a namespace's engines (tantivy, faiss) open on its first search or write, the bundled
+sample is indexed on the knowledge base's first use, and the bundled model is dropped after
+`model_idle_s` without embedding (it loads again, in ~0.3 s, on the next embed).
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     openai: OpenAIEmbeddingConfig = msgspec.field(default_factory=OpenAIEmbeddingConfig)
     threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """CPU threads the bundled model may use."""
+    model_idle_s: float = 120.0
+    """Seconds without embedding after which the bundled model is dropped (~350 MB while loaded; the next
+    embed loads it again in ~0.3 s). 0: as soon as no embed runs; negative: keep it loaded."""
     chunk_size: Annotated[int, msgspec.Meta(ge=20, le=2000)] = 180
     """Words per chunk (the bundled model reads about 200 words)."""
     chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=500)] = 30
@@ -188,6 +192,8 @@ class RagProvider(Provider):
         for name in self.store.namespaces():
             await self._open(name)
         self.host.spawn(self._background)
+        if isinstance(self.embedder, MiniLM) and self.config.model_idle_s >= 0:
+            self.host.spawn(self.embedder.release_when_idle, self.config.model_idle_s)
 
     async def _open(self, name: str) -> Namespace:
         """Record a namespace; its engines open when first needed (`Namespace.ready`)."""
