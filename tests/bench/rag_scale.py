@@ -93,6 +93,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         store = RagStore(tmp / "rag.db")
         store.put_namespace("big", {}, "bench")
         space = Namespace("big", tmp / "ns" / "big", store, Replay(base), Settings())  # type: ignore[arg-type]
+        space.check_vectors()
         space.open_sync()
         rng = random.Random(7)
         sources = ["files", "web", "mail"]

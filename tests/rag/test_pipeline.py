@@ -184,9 +184,10 @@ async def test_a_restart_replays_what_the_engines_missed(tmp_path: Path) -> None
     provider, _ = await make(tmp_path, **config)
     try:
         space = provider.spaces["docs"]
-        assert space.text.count() == chunks and space.vectors.size == chunks  # type: ignore[union-attr]
-        results, _ = await provider.search("compiler engineers", ["docs"], k=1)
+        assert space.text is None and space.vectors is None  # the sync found nothing new: nothing opened
+        results, _ = await provider.search("compiler engineers", ["docs"], k=1)  # opens them, replaying it all
         assert results[0]["title"] == "Quarterly hiring plan"
+        assert space.text.count() == chunks and space.vectors.size == chunks  # type: ignore[union-attr]
     finally:
         await provider.stop()
 

@@ -3,8 +3,9 @@
 Ingestion order, for crash safety: parse, chunk and embed first (nothing stored yet); then one
 SQLite transaction writes the document, its chunks, their vectors and a write-ahead record;
 then both engines apply it. tantivy commits and faiss saves (atomically: temp file + rename)
-note the last record they contain; on start each engine replays what it lacks. A kill -9 at any
-point therefore leaves either the old or the new version of a document, never a mix.
+note the last record they contain; when a namespace's engines open (on its first search or write,
+not at start: `Namespace.ready`) each replays what it lacks. A kill -9 at any point therefore
+leaves either the old or the new version of a document, never a mix.
 """
 
 from __future__ import annotations
@@ -113,20 +114,50 @@ class Namespace:
         self.store = store
         self.embedder = embedder
         self.settings = settings
-        self.text = TextIndex(root / "bm25")
+        self.text: TextIndex | None = None
         self.vectors: VectorIndex | None = None
+        """Both None until `ready()`: a namespace nobody searches or changes costs no memory."""
+        self.opened = False
         self.vectors_ready = False
         """False while the namespace's vectors are (re)built: vector search is off, hybrid is BM25 alone."""
         self.write_lock = anyio.Lock()
+        self._open_lock = anyio.Lock()
         self._meta: _Metadata | None = None
         self._unsaved = 0  # documents written since the last tantivy commit
         self._vectors_dirty = False  # faiss changed since it was last saved
         self._last_save = time.monotonic()
         self._last_commit = time.monotonic()
 
-    # start: replay what the engines lack ---------------------------------------------------------
+    # opening: replay what the engines lack -------------------------------------------------------
+    def check_vectors(self) -> None:
+        """Vector search is on unless some chunk lacks a vector of the current embedder (a new model, or chunks
+        stored while there was none; the caller re-embeds): read from the store, so the decision opens no engine."""
+        if self.embedder is None:
+            return
+        recorded = self.store.namespace(self.name)
+        stored_id = recorded[1] if recorded else None
+        self.vectors_ready = (stored_id in (None, self.embedder.id)
+                              and self.store.chunks_without_vectors(self.name, self.embedder.id) == 0)
+
+    async def ready(self) -> None:
+        """Open the engines once, on the first path that needs them (search, a write, a delete, a re-embed)."""
+        if self.opened:
+            return
+        async with self._open_lock:
+            if not self.opened:
+                await anyio.to_thread.run_sync(self.open_sync)
+
     def open_sync(self) -> None:
+        if self.opened:
+            return
         last = self.store.last_seq(self.name)
+        self._open_text(last)
+        self._open_vectors(last)
+        self.opened = True
+
+    def _open_text(self, last: int) -> None:
+        if self.text is None:  # kept if a first try failed later on (tantivy allows one writer per index)
+            self.text = TextIndex(self.root / "bm25")
         if self.text.applied < last:
             docs = self.store.ops_after(self.name, self.text.applied)
             self._text_apply(docs)
@@ -137,6 +168,8 @@ class Namespace:
             self.text.clear()
             self._text_apply([d.id for d in self.store.documents(self.name, limit=10**9)])
             self.text.commit(last)
+
+    def _open_vectors(self, last: int) -> None:
         if self.embedder is None:
             return
         recorded = self.store.namespace(self.name)
@@ -150,14 +183,13 @@ class Namespace:
             self.vectors.save(last)
         if stored_id is None:
             self.store.set_embedder(self.name, self.embedder.id, self.embedder.dim)
-        # chunks stored while no embedder was available have no vector yet: the background embeds them
-        self.vectors_ready = self.store.chunks_without_vectors(self.name, self.embedder.id) == 0
 
     def _text_apply(self, doc_ids: list[int]) -> None:
         for start in range(0, len(doc_ids), 500):
             self._text_apply_batch(doc_ids[start:start + 500])
 
     def _text_apply_batch(self, doc_ids: list[int]) -> None:
+        assert self.text is not None
         docs = self.store.documents_by_id(doc_ids)
         chunks = self.store.chunks([d for d in doc_ids if d in docs])
         by_doc: dict[int, list] = {}
@@ -186,6 +218,7 @@ class Namespace:
     async def reembed(self, progress: Callable[[int, int], Awaitable[None]] | None = None) -> int:
         """Embed every chunk with the current embedder (a new model), then switch vector search back on."""
         assert self.embedder is not None
+        await self.ready()
         async with self.write_lock:
             self.vectors_ready = False
             rows = self.store.query("SELECT c.text_hash, c.text, c.title_path, d.title FROM chunks c "
@@ -292,6 +325,8 @@ class Namespace:
                     raise ValueError(f"cannot embed: {exc}") from None
                 vectors = {h: v.tobytes() for (h, _), v in zip(todo, embedded, strict=True)}
                 report.embedded += len(todo)
+        await self.ready()
+        assert self.text is not None
         doc = {"key": item.key, "title": title, "source": item.source, "mime": parsed.mime, "mtime": item.mtime,
                "tags": item.tags, "hash": digest, "size": len(data)}
         doc_id, old, new, _seq = self.store.write_document(
@@ -312,6 +347,8 @@ class Namespace:
             report.updated += 1
 
     async def _flush(self, final: bool = False) -> None:
+        if self.text is None:
+            return  # nothing was written, nothing opened
         seq = self.store.last_seq(self.name)
         if self._unsaved:
             await anyio.to_thread.run_sync(self.text.commit, seq)
@@ -340,6 +377,8 @@ class Namespace:
         return count
 
     async def _delete(self, doc_ids: list[int]) -> int:
+        await self.ready()
+        assert self.text is not None
         removed, _seq = self.store.delete_documents(self.name, doc_ids)
         for doc_id in doc_ids:
             self.text.replace(doc_id, [])
@@ -410,6 +449,7 @@ class Namespace:
     def search_sync(self, query: str, query_vector: np.ndarray | None, k: int, mode: str, filters: Filters,
                     depth: int = 100) -> tuple[list[Hit], str]:
         """Top `k` chunks; also says which mode really ran (hybrid falls back to BM25 without vectors)."""
+        assert self.text is not None, "search after ready()"
         depth = max(depth, k)
         used = mode
         text_hits, snippet = self.text.search(query, depth, filters) if mode in ("hybrid", "bm25") else ([], None)

@@ -7,6 +7,10 @@ answered from search results, with citations).
 
 Folder namespaces from the config are brought up to date when the hub starts and then kept
 current by a watcher. Searching works at once (BM25); vectors join in as they are ready.
+
+Small at rest: a namespace's engines (tantivy, faiss) open on its first search or write, the bundled
+sample is indexed on the knowledge base's first use, and the bundled model is dropped after
+`model_idle_s` without embedding (it loads again, in ~0.3 s, on the next embed).
 """
 
 from __future__ import annotations
@@ -67,6 +71,9 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     openai: OpenAIEmbeddingConfig = msgspec.field(default_factory=OpenAIEmbeddingConfig)
     threads: Annotated[int, msgspec.Meta(ge=1, le=64)] = 2
     """CPU threads the bundled model may use."""
+    model_idle_s: float = 120.0
+    """Seconds without embedding after which the bundled model is dropped (~350 MB while loaded; the next
+    embed loads it again in ~0.3 s). 0: as soon as no embed runs; negative: keep it loaded."""
     chunk_size: Annotated[int, msgspec.Meta(ge=20, le=2000)] = 180
     """Words per chunk (the bundled model reads about 200 words)."""
     chunk_overlap: Annotated[int, msgspec.Meta(ge=0, le=500)] = 30
@@ -87,7 +94,7 @@ class RagConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Let `ingest` fetch URLs on loopback and private networks (as `[outbound] allow_private` does for
     every provider); every other rule of `[outbound]` still applies."""
     sample: bool = True
-    """With no namespaces configured, index the bundled sample folder as namespace `sample`."""
+    """With no namespaces configured, index the bundled sample folder as namespace `sample` (on first use)."""
     max_namespaces_per_user: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 20
     """Namespaces one user may make with tools (each holds its own indexes; the local user has no such limit)."""
     namespaces: dict[Annotated[str, msgspec.Meta(pattern=_NS_NAME)], NamespaceConfig] = {}
@@ -141,6 +148,10 @@ class RagProvider(Provider):
         self._stop = anyio.Event()
         self.synced = anyio.Event()
         """Set once the configured folders have been brought up to date after start."""
+        self.sample: NamespaceConfig | None = None
+        """The bundled sample, when it stands in for configured namespaces: indexed on first use (`_first_use`)."""
+        self._sample_synced = False
+        self._sample_lock = anyio.Lock()
 
     # lifecycle -----------------------------------------------------------------------------------
     def _settings(self) -> Settings:
@@ -173,20 +184,38 @@ class RagProvider(Provider):
                 self.embedder = None
         self.configured = dict(self.config.namespaces)
         if not self.configured and self.config.sample and SAMPLE_DIR.is_dir():
-            self.configured["sample"] = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)
+            self.sample = NamespaceConfig(paths=[str(SAMPLE_DIR)], tags=["sample"], watch=False)
+            self.configured["sample"] = self.sample
         for name, ns_config in self.configured.items():
             self.store.put_namespace(name, msgspec.to_builtins(ns_config), "config")
         self.owners = self.store.owners()
         for name in self.store.namespaces():
             await self._open(name)
         self.host.spawn(self._background)
+        if isinstance(self.embedder, MiniLM) and self.config.model_idle_s >= 0:
+            self.host.spawn(self.embedder.release_when_idle, self.config.model_idle_s)
 
     async def _open(self, name: str) -> Namespace:
+        """Record a namespace; its engines open when first needed (`Namespace.ready`)."""
         assert self.store is not None
         space = Namespace(name, self.root / "ns" / name, self.store, self.embedder, self._settings())
-        await anyio.to_thread.run_sync(space.open_sync)
+        await anyio.to_thread.run_sync(space.check_vectors)
         self.spaces[name] = space
         return space
+
+    async def _first_use(self) -> None:
+        """Index the bundled sample before the knowledge base's first use is served (so that first search finds
+        it), rather than at start: embedding it loads the model. Unchanged since last time, it opens nothing."""
+        if self.sample is None or self._sample_synced:
+            return
+        async with self._sample_lock:
+            if self._sample_synced:
+                return
+            try:
+                await self._sync_paths("sample", self.sample)
+            except Exception as exc:  # searching the rest must still work
+                logger.error("rag sample: cannot index it: %s", exc)
+            self._sample_synced = True
 
     async def _background(self) -> None:
         """Re-embed namespaces built with another model, sync configured folders, then watch them."""
@@ -200,7 +229,7 @@ class RagProvider(Provider):
                 except Exception as exc:  # keep BM25 serving
                     logger.error("rag %s: embedding failed: %s", space.name, exc)
         for name, ns_config in self.configured.items():
-            if ns_config.paths:
+            if ns_config.paths and ns_config is not self.sample:
                 try:
                     await self._sync_paths(name, ns_config)
                 except Exception as exc:  # one bad folder must not stop the others
@@ -349,6 +378,11 @@ class RagProvider(Provider):
         return uri.startswith("rag://")
 
     # calls ---------------------------------------------------------------------------------------
+    async def call_tool(self, name: str, arguments: dict[str, Any], ctx: CallContext
+                        ) -> types.CallToolResult | types.InputRequiredResult:
+        await self._first_use()
+        return await super().call_tool(name, arguments, ctx)
+
     def _reaches(self, name: str, who: Principal | None, *, write: bool = False) -> bool:
         """A namespace made with a tool is its owner's (and the admins'); the config's are everyone's to read
         (within the policy) and the admins' to change."""
@@ -379,8 +413,11 @@ class RagProvider(Provider):
             raise ValueError("query: nothing to search for (no words)")
         if mode not in MODES:
             raise ValueError(f"mode: expected one of {', '.join(MODES)}, got {mode!r}")
+        await self._first_use()
         spaces = [self._space(n, who) for n in namespaces] if namespaces else \
             [s for n, s in self.spaces.items() if self._reaches(n, who)]
+        for space in spaces:
+            await space.ready()
         after, before = _when(filters.get("after"), "after"), _when(filters.get("before"), "before")
         tags = filters.get("tags")
         if tags is not None and (not isinstance(tags, list) or not all(isinstance(t, str) for t in tags)):
@@ -509,6 +546,7 @@ class RagProvider(Provider):
                 "paths": ns_config.paths if ns_config else [],
                 "embedder": self.embedder.id if self.embedder is not None else None,
                 "vectors_ready": space.vectors_ready,
+                # the engines' own figures: None until the namespace's engines open (`stats` opens them)
                 "vector_index": None if space.vectors is None else ("hnsw" if space.vectors.is_hnsw else "flat"),
                 "vectors": None if space.vectors is None else space.vectors.size}
 
@@ -526,6 +564,8 @@ class RagProvider(Provider):
 
     async def _tool_stats(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         space = self._space(args.get("namespace"), self._who(ctx))
+        await space.ready()  # what the engines hold is what this tells
+        assert space.text is not None
         info = self._describe(space)
         info["bm25_chunks"] = await anyio.to_thread.run_sync(space.text.count)
         info["settings"] = msgspec.to_builtins(space.settings.__dict__)
@@ -574,6 +614,7 @@ class RagProvider(Provider):
     # resources and the prompt --------------------------------------------------------------------
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         assert self.store is not None
+        await self._first_use()
         parts = uri.removeprefix("rag://").strip("/").split("/")
         try:
             space = self._space(parts[0], self._who(ctx))
@@ -603,6 +644,7 @@ class RagProvider(Provider):
     async def get_prompt(self, name: str, arguments: dict[str, str], ctx: CallContext) -> types.GetPromptResult:
         if name != "answer":
             raise ValueError(f"unknown prompt {name!r}")
+        await self._first_use()
         question = (arguments or {}).get("question", "").strip()
         if not question:
             raise ValueError("question: required")
@@ -619,6 +661,7 @@ class RagProvider(Provider):
     async def ingest_items(self, namespace: str, items: list[Item], remove_missing: str | None = None,
                            who: Principal | None = None) -> Report:
         """Ingest for another provider; with `who`, only into a namespace they may change."""
+        await self._first_use()
         report = await self._space(namespace, who, write=who is not None).ingest(items, remove_missing=remove_missing)
         self.host.resource_updated(f"rag://{namespace}")
         return report
