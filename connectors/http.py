@@ -50,6 +50,7 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
         self.session_id: str | None = None
         self.protocol_version: str | None = None
         self.joined = anyio.Event()
+        self.refused: int | None = None  # the status of the last 401 or 403 the upstream answered
 
     def session(self) -> aiohttp.ClientSession:
         return self._client()
@@ -85,6 +86,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise httpx2.TimeoutException("timed out", request=request) from exc
         except aiohttp.ClientError as exc:
             raise httpx2.NetworkError(str(exc) or type(exc).__name__, request=request) from exc
+        if response.status in (401, 403):
+            self.refused = response.status
         if in_session and response.status < 300 and not self.joined.is_set():
             self.joined.set()
         return httpx2.Response(

@@ -75,6 +75,7 @@ class _Routing(Protocol):
     relays: int
     transport: AiohttpTransport | None
     pipe: PipeCalls | None
+    headers: dict[str, str]
 
 logger = logging.getLogger("junction.connectors")
 
@@ -167,7 +168,7 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
     if transport is None:
         raise RelayDeclined
     method = relay.request["method"]
-    headers = dict(provider.settings.headers)
+    headers = dict(routing.headers)
     headers["Content-Type"] = "application/json"
     headers["Accept"] = _ACCEPT
     headers["MCP-Protocol-Version"] = protocol_version

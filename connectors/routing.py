@@ -23,6 +23,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from connectors.personal import missing_values, not_linked, refused_values, user_of
 from connectors.wire import ALL_ROUTABLE, caller_envelope, describe, routable_capabilities, stamp_caller_envelope
 from hub.provider import InputUnavailable
 
@@ -73,7 +74,7 @@ class Supervised(Protocol):
     def stopping(self) -> bool: ...
 
     def open_client(self, stack: AsyncExitStack, routing: Routing,
-                    capabilities: frozenset[str] | None = None) -> Client: ...
+                    capabilities: frozenset[str] | None = None, user: str | None = None) -> Client: ...
 
 
 class SessionGone(Exception):
@@ -100,6 +101,7 @@ class Routing:
         self.relays = 0  # calls relayed as raw JSON-RPC (connectors/passthrough.py) in flight
         self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
         self.pipe: PipeCalls | None = None  # stdio: the program's pipe, for relayed calls
+        self.headers: dict[str, str] = {}  # HTTP: the headers this session sends (a user's own, for theirs)
 
     @property
     def busy(self) -> bool:
@@ -213,8 +215,9 @@ class Member:
     """An extra upstream session: a caller's own (`shared = false`), or one declaring only the capabilities
     a caller has (for 2025 upstreams). Opened on first use, closed when idle."""
 
-    def __init__(self, members: Members, key: str, capabilities: frozenset[str] | None = None) -> None:
-        self.members, self.key, self.capabilities = members, key, capabilities
+    def __init__(self, members: Members, key: str, capabilities: frozenset[str] | None = None,
+                 user: str | None = None) -> None:
+        self.members, self.key, self.capabilities, self.user = members, key, capabilities, user
         self.routing = Routing(members.upstream, self)
         self.client: Client | None = None
         self.error: str | None = None
@@ -240,7 +243,8 @@ class Member:
         upstream = self.members.upstream
         try:
             async with AsyncExitStack() as stack:
-                client = await stack.enter_async_context(upstream.open_client(stack, self.routing, self.capabilities))
+                client = await stack.enter_async_context(
+                    upstream.open_client(stack, self.routing, self.capabilities, self.user))
                 if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                     stamp_caller_envelope(client)
                 self.client = client
@@ -277,7 +281,9 @@ class Members:
         """Which session serves a caller: (None: the shared one, else a member's key; the capabilities
         that member declares, None for all)."""
         s = self.upstream.settings
-        key = None if s.shared or caller_key is None else caller_key
+        key: str | None = None
+        if not s.shared:  # (a per-user connector is never shared)
+            key = f"user:{user_of(caller_key)}" if s.per_user else caller_key  # every user's own, the local user's too
         if client.protocol_version not in MODERN_PROTOCOL_VERSIONS and s.url and offered != ALL_ROUTABLE:
             # A 2025 upstream decides what to ask from the capabilities its session declared, so a
             # caller that declared fewer than we can route gets a session declaring only its own.
@@ -301,12 +307,21 @@ class Members:
             return client, shared
         member = self.by_key.get(key)
         if member is None:
-            member = self.by_key[key] = Member(self, key, capabilities)
+            user = None
+            if upstream.settings.per_user:
+                user = user_of(caller_key)
+                missing = missing_values(upstream.host, upstream.settings, user)
+                if missing:
+                    raise not_linked(upstream.host, user, missing)
+            member = self.by_key[key] = Member(self, key, capabilities, user)
             upstream.host.spawn(member.run)
         with anyio.move_on_after(upstream.settings.connect_timeout):
             await member.ready.wait()
         if member.client is None:
             self.by_key.pop(key, None)
+            refused = member.routing.transport.refused if member.routing.transport is not None else None
+            if member.user is not None and refused is not None:
+                raise refused_values(upstream.host, upstream.settings, member.user, refused)
             raise MCPError(code=types.INTERNAL_ERROR, message=(
                 f"connector '{upstream.host.name}': could not open a session for this caller: {member.error}"))
         member.last_used = time.monotonic()

@@ -9,6 +9,8 @@ from typing import Literal
 
 import msgspec
 
+from hub.security.vault import user_secret_names
+
 
 class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Settings of an MCP connector (everything in `[connectors.NAME]` but enabled/prefix/type)."""
@@ -17,12 +19,14 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """Program to launch (stdio upstream)."""
     args: list[str] = []
     env: dict[str, str] = {}
-    """Extra environment for the program (on top of a minimal safe environment)."""
+    """Extra environment for the program (on top of a minimal safe environment); "${user_secret:NAME}" as in
+    `headers`."""
     cwd: str = ""
     url: str = ""
     """Streamable HTTP endpoint (remote upstream)."""
     headers: dict[str, str] = {}
-    """Extra HTTP headers sent upstream (e.g. an API key: use "${ENV_VAR}" to keep it out of the file)."""
+    """Extra HTTP headers sent upstream (e.g. an API key: use "${ENV_VAR}" or "${secret:NAME}" to keep it out of the
+    file; "${user_secret:NAME}" is the calling user's own value, see `per_user`)."""
     protocol: Literal["auto", "legacy", "2026-07-28"] = "auto"
     """Protocol era spoken upstream: `auto` probes 2026-07-28 first and falls back to initialize."""
     include: list[str] = []
@@ -42,11 +46,27 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     shared: bool = True
     """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
     per-user state; the shared session then only serves the catalog."""
+    catalog_as: str = ""
+    """For a `per_user` connector: the user whose own values the shared session (which reads the catalog) uses;
+    empty: that session goes without the headers and environment variables that hold a user's value."""
     idle_stop: float = 300.0
     """Seconds after which an unused session is closed: per-caller ones, and with `start = "lazy"` the
     shared one too (it reopens on the next call); 0 keeps them open."""
 
+    @property
+    def per_user(self) -> bool:
+        """Whether a header or environment value is a user's own ("${user_secret:NAME}"): then every user has an
+        upstream session (or program) of their own that carries their values and nobody else's (`shared = false`)."""
+        return bool(self.user_values)
+
+    @property
+    def user_values(self) -> list[str]:
+        """The `${user_secret:NAME}` names the headers and environment use."""
+        return user_secret_names({**self.headers, **{f"env:{k}": v for k, v in self.env.items()}})
+
     def __post_init__(self) -> None:
+        if self.per_user:
+            self.shared = False
         if bool(self.command) == bool(self.url):
             raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
         if self.url and not self.url.startswith(("http://", "https://")):

@@ -27,6 +27,7 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
+from connectors.personal import personal_values
 from connectors.routing import Routing
 from connectors.stdio import Pipe, stdio_transport
 from connectors.stdio_relay import PipeCalls
@@ -158,13 +159,18 @@ class Supervisor:
             if not self._stop.is_set():
                 raise ConnectionError(self.last_error or "the upstream connection was lost")
 
-    def open_client(self, stack: AsyncExitStack, routing: Routing, capabilities: frozenset[str] | None = None) -> Client:
-        """A client for this upstream; `capabilities` limits what it declares (None: everything we can route)."""
+    def open_client(self, stack: AsyncExitStack, routing: Routing, capabilities: frozenset[str] | None = None,
+                    user: str | None = None) -> Client:
+        """A client for this upstream; `capabilities` limits what it declares (None: everything we can route). A
+        `per_user` connector's session for `user` carries that user's own values (None: the shared session's user,
+        `catalog_as`; without one the values that are a user's are left out)."""
         s = self.settings
         target: Any
+        if user is None and s.catalog_as:
+            user = s.catalog_as
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
-            env.update(s.env)
+            env.update(personal_values(self.host, s.env, user))
             def exited(code: int | None) -> None:
                 self.last_error = f"the upstream exited (code {code})"
                 logger.warning("connector '%s': %s", self.host.name, self.last_error)
@@ -177,8 +183,9 @@ class Supervisor:
                                      pipe=pipe)
         else:
             routing.transport = AiohttpTransport(connect_timeout=30.0)
+            routing.headers = personal_values(self.host, s.headers, user)
             http = httpx2.AsyncClient(
-                headers=dict(s.headers),
+                headers=dict(routing.headers),
                 timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30),
                 transport=routing.transport,
             )

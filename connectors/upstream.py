@@ -27,11 +27,12 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.eras import Parking
 from connectors.passthrough import relay_call
+from connectors.personal import NotLinked
 from connectors.routing import Caller, Members, Routing, SessionGone
 from connectors.settings import UpstreamSettings
 from connectors.supervisor import Supervisor
 from connectors.wire import ALL_ROUTABLE, UpstreamGone, all_pages, version
-from hub.provider import CallContext, Provider, ProviderHost, Relay, RelayDeclined
+from hub.provider import CallContext, Provider, ProviderHost, Relay, RelayDeclined, ToolError
 
 _RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
 
@@ -139,7 +140,13 @@ class UpstreamProvider(Provider):
         self, name: str, arguments: dict[str, Any], ctx: CallContext
     ) -> types.CallToolResult | types.InputRequiredResult:
         upstream_name = self._local_to_upstream.get(name, name)
+        try:
+            return await self._call_tool(upstream_name, arguments, ctx)
+        except NotLinked as exc:  # told as the call's result, for the model and the person to read
+            raise ToolError(exc.error.message) from None
 
+    async def _call_tool(self, upstream_name: str, arguments: dict[str, Any], ctx: CallContext
+                         ) -> types.CallToolResult | types.InputRequiredResult:
         async def report(progress: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(progress, total, message)
 

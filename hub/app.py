@@ -37,6 +37,7 @@ from hub.store import Store
 
 if TYPE_CHECKING:
     from hub.security.secrets import SecretStore
+    from hub.security.vault import Vault
 
 logger = logging.getLogger("junction")
 
@@ -75,6 +76,8 @@ class Hub:
         self.store = Store(self.data_dir / "junction.db")
         self.secret_store: SecretStore | None = None
         """The secret store, opened when a provider first asks for it."""
+        self.vault: Vault | None = None
+        """Each user's own connector credentials, opened when a connector first needs one."""
         self.outbound = OutboundPolicy.from_config(config)
         self.slots: list[ProviderSlot] = []
         self.services: dict[str, object] = {}

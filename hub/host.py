@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from hub.router import Router
     from hub.security.auth import Policy
     from hub.security.secrets import SecretStore
+    from hub.security.vault import Vault
     from hub.store import Store
 
 
@@ -39,6 +40,7 @@ class HostingHub(Protocol):
     policy: Policy
     outbound: OutboundPolicy
     data_dir: Path
+    vault: Vault | None
     secret_store: SecretStore | None
     services: dict[str, object]
 
@@ -115,6 +117,13 @@ class Host:
 
             self._hub.secret_store = SecretStore(self._hub.store, self._hub.data_dir)
         return self._hub.secret_store
+
+    def vault(self) -> Vault:
+        if self._hub.vault is None:
+            from hub.security.vault import Vault
+
+            self._hub.vault = Vault(self.secrets())
+        return self._hub.vault
 
     def offer(self, name: str, service: object) -> None:
         if name in self._hub.services:

@@ -49,6 +49,7 @@ from hub.security.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
     from hub.security.secrets import SecretStore
+    from hub.security.vault import Vault
 
 T = TypeVar("T")
 
@@ -300,6 +301,10 @@ class ProviderHost(Protocol):
 
     def secrets(self) -> SecretStore:
         """The hub's encrypted secret store (`hub.security.secrets.SecretStore`: get, set, remove by name)."""
+
+    def vault(self) -> Vault:
+        """Each user's own connector credentials (`hub.security.vault.Vault`: get, set, remove by user, connector and
+        name). Only ever read for the user a call is made for."""
 
     def offer(self, name: str, service: object) -> None:
         """Offer a service to the other providers under `name` (call it in the constructor, so that every

@@ -122,6 +122,21 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE oauth_clients ADD COLUMN owner TEXT;
     """,
+    """
+    CREATE TABLE vault (
+        user TEXT NOT NULL,
+        connector TEXT NOT NULL,
+        name TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        key_id TEXT NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        meta TEXT NOT NULL DEFAULT '{}',
+        expires REAL,
+        updated REAL NOT NULL,
+        PRIMARY KEY (user, connector, name)
+    );
+    """,
 )
 
 
@@ -323,12 +338,13 @@ class Store:
         return row[0] if row else None
 
     def remove_user(self, name: str) -> bool:
-        """Remove a user and every token of theirs."""
+        """Remove a user, every token of theirs and their vault entries (revoke those upstream first)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
             self._db.execute("DELETE FROM oauth_tokens WHERE user = ?", (name,))
             self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM vault WHERE user = ?", (name,))
             removed = self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
             self._db.execute("COMMIT")
         return bool(removed)
@@ -409,17 +425,65 @@ class Store:
         with self._lock:
             return self._db.execute("SELECT name, key_id, wrapped_key FROM secrets").fetchall()
 
-    def replace_wrapped_keys(self, rows: list[tuple[str, str, bytes]]) -> None:
-        """Swap the wrapped data keys in one transaction (key rotation)."""
+    def all_vault_wrapped_keys(self) -> list[tuple[str, str, str, str, bytes]]:
+        with self._lock:
+            return self._db.execute("SELECT user, connector, name, key_id, wrapped_key FROM vault").fetchall()
+
+    def replace_wrapped_keys(self, rows: list[tuple[str, str, bytes]],
+                             vault_rows: Sequence[tuple[tuple[str, str, str], str, bytes]] = ()) -> None:
+        """Swap the wrapped data keys of secrets and vault entries in one transaction (key rotation)."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 self._db.executemany("UPDATE secrets SET key_id = ?, wrapped_key = ? WHERE name = ?",
                                      [(kid, wrapped, name) for name, kid, wrapped in rows])
+                self._db.executemany(
+                    "UPDATE vault SET key_id = ?, wrapped_key = ? WHERE user = ? AND connector = ? AND name = ?",
+                    [(kid, wrapped, *key) for key, kid, wrapped in vault_rows])
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
             self._db.execute("COMMIT")
+
+
+    # each user's own connector credentials (see hub/security/vault.py; sealed like secrets)
+    def put_vault(self, user: str, connector: str, name: str, kind: str, sealed: tuple[str, bytes, bytes],
+                  meta: str, expires: float | None) -> None:
+        with self._lock:
+            self._db.execute(
+                "INSERT OR REPLACE INTO vault (user, connector, name, kind, key_id, wrapped_key, ciphertext, meta, "
+                "expires, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (user, connector, name, kind, *sealed, meta, expires, time.time()))
+
+    def get_vault(self, user: str, connector: str, name: str) -> tuple[Any, ...] | None:
+        """(key_id, wrapped_key, ciphertext, kind, meta, expires) of one entry."""
+        with self._lock:
+            return self._db.execute(
+                "SELECT key_id, wrapped_key, ciphertext, kind, meta, expires FROM vault "
+                "WHERE user = ? AND connector = ? AND name = ?", (user, connector, name)).fetchone()
+
+    def vault_entries(self, user: str | None = None, connector: str | None = None) -> list[tuple[Any, ...]]:
+        """(user, connector, name, kind, meta, expires, updated) per entry: never a value."""
+        sql = "SELECT user, connector, name, kind, meta, expires, updated FROM vault"
+        where, args = [], []
+        if user is not None:
+            where.append("user = ?")
+            args.append(user)
+        if connector is not None:
+            where.append("connector = ?")
+            args.append(connector)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._lock:
+            return self._db.execute(sql + " ORDER BY user, connector, name", args).fetchall()
+
+    def delete_vault(self, user: str, connector: str, name: str | None = None) -> int:
+        with self._lock:
+            if name is None:
+                return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ?",
+                                        (user, connector)).rowcount
+            return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ? AND name = ?",
+                                    (user, connector, name)).rowcount
 
 
 def _storable(value: object) -> object:

@@ -56,6 +56,29 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("name")
     p.set_defaults(fn=cmd_test)
 
+    p = verbs.add_parser("secret", help="a user's own value for a connector (its \"${user_secret:KEY}\")",
+                         description="Each user's own values for a connector whose headers or environment say "
+                         "\"${user_secret:KEY}\": sealed in the hub's vault, sent only in that user's upstream "
+                         "session, never shown again.")
+    secret_verbs = p.add_subparsers(dest="secret_verb", metavar="VERB", required=True)
+    q = secret_verbs.add_parser("set", help="store a user's value (read from stdin, or asked for on a terminal)")
+    common(q)
+    q.add_argument("name", help="the connector")
+    q.add_argument("key", help="KEY of \"${user_secret:KEY}\"")
+    q.add_argument("--user", help="whose value (default: the local user, for a hub without sign-in)")
+    q.set_defaults(fn=cmd_secret_set)
+    q = secret_verbs.add_parser("rm", help="forget a user's value (or all of theirs for the connector)")
+    common(q)
+    q.add_argument("name", help="the connector")
+    q.add_argument("key", nargs="?", help="KEY (default: every value of this user for the connector)")
+    q.add_argument("--user", help="whose value (default: the local user)")
+    q.set_defaults(fn=cmd_secret_rm)
+    q = secret_verbs.add_parser("list", help="which users gave which values (never the values)")
+    common(q)
+    q.add_argument("name", nargs="?", help="only this connector")
+    q.add_argument("--user", help="only this user")
+    q.set_defaults(fn=cmd_secret_list)
+
 
 def _config_file(args: argparse.Namespace) -> Path:
     return find_config_path(args.config) or default_config_path()
@@ -226,3 +249,88 @@ async def _start_here(config: Config, name: str | None = None) -> tuple[list[dic
         catalog = hub.router.catalog
         tools = [t.name for t in catalog.tool_list if name is not None and catalog.tools[t.name].slot.name == name]
     return rows, tools
+
+
+# users' own values (`${user_secret:KEY}`) --------------------------------------------------------------
+def _user_values(args: argparse.Namespace) -> list[str]:
+    """The `${user_secret:KEY}` names connector `args.name` uses (refusing a connector that uses none)."""
+    from hub.security.vault import user_secret_names
+
+    config = load_config(find_config_path(args.config), require_env=False)
+    table = config.raw_connectors.get(args.name)
+    if table is None:
+        raise CliError(f"there is no connector '{args.name}' in {config.source or 'the config'}")
+    headers, env = table.get("headers") or {}, table.get("env") or {}
+    names = user_secret_names({**{f"h:{k}": str(v) for k, v in headers.items()},
+                               **{f"e:{k}": str(v) for k, v in env.items()}})
+    if not names:
+        raise CliError(f"connector '{args.name}' takes no user's own value: none of its headers or environment "
+                       "says \"${user_secret:KEY}\"")
+    return names
+
+
+def _vault(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(store, vault, user) for `--user` (which must exist), or the local user."""
+    from hub.cli.auth import _secrets
+    from hub.security.auth import LOCAL_OWNER
+    from hub.security.vault import Vault
+
+    store, secrets = _secrets(args)
+    user = args.user or LOCAL_OWNER
+    if args.user and store.user_role(args.user) is None:
+        store.close()
+        raise CliError(f"there is no user '{args.user}' (`junction user list` shows them)")
+    return store, Vault(secrets), user
+
+
+def cmd_secret_set(args: argparse.Namespace) -> int:
+    import getpass
+    import sys
+
+    names = _user_values(args)
+    if args.key not in names:
+        raise CliError(f"connector '{args.name}' does not use \"${{user_secret:{args.key}}}\" "
+                       f"(it uses: {', '.join(names)})", 2)
+    prompt = f"{args.key} of {args.user or 'the local user'} for connector '{args.name}': "
+    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
+    value = value.rstrip("\r\n")
+    if not value:
+        raise CliError("the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | junction connector secret set "
+                       f"{args.name} {args.key}`)", 2)
+    if any(c in value for c in "\r\n\0"):
+        raise CliError("the value holds a line break or NUL, which no header or environment variable can carry", 2)
+    store, vault, user = _vault(args)
+    try:
+        vault.set(user, args.name, args.key, value)
+    finally:
+        store.close()
+    print(f"stored {args.key} of {user} for connector '{args.name}' (their next upstream session carries it)")
+    return 0
+
+
+def cmd_secret_rm(args: argparse.Namespace) -> int:
+    store, vault, user = _vault(args)
+    try:
+        removed = vault.remove(user, args.name, args.key)
+    finally:
+        store.close()
+    if not removed:
+        what = args.key or "any value"
+        raise CliError(f"{user} has no {what} stored for connector '{args.name}'")
+    print(f"forgot {removed} value{'s' if removed != 1 else ''} of {user} for connector '{args.name}'")
+    return 0
+
+
+def cmd_secret_list(args: argparse.Namespace) -> int:
+    from hub.cli.auth import _when
+
+    store, vault, _ = _vault(args)
+    try:
+        entries = vault.entries(args.user, args.name)
+    finally:
+        store.close()
+    for entry in entries:
+        print(f"{entry.user:<24} {entry.connector:<20} {entry.name:<24} updated {_when(entry.updated)}")
+    if not entries:
+        print("no values stored")
+    return 0

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 
     from hub.config import Config
     from hub.security.secrets import SecretStore
+    from hub.security.vault import Vault
     from hub.store import Store
 
 S = TypeVar("S")
@@ -100,6 +101,12 @@ class LocalHost:
             self._store = Store(self._config.data_dir() / "junction.db")
             self._secrets = SecretStore(self._store, self._config.data_dir())
         return self._secrets
+
+    def vault(self) -> Vault:
+        """The users' own connector values, beside the secret store."""
+        from hub.security.vault import Vault
+
+        return Vault(self.secrets())
 
     def offer(self, name: str, service: object) -> None:
         self._services[name] = service  # nobody else is here to use it

@@ -20,6 +20,7 @@ import hashlib
 import os
 import secrets as _random
 from pathlib import Path
+from typing import Any
 
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
@@ -137,30 +138,38 @@ class SecretStore:
 
     def set(self, name: str, value: str) -> None:
         self.check_name(name)
-        data_key = AESGCM.generate_key(256)
-        master = self.keys.keys[0]
-        nonce, wrap_nonce = _random.token_bytes(12), _random.token_bytes(12)
-        ciphertext = AESGCM(data_key).encrypt(nonce, value.encode(), name.encode())
-        wrapped = AESGCM(master).encrypt(wrap_nonce, data_key, name.encode())
-        self.store.put_secret(name, key_id(master), wrap_nonce + wrapped, nonce + ciphertext)
+        self.store.put_secret(name, *self.seal(name.encode(), value))
 
     def get(self, name: str) -> str:
         row = self.store.get_secret(name)
         if row is None:
             raise SecretError(f"no secret named '{name}' (set it with `junction secret set {name}`)")
-        wanted, wrapped, sealed = row
+        return self.unseal(name.encode(), *row, what=f"secret '{name}'")
+
+    # the envelope (also the vault's, hub/security/vault.py) -------------------------------------------
+    def seal(self, context: bytes, value: str) -> tuple[str, bytes, bytes]:
+        """(master key id, wrapped data key, ciphertext) of `value`, both bound to `context` (what it is stored as:
+        a row moved to another name or user does not decrypt)."""
+        data_key = AESGCM.generate_key(256)
+        master = self.keys.keys[0]
+        nonce, wrap_nonce = _random.token_bytes(12), _random.token_bytes(12)
+        ciphertext = AESGCM(data_key).encrypt(nonce, value.encode(), context)
+        wrapped = AESGCM(master).encrypt(wrap_nonce, data_key, context)
+        return key_id(master), wrap_nonce + wrapped, nonce + ciphertext
+
+    def unseal(self, context: bytes, wanted: str, wrapped: bytes, sealed: bytes, *, what: str) -> str:
         master = self.keys.find(wanted)
         if master is None:
             self.keys.load()  # rotated meanwhile by `junction secret rotate-key`
             master = self.keys.find(wanted)
         if master is None:
-            raise SecretError(f"secret '{name}' was sealed with a master key this hub does not have "
+            raise SecretError(f"{what} was sealed with a master key this hub does not have "
                               f"(key {wanted}; the key source is the {self.keys.source})")
         try:
-            data_key = AESGCM(master).decrypt(wrapped[:12], wrapped[12:], name.encode())
-            return AESGCM(data_key).decrypt(sealed[:12], sealed[12:], name.encode()).decode()
+            data_key = AESGCM(master).decrypt(wrapped[:12], wrapped[12:], context)
+            return AESGCM(data_key).decrypt(sealed[:12], sealed[12:], context).decode()
         except Exception:
-            raise SecretError(f"secret '{name}' does not decrypt (damaged, or moved from another name)") from None
+            raise SecretError(f"{what} does not decrypt (damaged, or moved from another name)") from None
 
     def names(self) -> list[tuple[str, float]]:
         return self.store.secret_names()
@@ -176,22 +185,40 @@ class SecretStore:
         new = AESGCM.generate_key(256)
         self.keys.keys.insert(0, new)
         self.keys.save()  # first, so a hub reading a re-wrapped secret finds the new key
-        self._rewrap(new)
+        try:
+            self._rewrap(new)
+        except SecretError:  # nothing was re-wrapped: the old keys stay the keys
+            self.keys.keys.remove(new)
+            self.keys.save()
+            raise
         self.keys.keys = [new]
         self.keys.save()
         return new
 
     def _rewrap(self, new: bytes) -> None:
-        rows = self.store.all_wrapped_keys()
-        rewrapped = []
-        for name, wanted, wrapped in rows:
-            old = self.keys.find(wanted)
-            if old is None:
-                raise SecretError(f"secret '{name}' uses a master key that is not available (key {wanted})")
-            data_key = AESGCM(old).decrypt(wrapped[:12], wrapped[12:], name.encode())
-            nonce = _random.token_bytes(12)
-            rewrapped.append((name, key_id(new), nonce + AESGCM(new).encrypt(nonce, data_key, name.encode())))
-        self.store.replace_wrapped_keys(rewrapped)
+        secrets = [(name, name.encode(), wanted, wrapped) for name, wanted, wrapped in self.store.all_wrapped_keys()]
+        vault = [((user, connector, name), vault_context(user, connector, name), wanted, wrapped)
+                 for user, connector, name, wanted, wrapped in self.store.all_vault_wrapped_keys()]
+        rewrapped: list[list[tuple[Any, str, bytes]]] = [[], []]
+        tables: tuple[list[tuple[Any, bytes, str, bytes]], ...] = (secrets, vault)
+        for out, rows in zip(rewrapped, tables):
+            for row_key, context, wanted, wrapped in rows:
+                old = self.keys.find(wanted)
+                if old is None:
+                    raise SecretError(f"secret {row_key!r} uses a master key that is not available (key {wanted})")
+                try:
+                    data_key = AESGCM(old).decrypt(wrapped[:12], wrapped[12:], context)
+                except Exception:  # nothing is re-wrapped: the rotation stops before it changes anything
+                    raise SecretError(f"secret {row_key!r} does not decrypt (damaged, or moved from another name): "
+                                      "remove it, then rotate") from None
+                nonce = _random.token_bytes(12)
+                out.append((row_key, key_id(new), nonce + AESGCM(new).encrypt(nonce, data_key, context)))
+        self.store.replace_wrapped_keys(rewrapped[0], rewrapped[1])
+
+
+def vault_context(user: str, connector: str, name: str) -> bytes:
+    """What a vault entry is sealed to: its user, connector and name."""
+    return b"vault\0" + user.encode() + b"\0" + connector.encode() + b"\0" + name.encode()
 
 
 def resolver(store: Store, data_dir: Path) -> tuple[SecretStore, object]:

@@ -1,0 +1,85 @@
+"""A connector's values that are each user's own (`${user_secret:NAME}` in its headers or environment).
+
+Owns: which user a caller is for such a connector, a user's values put into the headers or environment of their own
+upstream session (from the vault, `hub.security.vault`), and what a user who has not given a value is told.
+Must not: decide which session serves whom (connectors/routing.py does, by the user named here), or hand a value to
+anything but the upstream session opened for that very user.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+
+from hub.security.auth import LOCAL_OWNER
+from hub.security.vault import USER_SECRET_REF
+
+if TYPE_CHECKING:
+    from connectors.settings import UpstreamSettings
+    from hub.provider import ProviderHost
+
+
+class NotLinked(MCPError):
+    """The caller has not given a value this connector needs of them; the message says which and how."""
+
+
+def user_of(caller_key: str | None) -> str:
+    """The user a caller is: its principal's name; without authentication, the local user."""
+    if caller_key is not None and caller_key.startswith("principal:"):
+        return caller_key.removeprefix("principal:")
+    return LOCAL_OWNER
+
+
+def missing_values(host: ProviderHost, settings: UpstreamSettings, user: str) -> list[str]:
+    """The names of this user's own values the connector needs and the vault does not hold."""
+    vault = host.vault()
+    return [name for name in settings.user_values if vault.get(user, host.name, name) is None]
+
+
+def not_linked(host: ProviderHost, user: str, missing: list[str]) -> NotLinked:
+    names = ", ".join(missing)
+    who = "" if user == LOCAL_OWNER else f" --user {user}"
+    return NotLinked(code=types.INVALID_REQUEST, message=(
+        f"connector '{host.name}' needs your own {names} (each user gives theirs): "
+        f"`junction connector secret set {host.name} {missing[0]}{who}` stores it"))
+
+
+def refused_values(host: ProviderHost, settings: UpstreamSettings, user: str, status: int) -> NotLinked:
+    names = settings.user_values
+    who = "" if user == LOCAL_OWNER else f" --user {user}"
+    return NotLinked(code=types.INVALID_REQUEST, message=(
+        f"connector '{host.name}' refused your own {', '.join(names)} (the upstream answered HTTP {status}): "
+        f"`junction connector secret set {host.name} {names[0]}{who}` replaces it"))
+
+
+def personal_values(host: ProviderHost, values: Mapping[str, str], user: str | None) -> dict[str, str]:
+    """`values` with `${user_secret:NAME}` replaced by `user`'s own; for no user, the entries that hold one are left
+    out. A value the user has not given raises `NotLinked`."""
+    out: dict[str, str] = {}
+    for key, value in values.items():
+        if "${user_secret:" not in value:
+            out[key] = value
+        elif user is not None:
+            out[key] = _filled(host, value, user)
+    return out
+
+
+def _filled(host: ProviderHost, value: str, user: str) -> str:
+    vault = host.vault()
+    missing: list[str] = []
+
+    def fill(match: re.Match[str]) -> str:
+        found = vault.get(user, host.name, match.group(1))
+        if found is None:
+            missing.append(match.group(1))
+            return ""
+        return found
+
+    filled = USER_SECRET_REF.sub(fill, value)
+    if missing:
+        raise not_linked(host, user, missing)
+    return filled
