@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     import yarl
 
     from connectors.http import AiohttpTransport
+    from connectors.oauth import LinkedAuth
     from connectors.settings import UpstreamSettings
     from connectors.stdio_relay import PipeCalls
     from hub.provider import ProviderHost
@@ -76,6 +77,7 @@ class _Routing(Protocol):
     transport: AiohttpTransport | None
     pipe: PipeCalls | None
     headers: dict[str, str]
+    auth: LinkedAuth | None
 
 logger = logging.getLogger("junction.connectors")
 
@@ -169,6 +171,12 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
         raise RelayDeclined
     method = relay.request["method"]
     headers = dict(routing.headers)
+    auth = routing.auth
+    if auth is not None:
+        token = auth.access_token
+        if token is None:
+            raise RelayDeclined  # due for a refresh: the usual way refreshes it, then sends
+        headers["Authorization"] = f"Bearer {token}"
     headers["Content-Type"] = "application/json"
     headers["Accept"] = _ACCEPT
     headers["MCP-Protocol-Version"] = protocol_version
@@ -188,13 +196,14 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
     session = transport.session()
 
     async def exchange(params: dict[str, Any]) -> dict[str, Any]:
-        return await _exchange(provider, relay, session, headers, upstream_id, method, params)
+        return await _exchange(provider, relay, session, headers, upstream_id, method, params, auth)
 
     return exchange
 
 
 async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.ClientSession, headers: dict[str, str],
-                    upstream_id: Any, method: str, params: dict[str, Any]) -> dict[str, Any]:
+                    upstream_id: Any, method: str, params: dict[str, Any], auth: LinkedAuth | None = None
+                    ) -> dict[str, Any]:
     """One request upstream and its answer (with whatever the upstream streams before it)."""
     s = provider.settings
     url = provider.relay_url
@@ -216,6 +225,9 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
         ctype = response.headers.get("Content-Type", "")
         if response.status == 404 and not modern:
             raise RelayDeclined  # the upstream restarted and forgot our session: re-initialize
+        if response.status == 401 and auth is not None:
+            auth.expire()  # refused before its time: the usual way refreshes the token and sends again
+            raise RelayDeclined
         if ctype.startswith("text/event-stream"):
             cursor = _Cursor()
             answer = await _read_stream(provider, relay, response, upstream_id, session, headers, cursor)

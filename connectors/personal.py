@@ -35,14 +35,31 @@ def user_of(caller_key: str | None) -> str:
 
 
 def missing_values(host: ProviderHost, settings: UpstreamSettings, user: str) -> list[str]:
-    """The names of this user's own values the connector needs and the vault does not hold."""
+    """The names of this user's own values the connector needs and the vault does not hold (`oauth`: their link)."""
     vault = host.vault()
-    return [name for name in settings.user_values if vault.get(user, host.name, name) is None]
+    missing = [name for name in settings.user_values if vault.get(user, host.name, name) is None]
+    if settings.auth == "oauth" and not any(entry.name == "oauth" for entry in vault.entries(user, host.name)):
+        missing.append("oauth")
+    return missing
+
+
+def catalog_user(host: ProviderHost, settings: UpstreamSettings) -> str | None:
+    """Whose values the shared session of a per-user connector reads the catalog with, when `catalog_as` does not
+    say: the first user (by name) who gave every value the connector needs, and linked it if it is `oauth`."""
+    needed = set(settings.user_values) | ({"oauth"} if settings.auth == "oauth" else set())
+    given: dict[str, set[str]] = {}
+    for entry in host.vault().entries(connector=host.name):
+        given.setdefault(entry.user, set()).add(entry.name)
+    return next((user for user in sorted(given) if needed <= given[user]), None)
 
 
 def not_linked(host: ProviderHost, user: str, missing: list[str]) -> NotLinked:
-    names = ", ".join(missing)
     who = "" if user == LOCAL_OWNER else f" --user {user}"
+    if "oauth" in missing:
+        return NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' is not linked to your account there yet: `junction connector link {host.name}"
+            f"{who}` links it (it prints the address to open and sign in at)"))
+    names = ", ".join(missing)
     return NotLinked(code=types.INVALID_REQUEST, message=(
         f"connector '{host.name}' needs your own {names} (each user gives theirs): "
         f"`junction connector secret set {host.name} {missing[0]}{who}` stores it"))
@@ -83,3 +100,20 @@ def _filled(host: ProviderHost, value: str, user: str) -> str:
     if missing:
         raise not_linked(host, user, missing)
     return filled
+
+
+def not_linked_in(exc: BaseException | None) -> NotLinked | None:
+    """The `NotLinked` that made a session fail, wherever the transport wrapped it."""
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        found = todo.pop()
+        if found is None or id(found) in seen:
+            continue
+        seen.add(id(found))
+        if isinstance(found, NotLinked):
+            return found
+        if isinstance(found, BaseExceptionGroup):
+            todo.extend(found.exceptions)
+        todo.extend((found.__cause__, found.__context__))
+    return None

@@ -23,7 +23,7 @@ import mcp_types as types
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from connectors.personal import missing_values, not_linked, refused_values, user_of
+from connectors.personal import missing_values, not_linked, not_linked_in, refused_values, user_of
 from connectors.wire import ALL_ROUTABLE, caller_envelope, describe, routable_capabilities, stamp_caller_envelope
 from hub.provider import InputUnavailable
 
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from mcp.client.session import ClientRequestContext
 
     from connectors.http import AiohttpTransport
+    from connectors.oauth import LinkedAuth
     from connectors.settings import UpstreamSettings
     from connectors.stdio_relay import PipeCalls
     from hub.provider import CallContext, InputRequest, ProviderHost
@@ -102,6 +103,7 @@ class Routing:
         self.transport: AiohttpTransport | None = None  # HTTP: the session's transport, for relayed calls
         self.pipe: PipeCalls | None = None  # stdio: the program's pipe, for relayed calls
         self.headers: dict[str, str] = {}  # HTTP: the headers this session sends (a user's own, for theirs)
+        self.auth: LinkedAuth | None = None  # HTTP with `auth = "oauth"`: the user's tokens this session sends
 
     @property
     def busy(self) -> bool:
@@ -221,6 +223,7 @@ class Member:
         self.routing = Routing(members.upstream, self)
         self.client: Client | None = None
         self.error: str | None = None
+        self.failure: Exception | None = None
         self.ready = anyio.Event()
         self.last_used = time.monotonic()
         self._closed = anyio.Event()
@@ -257,6 +260,7 @@ class Member:
                         self.close()  # out of use before it closes: a new call opens a new session
                         break
         except Exception as exc:
+            self.failure = exc
             self.error = describe(exc)
             logger.warning("connector '%s': session for %s failed: %s", upstream.host.name, self.key, self.error)
         finally:
@@ -319,6 +323,9 @@ class Members:
             await member.ready.wait()
         if member.client is None:
             self.by_key.pop(key, None)
+            unlinked = not_linked_in(member.failure)
+            if unlinked is not None:
+                raise unlinked
             refused = member.routing.transport.refused if member.routing.transport is not None else None
             if member.user is not None and refused is not None:
                 raise refused_values(upstream.host, upstream.settings, member.user, refused)

@@ -46,9 +46,17 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     shared: bool = True
     """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
     per-user state; the shared session then only serves the catalog."""
+    auth: Literal["headers", "oauth"] = "headers"
+    """`oauth`: every user links their own account at the upstream (the MCP authorization spec: discovery, then a
+    pre-registered client, or dynamic registration; authorization code with PKCE and `resource`), with `junction
+    connector link NAME`; the hub keeps and refreshes each user's tokens. `headers`: only `headers` authenticate."""
+    oauth_client_id: str = ""
+    """A client registered with the upstream's authorization server beforehand (else the hub registers one)."""
+    oauth_client_secret: str = ""
+    """That client's secret, if it has one (use "${secret:NAME}")."""
     catalog_as: str = ""
     """For a `per_user` connector: the user whose own values the shared session (which reads the catalog) uses;
-    empty: that session goes without the headers and environment variables that hold a user's value."""
+    empty: the first user (by name) who gave them all, and until somebody has, none (the session goes without)."""
     idle_stop: float = 300.0
     """Seconds after which an unused session is closed: per-caller ones, and with `start = "lazy"` the
     shared one too (it reopens on the next call); 0 keeps them open."""
@@ -57,7 +65,7 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     def per_user(self) -> bool:
         """Whether a header or environment value is a user's own ("${user_secret:NAME}"): then every user has an
         upstream session (or program) of their own that carries their values and nobody else's (`shared = false`)."""
-        return bool(self.user_values)
+        return self.auth == "oauth" or bool(self.user_values)
 
     @property
     def user_values(self) -> list[str]:
@@ -67,6 +75,8 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     def __post_init__(self) -> None:
         if self.per_user:
             self.shared = False
+        if self.auth == "oauth" and not self.url:
+            raise ValueError("`auth = \"oauth\"` is for a remote server (`url`)")
         if bool(self.command) == bool(self.url):
             raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
         if self.url and not self.url.startswith(("http://", "https://")):

@@ -27,7 +27,8 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
-from connectors.personal import personal_values
+from connectors.oauth import Auths
+from connectors.personal import catalog_user, personal_values
 from connectors.routing import Routing
 from connectors.stdio import Pipe, stdio_transport
 from connectors.stdio_relay import PipeCalls
@@ -58,6 +59,7 @@ class Supervisor:
         self.sync = sync
         self.client: Client | None = None
         self.routing = Routing(self, self)  # the shared session's
+        self.auths = Auths(host, settings)  # `auth = "oauth"`: each user's tokens, shared by their sessions
         self.last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
@@ -162,12 +164,12 @@ class Supervisor:
     def open_client(self, stack: AsyncExitStack, routing: Routing, capabilities: frozenset[str] | None = None,
                     user: str | None = None) -> Client:
         """A client for this upstream; `capabilities` limits what it declares (None: everything we can route). A
-        `per_user` connector's session for `user` carries that user's own values (None: the shared session's user,
-        `catalog_as`; without one the values that are a user's are left out)."""
+        `per_user` connector's session for `user` carries that user's own values (None: the shared session, which
+        reads the catalog as `catalog_as`, else as the first user who gave everything; with nobody, without)."""
         s = self.settings
         target: Any
-        if user is None and s.catalog_as:
-            user = s.catalog_as
+        if user is None and s.per_user:
+            user = s.catalog_as or catalog_user(self.host, s)
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
             env.update(personal_values(self.host, s.env, user))
@@ -184,7 +186,10 @@ class Supervisor:
         else:
             routing.transport = AiohttpTransport(connect_timeout=30.0)
             routing.headers = personal_values(self.host, s.headers, user)
+            if s.auth == "oauth" and user is not None:
+                routing.auth = self.auths.of(user)
             http = httpx2.AsyncClient(
+                auth=routing.auth,
                 headers=dict(routing.headers),
                 timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30),
                 transport=routing.transport,

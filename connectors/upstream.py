@@ -21,10 +21,12 @@ import anyio
 import mcp_types as types
 import yarl
 from mcp import Client
+from mcp.client.auth import OAuthFlowError
 from mcp.shared.exceptions import MCPError
 from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from connectors import oauth
 from connectors.eras import Parking
 from connectors.passthrough import relay_call
 from connectors.personal import NotLinked
@@ -222,6 +224,22 @@ class UpstreamProvider(Provider):
             client, routing = await self._session_for(ctx)
             return await routing.forward(ctx, call, client)
 
+    async def link(self, user: str, show: Callable[[str], None]) -> str:
+        if self.settings.auth != "oauth":
+            raise ToolError(f"connector '{self.host.name}' does not link accounts (it has no `auth = \"oauth\"`)")
+        try:
+            scope = await oauth.link(self.host, self.settings, user, show)
+        except (oauth.LinkError, OAuthFlowError, NotLinked) as exc:
+            raise ToolError(f"connector '{self.host.name}': linking did not finish: {_reason(exc)}") from None
+        self.supervisor.auths.forget(user)  # the next session of theirs reads the new tokens
+        return scope
+
+    async def unlink(self, user: str) -> bool:
+        if self.settings.auth != "oauth":
+            raise ToolError(f"connector '{self.host.name}' does not link accounts (it has no `auth = \"oauth\"`)")
+        self.supervisor.auths.forget(user)
+        return await oauth.unlink(self.host, self.settings, user)
+
     def relay_request(self, method: str, target: str, relay: Relay) -> Awaitable[dict[str, Any]] | None:
         """The fast path (connectors/passthrough.py) over HTTP or a stdio program's pipe: both ends in the same era,
         or a 2025 caller and a 2026-07-28 upstream. A caller whose own session is still to be opened, or a lazy
@@ -319,3 +337,9 @@ def _responses(ctx: CallContext) -> types.InputResponses | None:
     """The caller's answers to pass on as they came. The hub took them from the SDK's own request params, so they
     are the SDK's types; the provider contract only types them loosely (`Mapping[str, Any]`)."""
     return cast("types.InputResponses | None", ctx.input_responses)
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, NotLinked):
+        return exc.error.message
+    return str(exc) or type(exc).__name__

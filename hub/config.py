@@ -533,7 +533,7 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) 
         node[parts[-1]] = _parse_env_value(value)
 
 
-SECRET_KEYS = frozenset({"password", "api_key", "client_secret", "access_token", "oauth_token"})
+SECRET_KEYS = frozenset({"password", "api_key", "client_secret", "access_token", "oauth_token", "oauth_client_secret"})
 """Keys whose values must come from the secret store or the environment, never from the file itself."""
 
 

@@ -430,6 +430,16 @@ class Provider:
         """
         return None
 
+    async def link(self, user: str, show: Callable[[str], None]) -> str:
+        """Link `user`'s own account at what this provider reaches (a connector with `auth = "oauth"`): `show` gets
+        the address the person opens to sign in there; returns once their tokens are kept (what was granted).
+        Raises `ToolError` saying why when there is nothing to link or linking did not finish."""
+        raise ToolError(f"'{self.host.name}' has no accounts to link")
+
+    async def unlink(self, user: str) -> bool:
+        """Forget `user`'s link (revoking it where it was issued, if it can be); whether there was one."""
+        raise ToolError(f"'{self.host.name}' has no accounts to link")
+
     def http_routes(self) -> Sequence[Any]:
         """Starlette routes the hub serves beside the MCP endpoint (e.g. `POST /hooks/{job}`). They are not
         behind the hub's bearer authentication: the provider checks its requests itself."""

@@ -56,6 +56,27 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("name")
     p.set_defaults(fn=cmd_test)
 
+    p = verbs.add_parser("link", help="link a user's own account at an OAuth-protected server (`auth = \"oauth\"`)",
+                         description="Print the address to open (and open it in the browser, unless --no-browser), "
+                         "wait until the person signed in there and consented, and keep their tokens in the vault.")
+    common(p)
+    p.add_argument("name", help="the connector")
+    p.add_argument("--user", help="whose account (default: the local user, for a hub without sign-in)")
+    p.add_argument("--no-browser", action="store_true", help="only print the address")
+    p.set_defaults(fn=cmd_link)
+
+    p = verbs.add_parser("unlink", help="revoke and forget a user's link")
+    common(p)
+    p.add_argument("name", help="the connector")
+    p.add_argument("--user", help="whose link (default: the local user)")
+    p.set_defaults(fn=cmd_unlink)
+
+    p = verbs.add_parser("links", help="who linked which connector, and until when (never a token)")
+    common(p)
+    p.add_argument("name", nargs="?", help="only this connector")
+    p.add_argument("--user", help="only this user")
+    p.set_defaults(fn=cmd_links)
+
     p = verbs.add_parser("secret", help="a user's own value for a connector (its \"${user_secret:KEY}\")",
                          description="Each user's own values for a connector whose headers or environment say "
                          "\"${user_secret:KEY}\": sealed in the hub's vault, sent only in that user's upstream "
@@ -333,4 +354,91 @@ def cmd_secret_list(args: argparse.Namespace) -> int:
         print(f"{entry.user:<24} {entry.connector:<20} {entry.name:<24} updated {_when(entry.updated)}")
     if not entries:
         print("no values stored")
+    return 0
+
+
+# linked accounts (`auth = "oauth"`) --------------------------------------------------------------------------
+def _connector_here(args: argparse.Namespace) -> tuple[Any, Any, str]:
+    """(the connector `args.name` built here, not started; its host; the user) for link and unlink."""
+    from hub.cli.common import load
+    from hub.cli.local import LocalHost
+    from hub.config import connector_settings
+    from hub.host import load_connector_class
+    from hub.security.auth import LOCAL_OWNER
+
+    config = load(args)
+    switches = config.connectors.get(args.name)
+    if switches is None:
+        raise CliError(f"there is no connector '{args.name}' in {config.source or 'the config'}")
+    cls = load_connector_class(args.name, switches.type)
+    host = LocalHost(config, args.name)
+    try:
+        if args.user and host.secrets().store.user_role(args.user) is None:
+            raise CliError(f"there is no user '{args.user}' (`junction user list` shows them)")
+        provider = cls(host, connector_settings(config, args.name, getattr(cls, "config_type", None)))
+    except BaseException:
+        host.close()
+        raise
+    return provider, host, args.user or LOCAL_OWNER
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    import sys
+    import threading
+    import webbrowser
+
+    import anyio
+
+    from hub.provider import ToolError
+
+    provider, host, user = _connector_here(args)
+
+    def show(url: str) -> None:
+        print(f"Open this address to link {user}'s account for connector '{args.name}':\n\n  {url}\n", flush=True)
+        if not args.no_browser:  # beside the event loop: a browser command may wait until it reached our callback
+            threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
+        print("Waiting for the sign-in to finish...", file=sys.stderr, flush=True)
+
+    try:
+        scope = anyio.run(provider.link, user, show)
+    except ToolError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        host.close()
+    print(f"linked {user}'s account for connector '{args.name}'" + (f" (scope: {scope})" if scope else ""))
+    return 0
+
+
+def cmd_unlink(args: argparse.Namespace) -> int:
+    import anyio
+
+    from hub.provider import ToolError
+
+    provider, host, user = _connector_here(args)
+    try:
+        unlinked = anyio.run(provider.unlink, user)
+    except ToolError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        host.close()
+    if not unlinked:
+        raise CliError(f"{user} has not linked connector '{args.name}'")
+    print(f"unlinked {user}'s account for connector '{args.name}' (revoked where the server allows it)")
+    return 0
+
+
+def cmd_links(args: argparse.Namespace) -> int:
+    from hub.cli.auth import _when
+
+    store, vault, _ = _vault(args)
+    try:
+        entries = [e for e in vault.entries(args.user, args.name) if e.kind == "oauth"]
+    finally:
+        store.close()
+    for entry in entries:
+        until = f"token until {_when(entry.expires)}" if entry.expires else "token without expiry"
+        scope = entry.meta.get("scope") or ""
+        print(f"{entry.user:<24} {entry.connector:<20} linked {_when(entry.updated)}  {until}  {scope}".rstrip())
+    if not entries:
+        print("no linked accounts")
     return 0

@@ -99,6 +99,7 @@ class LocalHost:
             from hub.store import Store
 
             self._store = Store(self._config.data_dir() / "junction.db")
+            self._store.open()
             self._secrets = SecretStore(self._store, self._config.data_dir())
         return self._secrets
 
