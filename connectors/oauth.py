@@ -60,7 +60,6 @@ class VaultTokens:
         self.fresh = fresh  # linking: whatever is stored is replaced, never used
         self.expires_at: float | None = None
         self.meta: dict[str, Any] = {}
-        self.listeners: list[Callable[[OAuthToken], None]] = []
 
     async def get_tokens(self) -> OAuthToken | None:
         if self.fresh:
@@ -80,8 +79,6 @@ class VaultTokens:
         # One row replaced in one statement: a rotated refresh token is never half stored.
         self.host.vault().set(self.user, self.host.name, TOKENS, value, kind="oauth",
                               meta={"scope": tokens.scope, "issuer": self.meta.get("issuer")}, expires=self.expires_at)
-        for listener in self.listeners:
-            listener(tokens)
 
     async def get_client_info(self) -> OAuthClientInformationFull | None:
         s = self.settings

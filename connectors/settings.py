@@ -70,7 +70,7 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     @property
     def user_values(self) -> list[str]:
         """The `${user_secret:NAME}` names the headers and environment use."""
-        return user_secret_names({**self.headers, **{f"env:{k}": v for k, v in self.env.items()}})
+        return user_secret_names(self.headers, self.env)
 
     def __post_init__(self) -> None:
         if self.per_user:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from datetime import datetime, timezone
 from typing import Any
 
-from hub.cli.common import CliError
+from hub.cli.common import CliError, read_secret_value
 from hub.config import Config, find_config_path, load_config
 from hub.security.auth import Policy, create_token, parse_expiry, parse_time
 from hub.store import Store
@@ -323,19 +323,13 @@ def _secrets(args: argparse.Namespace) -> tuple[Store, Any]:
 
 
 def cmd_secret_set(args: argparse.Namespace) -> int:
-    import getpass
-    import sys
-
     from hub.security.secrets import SecretError, SecretStore
 
     try:
         SecretStore.check_name(args.name)
     except SecretError as exc:
         raise CliError(str(exc), 2) from None
-    value = getpass.getpass(f"value of secret '{args.name}': ") if sys.stdin.isatty() else sys.stdin.read()
-    value = value.rstrip("\r\n")
-    if not value:
-        raise CliError("the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | junction secret set NAME`)", 2)
+    value = read_secret_value(f"value of secret '{args.name}': ", "junction secret set NAME")
     store, secrets = _secrets(args)
     try:
         secrets.set(args.name, value)

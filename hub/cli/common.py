@@ -122,3 +122,16 @@ def public_name(config: Config, provider: str, tool: str) -> str:
     prefix`, else its name), so a provider's own commands follow a custom prefix."""
     prefix = config.provider_prefix(provider)
     return f"{prefix}__{tool}" if prefix else tool
+
+
+def read_secret_value(prompt: str, command: str) -> str:
+    """A secret value for `command`: asked for without echo on a terminal, else all of stdin (one trailing line
+    break dropped). An empty value is refused with how to pipe one in."""
+    import getpass
+    import sys
+
+    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
+    value = value.rstrip("\r\n")
+    if not value:
+        raise CliError(f"the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | {command}`)", 2)
+    return value

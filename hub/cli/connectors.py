@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 import tomlkit
 
-from hub.cli.common import CliError
+from hub.cli.common import CliError, read_secret_value
 from hub.config import Config, ConfigError, default_config_path, find_config_path, load_config
 
 
@@ -281,9 +281,7 @@ def _user_values(args: argparse.Namespace) -> list[str]:
     table = config.raw_connectors.get(args.name)
     if table is None:
         raise CliError(f"there is no connector '{args.name}' in {config.source or 'the config'}")
-    headers, env = table.get("headers") or {}, table.get("env") or {}
-    names = user_secret_names({**{f"h:{k}": str(v) for k, v in headers.items()},
-                               **{f"e:{k}": str(v) for k, v in env.items()}})
+    names = user_secret_names(table.get("headers") or {}, table.get("env") or {})
     if not names:
         raise CliError(f"connector '{args.name}' takes no user's own value: none of its headers or environment "
                        "says \"${user_secret:KEY}\"")
@@ -305,19 +303,12 @@ def _vault(args: argparse.Namespace) -> tuple[Any, Any, str]:
 
 
 def cmd_secret_set(args: argparse.Namespace) -> int:
-    import getpass
-    import sys
-
     names = _user_values(args)
     if args.key not in names:
         raise CliError(f"connector '{args.name}' does not use \"${{user_secret:{args.key}}}\" "
                        f"(it uses: {', '.join(names)})", 2)
-    prompt = f"{args.key} of {args.user or 'the local user'} for connector '{args.name}': "
-    value = getpass.getpass(prompt) if sys.stdin.isatty() else sys.stdin.read()
-    value = value.rstrip("\r\n")
-    if not value:
-        raise CliError("the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | junction connector secret set "
-                       f"{args.name} {args.key}`)", 2)
+    value = read_secret_value(f"{args.key} of {args.user or 'the local user'} for connector '{args.name}': ",
+                              f"junction connector secret set {args.name} {args.key}")
     if any(c in value for c in "\r\n\0"):
         raise CliError("the value holds a line break or NUL, which no header or environment variable can carry", 2)
     store, vault, user = _vault(args)
@@ -382,16 +373,27 @@ def _connector_here(args: argparse.Namespace) -> tuple[Any, Any, str]:
     return provider, host, args.user or LOCAL_OWNER
 
 
-def cmd_link(args: argparse.Namespace) -> int:
-    import sys
-    import threading
-    import webbrowser
-
+def _run_here(args: argparse.Namespace, call: Any) -> Any:
+    """`call(provider, user)` for the connector built here (`_connector_here`), its refusal as the CLI's error."""
     import anyio
 
     from hub.provider import ToolError
 
     provider, host, user = _connector_here(args)
+    try:
+        return user, anyio.run(call, provider, user)
+    except ToolError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        host.close()
+
+
+def cmd_link(args: argparse.Namespace) -> int:
+    import sys
+    import threading
+    import webbrowser
+
+    from hub.security.auth import LOCAL_OWNER
 
     def show(url: str) -> None:
         print(f"Open this address to link {user}'s account for connector '{args.name}':\n\n  {url}\n", flush=True)
@@ -399,28 +401,14 @@ def cmd_link(args: argparse.Namespace) -> int:
             threading.Thread(target=webbrowser.open, args=(url,), daemon=True).start()
         print("Waiting for the sign-in to finish...", file=sys.stderr, flush=True)
 
-    try:
-        scope = anyio.run(provider.link, user, show)
-    except ToolError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        host.close()
+    user = args.user or LOCAL_OWNER
+    _, scope = _run_here(args, lambda provider, user: provider.link(user, show))
     print(f"linked {user}'s account for connector '{args.name}'" + (f" (scope: {scope})" if scope else ""))
     return 0
 
 
 def cmd_unlink(args: argparse.Namespace) -> int:
-    import anyio
-
-    from hub.provider import ToolError
-
-    provider, host, user = _connector_here(args)
-    try:
-        unlinked = anyio.run(provider.unlink, user)
-    except ToolError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        host.close()
+    user, unlinked = _run_here(args, lambda provider, user: provider.unlink(user))
     if not unlinked:
         raise CliError(f"{user} has not linked connector '{args.name}'")
     print(f"unlinked {user}'s account for connector '{args.name}' (revoked where the server allows it)")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -63,11 +64,12 @@ class Vault:
         return self.store.delete_vault(user, connector, name)
 
 
-def user_secret_names(values: dict[str, str]) -> list[str]:
-    """The `${user_secret:NAME}` names these header or environment values use, in order, once each."""
+def user_secret_names(*tables: Mapping[str, object]) -> list[str]:
+    """The `${user_secret:NAME}` names the values of these tables (headers, environment) use, in order, once each."""
     names: list[str] = []
-    for value in values.values():
-        for name in USER_SECRET_REF.findall(value):
-            if name not in names:
-                names.append(name)
+    for table in tables:
+        for value in table.values():
+            for name in USER_SECRET_REF.findall(str(value)):
+                if name not in names:
+                    names.append(name)
     return names
