@@ -14,10 +14,12 @@ it was issued for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import secrets
 import time
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -36,7 +38,7 @@ from connectors.personal import not_linked
 
 if TYPE_CHECKING:
     from connectors.settings import UpstreamSettings
-    from hub.provider import ProviderHost
+    from hub.provider import LinkRedirect, ProviderHost
 
 logger = logging.getLogger("junction.connectors")
 
@@ -209,38 +211,90 @@ class Auths:
         self.by_user.pop(user, None)
 
 
-# linking and unlinking (run by `junction connector link|unlink`) -------------------------------------------------
+class LinkRequests:
+    """The hub's `/connect/NAME` addresses this connector sent users who had not linked (URL elicitation), by id,
+    and the calls of theirs that wait for the link to finish."""
+
+    KEEP = 10_000  # ids remembered; the oldest are forgotten first
+
+    def __init__(self) -> None:
+        self.asked: dict[str, str] = {}
+        self.events: dict[str, asyncio.Event] = {}
+
+    def ask(self, user: str, elicitation: str | None = None) -> str:
+        """An id for a request to `user` (the one given, if it was theirs: a retried round keeps its id)."""
+        if elicitation is None or self.asked.get(elicitation) != user:
+            elicitation = secrets.token_urlsafe(16)
+        self.asked.pop(elicitation, None)
+        self.asked[elicitation] = user
+        while len(self.asked) > self.KEEP:
+            self.asked.pop(next(iter(self.asked)))
+        return elicitation
+
+    def for_other(self, elicitation: str | None, user: str) -> bool:
+        """Whether `elicitation` was sent to another user than `user` (the page refuses to link from it)."""
+        return elicitation is not None and self.asked.get(elicitation, user) != user
+
+    def done(self, user: str) -> None:
+        event = self.events.pop(user, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, user: str, timeout: float, linked: Callable[[], bool]) -> bool:
+        """Wait up to `timeout` s for `user`'s link: told by `done` (a link made by this process) or seen in the vault
+        (made by another replica), checked every few seconds."""
+        deadline = time.monotonic() + timeout
+        while not linked():
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            event = self.events.setdefault(user, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), min(left, 5.0))
+        return True
+
+
+# linking and unlinking (run by `junction connector link|unlink`, or the hub's `/connect/NAME` page) -------------------------------------------------
 async def link(host: ProviderHost, settings: UpstreamSettings, user: str, show: Callable[[str], None],
-               timeout: float = LINK_TIMEOUT) -> str:
+               timeout: float = LINK_TIMEOUT, redirect: LinkRedirect | None = None) -> str:
     """Link `user`'s account at the upstream: `show` gets the address to open; returns the scope granted once the
-    authorization server sent the browser back (to a loopback listener here) and the tokens are stored."""
-    codes: asyncio.Queue[dict[str, str]] = asyncio.Queue()
-    server = await asyncio.start_server(lambda r, w: _callback(r, w, codes), "127.0.0.1", 0)
-    port = server.sockets[0].getsockname()[1]
-    storage = VaultTokens(host, settings, user, f"http://127.0.0.1:{port}/callback", fresh=True)
+    authorization server sent the browser back (to `redirect`, the hub's page, else to a loopback listener here)
+    and the tokens are stored."""
+    async with contextlib.AsyncExitStack() as stack:
+        if redirect is None:
+            codes: asyncio.Queue[dict[str, str]] = asyncio.Queue()
+            server = await asyncio.start_server(lambda r, w: _callback(r, w, codes), "127.0.0.1", 0)
+            await stack.enter_async_context(server)
+            redirect_uri = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}/callback"
+            wait: Callable[[], Awaitable[Mapping[str, str]]] = codes.get
+        else:
+            redirect_uri, wait = redirect.uri, redirect.wait
+        storage = VaultTokens(host, settings, user, redirect_uri, fresh=True)
 
-    async def redirect_handler(url: str) -> None:
-        show(url)
+        async def redirect_handler(url: str) -> None:
+            show(url)
 
-    async def callback_handler() -> AuthorizationCodeResult:
-        got = await codes.get()
-        if "error" in got:
-            raise LinkError(f"the authorization server said {got['error']}: {got.get('error_description', '')}".strip())
-        return AuthorizationCodeResult(code=got.get("code", ""), state=got.get("state"), iss=got.get("iss"))
+        async def callback_handler() -> AuthorizationCodeResult:
+            got = await wait()
+            if "error" in got:
+                raise LinkError(f"the authorization server said {got['error']}: "
+                                f"{got.get('error_description', '')}".strip())
+            return AuthorizationCodeResult(code=got.get("code", ""), state=got.get("state"), iss=got.get("iss"))
 
-    auth = LinkedAuth(host, settings, storage, redirect_handler=redirect_handler, callback_handler=callback_handler)
-    probe = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "junction-link", "version": "1"}}}
-    headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25",
-               **{k: v for k, v in settings.headers.items() if "${user_secret:" not in v}}
-    try:
-        async with server, httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30.0)) as http:
-            async with asyncio.timeout(timeout):
-                await http.post(settings.url, json=probe, headers=headers)
-    except TimeoutError:
-        raise LinkError(f"nobody finished signing in within {timeout:.0f} s") from None
-    except httpx2.HTTPError as exc:
-        raise LinkError(f"cannot reach {settings.url}: {exc}") from None
+        auth = LinkedAuth(host, settings, storage, redirect_handler=redirect_handler,
+                          callback_handler=callback_handler)
+        probe = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "junction-link", "version": "1"}}}
+        headers = {"Accept": "application/json, text/event-stream", "MCP-Protocol-Version": "2025-11-25",
+                   **{k: v for k, v in settings.headers.items() if "${user_secret:" not in v}}
+        try:
+            async with httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30.0)) as http:
+                async with asyncio.timeout(timeout):
+                    await http.post(settings.url, json=probe, headers=headers)
+        except TimeoutError:
+            raise LinkError(f"nobody finished signing in within {timeout:.0f} s") from None
+        except httpx2.HTTPError as exc:
+            raise LinkError(f"cannot reach {settings.url}: {exc}") from None
     tokens = await VaultTokens(host, settings, user).get_tokens()
     if tokens is None or storage.fresh:
         raise LinkError("the upstream did not ask for authorization, or gave no tokens (is it OAuth-protected?)")

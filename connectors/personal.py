@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
+from urllib.parse import quote, urlencode
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
 
 class NotLinked(MCPError):
     """The caller has not given a value this connector needs of them; the message says which and how."""
+
+    missing: tuple[str, ...] = ()
+    """The names of the values (`oauth`: the link itself)."""
 
 
 def user_of(caller_key: str | None) -> str:
@@ -56,13 +60,21 @@ def catalog_user(host: ProviderHost, settings: UpstreamSettings) -> str | None:
 def not_linked(host: ProviderHost, user: str, missing: list[str]) -> NotLinked:
     who = "" if user == LOCAL_OWNER else f" --user {user}"
     if "oauth" in missing:
-        return NotLinked(code=types.INVALID_REQUEST, message=(
-            f"connector '{host.name}' is not linked to your account there yet: `junction connector link {host.name}"
-            f"{who}` links it (it prints the address to open and sign in at)"))
-    names = ", ".join(missing)
-    return NotLinked(code=types.INVALID_REQUEST, message=(
-        f"connector '{host.name}' needs your own {names} (each user gives theirs): "
-        f"`junction connector secret set {host.name} {missing[0]}{who}` stores it"))
+        error = NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' is not linked to your account there yet: open {host.web_url(connect_path(host))} "
+            f"to link it (or run `junction connector link {host.name}{who}`), then call again"))
+    else:
+        error = NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' needs your own {', '.join(missing)} (each user gives theirs): "
+            f"`junction connector secret set {host.name} {missing[0]}{who}` stores it"))
+    error.missing = tuple(missing)
+    return error
+
+
+def connect_path(host: ProviderHost, elicitation: str | None = None) -> str:
+    """The path of the hub's page where a user links their account for this connector."""
+    path = "/connect/" + quote(host.name, safe="")
+    return path + ("?" + urlencode({"elicitation": elicitation}) if elicitation else "")
 
 
 def refused_values(host: ProviderHost, settings: UpstreamSettings, user: str, status: int) -> NotLinked:

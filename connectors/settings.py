@@ -54,6 +54,9 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     """A client registered with the upstream's authorization server beforehand (else the hub registers one)."""
     oauth_client_secret: str = ""
     """That client's secret, if it has one (use "${secret:NAME}")."""
+    link_wait: float = 300.0
+    """`auth = "oauth"`: seconds a call of a user who has not linked waits, once they agreed to open the hub's
+    `/connect/NAME` page (URL elicitation), for the link to finish before it goes on (0: it fails at once)."""
     catalog_as: str = ""
     """For a `per_user` connector: the user whose own values the shared session (which reads the catalog) uses;
     empty: the first user (by name) who gave them all, and until somebody has, none (the session goes without)."""
@@ -81,5 +84,5 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
             raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
         if self.url and not self.url.startswith(("http://", "https://")):
             raise ValueError(f"`url` must start with http:// or https://, got {self.url!r}")
-        if self.call_timeout <= 0 or self.connect_timeout <= 0 or self.idle_stop < 0:
+        if self.call_timeout <= 0 or self.connect_timeout <= 0 or self.idle_stop < 0 or self.link_wait < 0:
             raise ValueError("timeouts must be positive numbers of seconds")

@@ -28,7 +28,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors.http import AiohttpTransport
 from connectors.oauth import Auths
-from connectors.personal import catalog_user, personal_values
+from connectors.personal import catalog_user, connect_path, personal_values
 from connectors.routing import Routing
 from connectors.stdio import Pipe, stdio_transport
 from connectors.stdio_relay import PipeCalls
@@ -68,6 +68,7 @@ class Supervisor:
         self._first_attempt = anyio.Event()
         self._up = anyio.Event()  # set while a session is up; replaced when it is lost
         self._demand = anyio.Event()  # lazy: a call wants the session
+        self._kicked = anyio.Event()  # try again now, without waiting out the backoff
         self._idle = False  # lazy: closed for want of calls (not down)
         self._last_used = time.monotonic()
 
@@ -82,6 +83,11 @@ class Supervisor:
             await self._first_attempt.wait()
         if self.client is None and not self._idle:
             raise ConnectionError(self.last_error or f"no answer within {self.settings.connect_timeout:g} s")
+
+    def kick(self) -> None:
+        """Try to open the session now if it is down (something it lacked has come: the first user's link)."""
+        if self.client is None:
+            self._kicked.set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -121,12 +127,25 @@ class Supervisor:
             if time.monotonic() - started > 60:
                 delay = 0.5  # it ran fine for a while: start the backoff over
             with anyio.move_on_after(delay):
-                await self._stop.wait()
+                async with anyio.create_task_group() as backoff:
+                    async def on_stop_or_kick(event: anyio.Event) -> None:
+                        await event.wait()
+                        backoff.cancel_scope.cancel()
+                    backoff.start_soon(on_stop_or_kick, self._stop)
+                    backoff.start_soon(on_stop_or_kick, self._kicked)
+            if self._kicked.is_set():
+                self._kicked = anyio.Event()
+                delay = 0.25
             delay = min(delay * 2, 30.0)
             self.restarts += 1
 
     async def _session(self) -> None:
         self._lost = anyio.Event()
+        s = self.settings
+        if s.auth == "oauth" and not s.catalog_as and catalog_user(self.host, s) is None:
+            raise ConnectionError(
+                f"nobody has linked an account at it yet: its tools come with the first user who links one (at "
+                f"{self.host.web_url(connect_path(self.host))}, or with `junction connector link {self.host.name}`)")
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(self.open_client(stack, self.routing))
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:

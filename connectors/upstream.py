@@ -15,6 +15,7 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
+from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
@@ -29,13 +30,24 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from connectors import oauth
 from connectors.eras import Parking
 from connectors.passthrough import relay_call
-from connectors.personal import NotLinked
+from connectors.personal import NotLinked, connect_path, user_of
 from connectors.routing import Caller, Members, Routing, SessionGone
 from connectors.settings import UpstreamSettings
 from connectors.supervisor import Supervisor
 from connectors.wire import ALL_ROUTABLE, UpstreamGone, all_pages, version
-from hub.provider import CallContext, Provider, ProviderHost, Relay, RelayDeclined, ToolError
+from hub.provider import (
+    CallContext,
+    InputUnavailable,
+    LinkRedirect,
+    Provider,
+    ProviderHost,
+    Relay,
+    RelayDeclined,
+    ToolError,
+)
 
+LINK_STATE = "junction.link"
+"""`ctx.state` key: the id of the URL elicitation this call sent its user to link (2026-07-28 rounds)."""
 _RETRY_WAIT = 1.0  # seconds (times the attempt number) a read waits for the upstream to come back
 
 Modern = Callable[[Client], Awaitable[Any]]
@@ -61,6 +73,7 @@ class UpstreamProvider(Provider):
         self.supervisor = Supervisor(host, config, self.client_info, self._sync_lists)
         self.members = Members(self.supervisor)
         self.parking = Parking(host, config)
+        self.link_requests = oauth.LinkRequests()
         self.relay_timeout = aiohttp.ClientTimeout(total=config.call_timeout, sock_connect=30.0)
         self.relay_url = yarl.URL(config.url) if config.url else None  # parsed once, not per relayed call
 
@@ -142,12 +155,39 @@ class UpstreamProvider(Provider):
         self, name: str, arguments: dict[str, Any], ctx: CallContext
     ) -> types.CallToolResult | types.InputRequiredResult:
         upstream_name = self._local_to_upstream.get(name, name)
+        # A retry of the round in which the hub asked this user to link: its answers were the hub's, not the
+        # upstream's, and the upstream has seen nothing of the call yet.
+        asked = ctx.state.pop(LINK_STATE, None)
         try:
-            return await self._call_tool(upstream_name, arguments, ctx)
+            return await self._call_tool(upstream_name, arguments, ctx, ours=asked is not None)
         except NotLinked as exc:  # told as the call's result, for the model and the person to read
-            raise ToolError(exc.error.message) from None
+            if not await self._ask_to_link(ctx, exc, asked):
+                raise ToolError(exc.error.message) from None
+        return await self._call_tool(upstream_name, arguments, ctx, ours=True)
 
-    async def _call_tool(self, upstream_name: str, arguments: dict[str, Any], ctx: CallContext
+    async def _ask_to_link(self, ctx: CallContext, exc: NotLinked, asked: str | None) -> bool:
+        """Send a user who has not linked to the hub's `/connect/NAME` page (URL elicitation: live on a 2025 session,
+        an input round on 2026-07-28) and wait for the link; whether it is there now."""
+        caps = ctx.client_capabilities
+        if ("oauth" not in exc.missing or self.settings.link_wait <= 0 or caps is None or caps.elicitation is None
+                or caps.elicitation.url is None):
+            return False
+        user = user_of(ctx.caller_key)
+        elicitation = self.link_requests.ask(user, asked)
+        ctx.state[LINK_STATE] = elicitation  # kept through a 2026-07-28 round, so the retry waits for this one
+        url = self.host.web_url(connect_path(self.host, elicitation))
+        try:
+            answer = await ctx.elicit_url(
+                f"Link your account at {self.link_target()} to use {self.host.name}: open the page, sign in, "
+                "and the call goes on once it is linked.", url, elicitation)
+        except InputUnavailable:
+            return False
+        ctx.state.pop(LINK_STATE, None)
+        if answer.action != "accept":
+            return False
+        return await self.link_requests.wait(user, self.settings.link_wait, lambda: self.supervisor.auths.linked(user))
+
+    async def _call_tool(self, upstream_name: str, arguments: dict[str, Any], ctx: CallContext, ours: bool = False
                          ) -> types.CallToolResult | types.InputRequiredResult:
         async def report(progress: float, total: float | None, message: str | None) -> None:
             await ctx.report_progress(progress, total, message)
@@ -156,7 +196,7 @@ class UpstreamProvider(Provider):
             ctx,
             modern=lambda c: c.session.call_tool(
                 upstream_name, arguments, progress_callback=report, allow_input_required=True,
-                input_responses=_responses(ctx), request_state=ctx.request_state),
+                input_responses=None if ours else _responses(ctx), request_state=None if ours else ctx.request_state),
             live=lambda c, caller: c.call_tool(upstream_name, arguments, progress_callback=caller.report_progress),
         )
 
@@ -224,14 +264,26 @@ class UpstreamProvider(Provider):
             client, routing = await self._session_for(ctx)
             return await routing.forward(ctx, call, client)
 
-    async def link(self, user: str, show: Callable[[str], None]) -> str:
+    def link_target(self) -> str | None:
+        if self.settings.auth != "oauth":
+            return None
+        parts = urlsplit(self.settings.url)
+        return f"{parts.scheme}://{parts.netloc}"
+
+    async def link(self, user: str, show: Callable[[str], None], redirect: LinkRedirect | None = None,
+                   elicitation: str | None = None) -> str:
         if self.settings.auth != "oauth":
             raise ToolError(f"connector '{self.host.name}' does not link accounts (it has no `auth = \"oauth\"`)")
+        if self.link_requests.for_other(elicitation, user):
+            raise ToolError(f"this link to connector '{self.host.name}' was made for another user of the hub: "
+                            "sign in as the user whose assistant asked, or ask again as yourself")
         try:
-            scope = await oauth.link(self.host, self.settings, user, show)
+            scope = await oauth.link(self.host, self.settings, user, show, redirect=redirect)
         except (oauth.LinkError, OAuthFlowError, NotLinked) as exc:
             raise ToolError(f"connector '{self.host.name}': linking did not finish: {_reason(exc)}") from None
         self.supervisor.auths.forget(user)  # the next session of theirs reads the new tokens
+        self.supervisor.kick()  # the first link: the catalog can be read now
+        self.link_requests.done(user)  # their calls waiting for it go on
         return scope
 
     async def unlink(self, user: str) -> bool:

@@ -261,6 +261,13 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         parts = urlsplit(self.mcp_url())
         return f"{parts.scheme}://{parts.netloc}"
 
+    def web_url(self, path: str) -> str:
+        """The address of the hub's page `path` (say `/connect/github`) as a person's browser reaches it: beside the
+        MCP endpoint, under `public_url`'s prefix if it has one."""
+        url = self.mcp_url()
+        base = url[: len(url) - len(self.server.path)] if url.endswith(self.server.path) else url.rstrip("/")
+        return base + path
+
     def mcp_url(self) -> str:
         if self.server.public_url:
             return self.server.public_url

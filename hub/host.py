@@ -17,7 +17,7 @@ import mcp_types as types
 
 from hub.calls.internal import InternalCallContext, Progress
 from hub.catalog import ProviderSlot
-from hub.config import ConfigError
+from hub.config import Config, ConfigError
 from hub.provider import CallContext, Provider, ProviderState
 from hub.security.auth import Delegation, Principal, act_for
 from hub.security.outbound import OutboundPolicy
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 class HostingHub(Protocol):
     """What a provider's host needs of the hub (`hub.app.Hub` is one)."""
 
+    config: Config
     router: Router
     store: Store
     policy: Policy
@@ -117,6 +118,9 @@ class Host:
 
             self._hub.secret_store = SecretStore(self._hub.store, self._hub.data_dir)
         return self._hub.secret_store
+
+    def web_url(self, path: str) -> str:
+        return self._hub.config.web_url(path)
 
     def vault(self) -> Vault:
         if self._hub.vault is None:

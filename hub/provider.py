@@ -154,6 +154,16 @@ class Relay(Protocol):
         id of its own) and wait for the client's response message (with `result` or `error`)."""
 
 
+class LinkRedirect(Protocol):
+    """The hub's own callback for a link its `/connect/NAME` page started (see `Provider.link`)."""
+
+    uri: str
+    """The redirect URI the authorization server sends the person's browser back to."""
+
+    async def wait(self) -> Mapping[str, str]:
+        """The query of that request (`code` and `state`, or `error`), once the browser is back."""
+
+
 class CallContext(Protocol):
     """Per-call context handed to provider handlers."""
 
@@ -302,6 +312,9 @@ class ProviderHost(Protocol):
     def secrets(self) -> SecretStore:
         """The hub's encrypted secret store (`hub.security.secrets.SecretStore`: get, set, remove by name)."""
 
+    def web_url(self, path: str) -> str:
+        """The address of the hub's page `path` (`/connect/NAME`) as a person's browser reaches it."""
+
     def vault(self) -> Vault:
         """Each user's own connector credentials (`hub.security.vault.Vault`: get, set, remove by user, connector and
         name). Only ever read for the user a call is made for."""
@@ -430,10 +443,19 @@ class Provider:
         """
         return None
 
-    async def link(self, user: str, show: Callable[[str], None]) -> str:
-        """Link `user`'s own account at what this provider reaches (a connector with `auth = "oauth"`): `show` gets
-        the address the person opens to sign in there; returns once their tokens are kept (what was granted).
-        Raises `ToolError` saying why when there is nothing to link or linking did not finish."""
+    def link_target(self) -> str | None:
+        """Where a user links their own account for this provider (a connector with `auth = "oauth"`: the upstream's
+        address), shown on the hub's `/connect/NAME` page; None when it has no accounts to link."""
+        return None
+
+    async def link(self, user: str, show: Callable[[str], None], redirect: LinkRedirect | None = None,
+                   elicitation: str | None = None) -> str:
+        """Link `user`'s own account at what this provider reaches: `show` gets the address the person opens to sign
+        in there; returns once their tokens are kept (what was granted). The authorization server sends the browser
+        back to `redirect` (the hub's page) when given, else to a listener of this process's own on loopback.
+        `elicitation` is the id of the request for input that sent the person here, if one did: a link started
+        from another user's is refused. Raises `ToolError` saying why when there is nothing to link or linking did
+        not finish."""
         raise ToolError(f"'{self.host.name}' has no accounts to link")
 
     async def unlink(self, user: str) -> bool:

@@ -103,6 +103,9 @@ class LocalHost:
             self._secrets = SecretStore(self._store, self._config.data_dir())
         return self._secrets
 
+    def web_url(self, path: str) -> str:
+        return self._config.web_url(path)
+
     def vault(self) -> Vault:
         """The users' own connector values, beside the secret store."""
         from hub.security.vault import Vault

@@ -23,12 +23,15 @@ from starlette.routing import Route
 
 from hub import __version__
 from hub.config import Config, ConfigError, check_auth_binding
+from hub.front.connect import ConnectPages
 from hub.front.fastpath import RelayFront
 from hub.front.gate import RequestGate, SessionQuota, plain_response, read_body, replay
 from hub.front.resume import BoundedEventStore
 from hub.provider import ProviderState
 from hub.sdk import HubSessionManager, live_transport
 from hub.security.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier
+from hub.security.lockout import SignInThrottle
+from hub.security.sessions import Sessions
 
 if TYPE_CHECKING:
     from mcp.server import Server
@@ -149,6 +152,7 @@ def build_http_app(hub: ServedHub) -> Any:
                     await auth.external.close()
                 if oauth is not None:
                     await oauth.close()
+                await connect.close()
 
     async def resource_metadata(request: Request) -> JSONResponse:
         # RFC 9728: what this resource is and how to get a token for it.
@@ -176,9 +180,24 @@ def build_http_app(hub: ServedHub) -> Any:
                    Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
     if oauth is not None:
         routes += oauth.routes()
+    connect = _connect_pages(hub, auth, oauth)
+    routes += connect.routes()
     routes += _provider_routes(hub, taken={getattr(r, "path", None) for r in routes} | {cfg.path})
     app = Starlette(routes=routes, lifespan=lifespan)
     return HttpFront(cfg.path, gate, app, auth, security_settings(hub.config), cfg.body_timeout, cfg.max_body_bytes)
+
+
+def _connect_pages(hub: ServedHub, auth: Authenticator, oauth: AuthorizationServer | None) -> ConnectPages:
+    """The `/connect/NAME` pages, signing people in with the sign-in page's sessions (or the same kind, when the
+    hub is no authorization server itself)."""
+    web = hub.config.web_url("")
+    if oauth is not None:
+        sessions = oauth.sessions
+    else:
+        settings = hub.config.auth.oauth
+        throttle = SignInThrottle(settings.failed_sign_ins, settings.failed_sign_ins_per_address, float(settings.lockout))
+        sessions = Sessions(hub.store, throttle, web)
+    return ConnectPages(hub.slots, hub.config.auth.mode, sessions, auth, web)
 
 
 def _session_manager(hub: ServedHub) -> HubSessionManager:

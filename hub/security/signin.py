@@ -30,7 +30,6 @@ import hmac
 import html
 import json
 import logging
-import math
 import re
 import secrets
 import time
@@ -38,7 +37,6 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-import anyio
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
 from mcp.server.auth.handlers.token import TokenHandler
@@ -65,10 +63,11 @@ from starlette.routing import Route, request_response
 
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
 from hub.security.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
-from hub.security.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_password, verify_token
+from hub.security.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_token
 from hub.security.lockout import SignInThrottle
 from hub.security.outbound import OutboundError, OutboundPolicy, display_url
 from hub.security.secrets import SecretError, SecretStore
+from hub.security.sessions import Sessions, foreign_post, origin_of, page
 from hub.store import Store
 
 logger = logging.getLogger("junction.oauth")
@@ -77,17 +76,11 @@ REFRESH_PREFIX = "jcr_"
 OFFLINE_ACCESS = "offline_access"
 REQUEST_TTL = 600.0  # seconds a user has to sign in
 CODE_TTL = 300.0
-SESSION_TTL = 12 * 3600.0
-SESSION_COOKIE = "junction_session"
-BROWSER_COOKIE = "junction_browser"
-"""Names the browser a sign-in page was shown to (`__Host-junction_browser` on https): the page's
-form token is bound to it, so a token read by anyone else is no good with this browser's cookies."""
 MAX_REDIRECT_URI = 2000
 _BROWSER_ID = re.compile(r"[A-Za-z0-9_-]{43}")
 MAX_METADATA_DOCUMENT = 5 * 1024  # bytes; what the Client ID Metadata Document draft suggests
 METADATA_DOCUMENT_TTL = 3600.0
 LOOPBACK_HOSTS = ("127.0.0.1", "::1", "localhost")
-_DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
 # How the SDK's models read URLs: the authorization and token requests with pydantic's defaults, client
 # metadata keeping an empty path empty. A redirect URI must read as itself through both.
 _URL_READERS = (TypeAdapter(AnyUrl), TypeAdapter(AnyUrl, config=ConfigDict(url_preserve_empty_path=True)))
@@ -225,12 +218,12 @@ class AuthorizationServer:
         self.issuer = config.oauth_issuer()
         self.secrets = SecretStore(store, config.data_dir())
         self.dev = (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
-        self.origin = _origin(self.issuer)
+        self.origin = origin_of(self.issuer)
         self.secure = self.issuer.startswith("https://")
-        # __Host-: only this origin can set it (no sibling subdomain can plant a value it knows); needs https.
-        self.browser_cookie = ("__Host-" if self.secure else "") + BROWSER_COOKIE
         self.throttle = SignInThrottle(self.settings.failed_sign_ins, self.settings.failed_sign_ins_per_address,
                                        float(self.settings.lockout))
+        self.sessions = Sessions(store, self.throttle, self.origin)
+        self.browser_cookie = self.sessions.browser_cookie
         self.outbound = outbound if outbound is not None else OutboundPolicy.from_config(config)
         """Where metadata documents may be fetched from: the hub's outbound policy (on a loopback issuer, the
         development set-up, loopback documents too)."""
@@ -606,13 +599,7 @@ class AuthorizationServer:
     # with the victim's cookies is refused; and a POST whose Origin (or Referer) is not the hub, or that
     # the browser itself calls cross-site (Sec-Fetch-Site), is refused before anything is looked at.
     def _session_user(self, request: Request) -> str | None:
-        cookie = request.cookies.get(SESSION_COOKIE)
-        if not cookie:
-            return None
-        row = self.store.fetchone("SELECT user, expires FROM login_sessions WHERE id_hash = ?", (hash_token(cookie),))
-        if row is None or row[1] < time.time() or self.store.user_role(row[0]) is None:
-            return None
-        return row[0]
+        return self.sessions.user(request)
 
     def _browser(self, request: Request) -> str | None:
         value = request.cookies.get(self.browser_cookie)
@@ -624,21 +611,7 @@ class AuthorizationServer:
         return hmac.new(pending.form_key.encode(), message, hashlib.sha256).hexdigest()
 
     def _foreign_post(self, request: Request) -> str | None:
-        """Why a POST to the page did not come from the page itself, as far as the browser says, or None.
-        Browsers send Origin on a form POST (the page's Referrer-Policy is same-origin, so it is the
-        real origin, not "null"); clients that are no browser send neither header, and the form token
-        decides alone."""
-        origin = request.headers.get("origin")
-        referer = request.headers.get("referer")
-        if origin is not None:
-            if origin != self.origin:
-                return f"the form was sent from {origin[:200]}, not from this hub ({self.origin})"
-        elif referer is not None and _origin(referer) != self.origin:
-            return f"the form was sent from a page of {_origin(referer)[:200]}, not of this hub ({self.origin})"
-        site = request.headers.get("sec-fetch-site")
-        if site is not None and site != "same-origin":
-            return f"the browser says the form came from another site (Sec-Fetch-Site: {site[:40]})"
-        return None
+        return foreign_post(request, self.origin)
 
     async def login_page(self, request: Request) -> Response:
         if request.method == "POST":
@@ -654,7 +627,7 @@ class AuthorizationServer:
         if fresh:
             # Lax: it comes along when the app sends the browser here (a top-level GET), never with a
             # cross-site POST; a session cookie, gone when the browser closes.
-            response.set_cookie(self.browser_cookie, browser, path="/" if self.secure else "/oauth", httponly=True,
+            response.set_cookie(self.browser_cookie, browser, path="/", httponly=True,
                                 samesite="lax", secure=self.secure)
         return response
 
@@ -683,7 +656,7 @@ and may use:</p>
 <button name="action" value="allow" type="submit">Allow</button>
 <button name="action" value="deny" type="submit" formnovalidate>Deny</button>
 </form>"""
-        response = _page("Sign in to Junction", body, status)
+        response = page("Sign in to Junction", body, status)
         response.headers.update(headers or {})
         return response
 
@@ -691,7 +664,7 @@ and may use:</p>
         foreign = self._foreign_post(request)
         if foreign is not None:
             logger.warning("sign-in form refused: %s", foreign)
-            return _page("Refused", f"<p>This sign-in was refused: {html.escape(foreign)}. Start again from the app "
+            return page("Refused", f"<p>This sign-in was refused: {html.escape(foreign)}. Start again from the app "
                          "that sent you here.</p>", 403)
         form = await request.form()
         pending = self._pending(str(form.get("request", "")))
@@ -702,7 +675,7 @@ and may use:</p>
         if browser is None or not hmac.compare_digest(str(form.get("csrf", "")),
                                                       self._form_token(pending, browser, shown)):
             logger.warning("sign-in form for client %s refused: its token is not this browser's", pending.client_id)
-            return _page("Refused", "<p>The form did not come from this sign-in page in this browser. Start again "
+            return page("Refused", "<p>The form did not come from this sign-in page in this browser. Start again "
                          "from the app that sent you here.</p>", 403)
         session_user = self._session_user(request)
         if (session_user or "") != shown:  # signed in or out in another tab since the page was shown
@@ -715,34 +688,21 @@ and may use:</p>
         if form.get("action") != "allow":
             return await self._login_form(pending, browser, session_user, "Choose Allow or Deny.", 400)
         user = session_user
-        new_session = None
+        new_session = False
         if user is None:
             user = str(form.get("username", "")).strip()[:200]
-            password = str(form.get("password", ""))
-            address = request.client.host if request.client else None
-            locked = self.throttle.check(user, address)
-            if locked is not None:
-                logger.warning("sign-in for user %r from %s refused: locked for %.0f s (%s)", user[:64], address,
-                               locked.retry_after, locked.scope)
-                return await self._login_form(pending, browser, None, locked.message(user[:64]), 429,
-                                              {"Retry-After": str(math.ceil(locked.retry_after))})
-            stored = self.store.password_hash(user) if user else None
-            ok = await anyio.to_thread.run_sync(verify_password, password, stored or _DUMMY_HASH)
-            if not ok or stored is None:
-                self.throttle.failed(user, address)
-                logger.warning("failed sign-in for user %r from %s (client %s)", user[:64], address, pending.client_id)
-                return await self._login_form(pending, browser, None, "Wrong user name or password.", 401)
-            self.throttle.succeeded(user, address)
-            new_session = secrets.token_urlsafe(32)
-            self.store.execute("INSERT INTO login_sessions (id_hash, user, expires) VALUES (?, ?, ?)",
-                               (hash_token(new_session), user, time.time() + SESSION_TTL))
+            refused = await self.sessions.check(user, str(form.get("password", "")), request,
+                                                f"client {pending.client_id}")
+            if refused is not None:
+                return await self._login_form(pending, browser, None, refused.message, refused.status,
+                                              refused.headers)
+            new_session = True
         role = self.store.user_role(user)
         if role is None:
             return await self._login_form(pending, browser, None, "Wrong user name or password.", 401)
         response = self._grant(pending, user, role)
-        if new_session is not None:
-            response.set_cookie(SESSION_COOKIE, new_session, max_age=int(SESSION_TTL), path="/oauth", httponly=True,
-                                samesite="lax", secure=self.secure)
+        if new_session:
+            self.sessions.open(response, user)
         return response
 
     # routes --------------------------------------------------------------------------------------
@@ -912,38 +872,6 @@ def _with_body(request: Request, body: bytes) -> Request:
     return Request(request.scope, receive)
 
 
-def _origin(url: str) -> str:
-    """`scheme://host[:port]` as a browser writes it in an Origin header (default ports left out)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return "null"
-    host = (parts.hostname or "").lower()
-    if ":" in host:
-        host = f"[{host}]"
-    default = {"http": 80, "https": 443}.get(parts.scheme)
-    return f"{parts.scheme}://{host}" + (f":{port}" if port is not None and port != default else "")
-
-
 def _expired_page() -> HTMLResponse:
-    return _page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again from the "
+    return page("Sign-in link expired", "<p>This sign-in link has expired or was already used. Start again from the "
                  "app that sent you here.</p>", 400)
-
-
-def _page(title: str, body: str, status: int = 200) -> HTMLResponse:
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{html.escape(title)}</title>
-<style>
-body {{ font: 16px/1.5 system-ui, sans-serif; max-width: 28rem; margin: 3rem auto; padding: 0 1rem; color: #222; }}
-label {{ display: block; margin: .75rem 0; }} input {{ display: block; width: 100%; padding: .4rem; font: inherit; }}
-button {{ font: inherit; padding: .4rem 1.2rem; margin: .75rem .5rem 0 0; }} .error {{ color: #a00; }}
-.small {{ font-size: .9rem; color: #555; }} code {{ font-size: .9rem; }}
-</style></head>
-<body><h1>{html.escape(title)}</h1>{body}</body></html>"""
-    return HTMLResponse(page, status_code=status, headers={
-        # same-origin, not no-referrer: with no-referrer a browser sends "Origin: null" on the form's POST, and
-        # the POST's Origin is how the page tells its own form from another site's
-        "Cache-Control": "no-store", "X-Frame-Options": "DENY", "Referrer-Policy": "same-origin",
-        "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'"})

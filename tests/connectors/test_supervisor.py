@@ -116,6 +116,9 @@ async def test_a_hung_upstream_times_out_and_the_session_keeps_working() -> None
     class Ctx:
         modern, input_responses, request_state, client_capabilities, log_level, caller_key = False, None, None, None, None, None
 
+        def __init__(self) -> None:
+            self.state: dict[str, Any] = {}
+
         async def report_progress(self, *a: Any) -> None:
             pass
 

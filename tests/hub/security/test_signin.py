@@ -431,10 +431,11 @@ def test_login_page_refusals_lockout_and_sessions(hub: RunningHub) -> None:
     # Signed in once, the next authorization only asks for consent (the session cookie is HttpOnly).
     browser = Browser("alice", USERS["alice"][1])
     authorize(hub, client_id, challenge, browser=browser)
-    cookie = next(c for c in browser.jar if c.name == "junction_session")
-    assert cookie.has_nonstandard_attr("HttpOnly") and cookie.path == "/oauth"
+    port = urlsplit(hub.base).port  # cookies are a host's, whatever the port: the hub's names carry its own
+    cookie = next(c for c in browser.jar if c.name == f"junction_session-{port}")
+    assert cookie.has_nonstandard_attr("HttpOnly") and cookie.path == "/"
     # The page's form token is bound to this browser's own cookie (HttpOnly, SameSite=Lax; __Host- on https).
-    marker = next(c for c in browser.jar if c.name == "junction_browser")
+    marker = next(c for c in browser.jar if c.name == f"junction_browser-{port}")
     assert marker.has_nonstandard_attr("HttpOnly") and marker.get_nonstandard_attr("SameSite") == "lax"
     browser.password = "forgotten"
     again = authorize(hub, client_id, challenge, browser=browser)
