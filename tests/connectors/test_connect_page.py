@@ -36,13 +36,14 @@ auth = "oauth"
 PASSWORDS = {"alice": "alice-hub-password-1", "bob": "bob-hub-password-22", "dave": "dave-hub-password-333"}
 
 
-def hub_users(front: Path, config: str, *names: str) -> dict[str, str]:
-    """Users of the front hub, each with a password (to sign in on its pages) and a token (for their client)."""
+def hub_users(front: Path, config: str, *names: str, passwords: dict[str, str] = PASSWORDS) -> dict[str, str]:
+    """Users of the front hub, each with a token (for their client) and, where `passwords` has one, a password (to
+    sign in on its pages)."""
     front.mkdir(parents=True, exist_ok=True)
     (front / "junction.toml").write_text(config)
     tokens = {}
     for name in names:
-        password = PASSWORDS.get(name)
+        password = passwords.get(name)
         args = ["--password"] if password else []
         remember_secret(password or "")
         done = junction(front, "user", "add", name, "--role", "user", *args, stdin=(password or "") + "\n")
