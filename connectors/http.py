@@ -40,7 +40,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
     It also notes the MCP session id and protocol version the SDK's client sends once its
     handshake is done, so calls relayed as raw JSON-RPC (connectors/passthrough.py) can join that
     session over the same connection pool; `joined` is set once the upstream has accepted a request in that
-    session (the client's `notifications/initialized`), so a relayed call never overtakes the handshake.
+    session (the client's `notifications/initialized`, also to an upstream that keeps no sessions), so a relayed
+    call never overtakes the handshake.
     """
 
     def __init__(self, *, connect_timeout: float = 30.0, read_timeout: float | None = None, limit: int = 100) -> None:
@@ -88,8 +89,8 @@ class AiohttpTransport(httpx2.AsyncBaseTransport):
             raise httpx2.NetworkError(str(exc) or type(exc).__name__, request=request) from exc
         if response.status in (401, 403):
             self.refused = response.status
-        if in_session and response.status < 300 and not self.joined.is_set():
-            self.joined.set()
+        if response.status < 300 and not self.joined.is_set() and (in_session or b'"notifications/initialized"' in body):
+            self.joined.set()  # an upstream without sessions (no Mcp-Session-Id) is joined once initialized
         return httpx2.Response(
             response.status,
             headers=[(k, v) for k, v in response.raw_headers],

@@ -191,7 +191,8 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
             headers.update(mcp_param_headers(header_map, params.get("arguments") or {}))
         upstream_id: Any = relay.request["id"] if relay.modern else f"junction-{next(_ids)}"
     else:
-        headers["Mcp-Session-Id"] = transport.session_id or ""
+        if transport.session_id is not None:  # an upstream may keep no sessions (it gave no id)
+            headers["Mcp-Session-Id"] = transport.session_id
         upstream_id = f"junction-{next(_ids)}"  # unique among everything in flight on the shared session
     session = transport.session()
 
@@ -228,6 +229,9 @@ async def _exchange(provider: UpstreamProvider, relay: Relay, session: aiohttp.C
         if response.status == 401 and auth is not None:
             auth.expire()  # refused before its time: the usual way refreshes the token and sends again
             raise RelayDeclined
+        if response.status == 403 and auth is not None and "insufficient_scope" in response.headers.get(
+                "WWW-Authenticate", ""):
+            raise RelayDeclined  # refused before it ran: the usual way tells the user to grant more (a step-up)
         if ctype.startswith("text/event-stream"):
             cursor = _Cursor()
             answer = await _read_stream(provider, relay, response, upstream_id, session, headers, cursor)

@@ -148,6 +148,10 @@ class Supervisor:
                 f"{self.host.web_url(connect_path(self.host))}, or with `junction connector link {self.host.name}`)")
         async with AsyncExitStack() as stack:
             client = await stack.enter_async_context(self.open_client(stack, self.routing))
+            if s.protocol == "2026-07-28":
+                # Pinned to 2026-07-28, the SDK assumes a server with no capabilities rather than asking; the catalog
+                # is read from what the server says it offers (and its name), so ask it.
+                client.session.adopt(types.DiscoverResult.model_validate(await client.session.send_discover(s.protocol)))
             if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 stamp_caller_envelope(client)
             self.client = client

@@ -336,7 +336,7 @@ class UpstreamProvider(Provider):
             version = client.protocol_version or relay.protocol_version
         else:
             transport = routing.transport
-            if transport is None or self.relay_url is None or (not upstream_modern and transport.session_id is None):
+            if transport is None or self.relay_url is None or (not upstream_modern and not transport.joined.is_set()):
                 return None
             version = transport.protocol_version or relay.protocol_version
         self.supervisor.used()
