@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx2
 from mcp.client.auth import AuthorizationCodeResult, OAuthClientProvider
+from mcp.client.auth.utils import union_scopes
 from mcp.shared.auth import (
     OAuthClientInformationFull,
     OAuthClientMetadata,
@@ -34,7 +35,7 @@ from mcp.shared.auth import (
 )
 from pydantic import ValidationError
 
-from connectors.personal import not_linked
+from connectors.personal import NotLinked, not_linked
 
 if TYPE_CHECKING:
     from connectors.settings import UpstreamSettings
@@ -47,6 +48,9 @@ TOKENS = "oauth"
 CLIENT = "oauth-client"
 """The vault entry that holds the client the hub registered for that user's link (each link its own: a registration
 made for another user's link never replaces the one a user's refresh token was issued to)."""
+SCOPE = "oauth-scope"
+"""The vault entry that holds the scope a user's next link must ask for, when the upstream wanted more than their
+link grants (403 `insufficient_scope`: a step-up); gone once they linked again."""
 SESSION_REDIRECT = "http://127.0.0.1/callback"
 """The redirect URI a session's client metadata names (a session never authorizes: only `link` does)."""
 LINK_TIMEOUT = 600.0
@@ -88,7 +92,7 @@ class VaultTokens:
             return OAuthClientInformationFull(
                 client_id=s.oauth_client_id, client_secret=s.oauth_client_secret or None,
                 redirect_uris=[self.redirect_uri],  # type: ignore[list-item]
-                token_endpoint_auth_method="client_secret_post" if s.oauth_client_secret else "none",
+                token_endpoint_auth_method="client_secret_basic" if s.oauth_client_secret else "none",
                 grant_types=["authorization_code", "refresh_token"], response_types=["code"])
         raw = self.host.vault().get(self.user, self.host.name, CLIENT)
         if raw is None:
@@ -119,9 +123,13 @@ class LinkedAuth(OAuthClientProvider):
             client_name=f"Junction ({host.name})",
             redirect_uris=[storage.redirect_uri],  # type: ignore[list-item]
             grant_types=["authorization_code", "refresh_token"], response_types=["code"],
-            token_endpoint_auth_method="client_secret_post" if settings.oauth_client_secret else "none")
+            token_endpoint_auth_method="client_secret_basic" if settings.oauth_client_secret else "none")
         super().__init__(settings.url, metadata, storage, redirect_handler or self._not_linked,
-                         callback_handler or self._no_callback)
+                         callback_handler or self._no_callback, client_metadata_url=client_document_url(host, settings))
+        self.settings = settings
+        self.refusal: NotLinked | None = None
+        """Why a request of a session failed for want of a (wider) link: the SDK's transport ends the session on it,
+        and the call that made it is told this rather than "connection closed" (`Routing.forward`)."""
         # RFC 8707 `resource` on every token request, refreshes included, also when this process has not
         # discovered the resource's metadata (a refresh after a restart): docker/mcp-gateway#563.
         self.context.should_include_resource_param = lambda protocol_version=None: True  # type: ignore[method-assign]
@@ -183,8 +191,25 @@ class LinkedAuth(OAuthClientProvider):
         finally:
             await flow.aclose()
 
+    async def _perform_authorization_code_grant(self) -> tuple[str, str]:
+        # What is asked for: the connector's own `oauth_scopes` where it names them, else what the upstream's
+        # challenge or metadata named (the SDK's choice); with what a step-up asked for on top.
+        metadata = self.context.client_metadata
+        if self.settings.oauth_scopes:
+            metadata.scope = " ".join(self.settings.oauth_scopes)
+        metadata.scope = union_scopes(metadata.scope, self.host.vault().get(self.storage.user, self.host.name, SCOPE))
+        return await super()._perform_authorization_code_grant()
+
     async def _not_linked(self, url: str) -> None:
-        raise not_linked(self.host, self.storage.user, [TOKENS])
+        wanted = (parse_qs(urlsplit(url).query).get("scope") or [""])[0]
+        if self.context.current_tokens is not None and wanted:
+            # A step-up (403 insufficient_scope): the SDK asks for what was granted and what the upstream wants now.
+            # Only a person can grant it, at their next link; until then the call says so.
+            self.host.vault().set(self.storage.user, self.host.name, SCOPE, wanted, kind="oauth-scope")
+            self.refusal = not_linked(self.host, self.storage.user, [TOKENS], more_scope=wanted)
+        else:
+            self.refusal = not_linked(self.host, self.storage.user, [TOKENS])
+        raise self.refusal
 
     async def _no_callback(self) -> AuthorizationCodeResult:
         raise not_linked(self.host, self.storage.user, [TOKENS])
@@ -199,7 +224,9 @@ class Auths:
         self.by_user: dict[str, LinkedAuth] = {}
 
     def linked(self, user: str) -> bool:
-        return self.host.vault().get(user, self.host.name, TOKENS) is not None
+        """Whether `user` has linked, with every scope the upstream asked of them so far."""
+        vault = self.host.vault()
+        return vault.get(user, self.host.name, TOKENS) is not None and vault.get(user, self.host.name, SCOPE) is None
 
     def of(self, user: str) -> LinkedAuth:
         auth = self.by_user.get(user)
@@ -290,7 +317,13 @@ async def link(host: ProviderHost, settings: UpstreamSettings, user: str, show: 
         try:
             async with httpx2.AsyncClient(auth=auth, timeout=httpx2.Timeout(30.0)) as http:
                 async with asyncio.timeout(timeout):
-                    await http.post(settings.url, json=probe, headers=headers)
+                    answer = await http.post(settings.url, json=probe, headers=headers)
+                    if storage.fresh:
+                        # The upstream lets anyone initialize and wants a token for the rest: ask for its tools.
+                        session = answer.headers.get("mcp-session-id")
+                        listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+                        await http.post(settings.url, json=listing, headers={
+                            **headers, **({"Mcp-Session-Id": session} if session else {})})
         except TimeoutError:
             raise LinkError(f"nobody finished signing in within {timeout:.0f} s") from None
         except httpx2.HTTPError as exc:
@@ -298,7 +331,19 @@ async def link(host: ProviderHost, settings: UpstreamSettings, user: str, show: 
     tokens = await VaultTokens(host, settings, user).get_tokens()
     if tokens is None or storage.fresh:
         raise LinkError("the upstream did not ask for authorization, or gave no tokens (is it OAuth-protected?)")
+    host.vault().remove(user, host.name, SCOPE)  # asked for and granted (or the person chose to grant less)
     return tokens.scope or ""
+
+
+def client_document_url(host: ProviderHost, settings: UpstreamSettings) -> str | None:
+    """The address of the hub's Client ID Metadata Document for this connector (`/connect/NAME/client.json`, served by
+    hub/front/connect.py),
+    which an authorization server that takes them uses as the client's id instead of a registration; only on an https
+    public address (the SDK, and the draft, want https) and when no client was registered beforehand."""
+    if settings.oauth_client_id:
+        return None
+    url = host.web_url(f"/connect/{host.name}/client.json")
+    return url if url.startswith("https://") else None
 
 
 async def unlink(host: ProviderHost, settings: UpstreamSettings, user: str) -> bool:
@@ -325,8 +370,8 @@ async def unlink(host: ProviderHost, settings: UpstreamSettings, user: str) -> b
                                        answer.status_code)
                 except httpx2.HTTPError as exc:
                     logger.warning("connector '%s': cannot revoke %s's %s: %s", host.name, user, hint, exc)
-    host.vault().remove(user, host.name, TOKENS)
-    host.vault().remove(user, host.name, CLIENT)
+    for name in (TOKENS, CLIENT, SCOPE):
+        host.vault().remove(user, host.name, name)
     return True
 
 

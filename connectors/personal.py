@@ -57,9 +57,14 @@ def catalog_user(host: ProviderHost, settings: UpstreamSettings) -> str | None:
     return next((user for user in sorted(given) if needed <= given[user]), None)
 
 
-def not_linked(host: ProviderHost, user: str, missing: list[str]) -> NotLinked:
+def not_linked(host: ProviderHost, user: str, missing: list[str], more_scope: str | None = None) -> NotLinked:
     who = "" if user == LOCAL_OWNER else f" --user {user}"
-    if "oauth" in missing:
+    if more_scope:
+        error = NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' needs more access to your account there than your link grants (it asks for "
+            f"the scope '{more_scope[:200]}'): open {host.web_url(connect_path(host))} to grant it (or run "
+            f"`junction connector link {host.name}{who}`), then call again"))
+    elif "oauth" in missing:
         error = NotLinked(code=types.INVALID_REQUEST, message=(
             f"connector '{host.name}' is not linked to your account there yet: open {host.web_url(connect_path(host))} "
             f"to link it (or run `junction connector link {host.name}{who}`), then call again"))

@@ -143,6 +143,11 @@ class Routing:
                     self.lost()
                     raise SessionGone from None
                 if exc.error.code == types.CONNECTION_CLOSED:
+                    refusal = self.auth.refusal if self.auth is not None else None
+                    if refusal is not None:  # the user's link is missing or too narrow: they are told how to fix it
+                        self.auth.refusal = None  # type: ignore[union-attr]
+                        self.lost()
+                        raise refusal from None
                     upstream.last_error = "the upstream closed the connection"
                     self.lost()
                     raise MCPError(code=types.INTERNAL_ERROR,

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from hub.provider import Provider, ToolError
@@ -87,7 +87,21 @@ class ConnectPages:
 
     def routes(self) -> list[Route]:
         return [Route(CALLBACK, self.callback, methods=["GET"]),
+                Route("/connect/{name}/client.json", self.client_document, methods=["GET"]),
                 Route("/connect/{name}", self.connect, methods=["GET", "POST"])]
+
+    async def client_document(self, request: Request) -> Response:
+        """The hub's Client ID Metadata Document for a connector: an authorization server that takes them fetches it
+        and uses its address as the client's id (no registration). The hub is a public client (PKCE, no secret),
+        sent back to `/connect/callback`, or to `junction connector link`'s loopback listener (any port: RFC 8252)."""
+        name = request.path_params["name"]
+        if self._provider(name) is None:
+            return JSONResponse({"error": "not_found"}, status_code=404)
+        return JSONResponse({
+            "client_id": f"{self.base}/connect/{name}/client.json", "client_name": f"Junction ({name})",
+            "client_uri": self.base, "redirect_uris": [self.callback_uri, "http://127.0.0.1/callback"],
+            "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+            "token_endpoint_auth_method": "none"}, headers={"Cache-Control": "max-age=300"})
 
     # the page -------------------------------------------------------------------------------------------------
     def _provider(self, name: str) -> tuple[Provider, str] | None:
