@@ -52,11 +52,11 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     connector link NAME`; the hub keeps and refreshes each user's tokens. `headers`: only `headers` authenticate."""
     oauth_client_id: str = ""
     """A client registered with the upstream's authorization server beforehand (else the hub registers one)."""
+    oauth_client_secret: str = ""
+    """That client's secret, if it has one (use "${secret:NAME}")."""
     oauth_scopes: list[str] = []
     """`auth = "oauth"`: the scopes a link asks for (default: what the upstream's challenge or metadata names); a
     scope the upstream asks for later (403 `insufficient_scope`) is added at the user's next link."""
-    oauth_client_secret: str = ""
-    """That client's secret, if it has one (use "${secret:NAME}")."""
     link_wait: float = 300.0
     """`auth = "oauth"`: seconds a call of a user who has not linked waits, once they agreed to open the hub's
     `/connect/NAME` page (URL elicitation), for the link to finish before it goes on (0: it fails at once)."""

@@ -28,6 +28,7 @@ from mcp.shared.inbound import x_mcp_header_map
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from connectors import oauth
+from connectors.catalog import entries as catalog_entries
 from connectors.eras import Parking
 from connectors.passthrough import relay_call
 from connectors.personal import NotLinked, connect_path, user_of
@@ -59,6 +60,8 @@ Live = Callable[[Client, Caller], Awaitable[Any]]
 class UpstreamProvider(Provider):
     config_type = UpstreamSettings
     description = "An upstream MCP server linked to the hub."
+    catalog = staticmethod(catalog_entries)
+    """The well-known remote servers `junction connector add NAME` knows (connectors/catalog.toml)."""
 
     def __init__(self, host: ProviderHost, config: UpstreamSettings) -> None:
         super().__init__(host, config)

@@ -12,13 +12,10 @@ import json
 import re
 import time
 from collections.abc import Iterator
-from datetime import datetime, timezone
 from typing import Any
 
-from hub.cli.common import CliError, read_secret_value
-from hub.config import Config, find_config_path, load_config
-from hub.security.auth import Policy, create_token, parse_expiry, parse_time
-from hub.store import Store
+from hub.cli.common import CliError, open_secrets, open_store, read_secret_value, when
+from hub.security.auth import create_token, parse_expiry, parse_time
 
 _NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 
@@ -149,21 +146,8 @@ def _audit_command(sub: Any, common: Any) -> None:
     p.set_defaults(fn=cmd_audit)
 
 
-def _open(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
-    # Managing users and reading the audit must not need every connector's secret in this shell.
-    config = load_config(find_config_path(getattr(args, "config", None)), require_env=False)
-    store = Store(config.data_dir() / "junction.db")
-    try:
-        store.open()
-    except Exception as exc:
-        raise CliError(f"cannot open the store in {config.data_dir()}: {exc}") from None
-    from hub.security.auth import policy_for
-
-    return config, store, policy_for(config)
-
-
 def cmd_user_add(args: argparse.Namespace) -> int:
-    config, store, policy = _open(args)
+    config, store, policy = open_store(args)
     try:
         if not _NAME.match(args.name):
             raise CliError(f"user names may use letters, digits and _ . @ - (1-64 characters), not {args.name!r}", 2)
@@ -181,7 +165,7 @@ def cmd_user_add(args: argparse.Namespace) -> int:
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    _, store, _ = open_store(args)
     try:
         if store.user_role(args.name) is None:
             raise CliError(f"no user named '{args.name}'")
@@ -212,9 +196,9 @@ def _new_password_hash(name: str) -> str:
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    _, store, _ = open_store(args)
     try:
-        rows = [{"name": n, "role": r, "created": _when(c)} for n, r, c in store.users()]
+        rows = [{"name": n, "role": r, "created": when(c)} for n, r, c in store.users()]
     finally:
         store.close()
     _print_rows(rows, args.json, lambda r: f"{r['name']:<24} {r['role']:<10} added {r['created']}",
@@ -223,18 +207,27 @@ def cmd_user_list(args: argparse.Namespace) -> int:
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    from hub.cli.connectors import revoke_links
+
+    _, store, _ = open_store(args)
     try:
-        if not store.remove_user(args.name):
+        if store.user_role(args.name) is None:
             raise CliError(f"no user named '{args.name}'")
     finally:
         store.close()
-    print(f"removed user '{args.name}' and their tokens")
+    revoked = revoke_links(args, args.name)  # their upstream accounts first, while the hub still knows the tokens
+    _, store, _ = open_store(args)
+    try:
+        store.remove_user(args.name)
+    finally:
+        store.close()
+    links = f"; revoked their links to {', '.join(revoked)}" if revoked else ""
+    print(f"removed user '{args.name}' and their tokens{links}")
     return 0
 
 
 def cmd_token_create(args: argparse.Namespace) -> int:
-    config, store, policy = _open(args)
+    config, store, policy = open_store(args)
     try:
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes is not None else None
         try:
@@ -249,7 +242,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         note = "note: [auth] mode is 'none', so the hub does not ask for tokens yet"
     else:
         note = "keep it secret: it is shown only this once"
-    expiry = _when(expires) if expires is not None else "never"
+    expiry = when(expires) if expires is not None else "never"
     import sys
 
     print(f"token {token_id} for '{args.user}' (expires {expiry}); {note}", file=sys.stderr)
@@ -257,16 +250,16 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    _, store, _ = open_store(args)
     try:
         rows = []
         now = time.time()
         for token_id, user, name, scopes, created, expires, revoked, last_used in store.tokens(args.user):
             state = "revoked" if revoked else "expired" if expires is not None and expires <= now else "active"
             rows.append({"id": token_id, "user": user, "name": name, "state": state,
-                         "scopes": json.loads(scopes) if scopes else "role", "created": _when(created),
-                         "expires": _when(expires) if expires else "never",
-                         "last_used": _when(last_used) if last_used else None})
+                         "scopes": json.loads(scopes) if scopes else "role", "created": when(created),
+                         "expires": when(expires) if expires else "never",
+                         "last_used": when(last_used) if last_used else None})
     finally:
         store.close()
     def line(r: dict[str, Any]) -> str:
@@ -278,7 +271,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    _, store, _ = open_store(args)
     try:
         if not store.revoke_token(args.id):
             raise CliError(f"no active token with id '{args.id}'")
@@ -289,7 +282,7 @@ def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 def cmd_audit(args: argparse.Namespace) -> int:
-    _, store, _ = _open(args)
+    _, store, _ = open_store(args)
     try:
         try:
             since = _since(args.since)
@@ -299,7 +292,7 @@ def cmd_audit(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for r in records:
-        row = {"time": _when(r.ts), "principal": r.principal, "client": r.client, "tool": r.tool,
+        row = {"time": when(r.ts), "principal": r.principal, "client": r.client, "tool": r.tool,
                "decision": r.decision, "outcome": r.outcome, "duration_ms": round(r.duration_ms, 3),
                "request_id": r.request_id, "error": r.error}
         if args.json:
@@ -311,17 +304,6 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _secrets(args: argparse.Namespace) -> tuple[Store, Any]:
-    from hub.security.secrets import SecretError, SecretStore
-
-    config, store, _ = _open(args)
-    try:
-        return store, SecretStore(store, config.data_dir())
-    except SecretError as exc:
-        store.close()
-        raise CliError(str(exc)) from None
-
-
 def cmd_secret_set(args: argparse.Namespace) -> int:
     from hub.security.secrets import SecretError, SecretStore
 
@@ -330,7 +312,7 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     except SecretError as exc:
         raise CliError(str(exc), 2) from None
     value = read_secret_value(f"value of secret '{args.name}': ", "junction secret set NAME")
-    store, secrets = _secrets(args)
+    store, secrets = open_secrets(args)
     try:
         secrets.set(args.name, value)
     finally:
@@ -340,14 +322,14 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
 
 
 def cmd_secret_list(args: argparse.Namespace) -> int:
-    store, secrets = _secrets(args)
+    store, secrets = open_secrets(args)
     try:
         rows = secrets.names()
         source = secrets.keys.source
     finally:
         store.close()
     for name, updated in rows:
-        print(f"{name:<40} updated {_when(updated)}")
+        print(f"{name:<40} updated {when(updated)}")
     if not rows:
         print("no secrets")
     print(f"(master key from the {source})")
@@ -355,7 +337,7 @@ def cmd_secret_list(args: argparse.Namespace) -> int:
 
 
 def cmd_secret_rm(args: argparse.Namespace) -> int:
-    store, secrets = _secrets(args)
+    store, secrets = open_secrets(args)
     try:
         if not secrets.remove(args.name):
             raise CliError(f"no secret named '{args.name}'")
@@ -368,7 +350,7 @@ def cmd_secret_rm(args: argparse.Namespace) -> int:
 def cmd_secret_rotate(args: argparse.Namespace) -> int:
     from hub.security.secrets import SecretError, key_id
 
-    store, secrets = _secrets(args)
+    store, secrets = open_secrets(args)
     try:
         count = len(secrets.names())
         try:
@@ -390,7 +372,7 @@ def cmd_secret_rotate(args: argparse.Namespace) -> int:
 @contextlib.contextmanager
 def _authorization_server(args: argparse.Namespace) -> Iterator[Any]:
     """The built-in authorization server over the data directory's store, closed afterwards."""
-    config, store, policy = _open(args)
+    config, store, policy = open_store(args)
     from hub.security.signin import AuthorizationServer
 
     try:
@@ -428,7 +410,7 @@ def cmd_oauth_client_add(args: argparse.Namespace) -> int:
 def cmd_oauth_clients(args: argparse.Namespace) -> int:
     with _authorization_server(args) as server:
         rows = [{"client_id": cid, "name": json.loads(meta).get("client_name"), "source": source, "owner": owner,
-                 "created": _when(created), "last_used": _when(used) if used else None, "sign_ins": live}
+                 "created": when(created), "last_used": when(used) if used else None, "sign_ins": live}
                 for cid, meta, source, created, used, live, owner in server.clients(args.owner)]
     _print_rows(rows, args.json,
                 lambda r: f"{r['client_id']:<40} {r['source']:<5} {r['owner'] or '-':<16} {r['sign_ins']:>3} sign-ins  "
@@ -447,7 +429,7 @@ def cmd_oauth_client_remove(args: argparse.Namespace) -> int:
 def cmd_oauth_sign_ins(args: argparse.Namespace) -> int:
     with _authorization_server(args) as server:
         rows = [{"id": family, "user": user, "client_id": client_id, "scopes": json.loads(scopes),
-                 "signed_in": _when(created), "until": _when(expires)}
+                 "signed_in": when(created), "until": when(expires)}
                 for family, user, client_id, scopes, created, expires in server.sign_ins(args.user)]
     _print_rows(rows, args.json,
                 lambda r: f"{r['id']}  {r['user']:<16} {' '.join(r['scopes']):<28} until {r['until']}  client "
@@ -482,8 +464,3 @@ def _since(text: str | None) -> float | None:
         return parse_time(text, time.time(), ago=True)
     except ValueError:
         raise ValueError(f"cannot read --since {text!r}: use e.g. 30m, 12h, 7d or 2026-11-01") from None
-
-
-def _when(ts: float) -> str:
-    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")
-

@@ -1,14 +1,19 @@
-"""What the subcommands share: exit codes, one-line errors, the config as the command sees it, and a
-client to a running hub (with the token in JUNCTION_TOKEN)."""
+"""What the subcommands share: exit codes, one-line errors, the config as the command sees it, its store and secret
+store, and a client to a running hub (with the token in JUNCTION_TOKEN)."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
 import os
-from typing import Any
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
 
 from hub.config import Config, find_config_path, load_config
+from hub.store import Store
+
+if TYPE_CHECKING:
+    from hub.security.auth import Policy
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2
@@ -135,3 +140,34 @@ def read_secret_value(prompt: str, command: str) -> str:
     if not value:
         raise CliError(f"the value is empty (pipe it in, e.g. `printf %s \"$TOKEN\" | {command}`)", 2)
     return value
+
+
+def open_store(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
+    """(the config, its store opened, its policy) for commands that manage what the store holds; managing users and
+    reading the audit must not need every connector's secret in this shell."""
+    config = load_config(find_config_path(getattr(args, "config", None)), require_env=False)
+    store = Store(config.data_dir() / "junction.db")
+    try:
+        store.open()
+    except Exception as exc:
+        raise CliError(f"cannot open the store in {config.data_dir()}: {exc}") from None
+    from hub.security.auth import policy_for
+
+    return config, store, policy_for(config)
+
+
+def open_secrets(args: argparse.Namespace) -> tuple[Store, Any]:
+    """(the store, its secret store) for commands that read or keep secrets."""
+    from hub.security.secrets import SecretError, SecretStore
+
+    config, store, _ = open_store(args)
+    try:
+        return store, SecretStore(store, config.data_dir())
+    except SecretError as exc:
+        store.close()
+        raise CliError(str(exc)) from None
+
+
+def when(ts: float) -> str:
+    """A time as the listings print it (UTC)."""
+    return datetime.fromtimestamp(ts, timezone.utc).strftime("%Y-%m-%d %H:%M:%SZ")

@@ -27,11 +27,24 @@ def add_parser(sub: Any, common: Any) -> None:
                             description="Link, list, check and unlink MCP servers ([connectors.NAME] in the config).")
     verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
 
-    p = verbs.add_parser("add", help="link an MCP server: `add NAME -- COMMAND ARGS...` or `add NAME --url URL`",
-                         epilog="Everything after `--` is the stdio server's command line.")
+    p = verbs.add_parser("add", help="link an MCP server: `add NAME -- COMMAND ARGS...`, `add NAME --url URL`, or "
+                         "`add NAME` for a server of the catalog",
+                         epilog="Everything after `--` is the stdio server's command line. With neither, NAME (or "
+                         "--from) names a well-known remote server (`junction connector catalog`), and each user links "
+                         "their own account there.")
     common(p)
     p.add_argument("name", help="connector name (tool names become NAME__tool)")
     p.add_argument("--url", help="Streamable HTTP endpoint of a remote server")
+    p.add_argument("--from", dest="entry", metavar="ENTRY", help="the catalog's server to add (default: NAME); "
+                   "with --url, the same service at another address")
+    p.add_argument("--oauth", action="store_true", help="with --url: each user links their own account there")
+    p.add_argument("--client-id", help="an app registered with the server's authorization server beforehand")
+    p.add_argument("--client-secret", metavar="SECRET", help="that app's secret: the name it has in the secret store "
+                   "(`junction secret set SECRET`), written as \"${secret:SECRET}\"")
+    p.add_argument("--scope", action="append", default=[], help="a scope a link asks for (repeat; default: the "
+                   "catalog's, else what the server names)")
+    p.add_argument("--with-key", metavar="KEY", help="a catalog server that takes personal keys: each user gives "
+                   "their own (`junction connector secret set NAME KEY`) instead of signing in")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE", help="environment for a stdio server")
     p.add_argument("--header", action="append", default=[], metavar="KEY=VALUE", help="HTTP header for a remote server")
     p.add_argument("--cwd", help="working directory for a stdio server")
@@ -39,6 +52,10 @@ def add_parser(sub: Any, common: Any) -> None:
     p.add_argument("--protocol", choices=("auto", "legacy", "2026-07-28"), help="protocol era spoken upstream")
     p.add_argument("--force", action="store_true", help="replace a connector of the same name")
     p.set_defaults(fn=cmd_add)
+
+    p = verbs.add_parser("catalog", help="the well-known remote servers `junction connector add NAME` knows")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(fn=cmd_catalog)
 
     p = verbs.add_parser("remove", help="unlink an MCP server")
     common(p)
@@ -115,12 +132,88 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
     return out
 
 
+def _catalog() -> dict[str, Any]:
+    from hub.host import load_connector_class
+
+    return getattr(load_connector_class("", "mcp"), "catalog", dict)()
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    entries = _catalog()
+    if args.json:
+        print(json.dumps({name: msgspec.to_builtins(e) for name, e in entries.items()}, indent=2))
+        return 0
+    print(f"{'NAME':<12} {'SERVICE':<30} {'SIGN-IN':<26} URL")
+    for name, e in entries.items():
+        how = "OAuth" + (" (your app)" if e.registration == "pre-registered" else "") + (" or key" if e.key_header
+                                                                                         else "")
+        print(f"{name:<12} {e.title:<30} {how:<26} {e.url}")
+    print("\nAdd one with `junction connector add NAME`; each user then links their own account.")
+    return 0
+
+
+def _config_as_written(args: argparse.Namespace) -> Config | None:
+    """The config as the file says (secrets left unresolved), for the addresses the hub's pages will have."""
+    path = _config_file(args)
+    try:
+        return load_config(path if path.exists() else None, require_env=False)
+    except ConfigError:
+        return None
+
+
+def _from_catalog(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    """The table for a catalog server (`add NAME` with neither --url nor a command), and what to tell the person."""
+    wanted = args.entry or args.name
+    entries = _catalog()
+    entry = entries.get(wanted)
+    if entry is None:
+        raise CliError(f"'{wanted}' is not in the catalog (known: {', '.join(entries)}); give `--url URL` or "
+                       f"`-- COMMAND [ARGS...]` for another server")
+    config = _config_as_written(args)
+    try:
+        table = entry.settings(args.name, client_id=args.client_id or "", client_secret=args.client_secret or "",
+                               key=args.with_key or "", scopes=args.scope)
+    except ValueError as exc:
+        callback = f" (the hub's /connect/callback is {config.web_url('/connect/callback')})" if config else ""
+        raise CliError(f"{exc}{callback}") from None
+    if args.with_key:
+        return table, (f"Each user gives their own {entry.title} key: `junction connector secret set {args.name} "
+                       f"{args.with_key} --user USER`.")
+    config = _config_as_written(args)
+    page = config.web_url(f"/connect/{args.name}") if config is not None else f"/connect/{args.name}"
+    return table, (f"Each user links their own {entry.title} account: at {page}, when they first call one of its "
+                   f"tools, or with `junction connector link {args.name} --user USER`.")
+
+
 def cmd_add(args: argparse.Namespace) -> int:
     program = list(getattr(args, "program", None) or [])
-    if bool(program) == bool(args.url):
-        raise CliError("give either `-- COMMAND [ARGS...]` (a stdio server) or `--url URL` (a remote server)")
+    if program and args.url:
+        raise CliError("give either `-- COMMAND [ARGS...]` (a stdio server) or `--url URL` (a remote server), not both")
+    oauth_only = [flag for flag, value in (("--client-id", args.client_id), ("--client-secret", args.client_secret),
+                                           ("--scope", args.scope)) if value]
+    if (program or (args.url and not args.oauth and not args.entry)) and oauth_only:
+        raise CliError(f"{oauth_only[0]} is for a server people sign in to: add --oauth (with --url), or name a "
+                       f"catalog server")
+    catalog = bool(args.entry) or not (program or args.url)
+    if program and (args.entry or args.with_key):
+        raise CliError(f"{'--from' if args.entry else '--with-key'} names a catalog server: leave out the command")
+    if args.with_key and not catalog:
+        raise CliError("--with-key names a catalog server's key: give --from ENTRY too, or --header for another server")
+    if args.oauth and (catalog or not args.url):
+        raise CliError("--oauth goes with --url (a catalog server is already set up for signing in)")
     table = tomlkit.table()
-    if program:
+    hint = f"Check it with: junction connector test {args.name}"
+    target = args.url or " ".join(program)
+    if catalog:
+        entry_table, hint = _from_catalog(args)
+        if args.url:  # the same service elsewhere (an enterprise or sandbox address)
+            entry_table["url"] = args.url
+        for key, value in entry_table.items():
+            table[key] = value
+        target = entry_table["url"]
+        if args.header:
+            table["headers"] = {**table.get("headers", {}), **_pairs(args.header, "header")}
+    elif program:
         table["command"] = program[0]
         table["args"] = program[1:]
         if args.cwd:
@@ -131,6 +224,14 @@ def cmd_add(args: argparse.Namespace) -> int:
         table["url"] = args.url
         if args.header:
             table["headers"] = _pairs(args.header, "header")
+        if args.oauth:
+            table["auth"] = "oauth"
+            if args.client_id:
+                table["oauth_client_id"] = args.client_id
+            if args.client_secret:
+                table["oauth_client_secret"] = "${secret:" + args.client_secret + "}"
+            if args.scope:
+                table["oauth_scopes"] = args.scope
     if args.prefix is not None:
         table["prefix"] = args.prefix
     if args.protocol:
@@ -143,8 +244,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise CliError(f"connector '{args.name}' already exists in {path} (use --force to replace it)")
     connectors[args.name] = table
     _write_checked(path, doc, args.name)
-    target = args.url or " ".join(program)
-    print(f"Linked '{args.name}' ({target}) in {path}. Check it with: junction connector test {args.name}")
+    print(f"Added '{args.name}' ({target}) to {path}. {hint}")
     return 0
 
 
@@ -290,11 +390,11 @@ def _user_values(args: argparse.Namespace) -> list[str]:
 
 def _vault(args: argparse.Namespace) -> tuple[Any, Any, str]:
     """(store, vault, user) for `--user` (which must exist), or the local user."""
-    from hub.cli.auth import _secrets
+    from hub.cli.common import open_secrets
     from hub.security.auth import LOCAL_OWNER
     from hub.security.vault import Vault
 
-    store, secrets = _secrets(args)
+    store, secrets = open_secrets(args)
     user = args.user or LOCAL_OWNER
     if args.user and store.user_role(args.user) is None:
         store.close()
@@ -334,7 +434,7 @@ def cmd_secret_rm(args: argparse.Namespace) -> int:
 
 
 def cmd_secret_list(args: argparse.Namespace) -> int:
-    from hub.cli.auth import _when
+    from hub.cli.common import when
 
     store, vault, _ = _vault(args)
     try:
@@ -342,7 +442,7 @@ def cmd_secret_list(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for entry in entries:
-        print(f"{entry.user:<24} {entry.connector:<20} {entry.name:<24} updated {_when(entry.updated)}")
+        print(f"{entry.user:<24} {entry.connector:<20} {entry.name:<24} updated {when(entry.updated)}")
     if not entries:
         print("no values stored")
     return 0
@@ -416,7 +516,7 @@ def cmd_unlink(args: argparse.Namespace) -> int:
 
 
 def cmd_links(args: argparse.Namespace) -> int:
-    from hub.cli.auth import _when
+    from hub.cli.common import when
 
     store, vault, _ = _vault(args)
     try:
@@ -424,9 +524,32 @@ def cmd_links(args: argparse.Namespace) -> int:
     finally:
         store.close()
     for entry in entries:
-        until = f"token until {_when(entry.expires)}" if entry.expires else "token without expiry"
+        until = f"token until {when(entry.expires)}" if entry.expires else "token without expiry"
         scope = entry.meta.get("scope") or ""
-        print(f"{entry.user:<24} {entry.connector:<20} linked {_when(entry.updated)}  {until}  {scope}".rstrip())
+        print(f"{entry.user:<24} {entry.connector:<20} linked {when(entry.updated)}  {until}  {scope}".rstrip())
     if not entries:
         print("no linked accounts")
     return 0
+
+
+def revoke_links(args: argparse.Namespace, user: str) -> list[str]:
+    """Revoke `user`'s linked accounts at each upstream (RFC 7009 where offered) and forget them, before the user
+    goes: the connectors whose links went. A link the hub cannot reach the connector for any more is only reported
+    (the user's vault entries go with the user anyway)."""
+    import sys
+
+    store, vault, _ = _vault(argparse.Namespace(**{**vars(args), "user": user}))
+    try:
+        names = sorted({e.connector for e in vault.entries(user) if e.kind == "oauth"})
+    finally:
+        store.close()
+    revoked = []
+    for name in names:
+        try:
+            _run_here(argparse.Namespace(**{**vars(args), "name": name, "user": user}),
+                      lambda provider, user: provider.unlink(user))
+            revoked.append(name)
+        except (CliError, ConfigError) as exc:
+            print(f"junction: cannot revoke {user}'s link to '{name}' at the upstream ({exc}); it is forgotten",
+                  file=sys.stderr)
+    return revoked

@@ -152,6 +152,38 @@ async def test_two_users_link_their_own_accounts_and_the_hub_refreshes_and_revok
         assert probe.status_code == 401
         assert "alice" not in junction(front, "connector", "links").stdout
 
+        # Removing a user revokes their links upstream before their vault entries go.
+        bob_client = json.loads(_client_registration(front, "bob"))["client_id"]
+        bob_tokens = stored_tokens(front, "bob")["token"]
+        removed = junction(front, "user", "remove", "bob")
+        assert removed.returncode == 0, removed.stderr
+        assert removed.stdout.strip() == "removed user 'bob' and their tokens; revoked their links to up"
+        reused = httpx2.post(upstream.base + "/token", data={"grant_type": "refresh_token", "client_id": bob_client,
+                                                             "refresh_token": bob_tokens["refresh_token"]}, timeout=10)
+        assert reused.status_code == 400, reused.text
+        db = sqlite3.connect(front / "data" / "junction" / "junction.db")
+        assert db.execute("SELECT COUNT(*) FROM vault WHERE user = 'bob'").fetchone()[0] == 0
+        db.close()
+
+
+async def test_a_catalog_server_added_elsewhere_links_and_calls(tmp_path: Path) -> None:
+    """`junction connector add up --from notion --url URL` (the catalog's entry, at another address) is a connector
+    each user links their own account at, with nothing else to write."""
+    upstream_dir, front = tmp_path / "upstream", tmp_path / "front"
+    upstream_accounts(upstream_dir)
+    with serve_hub(upstream_dir, UPSTREAM) as upstream:
+        tokens = add_users(front, '[auth]\nmode = "tokens"\n', "alice")
+        added = junction(front, "connector", "add", "up", "--from", "notion", "--url", upstream.url)
+        assert added.returncode == 0, added.stderr
+        assert "Each user links their own Notion account" in added.stdout
+        done = link(front, "alice", "alice-upstream")
+        assert done.returncode == 0, (done.stdout, done.stderr)
+        stored = stored_tokens(front, "alice")["token"]
+        remember_secret(stored["access_token"], stored.get("refresh_token", ""))
+        with serve_hub(front, (front / "junction.toml").read_text()) as hub:
+            async with client(hub.url, tokens["alice"], "legacy") as alice:
+                assert (await alice.call_tool("up__whoami", {})).content[0].text == "alice-upstream"
+
 
 def _client_registration(front: Path, user: str) -> str:
     store = Store(front / "data" / "junction" / "junction.db")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 from tests.fixtures.upstreams import CONFORMANCE_UPSTREAM
@@ -65,3 +66,70 @@ def test_test_reports_a_broken_connector(tmp_path: Path) -> None:
     result = junction(tmp_path, "connector", "test", "broken", "--config", str(cfg))
     assert result.returncode == 1
     assert result.stderr.startswith("junction: connector 'broken' is down:")
+
+
+ISSUE_NAMED = {"github", "slack", "linear", "notion", "sentry", "atlassian", "asana", "stripe", "cloudflare", "hubspot",
+               "intercom", "paypal"}
+
+
+def test_the_catalog_lists_the_well_known_remote_servers(tmp_path: Path) -> None:
+    listed = junction(tmp_path, "connector", "catalog", "--json")
+    assert listed.returncode == 0, listed.stderr
+    entries = json.loads(listed.stdout)
+    assert ISSUE_NAMED <= set(entries)
+    for name, entry in entries.items():
+        assert entry["url"].startswith("https://"), name
+        assert entry["registration"] in ("dynamic", "pre-registered"), name
+        if entry["registration"] == "pre-registered":
+            assert entry["note"], f"{name}: a person must be told what to register"
+        assert bool(entry["key_header"]) == bool(entry["key_format"]) and "{key}" in (entry["key_format"] or "{key}")
+    table = junction(tmp_path, "connector", "catalog")
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["NAME", "SERVICE", "SIGN-IN", "URL"]
+    assert {line.split()[0] for line in lines[1:len(entries) + 1]} == set(entries)
+    assert any(line.startswith("slack ") and "OAuth (your app)" in line and "https://mcp.slack.com/mcp" in line
+               for line in lines)
+
+
+def test_add_from_the_catalog(tmp_path: Path) -> None:
+    cfg = tmp_path / "junction.toml"
+
+    def add(*args: str) -> subprocess.CompletedProcess[str]:
+        return junction(tmp_path, "connector", "add", *args, "--config", str(cfg))
+
+    refused = add("github")
+    assert refused.returncode == 1
+    assert "GitHub needs an app registered with it" in refused.stderr
+    assert "--client-id ID --client-secret NAME" in refused.stderr
+    assert "the hub's /connect/callback is http://127.0.0.1:8765/connect/callback" in refused.stderr
+    assert not cfg.exists(), "nothing written when the entry cannot be used as asked"
+
+    done = add("gh", "--from", "github", "--client-id", "Iv1.app", "--client-secret", "GH_APP_SECRET")
+    assert done.returncode == 0, done.stderr
+    assert "Each user links their own GitHub account: at http://127.0.0.1:8765/connect/gh" in done.stdout
+    done = add("linear")
+    assert done.returncode == 0, done.stderr
+    done = add("stripe", "--with-key", "STRIPE_KEY")
+    assert done.returncode == 0, done.stderr
+    assert "junction connector secret set stripe STRIPE_KEY --user USER" in done.stdout
+    done = add("sandbox", "--from", "paypal", "--url", "https://mcp.sandbox.paypal.com/mcp", "--scope", "invoices")
+    assert done.returncode == 0, done.stderr
+    written = tomllib.loads(cfg.read_text())["connectors"]
+    assert written == {
+        "gh": {"url": "https://api.githubcopilot.com/mcp/", "auth": "oauth", "oauth_client_id": "Iv1.app",
+               "oauth_client_secret": "${secret:GH_APP_SECRET}", "oauth_scopes": ["repo", "read:org"]},
+        "linear": {"url": "https://mcp.linear.app/mcp", "auth": "oauth"},
+        "stripe": {"url": "https://mcp.stripe.com", "headers": {"Authorization": "Bearer ${user_secret:STRIPE_KEY}"}},
+        "sandbox": {"url": "https://mcp.sandbox.paypal.com/mcp", "auth": "oauth", "oauth_scopes": ["invoices"]},
+    }
+    before = cfg.read_text()
+    for args, reason in ((("notion", "--with-key", "K"), "Notion takes no personal key through the hub"),
+                         (("nope",), "'nope' is not in the catalog (known: github, slack,"),
+                         (("linear",), "connector 'linear' already exists"),
+                         (("plain", "--url", "https://example.com/mcp", "--client-id", "x"),
+                          "--client-id is for a server people sign in to: add --oauth"),
+                         (("plain", "--url", "https://example.com/mcp", "--with-key", "K"),
+                          "--with-key names a catalog server's key")):
+        refused = add(*args)
+        assert refused.returncode == 1 and reason in refused.stderr, (args, refused.stderr)
+    assert cfg.read_text() == before, "a refused add changes nothing"
