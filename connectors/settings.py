@@ -46,14 +46,22 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     shared: bool = True
     """`false`: one upstream session per caller (principal, or 2025 session) for servers that keep
     per-user state; the shared session then only serves the catalog."""
-    auth: Literal["headers", "oauth"] = "headers"
+    auth: Literal["headers", "oauth", "exchange"] = "headers"
     """`oauth`: every user links their own account at the upstream (the MCP authorization spec: discovery, then a
     pre-registered client, or dynamic registration; authorization code with PKCE and `resource`), with `junction
-    connector link NAME`; the hub keeps and refreshes each user's tokens. `headers`: only `headers` authenticate."""
+    connector link NAME`; the hub keeps and refreshes each user's tokens. `exchange`: for an upstream that trusts the
+    hub's own identity provider (`[auth] mode = "external"`), each caller's token is exchanged there (RFC 8693) for one
+    issued for the upstream, with the client `oauth_client_id`; nobody links. `headers`: only `headers` authenticate."""
     oauth_client_id: str = ""
-    """A client registered with the upstream's authorization server beforehand (else the hub registers one)."""
+    """A client registered with the upstream's authorization server beforehand (else the hub registers one); with
+    `auth = "exchange"`, the hub's client at the identity provider (required)."""
     oauth_client_secret: str = ""
     """That client's secret, if it has one (use "${secret:NAME}")."""
+    oauth_token_url: str = ""
+    """`auth = "exchange"`: the identity provider's token endpoint (default: found from the upstream's protected
+    resource metadata and its authorization server's metadata)."""
+    exchange_audience: str = ""
+    """`auth = "exchange"`: the `audience` asked for, where the provider wants one besides `resource` (the URL)."""
     oauth_scopes: list[str] = []
     """`auth = "oauth"`: the scopes a link asks for (default: what the upstream's challenge or metadata names); a
     scope the upstream asks for later (403 `insufficient_scope`) is added at the user's next link."""
@@ -71,7 +79,7 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     def per_user(self) -> bool:
         """Whether a header or environment value is a user's own ("${user_secret:NAME}"): then every user has an
         upstream session (or program) of their own that carries their values and nobody else's (`shared = false`)."""
-        return self.auth == "oauth" or bool(self.user_values)
+        return self.auth != "headers" or bool(self.user_values)
 
     @property
     def user_values(self) -> list[str]:
@@ -81,8 +89,11 @@ class UpstreamSettings(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
     def __post_init__(self) -> None:
         if self.per_user:
             self.shared = False
-        if self.auth == "oauth" and not self.url:
-            raise ValueError("`auth = \"oauth\"` is for a remote server (`url`)")
+        if self.auth != "headers" and not self.url:
+            raise ValueError(f"`auth = \"{self.auth}\"` is for a remote server (`url`)")
+        if self.auth == "exchange" and not self.oauth_client_id:
+            raise ValueError("`auth = \"exchange\"` needs `oauth_client_id`: the hub's client at the identity provider, "
+                             "allowed to exchange tokens there")
         if bool(self.command) == bool(self.url):
             raise ValueError("give either `command` (a stdio program) or `url` (a Streamable HTTP endpoint)")
         if self.url and not self.url.startswith(("http://", "https://")):

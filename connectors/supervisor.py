@@ -26,6 +26,7 @@ from mcp.client.streamable_http import streamable_http_client
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
+from connectors.exchange import ExchangeAuth, Exchanger
 from connectors.http import AiohttpTransport
 from connectors.oauth import Auths
 from connectors.personal import catalog_user, connect_path, personal_values
@@ -60,6 +61,7 @@ class Supervisor:
         self.client: Client | None = None
         self.routing = Routing(self, self)  # the shared session's
         self.auths = Auths(host, settings)  # `auth = "oauth"`: each user's tokens, shared by their sessions
+        self.exchanger = Exchanger(host, settings)  # `auth = "exchange"`: each caller's token exchanged for one here
         self.last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
@@ -191,7 +193,7 @@ class Supervisor:
         reads the catalog as `catalog_as`, else as the first user who gave everything; with nobody, without)."""
         s = self.settings
         target: Any
-        if user is None and s.per_user:
+        if user is None and s.per_user and s.auth != "exchange":  # (exchange: the catalog is read as the hub)
             user = s.catalog_as or catalog_user(self.host, s)
         if s.command:
             env = {k: v for k, v in os.environ.items() if k in INHERITED_ENV}
@@ -209,10 +211,13 @@ class Supervisor:
         else:
             routing.transport = AiohttpTransport(connect_timeout=30.0)
             routing.headers = personal_values(self.host, s.headers, user)
+            auth: httpx2.Auth | None = None
             if s.auth == "oauth" and user is not None:
-                routing.auth = self.auths.of(user)
+                auth = routing.auth = self.auths.of(user)
+            elif s.auth == "exchange":
+                auth = ExchangeAuth(self.exchanger, user)
             http = httpx2.AsyncClient(
-                auth=routing.auth,
+                auth=auth,
                 headers=dict(routing.headers),
                 timeout=httpx2.Timeout(30.0, read=s.call_timeout + 30),
                 transport=routing.transport,

@@ -30,6 +30,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from connectors import oauth
 from connectors.catalog import entries as catalog_entries
 from connectors.eras import Parking
+from connectors.exchange import ExchangeError
 from connectors.passthrough import relay_call
 from connectors.personal import NotLinked, connect_path, user_of
 from connectors.routing import Caller, Members, Routing, SessionGone
@@ -254,7 +255,22 @@ class UpstreamProvider(Provider):
         return await self._forward(ctx, lambda c: live(c, ctx), routing)
 
     async def _session_for(self, ctx: CallContext) -> tuple[Client, Routing]:
+        if self.settings.auth == "exchange":
+            await self._exchange_for(ctx)
         return await self.members.session_for(ctx, await self.supervisor.awake(), self.supervisor.routing)
+
+    async def _exchange_for(self, ctx: CallContext) -> None:
+        """`auth = "exchange"`: the caller's own token of the identity provider, exchanged for one for this upstream
+        (unless the last one is still good), before their session sends anything."""
+        subject = ctx.identity.subject_token
+        if subject is None:
+            raise ToolError(f"connector '{self.host.name}' acts with your own sign-in at the hub's identity provider "
+                            "(token exchange), and this call came without one: call with that provider's token "
+                            "(not a hub API token, and not from a job)")
+        try:
+            await self.supervisor.exchanger.ensure(user_of(ctx.caller_key), subject)
+        except ExchangeError as exc:
+            raise ToolError(f"connector '{self.host.name}': {exc}") from None
 
     async def _forward(self, ctx: CallContext, call: Modern, routing: Routing) -> Any:
         try:
@@ -302,6 +318,8 @@ class UpstreamProvider(Provider):
 
         A 2026-07-28 caller and a 2025 upstream take the usual way (the call is parked while the caller answers).
         """
+        if self.settings.auth == "exchange":
+            return None  # each call's own token is exchanged first: the usual way
         client = self.supervisor.client
         if client is not None:
             if relay.modern and client.protocol_version not in MODERN_PROTOCOL_VERSIONS:

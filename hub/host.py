@@ -122,6 +122,11 @@ class Host:
     def web_url(self, path: str) -> str:
         return self._hub.config.web_url(path)
 
+    @property
+    def identity_issuer(self) -> str | None:
+        auth = self._hub.config.auth
+        return auth.external.issuer if auth.mode == "external" else None
+
     def vault(self) -> Vault:
         if self._hub.vault is None:
             from hub.security.vault import Vault

@@ -315,6 +315,10 @@ class ProviderHost(Protocol):
     def web_url(self, path: str) -> str:
         """The address of the hub's page `path` (`/connect/NAME`) as a person's browser reaches it."""
 
+    @property
+    def identity_issuer(self) -> str | None:
+        """The issuer of the identity provider whose tokens the hub takes (`[auth] mode = "external"`), else None."""
+
     def vault(self) -> Vault:
         """Each user's own connector credentials (`hub.security.vault.Vault`: get, set, remove by user, connector and
         name). Only ever read for the user a call is made for."""

@@ -106,6 +106,11 @@ class LocalHost:
     def web_url(self, path: str) -> str:
         return self._config.web_url(path)
 
+    @property
+    def identity_issuer(self) -> str | None:
+        auth = self._config.auth
+        return auth.external.issuer if auth.mode == "external" else None
+
     def vault(self) -> Vault:
         """The users' own connector values, beside the secret store."""
         from hub.security.vault import Vault

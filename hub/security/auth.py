@@ -22,7 +22,7 @@ import json
 import re
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from hub.config import BUILTIN_SCOPES, AuthConfig, Config, ExternalAuthConfig
@@ -51,6 +51,10 @@ class Principal:
     role: str
     scopes: frozenset[str]
     token_id: str | None = None
+    subject_token: str | None = field(default=None, repr=False, compare=False)
+    """The caller's own access token, when it is one of the identity provider's (`external` mode): what a connector
+    with `auth = "exchange"` exchanges (RFC 8693) at that provider for one issued for its upstream. Never stored,
+    logged, or sent anywhere else; a job acting for the user has none."""
 
     @property
     def is_local(self) -> bool:
@@ -486,6 +490,8 @@ class Authenticator:
             principal, why = self.oauth.verify(token)
         elif self.external is not None and not token.startswith(TOKEN_PREFIX):
             principal, why = await self.external.verify(token)
+            if principal is not None:
+                principal = replace(principal, subject_token=token)
         else:
             principal, why = verify_token(self.store, self.policy, token)
             if principal is not None and principal.token_id is not None:
