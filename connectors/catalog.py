@@ -34,9 +34,10 @@ class Entry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     note: str = ""
 
     def settings(self, name: str, *, client_id: str = "", client_secret: str = "", key: str = "",
-                 scopes: list[str] | None = None) -> dict[str, Any]:
+                 scopes: list[str] | None = None, entry: str = "") -> dict[str, Any]:
         """The `[connectors.NAME]` table for this server: each user links their own account (`auth = "oauth"`), or,
-        with `key`, gives their own key (`${user_secret:KEY}` in the header the service reads)."""
+        with `key`, gives their own key (`${user_secret:KEY}` in the header the service reads). `entry`: this entry's
+        name, when the connector has another (for the command a refusal suggests)."""
         if key:
             if not self.key_header:
                 raise CatalogError(f"{self.title} takes no personal key through the hub, only its sign-in: leave out "
@@ -46,7 +47,8 @@ class Entry(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         if self.registration == "pre-registered" and not client_id:
             raise CatalogError(
                 f"{self.title} needs an app registered with it before anyone can link: {self.note} Then run "
-                f"`junction connector add {name} --client-id ID --client-secret NAME` (NAME: the app's secret, kept "
+                f"`junction connector add {name}{f' --from {entry}' if entry and entry != name else ''} --client-id ID "
+                f"--client-secret NAME` (NAME: the app's secret, kept "
                 f"with `junction secret set NAME`)" + (f"; see {self.docs}" if self.docs else ""))
         table: dict[str, Any] = {"url": self.url, "auth": "oauth"}
         if client_id:

@@ -7,8 +7,9 @@ session carries it. The session that reads the catalog authenticates as the hub 
 same resource). The token endpoint is `oauth_token_url`, else found as the MCP authorization spec finds it: the
 upstream's protected resource metadata (RFC 9728), then its authorization server's (RFC 8414, then OpenID).
 
-Owns: the exchanges and the tokens they gave (in memory: short-lived and derived, nothing to keep). Must not: send a
-caller's token anywhere but that token endpoint, or log either token.
+Owns: the exchanges and the tokens they gave, and each user's latest own token for exchanges later in their session
+(in memory only: short-lived, nothing to keep; a user's go when they are removed or their session closes). Must not:
+send a caller's token anywhere but that token endpoint, write either kind of token anywhere, or log one.
 """
 
 from __future__ import annotations
@@ -72,9 +73,11 @@ class Exchanger:
                 token = await self._obtain(user)
             return token
 
-    def drop(self, user: str | None) -> None:
-        """The upstream refused the token: the next request exchanges again."""
-        self.tokens.pop(user, None)
+    def drop(self, user: str | None, token: str) -> None:
+        """The upstream refused `token`: the next request exchanges again (unless another has done so already)."""
+        held = self.tokens.get(user)
+        if held is not None and held[0] == token:
+            del self.tokens[user]
 
     def forget(self, user: str) -> None:
         self.tokens.pop(user, None)
@@ -137,6 +140,13 @@ class Exchanger:
             raise ExchangeError(f"{url} publishes no protected resource metadata naming its authorization server "
                                 "(set oauth_token_url)")
         issuer = str(resource.authorization_servers[0])
+        ours = self.host.identity_issuer
+        if ours is None or not issuers_match(issuer, ours):
+            # Callers' tokens and the hub's client secret go only to the hub's own identity provider: an upstream's
+            # metadata must not be able to send them anywhere it likes (nor is anything fetched from elsewhere).
+            raise ExchangeError(f"the upstream trusts the authorization server {issuer}, not the hub's identity "
+                                f"provider ({ours or 'none: [auth] mode is not external'}); nothing is sent there "
+                                "(set oauth_token_url to exchange at a token endpoint of your choice)")
         server: OAuthMetadata | None = None
         for address in build_oauth_authorization_server_metadata_discovery_urls(issuer, url):
             server = _parsed(OAuthMetadata, await _get(http, address))
@@ -144,13 +154,9 @@ class Exchanger:
                 break
         if server is None:
             raise ExchangeError(f"the authorization server {issuer} publishes no metadata (set oauth_token_url)")
-        ours = self.host.identity_issuer
-        if ours is None or not issuers_match(str(server.issuer), ours):
-            # Callers' tokens and the hub's client secret go only to the hub's own identity provider: an upstream's
-            # metadata must not be able to send them anywhere it likes.
-            raise ExchangeError(f"the upstream trusts the authorization server {server.issuer}, not the hub's "
-                                f"identity provider ({ours or 'none: [auth] mode is not external'}); nothing is sent "
-                                "there (set oauth_token_url to exchange at a token endpoint of your choice)")
+        if not issuers_match(str(server.issuer), issuer):  # RFC 8414 3.3: the document must be that issuer's own
+            raise ExchangeError(f"the metadata at {issuer} names another issuer ({server.issuer}); nothing is sent "
+                                "there")
         offered = server.grant_types_supported
         if offered is not None and TOKEN_EXCHANGE not in offered:
             raise ExchangeError(f"the authorization server {issuer} does not offer token exchange (RFC 8693)")
@@ -166,11 +172,24 @@ class ExchangeAuth(httpx2.Auth):
         self.exchanger, self.user = exchanger, user
 
     async def async_auth_flow(self, request: httpx2.Request) -> AsyncGenerator[httpx2.Request, httpx2.Response]:
-        request.headers["Authorization"] = f"Bearer {await self.exchanger.ensure(self.user)}"
+        # A call's token was exchanged before it was sent (`UpstreamProvider._exchange_for`); here it is done again
+        # only when it expired during a session, or was refused. An exchange refused then lets the upstream's 401
+        # through (its reason is logged, and the caller is told the upstream refused them).
+        try:
+            token = await self.exchanger.ensure(self.user)
+        except ExchangeError as exc:
+            logger.warning("connector '%s': %s", self.exchanger.host.name, exc)
+            yield request
+            return
+        request.headers["Authorization"] = f"Bearer {token}"
         response = yield request
         if response.status_code == 401:
-            self.exchanger.drop(self.user)
-            request.headers["Authorization"] = f"Bearer {await self.exchanger.ensure(self.user)}"
+            self.exchanger.drop(self.user, token)
+            try:
+                request.headers["Authorization"] = f"Bearer {await self.exchanger.ensure(self.user)}"
+            except ExchangeError as exc:
+                logger.warning("connector '%s': %s", self.exchanger.host.name, exc)
+                return
             yield request
 
 

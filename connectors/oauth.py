@@ -127,6 +127,8 @@ class LinkedAuth(OAuthClientProvider):
         super().__init__(settings.url, metadata, storage, redirect_handler or self._not_linked,
                          callback_handler or self._no_callback, client_metadata_url=client_document_url(host, settings))
         self.settings = settings
+        self.stepping_up = False
+        """Whether the upstream's last answer was 403 `insufficient_scope` (the SDK then asks for a wider link)."""
         self.refusal: NotLinked | None = None
         """Why a request of a session failed for want of a (wider) link: the SDK's transport ends the session on it,
         and the call that made it is told this rather than "connection closed" (`Routing.forward`)."""
@@ -175,6 +177,8 @@ class LinkedAuth(OAuthClientProvider):
             outgoing = await flow.__anext__()
             while True:
                 response = yield outgoing
+                self.stepping_up = response.status_code == 403 and "insufficient_scope" in response.headers.get(
+                    "WWW-Authenticate", "")
                 if (outgoing is request and response.status_code == 401 and not retried
                         and self.context.can_refresh_token()):
                     # Refused before its time (revoked, or a clock ahead): refresh once and send again, rather than
@@ -202,7 +206,7 @@ class LinkedAuth(OAuthClientProvider):
 
     async def _not_linked(self, url: str) -> None:
         wanted = (parse_qs(urlsplit(url).query).get("scope") or [""])[0]
-        if self.context.current_tokens is not None and wanted:
+        if self.stepping_up and wanted:
             # A step-up (403 insufficient_scope): the SDK asks for what was granted and what the upstream wants now.
             # Only a person can grant it, at their next link; until then the call says so.
             self.host.vault().set(self.storage.user, self.host.name, SCOPE, wanted, kind="oauth-scope")
@@ -360,11 +364,16 @@ async def unlink(host: ProviderHost, settings: UpstreamSettings, user: str) -> b
             for token, hint in ((tokens.refresh_token, "refresh_token"), (tokens.access_token, "access_token")):
                 if not token:
                     continue
-                form = {"token": token, "token_type_hint": hint, "client_id": client.client_id}
-                if client.client_secret:
-                    form["client_secret"] = client.client_secret
+                form = {"token": token, "token_type_hint": hint}
+                basic = None  # the client authenticates as at the token endpoint
+                if client.client_secret and client.token_endpoint_auth_method == "client_secret_basic":
+                    basic = (client.client_id, client.client_secret)
+                else:
+                    form["client_id"] = client.client_id
+                    if client.client_secret:
+                        form["client_secret"] = client.client_secret
                 try:
-                    answer = await http.post(endpoint, data=form)
+                    answer = await http.post(endpoint, data=form, auth=basic or httpx2.USE_CLIENT_DEFAULT)
                     if answer.status_code >= 400:
                         logger.warning("connector '%s': revoking %s's %s answered HTTP %s", host.name, user, hint,
                                        answer.status_code)

@@ -85,6 +85,14 @@ def connect_path(host: ProviderHost, elicitation: str | None = None) -> str:
 def refused_values(host: ProviderHost, settings: UpstreamSettings, user: str, status: int) -> NotLinked:
     names = settings.user_values
     who = "" if user == LOCAL_OWNER else f" --user {user}"
+    if settings.auth == "oauth":
+        return NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' refused your linked account (the upstream answered HTTP {status}): link it "
+            f"again at {host.web_url(connect_path(host))} (or `junction connector link {host.name}{who}`)"))
+    if settings.auth == "exchange" or not names:  # what was refused is the token the hub got for them
+        return NotLinked(code=types.INVALID_REQUEST, message=(
+            f"connector '{host.name}' refused the token the hub presented for you (the upstream answered HTTP "
+            f"{status}); the hub's log says more"))
     return NotLinked(code=types.INVALID_REQUEST, message=(
         f"connector '{host.name}' refused your own {', '.join(names)} (the upstream answered HTTP {status}): "
         f"`junction connector secret set {host.name} {names[0]}{who}` replaces it"))

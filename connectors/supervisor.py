@@ -216,6 +216,8 @@ class Supervisor:
                 auth = routing.auth = self.auths.of(user)
             elif s.auth == "exchange":
                 auth = ExchangeAuth(self.exchanger, user)
+                if user is not None:  # their own token and what it gave are held while their session is
+                    stack.callback(self.exchanger.forget, user)
             http = httpx2.AsyncClient(
                 auth=auth,
                 headers=dict(routing.headers),

@@ -373,7 +373,8 @@ class UpstreamProvider(Provider):
         context: types.CompletionContext | None,
         ctx: CallContext,
     ) -> types.Completion:
-        client = await self.supervisor.awake()
+        # A per-user connector's completions come from the caller's own session (their account), never the shared one.
+        client = (await self._session_for(ctx))[0] if self.settings.per_user else await self.supervisor.awake()
         result = await client.complete(ref, {"name": argument.name, "value": argument.value},
                                        context_arguments=context.arguments if context else None)
         return result.completion

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import tempfile
 import time
 from pathlib import Path
@@ -172,14 +173,13 @@ def _from_catalog(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
     config = _config_as_written(args)
     try:
         table = entry.settings(args.name, client_id=args.client_id or "", client_secret=args.client_secret or "",
-                               key=args.with_key or "", scopes=args.scope)
+                               key=args.with_key or "", scopes=args.scope, entry=wanted)
     except ValueError as exc:
         callback = f" (the hub's /connect/callback is {config.web_url('/connect/callback')})" if config else ""
         raise CliError(f"{exc}{callback}") from None
     if args.with_key:
         return table, (f"Each user gives their own {entry.title} key: `junction connector secret set {args.name} "
                        f"{args.with_key} --user USER`.")
-    config = _config_as_written(args)
     page = config.web_url(f"/connect/{args.name}") if config is not None else f"/connect/{args.name}"
     return table, (f"Each user links their own {entry.title} account: at {page}, when they first call one of its "
                    f"tools, or with `junction connector link {args.name} --user USER`.")
@@ -201,6 +201,16 @@ def cmd_add(args: argparse.Namespace) -> int:
         raise CliError("--with-key names a catalog server's key: give --from ENTRY too, or --header for another server")
     if args.oauth and (catalog or not args.url):
         raise CliError("--oauth goes with --url (a catalog server is already set up for signing in)")
+    if args.with_key and oauth_only:
+        raise CliError(f"{oauth_only[0]} is for signing in, and --with-key means each user gives a key instead: "
+                       "choose one")
+    if args.client_secret and not args.client_id:
+        raise CliError("--client-secret is the secret of the app --client-id names: give --client-id too")
+    if not program and (args.env or args.cwd):
+        raise CliError(f"{'--env' if args.env else '--cwd'} is for a stdio server (`-- COMMAND [ARGS...]`)")
+    for flag, name in (("--client-secret", args.client_secret), ("--with-key", args.with_key)):
+        if name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
+            raise CliError(f"{flag} takes a name (letters, digits, _ . -, 1-100 characters), not {name!r}", 2)
     table = tomlkit.table()
     hint = f"Check it with: junction connector test {args.name}"
     target = args.url or " ".join(program)
@@ -538,9 +548,11 @@ def revoke_links(args: argparse.Namespace, user: str) -> list[str]:
     (the user's vault entries go with the user anyway)."""
     import sys
 
-    store, vault, _ = _vault(argparse.Namespace(**{**vars(args), "user": user}))
+    from hub.cli.common import open_store
+
+    _, store, _ = open_store(args)  # which links there are needs no key: only revoking them does
     try:
-        names = sorted({e.connector for e in vault.entries(user) if e.kind == "oauth"})
+        names = sorted({connector for _, connector, _, kind, *_ in store.vault_entries(user, None) if kind == "oauth"})
     finally:
         store.close()
     revoked = []
@@ -549,7 +561,7 @@ def revoke_links(args: argparse.Namespace, user: str) -> list[str]:
             _run_here(argparse.Namespace(**{**vars(args), "name": name, "user": user}),
                       lambda provider, user: provider.unlink(user))
             revoked.append(name)
-        except (CliError, ConfigError) as exc:
+        except Exception as exc:  # one connector's trouble (no key, a missing variable) never stops the removal
             print(f"junction: cannot revoke {user}'s link to '{name}' at the upstream ({exc}); it is forgotten",
                   file=sys.stderr)
     return revoked

@@ -53,8 +53,9 @@ class Principal:
     token_id: str | None = None
     subject_token: str | None = field(default=None, repr=False, compare=False)
     """The caller's own access token, when it is one of the identity provider's (`external` mode): what a connector
-    with `auth = "exchange"` exchanges (RFC 8693) at that provider for one issued for its upstream. Never stored,
-    logged, or sent anywhere else; a job acting for the user has none."""
+    with `auth = "exchange"` exchanges (RFC 8693) at that provider for one issued for its upstream (it keeps the latest
+    in memory for the rest of that user's session). Never written anywhere, logged, or sent anywhere else; a job
+    acting for the user has none."""
 
     @property
     def is_local(self) -> bool:

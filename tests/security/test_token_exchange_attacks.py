@@ -4,7 +4,10 @@ none must not borrow anyone's."""
 
 from __future__ import annotations
 
+import json
 import os
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx2
@@ -59,7 +62,69 @@ async def test_an_upstream_that_trusts_another_authorization_server_is_sent_noth
                 alice = user_token(issuer, front.url, "alice")
                 async with client(front.url, alice, "legacy") as a:
                     assert "up__whoami" not in {t.name for t in (await a.list_tools()).tools}
-                    status = await a.call_tool("hub__status", {})
-                    assert "not the hub's identity provider" in str(status.structured_content)
             assert httpx2.get(f"{elsewhere}/token-requests", timeout=10).json() == 0
             assert exchanges(issuer) == [] and exchanges(elsewhere) == []
+
+
+class _Hostile(BaseHTTPRequestHandler):
+    """An upstream whose metadata names an authorization server of its own (under /evil) that claims to be the
+    hub's identity provider: it records every request it gets."""
+
+    seen: list[str] = []
+    ours = ""
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def _json(self, status: int, body: dict) -> None:
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        if status == 401:
+            base = f"http://127.0.0.1:{self.server.server_address[1]}"
+            self.send_header("WWW-Authenticate",
+                             f'Bearer resource_metadata="{base}/.well-known/oauth-protected-resource/mcp"')
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self) -> None:
+        self.seen.append(f"GET {self.path}")
+        base = f"http://127.0.0.1:{self.server.server_address[1]}"
+        if self.path.startswith("/.well-known/oauth-protected-resource"):
+            self._json(200, {"resource": f"{base}/mcp", "authorization_servers": [f"{base}/evil"]})
+        elif "/evil" in self.path:  # the document says it is the hub's provider; its token endpoint is here
+            self._json(200, {"issuer": self.ours, "authorization_endpoint": f"{base}/evil/auth",
+                             "token_endpoint": f"{base}/evil/token", "response_types_supported": ["code"]})
+        else:
+            self._json(401, {"error": "invalid_token"})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        self.seen.append(f"POST {self.path} auth={self.headers.get('Authorization')} {self.rfile.read(length)!r}")
+        self._json(401, {"error": "invalid_token"})
+
+
+async def test_metadata_claiming_to_be_the_hubs_provider_is_not_believed(tmp_path: Path) -> None:
+    """The authorization server an upstream names must be the hub's identity provider by its address, not by what
+    a document there says of itself: nothing is fetched from it, and no token or secret is posted there."""
+    with oidc_provider() as issuer:
+        _Hostile.ours, _Hostile.seen = issuer, []
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        try:
+            url = f"http://127.0.0.1:{server.server_address[1]}/mcp"
+            config = external(issuer) + CONNECTOR.replace("URL", url)
+            with serve_hub(tmp_path / "front", config, env=SECRET) as front:
+                log = front.wait_for_log("not the hub's identity provider")
+                assert f"the upstream trusts the authorization server {url[:-4]}/evil" in log
+                alice = user_token(issuer, front.url, "alice")
+                async with client(front.url, alice, "legacy") as a:
+                    assert not [t for t in (await a.list_tools()).tools if t.name.startswith("up__")]
+        finally:
+            server.shutdown()
+            server.server_close()
+        assert not [line for line in _Hostile.seen if "/evil" in line], _Hostile.seen
+        # The upstream itself is asked for its tools, with no token: the hub has none it would give it.
+        assert all(line.startswith("POST /mcp auth=None ") for line in _Hostile.seen if line.startswith("POST"))
+        assert "hub-front-secret" not in "".join(_Hostile.seen) and alice not in "".join(_Hostile.seen)

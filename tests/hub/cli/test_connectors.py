@@ -129,7 +129,12 @@ def test_add_from_the_catalog(tmp_path: Path) -> None:
                          (("plain", "--url", "https://example.com/mcp", "--client-id", "x"),
                           "--client-id is for a server people sign in to: add --oauth"),
                          (("plain", "--url", "https://example.com/mcp", "--with-key", "K"),
-                          "--with-key names a catalog server's key")):
+                          "--with-key names a catalog server's key"),
+                         (("s2", "--from", "stripe", "--with-key", "K", "--scope", "x"), "choose one"),
+                         (("s2", "--from", "stripe", "--client-secret", "X"), "give --client-id too"),
+                         (("s2", "--from", "stripe", "--env", "A=b"), "--env is for a stdio server"),
+                         (("s2", "--from", "stripe", "--with-key", "${secret:x}"), "--with-key takes a name"),
+                         (("gh2", "--from", "github"), "junction connector add gh2 --from github --client-id ID")):
         refused = add(*args)
-        assert refused.returncode == 1 and reason in refused.stderr, (args, refused.stderr)
+        assert refused.returncode in (1, 2) and reason in refused.stderr, (args, refused.stderr)
     assert cfg.read_text() == before, "a refused add changes nothing"
