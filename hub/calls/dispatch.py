@@ -136,10 +136,13 @@ class Dispatch:
                                      "to another user", hidden=True)
         if principal.is_local or self.policy is None or self.policy.allows(principal, target):
             return None
-        needed = self.policy.scope_for(target)
-        reason = (f"'{principal.name}' (role {principal.role}) may not {_WHAT.get(method, 'use')} {target}"
-                  + (f"; it needs the scope '{needed}'" if needed else "; no scope allows it"))
-        return Refusal("denied", reason, scope=needed)
+        # A scope is named only when a token of the caller's role could carry it: a client answers a scope with a
+        # new sign-in, and one that can never get it would sign in again and again.
+        needed = self.policy.scope_for(target, self.policy.role_scopes(principal.role))
+        what = f"'{principal.name}' (role {principal.role}) may not {_WHAT.get(method, 'use')} {target}"
+        if needed is None:
+            return Refusal("denied", f"{what}: not allowed for the role {principal.role}")
+        return Refusal("denied", f"{what}; it needs the scope '{needed}' (sign in again asking for it)", scope=needed)
 
     def owner_of(self, method: str, target: str) -> str | None:
         catalog = self._catalog()

@@ -72,6 +72,9 @@ async def client(url: str) -> Any:
     except CliError:
         raise
     except Exception as exc:
+        said = _cli_error_in(exc)
+        if said is not None:  # the hub answered, and refused: its reason, not "cannot talk to the hub"
+            raise said from None
         refused = _auth_refusal(url, token)
         if refused:
             raise CliError(refused) from None
@@ -98,6 +101,18 @@ def _auth_refusal(url: str, token: str | None) -> str | None:
     if not token:
         return f"the hub at {url} needs a token: set JUNCTION_TOKEN to one from `junction token create`"
     return f"the hub at {url} refused the token in JUNCTION_TOKEN: {why or 'unauthorized'}"
+
+
+def _cli_error_in(exc: BaseException) -> CliError | None:
+    """A `CliError` raised inside the client's task groups (they wrap what the block raised)."""
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, BaseExceptionGroup):
+        for inner in exc.exceptions:
+            found = _cli_error_in(inner)
+            if found is not None:
+                return found
+    return None
 
 
 def _root_cause(exc: BaseException) -> str:

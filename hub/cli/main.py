@@ -301,6 +301,10 @@ def main(argv: list[str] | None = None) -> int:
         return exc.code
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `junction tools | head -1`: the reader has what it wanted; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so that the interpreter's last flush does not complain either
+        return 141
     except Exception as exc:  # the last resort: still one line, the traceback only on request
         if os.environ.get("JUNCTION_DEBUG"):
             raise

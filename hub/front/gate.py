@@ -9,7 +9,8 @@ wording of those refusals (each says what was wrong and where):
 - an `MCP-Protocol-Version` header no era knows, when the body carries no 2026 `_meta` envelope:
   -32022 listing every version the hub speaks;
 - the dispatch's decision on `tools/call`, `prompts/get` and `resources/read`
-  (`hub.calls.dispatch`): 403 `insufficient_scope` naming the scope that would allow it, 429 with
+  (`hub.calls.dispatch`): 403 `insufficient_scope` naming the scope that would allow it when the caller's role
+  can have it (else a JSON-RPC error, so that no client signs in again for what it can never get), 429 with
   `Retry-After` over a rate limit; an admitted request carries its `Admission` in the ASGI scope;
 - 2025 sessions per user (`max_sessions_per_user`): 429 beyond it.
 What passes goes to the relay fast path or to the SDK. The SDK is handed `wire.canonical(message)`,
@@ -140,7 +141,9 @@ class RequestGate:
         decided = self.dispatch.admit(method, target, arguments if method == "tools/call" else None, facts)
         if isinstance(decided, Admission):
             return decided
-        if decided.hidden:
+        if decided.hidden or (decided.decision == "denied" and decided.scope is None):
+            # Someone else's (as if it did not exist), or never allowed for the caller's role: a JSON-RPC error, not
+            # a 403 a client would answer with a new sign-in.
             error = decided.error(method, target).error
             await json_response(send, 200 if _header(scope, _VERSION_HEADER) not in _MODERN else 400, {
                 "jsonrpc": "2.0", "id": request_id, "error": error.model_dump(by_alias=True, exclude_none=True)})
@@ -150,8 +153,10 @@ class RequestGate:
                 "code": RATE_LIMITED, "message": decided.reason, "data": {"retryAfter": seconds}}},
                 ((b"retry-after", str(seconds).encode()),))
         else:
-            challenge = self.auth.challenge("insufficient_scope", decided.reason, decided.scope or "hub:admin")
-            body = msgspec.json.encode({"error": "insufficient_scope", "error_description": decided.reason})
+            # The challenge says what to sign in for (RFC 6750); the body is the JSON-RPC error a client shows.
+            challenge = self.auth.challenge("insufficient_scope", decided.reason, decided.scope)
+            refusal = decided.error(method, target).error.model_dump(by_alias=True, exclude_none=True)
+            body = msgspec.json.encode({"jsonrpc": "2.0", "id": request_id, "error": refusal})
             await plain_response(send, 403, body, b"application/json", ((b"www-authenticate", challenge.encode()),))
         return None
 

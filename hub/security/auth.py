@@ -111,11 +111,13 @@ class Policy:
                 self._cache[key] = hit
         return hit
 
-    def scope_for(self, name: str) -> str | None:
-        """The narrowest scope that allows `name` (what a client must ask for to call it)."""
+    def scope_for(self, name: str, within: frozenset[str] | None = None) -> str | None:
+        """The narrowest scope that allows `name` (what a client must ask for to call it); with `within` (a role's
+        scopes), only one of those: None when no token of that role could ever allow it."""
         if self._matches("hub:admin", name):
-            return "hub:admin"
-        fitting = [s for s in self.scopes if s != "hub:admin" and self._matches(s, name)]
+            return "hub:admin" if within is None or "hub:admin" in within else None
+        fitting = [s for s in self.scopes if s != "hub:admin" and self._matches(s, name)
+                   and (within is None or s in within)]
         fitting.sort(key=lambda s: (s in BUILTIN_SCOPES, len(self.scopes[s])))
         return fitting[0] if fitting else None
 

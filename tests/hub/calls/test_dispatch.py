@@ -64,8 +64,15 @@ def test_who_may_call_what(setup: tuple[Dispatch, Store, list[float]]) -> None:
     assert dispatch.decide(ALICE, "tools/call", "notes__write") is None
     refused = dispatch.decide(READER, "tools/call", "notes__write")
     assert isinstance(refused, Refusal) and refused.decision == "denied" and not refused.hidden
-    assert refused.reason == "'rita' (role reader) may not call the tool notes__write; it needs the scope 'mcp'"
-    assert refused.scope == "mcp"
+    # Her role can never have a scope that allows it: no scope is named (a client would sign in again for it).
+    assert refused.reason == "'rita' (role reader) may not call the tool notes__write: not allowed for the role reader"
+    assert refused.scope is None
+    # A token cut down below its role is told which scope to sign in for.
+    narrow = Principal("alice", "user", frozenset({"notes:read"}))
+    cut = dispatch.decide(narrow, "tools/call", "notes__write")
+    assert isinstance(cut, Refusal) and cut.scope == "mcp"
+    assert cut.reason == ("'alice' (role user) may not call the tool notes__write; it needs the scope 'mcp' (sign in "
+                          "again asking for it)")
     assert dispatch.decide(READER, "tools/call", "notes__read") is None
     # What a user owns does not exist for anyone else but admins; it is not in others' lists either.
     hidden = dispatch.decide(BOB, "tools/call", "notes__diary")
@@ -80,7 +87,7 @@ def test_who_may_call_what(setup: tuple[Dispatch, Store, list[float]]) -> None:
     long = dispatch.decide(ALICE, "tools/call", "x" * 5000)
     assert isinstance(long, Refusal) and long.hidden and long.reason.endswith("... (5000 characters)")
     assert isinstance(dispatch.decide(ALICE, "tools/call", "bad name!"), Refusal)
-    forbidden = refused.error("tools/call", "notes__write")
+    forbidden = cut.error("tools/call", "notes__write")
     assert (forbidden.error.code, forbidden.error.data) == (FORBIDDEN, {"scope": "mcp"})
 
 

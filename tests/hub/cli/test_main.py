@@ -5,6 +5,7 @@ stderr. The subcommands of other modules have their own tests (auth, connectors,
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,7 +21,9 @@ from tests.helpers import (
     ROOT,
     RunningHub,
     hub_env,
+    junction,
     serve_hub,
+    token_for,
 )
 
 CONFIG = """
@@ -90,6 +93,43 @@ def test_cli_call_without_a_hub_is_one_clear_line(tmp_path: Path) -> None:
     assert proc.returncode == 1
     assert proc.stderr.startswith("junction: cannot talk to the hub at http://127.0.0.1:9/mcp")
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_call_tells_the_hubs_refusal_apart_from_not_reaching_it(hub: RunningHub, tmp_path: Path) -> None:
+    """A refused call says the hub refused it and why (it once said "cannot talk to the hub", losing the reason)."""
+    unknown = run(tmp_path, "call", "nope", "--url", hub.url)
+    assert unknown.returncode == 1 and unknown.stderr == "junction: the hub refused the call: Unknown tool: nope\n"
+    data = tmp_path / "tokens"
+    data.mkdir()
+    (data / "junction.toml").write_text('[auth]\nmode = "tokens"\n[auth.scopes]\n"echo:only" = ["small__echo"]\n'
+                                        + CONFIG)
+    assert junction(data, "user", "add", "bob", "--role", "user").returncode == 0
+    bob, narrow = token_for(data, "bob"), token_for(data, "bob", "--scopes", "echo:only")
+    with serve_hub(data, (data / "junction.toml").read_text()) as tokens_hub:
+        def call_as(token: str, tool: str) -> subprocess.CompletedProcess[str]:
+            return subprocess.run([*JUNCTION, "call", tool, "--url", tokens_hub.url], cwd=ROOT, timeout=60,
+                                  env=hub_env(tmp_path, JUNCTION_TOKEN=token), capture_output=True, text=True)
+
+        never = call_as(bob, "hub__audit")  # no token of bob's role may: a JSON-RPC error
+        assert never.returncode == 1
+        assert never.stderr == ("junction: the hub refused the call: 'bob' (role user) may not call the tool "
+                                "hub__audit: not allowed for the role user\n")
+        cut = call_as(narrow, "hub__status")  # his role may, this token may not: a 403 naming the scope
+        assert cut.returncode == 1
+        assert cut.stderr == ("junction: the hub refused the call: 'bob' (role user) may not call the tool "
+                              "hub__status; it needs the scope 'mcp' (sign in again asking for it)\n")
+
+
+def test_output_piped_into_a_reader_that_stops_is_quiet(tmp_path: Path) -> None:
+    """`junction tools | head -1`: the reader is gone before the listing is written; no error, exit as SIGPIPE."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails with EPIPE, however little is written
+    try:
+        done = subprocess.run([*JUNCTION, "tools", "--json"], cwd=ROOT, env=hub_env(tmp_path), stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
 
 
 def test_clients_command_prints_snippets(tmp_path: Path) -> None:

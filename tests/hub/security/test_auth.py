@@ -103,15 +103,23 @@ async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
             assert [str(r.uri) for r in (await bot.list_resources()).resources] == []
             assert (await bot.call_tool("small__echo", {"text": "x"})).is_error is False
 
-        # What a caller may not call: 403 naming the scope that would allow it.
-        denied = call(hub.url, tokens["bot"], "hub__status")
+        # What a caller's token does not allow but their role does: 403 naming the scope to sign in for.
+        narrow = token_for(tmp_path, "root", "--scopes", "echo:only")
+        denied = call(hub.url, narrow, "hub__status")
         assert denied.status_code == 403
-        assert denied.json()["error"] == "insufficient_scope"
         assert 'error="insufficient_scope"' in denied.headers["www-authenticate"]
         assert 'scope="mcp"' in denied.headers["www-authenticate"]
-        assert "'bot' (role agent) may not call the tool hub__status" in denied.json()["error_description"]
-        admin_only = call(hub.url, tokens["alice"], "hub__audit")
-        assert admin_only.status_code == 403 and 'scope="hub:admin"' in admin_only.headers["www-authenticate"]
+        assert "'root' (role admin) may not call the tool hub__status" in denied.headers["www-authenticate"]
+        assert denied.json()["error"] == {"code": -32030, "data": {"scope": "mcp"}, "message": (
+            "'root' (role admin) may not call the tool hub__status; it needs the scope 'mcp' (sign in again asking "
+            "for it)")}
+        # What the role never allows: a plain JSON-RPC error, no challenge (a client would sign in again for it).
+        for who, tool in (("bot", "hub__status"), ("alice", "hub__audit")):
+            never = call(hub.url, tokens[who], tool)
+            assert never.status_code == 400 and "www-authenticate" not in never.headers, never.text
+            assert never.json()["error"]["code"] == -32030
+            assert never.json()["error"]["message"].endswith(f"may not call the tool {tool}: not allowed for the role "
+                                                             f"{'agent' if who == 'bot' else 'user'}")
 
         # The admin reads the audit trail: allowed and denied calls, by principal.
         async with client(hub.url, tokens["root"]) as root:

@@ -95,8 +95,9 @@ def test_jwt_access_tokens(tmp_path: Path) -> None:
             alice = user_token(issuer, hub.url, "alice")
             ok = call(hub.url, alice)
             assert ok.status_code == 200 and "structuredContent" in ok.text
-            admin_only = call(hub.url, alice, "hub__audit")  # alice is a `user`: no hub:admin
-            assert admin_only.status_code == 403
+            admin_only = call(hub.url, alice, "hub__audit")  # alice is a `user`: never hub:admin
+            assert admin_only.status_code == 400 and "www-authenticate" not in admin_only.headers
+            assert "not allowed for the role user" in admin_only.json()["error"]["message"]
 
             refusals = {
                 "for another resource": (user_token(issuer, "http://127.0.0.1:9/elsewhere", "alice"),

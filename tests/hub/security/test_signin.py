@@ -23,6 +23,7 @@ import anyio
 import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.shared.exceptions import MCPError
 
 from tests.fixtures.headless_browser import Browser
 from tests.helpers import (
@@ -155,7 +156,15 @@ async def test_mcp_remote_signs_in_through_the_login_page_and_calls_tools(hub: R
             assert [t.name for t in (await client.list_tools()).tools] == ["small__echo", "hub__status",
                                                                           "hub__connectors"]
             assert (await client.call_tool("small__echo", {"text": "remote"})).content[0].text == "hello remote"
+            # A tool alice's role can never call is refused with a plain error: mcp-remote once answered the
+            # 403 insufficient_scope it used to get with a new sign-in, again and again, and the call never came back.
+            with anyio.fail_after(60), pytest.raises(MCPError) as forbidden:
+                await client.call_tool("hub__audit", {})
+            assert "'alice' (role user) may not call the tool hub__audit: not allowed for the role user" in str(
+                forbidden.value)
+            assert (await client.call_tool("small__echo", {"text": "again"})).content[0].text == "hello again"
     log = (tmp_path / "browser.log").read_text()
+    assert log.count("POST " + hub.base + "/oauth/login") == 1, "signed in once"
     assert "POST " + hub.base + "/oauth/login" in log and "/oauth/callback?" in log and "final 200" in log
     # The audit trail names the user who signed in (call records reach the disk in batches: wait for them).
     def alices_calls() -> subprocess.CompletedProcess[str] | None:
@@ -446,8 +455,9 @@ def test_roles_scopes_expiry_and_removed_users(hub: RunningHub, tmp_path: Path) 
     _, alice = sign_in(hub, "alice")
     _, root = sign_in(hub, "root")
     # A user's token never reaches admin tools; an admin's does.
-    denied = call(hub, alice["access_token"], "hub__audit")
-    assert denied.status_code == 403 and 'scope="hub:admin"' in denied.headers["www-authenticate"]
+    denied = call(hub, alice["access_token"], "hub__audit")  # never for her role: no scope to sign in for
+    assert denied.status_code != 200 and "www-authenticate" not in denied.headers
+    assert denied.json()["error"]["message"].endswith("may not call the tool hub__audit: not allowed for the role user")
     assert call(hub, root["access_token"], "hub__audit").status_code == 200
     # A user who asks only for hub:admin gets nothing and is told why.
     client_id = public_client(hub)
