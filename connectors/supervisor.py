@@ -113,8 +113,13 @@ class Supervisor:
             try:
                 await self._session()
             except Exception as exc:  # the upstream's failure must not take the hub down
-                self.last_error = describe(exc)
-                logger.warning("connector '%s': %s", self.host.name, self.last_error)
+                before, self.last_error = self.last_error, describe(exc)
+                # One line per new trouble: the first attempt's is the hub's "failed to start" line, and the same
+                # error again at each retry of the backoff is not news.
+                if self._first_attempt.is_set() and self.last_error != before:
+                    logger.warning("connector '%s': %s", self.host.name, self.last_error)
+                else:
+                    logger.debug("connector '%s': %s", self.host.name, self.last_error)
             finally:
                 self.client = None
                 if self._up.is_set():

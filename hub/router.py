@@ -109,7 +109,9 @@ class Router:
         except Exception as exc:  # a broken provider must not keep the hub from serving
             slot.state = ProviderState.DOWN
             slot.error = f"{type(exc).__name__}: {exc}"
-            logger.error("provider '%s' failed to start: %s", slot.name, slot.error, exc_info=exc)
+            # Something it could not reach (an upstream, a server) is one line; anything else is a bug to read about.
+            logger.error("provider '%s' failed to start: %s", slot.name, slot.error,
+                         exc_info=None if isinstance(exc, (OSError, TimeoutError)) else exc)
 
     async def stop(self) -> None:
         for slot in reversed(self.slots):

@@ -166,3 +166,22 @@ async def test_a_crash_is_noticed_without_a_call(tmp_path: Path) -> None:
             await wait_until_async(restarted, "connector 'up' restarted and up", interval=0.2)
             assert upstream_pid(marker) != first
     assert "the upstream exited (code -9)" in hub.log()
+
+
+async def test_an_unreachable_upstream_is_one_line_in_the_log(tmp_path: Path) -> None:
+    """Nothing listens where the connector points: the start failure is one line, no traceback, and the retries
+    of the backoff that fail the same way add nothing (it once logged a full traceback, then a line per retry)."""
+    config = '[connectors.gone]\nurl = "http://127.0.0.1:9/mcp"\n'
+    with serve_hub(tmp_path, config) as hub:
+        async with Client(hub.url, mode="2026-07-28") as client:
+            async def retried() -> bool:
+                status = (await client.call_tool("hub__status", {})).structured_content
+                gone = next(p for p in status["providers"] if p["name"] == "gone")
+                return gone["state"] == "down" and gone["details"]["restarts"] >= 3
+
+            await wait_until_async(retried, "three failed attempts", 60)
+        log = hub.log()
+    lines = [line for line in log.splitlines() if "gone" in line]
+    assert len(lines) == 1, log
+    assert "provider 'gone' failed to start: ConnectionError:" in lines[0] and "127.0.0.1:9" in lines[0]
+    assert "Traceback" not in log

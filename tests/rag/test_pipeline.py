@@ -73,9 +73,12 @@ async def test_every_format_ingests_and_is_found(docs: tuple[RagProvider, Path])
     # code identifiers are found by their parts
     results, _ = await provider.search("compute orbital", ["docs"], k=1, mode="bm25")
     assert results[0]["key"].endswith("sample.py")
-    # snippets are short, escaped and highlight the query
+    # snippets are short plain text (no markup, nothing escaped), the query's terms given as character ranges
     results, _ = await provider.search("glacier retreated", ["docs"], k=1)
-    assert "<b>glacier</b>" in results[0]["snippet"].lower() and "<script" not in results[0]["snippet"]
+    top = results[0]
+    assert "<b>" not in top["snippet"] and "&" not in top["snippet"] and len(top["snippet"]) < 400
+    marked = [top["snippet"][start:end].lower() for start, end in top["highlights"]]
+    assert marked and all(word.startswith(("glacier", "retreat")) for word in marked), marked
 
 
 async def test_incremental_ingest_changes_and_deletions(docs: tuple[RagProvider, Path]) -> None:
@@ -308,3 +311,26 @@ async def test_dedupe_reranking_moves_repeated_passages_back(tmp_path: Path) -> 
             assert {r["key"] for r in results} == expected, (reranker, results)
         finally:
             await provider.stop()
+
+
+async def test_search_text_is_plain_text(tmp_path: Path) -> None:
+    """Quotes, apostrophes and angle brackets come back as they were written, in the snippet and in the text
+    content clients get (they once read `&quot;`, `&#x27;` and `<b>`); the terms are marked by ranges instead."""
+    provider, _ = await make(tmp_path)
+    try:
+        await provider._tool_create_namespace({"namespace": "cfg"}, None)  # type: ignore[arg-type]
+        from tools.rag.namespace import Item
+
+        data = 'Link a server: command = "npx", and the hub\'s <tools> appear as NAME__tool.'.encode()
+        await provider.spaces["cfg"].ingest([Item(key="a.md", name="a.md", source="files", load=lambda: data,
+                                                  mtime=1e9, tags=[])])
+        for mode in ("bm25", "vector"):
+            results, _ = await provider.search("npx command hub", ["cfg"], k=1, mode=mode)
+            snippet = results[0]["snippet"]
+            assert '"npx"' in snippet and "hub's <tools>" in snippet, (mode, snippet)
+            assert {snippet[a:b].lower() for a, b in results[0]["highlights"]} >= {"npx", "command"}, mode
+        shown = await provider._tool_search({"query": "npx command", "namespaces": ["cfg"]}, None)  # type: ignore[arg-type]
+        text = shown.content[0].text
+        assert '"npx"' in text and "hub's <tools>" in text and "&quot;" not in text and "<b>" not in text
+    finally:
+        await provider.stop()

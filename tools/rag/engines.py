@@ -139,8 +139,9 @@ class TextIndex:
         writer.delete_all_documents()
 
     def search(self, query: str, k: int, filters: Filters) -> tuple[list[TextHit], Any]:
-        """Top `k` chunks by BM25, and a function that highlights the query's terms in a text (stemmed, as
-        the index matched them), for the few hits that end up shown."""
+        """Top `k` chunks by BM25, and a function that cuts a snippet from a text around the query's terms
+        (stemmed, as the index matched them), for the few hits that end up shown: (plain text, the character ranges
+        of the terms in it)."""
         import tantivy
         from tantivy import Occur, Query
 
@@ -173,8 +174,13 @@ class TextIndex:
         generator = tantivy.SnippetGenerator.create(searcher, parsed, self.schema, "body")
         generator.set_max_num_chars(220)
 
-        def snippet(text: str) -> str:
-            return generator.snippet_from_doc(tantivy.Document(body=text)).to_html()
+        def snippet(text: str) -> tuple[str, list[list[int]]]:
+            cut = generator.snippet_from_doc(tantivy.Document(body=text))
+            fragment = cut.fragment()
+            raw = fragment.encode()  # tantivy's ranges count bytes; callers count characters
+            chars = [[len(raw[:r.start].decode(errors="ignore")), len(raw[:r.end].decode(errors="ignore"))]
+                     for r in cut.highlighted()]
+            return fragment, chars
 
         return hits, snippet
 

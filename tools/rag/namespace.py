@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
-import html
 import logging
 import re
 import time
@@ -103,6 +102,9 @@ class Hit:
     bm25: float | None = None
     vector: float | None = None
     snippet: str = ""
+    """Plain text around the query's terms (never markup)."""
+    highlights: list[list[int]] = field(default_factory=list)
+    """Where the query's terms are in `snippet`: [start, end) character ranges."""
     chunk: ChunkRow | None = None
     """The chunk itself (text, position, headings), filled in for the hits a search returns."""
 
@@ -494,7 +496,8 @@ class Namespace:
             if c is None:  # deleted between the engines' answer and now
                 continue
             h.doc_id, h.chunk = c.doc, c
-            h.snippet = (snippet(c.text) if snippet is not None and h.bm25 is not None else "") or highlight(c.text, words)
+            cut = snippet(c.text) if snippet is not None and h.bm25 is not None else ("", [])
+            h.snippet, h.highlights = cut if cut[0] else highlight(c.text, words)
             out.append(h)
         return out, used
 
@@ -545,14 +548,16 @@ def _json_list(text: str) -> list[str]:
     return [str(v) for v in value] if isinstance(value, list) else []
 
 
-def highlight(text: str, words: list[str], width: int = 220) -> str:
-    """A short window of `text` around the first query word, with the words in <b>…</b> (HTML-escaped)."""
+def highlight(text: str, words: list[str], width: int = 220) -> tuple[str, list[list[int]]]:
+    """A short window of `text` around the first query word, as plain text, and the character ranges of the words
+    (and what they start) in it."""
     flat = re.sub(r"\s+", " ", text).strip()
     lower = flat.lower()
     positions = [lower.find(w) for w in words if lower.find(w) >= 0]
     start = max(0, min(positions) - width // 4) if positions else 0
-    window = flat[start:start + width]
-    escaped = html.escape(window)
-    for w in sorted(set(words), key=len, reverse=True):
-        escaped = re.sub(rf"(?i)\b({re.escape(html.escape(w))}\w*)", r"<b>\1</b>", escaped)
-    return ("…" if start else "") + escaped + ("…" if start + width < len(flat) else "")
+    window = ("…" if start else "") + flat[start:start + width] + ("…" if start + width < len(flat) else "")
+    ranges: list[list[int]] = []
+    if words:
+        pattern = "|".join(re.escape(w) for w in sorted(set(words), key=len, reverse=True))
+        ranges = [[m.start(), m.end()] for m in re.finditer(rf"(?i)\b(?:{pattern})\w*", window)]
+    return window, ranges

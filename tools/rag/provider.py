@@ -310,7 +310,8 @@ class RagProvider(Provider):
         return [
             types.Tool(name="search", description=(
                 "Search the knowledge base: hybrid BM25 + semantic search, fused by reciprocal rank. Returns the "
-                "best passages with their document, location, score and a highlighted snippet."),
+                "best passages with their document, location, score, and a snippet (plain text) with the "
+                "character ranges of the matched terms (`highlights`)."),
                 input_schema={"type": "object", "required": ["query"], "properties": {
                     "query": {"type": "string", "minLength": 1},
                     "namespaces": {"type": "array", "items": {"type": "string"},
@@ -442,7 +443,7 @@ class RagProvider(Provider):
                     "headings": c.title_path, "uri": f"rag://{space.name}/{doc.id}/{c.position}",
                     "bm25": None if h.bm25 is None else round(h.bm25, 4),
                     "vector": None if h.vector is None else round(h.vector, 4),
-                    "snippet": h.snippet, "text": c.text})
+                    "snippet": h.snippet, "highlights": h.highlights, "text": c.text})
         results.sort(key=lambda r: -r["score"])
         for rank, r in enumerate(results[:k], 1):
             r["rank"] = rank
