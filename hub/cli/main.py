@@ -88,7 +88,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 if server_cfg.host in ("0.0.0.0", "::", "") and not server_cfg.allowed_hosts:
                     print("Note: bound to all interfaces, but only loopback Host names are accepted (DNS-rebinding "
                           "protection); list the names clients use in [server] allowed_hosts.", flush=True)
-                print(format_snippets(config.mcp_url()), flush=True)
+                print(format_snippets(config.mcp_url(), auth=config.auth.mode), flush=True)
 
     uv_config = uvicorn.Config(
         hub.http_app(),
@@ -159,7 +159,7 @@ def cmd_clients(args: argparse.Namespace) -> int:
     from clients import format_snippets
 
     config = load(args)
-    print(format_snippets(args.url or config.mcp_url()))
+    print(format_snippets(args.url or config.mcp_url(), auth=config.auth.mode))
     return 0
 
 

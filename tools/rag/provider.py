@@ -227,12 +227,16 @@ class RagProvider(Provider):
                     count = await space.reembed()
                     logger.info("rag %s: %d chunk(s) embedded; vector search is on", space.name, count)
                 except Exception as exc:  # keep BM25 serving
+                    if self._stop.is_set():
+                        return
                     logger.error("rag %s: embedding failed: %s", space.name, exc)
         for name, ns_config in self.configured.items():
             if ns_config.paths and ns_config is not self.sample:
                 try:
                     await self._sync_paths(name, ns_config)
                 except Exception as exc:  # one bad folder must not stop the others
+                    if self._stop.is_set():  # a short run (`junction tools`) ended under it: nothing went wrong
+                        return
                     logger.error("rag %s: cannot index its folders: %s", name, exc)
         self.synced.set()
         watched = {name: c for name, c in self.configured.items() if c.watch and c.paths}
