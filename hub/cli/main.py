@@ -19,7 +19,7 @@ from typing import Any
 
 from hub import __version__
 from hub.cli.common import EXIT_ERROR, EXIT_USAGE, CliError, call, client, load
-from hub.config import DEFAULT_CONFIG_TOML, Config, ConfigError, default_config_path
+from hub.config import Config, ConfigError, default_config_path
 
 CLI_GROUP = "junction.cli"
 """Entry points adding a provider's subcommands (see "Writing a provider" in the README)."""
@@ -150,7 +150,9 @@ def cmd_init(args: argparse.Namespace) -> int:
     if target.exists() and not args.force:
         raise CliError(f"{target} already exists (use --force to overwrite it)")
     target.parent.mkdir(parents=True, exist_ok=True)
-    target.write_text(DEFAULT_CONFIG_TOML, encoding="utf-8")
+    from hub.config_template import config_template
+
+    target.write_text(config_template(), encoding="utf-8")
     print(f"Wrote {target}. Start the hub with: junction serve --config {target}")
     return 0
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -30,13 +31,53 @@ def test_xdg_data_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     assert load_config(None, env={}).data_dir() == tmp_path / "junction"
 
 
-def test_init_template_is_a_valid_config(tmp_path: Path) -> None:
-    from hub.config import DEFAULT_CONFIG_TOML
+def test_init_writes_every_key_with_its_true_default(tmp_path: Path) -> None:
+    """`junction init` names every key of the schema; as written (all commented) it is the defaults, and with
+    every key uncommented it still loads, to the same values: no default in it is wrong or not TOML."""
+    import msgspec
 
+    from hub.config import config_json_schema
+    from hub.config_template import config_template
+
+    text = config_template()
     path = tmp_path / "j.toml"
-    path.write_text(DEFAULT_CONFIG_TOML)
-    config = load_config(path, env={})
-    assert config.server.port == 8765 and config.providers["hub"].prefix == "hub"
+    path.write_text(text)
+    defaults = msgspec.to_builtins(load_config(None, env={}))
+    as_written = load_config(path, env={})
+    assert msgspec.to_builtins(as_written)["server"] == defaults["server"] and not as_written.raw_providers
+
+    schema = config_json_schema()
+    for name, definition in schema["$defs"].items():
+        for key in definition.get("properties", {}):
+            if name == "Config" or key in ("source",):
+                continue
+            as_key = re.search(rf"^# {re.escape(key)} = ", text, re.M)
+            as_table = re.search(rf"^# \[(.+\.)?{re.escape(key)}(\.NAME)?\]$", text, re.M)
+            assert as_key or as_table, f"{name}.{key} is not in the template"
+
+    # Uncomment every key of every table but the NAME examples (and what has no default to show).
+    lines, inside_example = [], False
+    for line in text.splitlines():
+        if line.startswith("# ["):
+            inside_example = ".NAME" in line
+            lines.append("" if inside_example else line[2:])
+        elif not inside_example and re.match(r"^# [\w\"-]+ = ", line) and "(not set)" not in line:
+            lines.append(line[2:])
+    path.write_text("\n".join(lines) + "\n")
+    everything = load_config(path, env={})
+    for section in ("server", "store", "log", "auth", "outbound"):
+        assert msgspec.to_builtins(everything)[section] == defaults[section], section
+    from importlib.metadata import entry_points
+
+    from hub.host import load_connector_class  # noqa: F401  (providers' own settings: each table converts)
+
+    for ep in entry_points(group="junction.providers"):
+        own = getattr(ep.load(), "config_type", None)
+        raw = dict(everything.raw_providers[ep.name])
+        for switch in ("enabled", "prefix", "module"):
+            raw.pop(switch, None)
+        if own is not None:
+            msgspec.convert(raw, own)
 
 
 @pytest.mark.parametrize(
