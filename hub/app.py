@@ -28,6 +28,7 @@ from hub.catalog import ProviderSlot
 from hub.config import Config, ConfigError, connector_settings, provider_settings
 from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
+from hub.observe.metrics import Metrics, provider_series
 from hub.router import Router
 from hub.sdk import without_tracing
 from hub.security.auth import policy_for
@@ -122,6 +123,11 @@ class Hub:
         self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy,
                              limiter=RateLimiter(config.auth.rate_limits),
                              max_listens_per_user=config.server.max_listens_per_user)
+        self.metrics: Metrics | None = None
+        if config.server.metrics:
+            self.metrics = Metrics(lambda name: name in self.router.catalog.tools)
+            self.metrics.add_live(lambda: provider_series(self.slots))
+            self.router.dispatch.metrics = self.metrics
         self.server = self._build_server()
 
     def _build_server(self) -> HubServer:

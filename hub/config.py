@@ -73,6 +73,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The `retry` hint sent on resumable streams: how soon a client reconnects after a drop."""
     page_size: Annotated[int, msgspec.Meta(ge=1)] = 1000
     """Items per page in list results."""
+    metrics: bool = True
+    """Count tool calls and serve `/metrics` in the Prometheus format (for an admin's token once sign-in is on)."""
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

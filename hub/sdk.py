@@ -32,6 +32,11 @@ def connection_of(session: Any) -> Connection:
     return session._connection
 
 
+def session_count(manager: StreamableHTTPSessionManager) -> int:
+    """How many 2025 sessions are open."""
+    return len(manager._server_instances)
+
+
 def live_transport(manager: StreamableHTTPSessionManager, session_id: str) -> StreamableHTTPServerTransport | None:
     """The transport of a live (not terminated) 2025 session, or None.
 

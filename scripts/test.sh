@@ -31,6 +31,15 @@ if ! command -v dovecot >/dev/null && [ ! -x /usr/sbin/dovecot ] && command -v a
     || echo "could not install dovecot and postfix: the mail tests will fail" >&2
   if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
+# A real Prometheus for the metrics test (tests/observe/), started by the test itself on a free loopback port.
+if ! command -v prometheus >/dev/null && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; fi
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }) \
+    || echo "could not install prometheus: the metrics test will fail" >&2
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
 [ -d tests/.venv-servers ] || "$PY" -m venv tests/.venv-servers
 tests/.venv-servers/bin/pip install --quiet mcp-server-git==2026.10.19 mcp-server-time==2026.10.19

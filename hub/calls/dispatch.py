@@ -34,6 +34,7 @@ from hub.store import CallRecord, Store
 
 if TYPE_CHECKING:
     from hub.catalog import Catalog, Entry
+    from hub.observe.metrics import Metrics
 
 logger = logging.getLogger("junction.dispatch")
 
@@ -123,6 +124,8 @@ class Dispatch:
         self.store = store
         self.policy = policy
         self.limiter = limiter if limiter is not None and limiter.enabled else None
+        self.metrics: Metrics | None = None
+        """Where each recorded call is counted too (`hub.observe.metrics`), when the hub keeps metrics."""
 
     # deciding ---------------------------------------------------------------------------------------------
     def decide(self, principal: Principal, method: str, target: str) -> Refusal | None:
@@ -213,6 +216,8 @@ class Dispatch:
 
     def _record(self, facts: CallFacts, tool: str, provider: str | None, decision: str, outcome: str,
                 error: str | None, duration_ms: float, arguments: dict[str, Any] | None, result_bytes: int) -> None:
+        if self.metrics is not None:
+            self.metrics.observe(tool, decision, outcome, duration_ms)
         if self.store is None:
             return
         try:

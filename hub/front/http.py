@@ -18,7 +18,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from hub import __version__
@@ -28,7 +28,7 @@ from hub.front.fastpath import RelayFront
 from hub.front.gate import RequestGate, SessionQuota, plain_response, read_body, replay
 from hub.front.resume import BoundedEventStore
 from hub.provider import ProviderState
-from hub.sdk import HubSessionManager, live_transport
+from hub.sdk import HubSessionManager, live_transport, session_count
 from hub.security.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier
 from hub.security.lockout import SignInThrottle
 from hub.security.sessions import Sessions
@@ -171,10 +171,17 @@ def build_http_app(hub: ServedHub) -> Any:
     gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, fast,
                        dispatch=hub.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
                        sessions=SessionQuota(cfg.max_sessions_per_user, alive))
+    metrics = getattr(hub, "metrics", None)
+    if metrics is not None:
+        from hub.observe.metrics import session_series
+
+        metrics.add_live(lambda: session_series(lambda: session_count(manager)))
     routes = [  # the MCP path itself never gets here: HttpFront serves it (after authentication)
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(hub), methods=["GET"]),
     ]
+    if metrics is not None:
+        routes.append(Route("/metrics", _metrics(metrics, auth, hub.config.auth.mode), methods=["GET"]))
     if hub.config.auth.mode != "none":
         routes += [Route(metadata_path, resource_metadata, methods=["GET"]),
                    Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
@@ -234,6 +241,25 @@ def _authentication(hub: ServedHub, resource: str, metadata_url: str
     auth = Authenticator(auth_cfg.mode, hub.store, hub.policy, resource, metadata_url, external, oauth)
     issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
     return auth, oauth, issuers
+
+
+def _metrics(metrics: Any, auth: Authenticator, mode: str) -> Callable[[Request], Awaitable[Response]]:
+    """`GET /metrics`: open on a hub without sign-in (loopback only), else for an admin's token (Prometheus sends
+    it with `authorization: {credentials: ...}`)."""
+    from hub.observe.metrics import CONTENT_TYPE
+
+    async def serve(request: Request) -> Response:
+        if mode != "none":
+            principal, refusal = await auth.authenticate(dict(request.scope))
+            if refusal is not None:
+                status, body, challenge = refusal
+                return Response(body, status, media_type="application/json", headers={"WWW-Authenticate": challenge})
+            if principal is None or not principal.is_admin:
+                return JSONResponse({"error": "forbidden", "error_description": "metrics are for admins (a token "
+                                     "with hub:admin)"}, 403)
+        return Response(metrics.render(), media_type=CONTENT_TYPE)
+
+    return serve
 
 
 async def _healthz(request: Request) -> JSONResponse:

@@ -653,6 +653,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_true",
         help="run the hub with resumable 2025 streams off (resume_buffer_events = 0), as the bare server has none",
     )
+    p.add_argument("--no-metrics", action="store_true",
+                   help="run the hub with metrics off ([server] metrics = false): compare the two runs' ratios to "
+                   "the bare server for what counting calls costs")
     p.add_argument("--quick", action="store_true", help="small smoke run (1 round, few calls)")
     p.add_argument("--timeout", type=float, default=600.0, help="overall time limit in seconds (default 600)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="server start limit in seconds (default 60)")
@@ -720,6 +723,7 @@ def main(argv: list[str] | None = None) -> int:
         "eras": args.eras,
         "client": args.client,
         "hub_resumable_streams": not args.no_resume,
+        "hub_metrics": not args.no_metrics,
         "request_timeout_s": REQUEST_TIMEOUT,
         "summary": "hub/bare figures: per-metric median over rounds; throughput_ratio and *_added_ms: median over "
         "rounds of the paired (same-round, back-to-back) hub vs bare comparison",
@@ -733,7 +737,9 @@ def main(argv: list[str] | None = None) -> int:
         env["PYTHONUNBUFFERED"] = "1"
         hub_env = dict(env, XDG_DATA_HOME=str(tmp / "data"))
         cfg = tmp / "junction.toml"
-        cfg.write_text(HUB_CONFIG + ("[server]\nresume_buffer_events = 0\n" if args.no_resume else ""))
+        server = ("resume_buffer_events = 0\n" if args.no_resume else "") + (
+            "metrics = false\n" if args.no_metrics else "")
+        cfg.write_text(HUB_CONFIG + (f"[server]\n{server}" if server else ""))
 
         log(f"starting hub and bare server (python {platform.python_version()}, {os.cpu_count()} cpus)")
         hub = start_server(
