@@ -32,14 +32,23 @@ class Metrics:
                              "outcome (ok, error, ...)", ["tool", "decision", "outcome"], registry=self.registry)
         self.latency = Histogram("junction_tool_call_duration_seconds", "How long allowed tool calls took, by tool",
                                  ["tool"], buckets=_BUCKETS, registry=self.registry)
+        self._counters: dict[tuple[str, str, str], Any] = {}
+        self._timers: dict[str, Any] = {}
         self._live: list[Callable[[], Iterable[Metric]]] = []
         self.registry.register(_Live(self._live))
 
     def observe(self, tool: str, decision: str, outcome: str, duration_ms: float) -> None:
         name = tool if self.known_tool(tool) else UNKNOWN
-        self.calls.labels(name, decision, outcome).inc()
+        key = (name, decision, outcome)
+        counter = self._counters.get(key)
+        if counter is None:  # each label set's child once: `labels()` costs more than the count itself
+            counter = self._counters[key] = self.calls.labels(*key)
+        counter.inc()
         if decision == "allowed":
-            self.latency.labels(name).observe(duration_ms / 1000.0)
+            timer = self._timers.get(name)
+            if timer is None:
+                timer = self._timers[name] = self.latency.labels(name)
+            timer.observe(duration_ms / 1000.0)
 
     def add_live(self, read: Callable[[], Iterable[Metric]]) -> None:
         """Series read at each scrape (states, sessions)."""
