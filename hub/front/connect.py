@@ -43,9 +43,10 @@ logger = logging.getLogger("junction.connect")
 CALLBACK = "/connect/callback"
 LINK_TTL = 600.0
 """Seconds a person has to consent at the upstream once they chose to link."""
-START_TIMEOUT = 30.0
-"""Seconds the page waits for the upstream's authorization address (discovery, registration)."""
-FINISH_TIMEOUT = 60.0
+START_TIMEOUT = 90.0
+"""Seconds the page waits for the upstream's authorization address (discovery, registration): a few requests, but
+to a server that may be slow, from a hub that may be busy (30 s was once not enough on a loaded 2-core machine)."""
+FINISH_TIMEOUT = 90.0
 """Seconds the callback waits for the tokens once the browser is back."""
 MAX_LINKS = 1000
 """Links waiting for their callback at once; more are refused until some finish or expire."""
