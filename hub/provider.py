@@ -39,7 +39,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, TypeVar, cast
 
 import mcp_types as types
 import msgspec
@@ -113,6 +113,17 @@ class UnknownTool(ToolError):
 
 class InvalidArguments(ToolError, ValueError):
     """An argument is missing, of the wrong kind or out of range: the message names it and says why."""
+
+
+@dataclass(frozen=True)
+class MetricSample:
+    """One value of a provider's own series (`Provider.metric_samples`); the hub names it `junction_NAME`."""
+
+    name: str
+    help: str
+    kind: Literal["gauge", "counter"]
+    labels: Mapping[str, str]
+    value: float
 
 
 class RelayDeclined(Exception):
@@ -465,6 +476,11 @@ class Provider:
     async def unlink(self, user: str) -> bool:
         """Forget `user`'s link (revoking it where it was issued, if it can be); whether there was one."""
         raise ToolError(f"'{self.host.name}' has no accounts to link")
+
+    def metric_samples(self) -> Sequence[MetricSample]:
+        """This provider's own series for `/metrics`, read at each scrape (keep it cheap; never a user's name or
+        anything a caller chose as a label)."""
+        return ()
 
     def http_routes(self) -> Sequence[Any]:
         """Starlette routes the hub serves beside the MCP endpoint (e.g. `POST /hooks/{job}`). They are not

@@ -9,6 +9,7 @@ argument or anything a caller chose in a label (a refused call of a name the cat
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -16,6 +17,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+logger = logging.getLogger("junction.metrics")
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 UNKNOWN = "(unknown)"
 _BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
@@ -84,6 +86,31 @@ def provider_series(slots: Iterable[Any]) -> Iterator[Metric]:
             restarts.add_metric([slot.name], float(details["restarts"]))
     yield up
     yield restarts
+    yield from _own_series(slots)
+
+
+def _own_series(slots: Iterable[Any]) -> Iterator[Metric]:
+    """What providers count themselves (`Provider.metric_samples`): job runs, for one. A provider whose samples
+    fail is left out of this scrape (and logged), never the scrape itself."""
+    families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {}
+    for slot in slots:
+        if slot.provider is None or slot.state is None or getattr(slot.state, "value", "") != "up":
+            continue
+        try:
+            samples = list(slot.provider.metric_samples())
+        except Exception as exc:
+            logger.warning("metrics: provider '%s' could not say its series: %s", slot.name, exc)
+            continue
+        for sample in samples:
+            name = f"junction_{sample.name}"
+            family = families.get(name)
+            if family is None:
+                labels = ["provider", *sample.labels]
+                family = families[name] = (CounterMetricFamily(name, sample.help, labels=labels)
+                                           if sample.kind == "counter" else
+                                           GaugeMetricFamily(name, sample.help, labels=labels))
+            family.add_metric([slot.name, *sample.labels.values()], float(sample.value))
+    yield from families.values()
 
 
 def session_series(count: Callable[[], int]) -> Iterator[Metric]:

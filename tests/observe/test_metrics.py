@@ -26,6 +26,8 @@ CONFIG = """
 mode = "tokens"
 [providers.small]
 module = "tests.fixtures.small_providers:EchoProvider"
+[providers.automation]
+enabled = true
 """
 
 
@@ -98,6 +100,18 @@ async def test_prometheus_scrapes_the_hub_and_the_series_come_back(tmp_path: Pat
             assert scraped('junction_tool_call_duration_seconds_count{tool="small__echo"}', "4")
             assert scraped('junction_provider_up{provider="small",kind="provider"}', "1")
             assert scraped('junction_sessions{era="2025"}', "0")
+
+            # What a provider counts itself: a job's runs, by status.
+            async with client(hub.url, root, "2026-07-28") as admin:
+                made = await admin.call_tool("automation__create", {
+                    "name": "echo-twice", "trigger": {"type": "webhook"},
+                    "action": {"tool": "small__echo", "arguments": {"text": "job"}}})
+                assert not made.is_error, made.content
+                for _ in range(2):
+                    ran = await admin.call_tool("automation__run_now", {"name": "echo-twice", "wait": True})
+                    assert ran.structured_content["status"] == "ok", ran.content
+            wait_until(lambda: scraped('junction_job_runs_total{provider="automation",status="ok"}', "2"),
+                       "two job runs in Prometheus", 30, 0.25)
 
 
 async def test_metrics_are_for_admins_and_name_no_caller(tmp_path: Path) -> None:

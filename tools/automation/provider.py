@@ -35,7 +35,7 @@ import msgspec
 
 from hub.catalog import OWNER_META
 from hub.front import wire
-from hub.provider import CallContext, ChangeFeed, Provider
+from hub.provider import CallContext, ChangeFeed, MetricSample, Provider
 from hub.security.auth import LOCAL_OWNER, Delegation, Principal
 from tools.automation.jobs import NAME, JobError, JobSpec, file_matches, next_fire, parse_spec, render
 from tools.automation.store import JobStore
@@ -363,6 +363,12 @@ class AutomationProvider(Provider):
             uri=uri, mime_type="application/json", text=json.dumps(body, ensure_ascii=False, default=str))])
 
     # webhooks ----------------------------------------------------------------------------------------
+    def metric_samples(self) -> list[MetricSample]:
+        if self.store is None:
+            return []
+        return [MetricSample("job_runs", "Job runs, by status, every job together", "counter", {"status": status},
+                             count) for status, count in sorted(self.store.run_counts().items())]
+
     def http_routes(self) -> list[Any]:
         from starlette.routing import Route
 

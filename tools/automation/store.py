@@ -111,6 +111,10 @@ class JobStore(ProviderDB):
                               "error = 'the hub stopped during this run' WHERE status = 'running'")
         return cursor.rowcount
 
+    def run_counts(self) -> dict[str, int]:
+        """How many runs there are by status (`ok`, `failed`, `running`, ...), every job together."""
+        return {status: count for status, count in self.rows("SELECT status, COUNT(*) FROM runs GROUP BY status")}
+
     def runs(self, job: str, limit: int = 20, before: int | None = None) -> list[dict[str, Any]]:
         rows = self.rows("SELECT id, trigger, started, ended, status, attempts, result, error, calls FROM runs "
                          "WHERE job = ? AND id < ? ORDER BY id DESC LIMIT ?", (job, before or 2**62, limit))
