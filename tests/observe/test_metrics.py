@@ -110,7 +110,7 @@ async def test_prometheus_scrapes_the_hub_and_the_series_come_back(tmp_path: Pat
                 for _ in range(2):
                     ran = await admin.call_tool("automation__run_now", {"name": "echo-twice", "wait": True})
                     assert ran.structured_content["status"] == "ok", ran.content
-            wait_until(lambda: scraped('junction_job_runs_total{provider="automation",status="ok"}', "2"),
+            wait_until(lambda: scraped('junction_job_runs{provider="automation",status="ok"}', "2"),
                        "two job runs in Prometheus", 30, 0.25)
 
 

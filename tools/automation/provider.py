@@ -366,7 +366,7 @@ class AutomationProvider(Provider):
     def metric_samples(self) -> list[MetricSample]:
         if self.store is None:
             return []
-        return [MetricSample("job_runs", "Job runs, by status, every job together", "counter", {"status": status},
+        return [MetricSample("job_runs", "Job runs held, by status, every job together", "gauge", {"status": status},
                              count) for status, count in sorted(self.store.run_counts().items())]
 
     def http_routes(self) -> list[Any]:
