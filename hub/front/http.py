@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from mcp.server.request_state import RequestStateBoundary
 
     from hub.catalog import ProviderSlot
+    from hub.observe.metrics import Metrics
     from hub.router import Router
     from hub.security.auth import Policy
     from hub.security.outbound import OutboundPolicy
@@ -57,6 +58,7 @@ class ServedHub(Protocol):
     outbound: OutboundPolicy
     slots: list[ProviderSlot]
     state_boundary: RequestStateBoundary
+    metrics: Metrics | None
 
 logger = logging.getLogger("junction")
 
@@ -171,7 +173,7 @@ def build_http_app(hub: ServedHub) -> Any:
     gate = RequestGate(StreamableHTTPASGIApp(manager), cfg.max_body_bytes, fast,
                        dispatch=hub.router.dispatch, auth=auth, body_timeout=cfg.body_timeout,
                        sessions=SessionQuota(cfg.max_sessions_per_user, alive))
-    metrics = getattr(hub, "metrics", None)
+    metrics = hub.metrics
     if metrics is not None:
         from hub.observe.metrics import session_series
 
@@ -243,7 +245,7 @@ def _authentication(hub: ServedHub, resource: str, metadata_url: str
     return auth, oauth, issuers
 
 
-def _metrics(metrics: Any, auth: Authenticator, mode: str) -> Callable[[Request], Awaitable[Response]]:
+def _metrics(metrics: Metrics, auth: Authenticator, mode: str) -> Callable[[Request], Awaitable[Response]]:
     """`GET /metrics`: open on a hub without sign-in (loopback only), else for an admin's token (Prometheus sends
     it with `authorization: {credentials: ...}`)."""
     from hub.observe.metrics import CONTENT_TYPE

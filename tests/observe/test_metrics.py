@@ -58,6 +58,15 @@ scrape_configs:
         proc.wait(20)
 
 
+def admin_and_user(folder: Path) -> tuple[str, str]:
+    """A hub folder with CONFIG and two users: root (admin) and bob (user); their tokens."""
+    folder.mkdir(exist_ok=True)
+    (folder / "junction.toml").write_text(CONFIG)
+    for user, role in (("root", "admin"), ("bob", "user")):
+        assert junction(folder, "user", "add", user, "--role", role).returncode == 0
+    return token_for(folder, "root"), token_for(folder, "bob")
+
+
 def query(base: str, promql: str) -> list[dict]:
     try:
         answer = httpx2.get(f"{base}/api/v1/query", params={"query": promql}, timeout=5)
@@ -68,11 +77,7 @@ def query(base: str, promql: str) -> list[dict]:
 
 async def test_prometheus_scrapes_the_hub_and_the_series_come_back(tmp_path: Path) -> None:
     hub_dir = tmp_path / "hub"
-    hub_dir.mkdir()
-    (hub_dir / "junction.toml").write_text(CONFIG)
-    for user, role in (("root", "admin"), ("bob", "user")):
-        assert junction(hub_dir, "user", "add", user, "--role", role).returncode == 0
-    root, bob = token_for(hub_dir, "root"), token_for(hub_dir, "bob")
+    root, bob = admin_and_user(hub_dir)
     with serve_hub(hub_dir, CONFIG) as hub:
         async with client(hub.url, bob, "2026-07-28") as session:
             for text in ("a", "b", "c"):
@@ -115,10 +120,7 @@ async def test_prometheus_scrapes_the_hub_and_the_series_come_back(tmp_path: Pat
 
 
 async def test_metrics_are_for_admins_and_name_no_caller(tmp_path: Path) -> None:
-    (tmp_path / "junction.toml").write_text(CONFIG)
-    for user, role in (("root", "admin"), ("bob", "user")):
-        assert junction(tmp_path, "user", "add", user, "--role", role).returncode == 0
-    root, bob = token_for(tmp_path, "root"), token_for(tmp_path, "bob")
+    root, bob = admin_and_user(tmp_path)
     with serve_hub(tmp_path, CONFIG) as hub:
         async with client(hub.url, bob, "legacy") as session:
             secret = "bob-secret-argument-value"
