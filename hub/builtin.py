@@ -25,6 +25,8 @@ _AUDIT_INPUT = {
         "principal": {"type": "string", "description": "only this user's calls"},
         "tool": {"type": "string", "description": "only this tool (public name)"},
         "since_seconds": {"type": "number", "minimum": 0, "description": "only calls this recent"},
+        "decision": {"type": "string", "enum": ["allowed", "denied", "limited"],
+                     "description": "only calls the policy decided so"},
         "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
     },
     "additionalProperties": False,
@@ -164,8 +166,12 @@ class HubProvider(Provider):
                 return _error("limit must be an integer from 1 to 1000")
             if since is not None and (not isinstance(since, int | float) or since < 0):
                 return _error("since_seconds must be a number of seconds, 0 or more")
+            decision = arguments.get("decision")
+            if decision is not None and decision not in ("allowed", "denied", "limited"):
+                return _error("decision must be one of allowed, denied, limited")
             body = {"calls": self._audit(principal=arguments.get("principal"), tool=arguments.get("tool"),
-                                         since=time.time() - since if since is not None else None, limit=limit)}
+                                         since=time.time() - since if since is not None else None, limit=limit,
+                                         decision=decision)}
         else:
             raise UnknownTool(name)
         return types.CallToolResult(

@@ -75,6 +75,8 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Items per page in list results."""
     metrics: bool = True
     """Count tool calls and serve `/metrics` in the Prometheus format (for an admin's token once sign-in is on)."""
+    console: bool = True
+    """Serve the web console at `/` (people sign in with their password or an API token; MCP stays at `path`)."""
 
 
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):

@@ -300,11 +300,13 @@ class Router:
         return items[start:end], (str(end) if end < len(items) else None)
 
     def _for(self, ctx: ServerRequestContext[Any, Any], kind: str) -> list[Any]:
-        """The catalog list of `kind` as the caller may see it: what its scopes do not allow, and what other
-        users own, is left out."""
+        return self.visible_to(self._caller(ctx), kind)
+
+    def visible_to(self, principal: Principal, kind: str) -> list[Any]:
+        """The catalog list of `kind` (tool, prompt, resource, template) as `principal` may see it: what its
+        scopes do not allow, and what other users own, is left out."""
         catalog = self.catalog
         items: list[Any] = getattr(catalog, f"{kind}_list")
-        principal = self._caller(ctx)
         if not catalog.owned and (principal.is_local or self.policy is None):
             return items
         if self._visible_in is not catalog or len(self._visible) > 1000:

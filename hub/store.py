@@ -137,6 +137,9 @@ MIGRATIONS: Sequence[str] = (
         PRIMARY KEY (user, connector, name)
     );
     """,
+    """
+    ALTER TABLE login_sessions ADD COLUMN delegation TEXT;
+    """,
 )
 
 
@@ -271,8 +274,9 @@ class Store:
                 await anyio.to_thread.run_sync(self.flush)
 
     def recent_calls(self, limit: int = 100, tool: str | None = None, principal: str | None = None,
-                     since: float | None = None, until: float | None = None) -> list[CallRecord]:
-        """The newest calls first, filtered by exact tool / principal and a time range."""
+                     since: float | None = None, until: float | None = None, decision: str | None = None
+                     ) -> list[CallRecord]:
+        """The newest calls first, filtered by exact tool / principal / decision and a time range."""
         self.flush()
         sql = (
             "SELECT ts, request_id, principal, client, protocol_version, tool, provider, outcome, error, "
@@ -280,7 +284,7 @@ class Store:
         )
         where, args = [], []
         for clause, value in (("tool = ?", tool), ("principal = ?", principal), ("ts >= ?", since),
-                              ("ts < ?", until)):
+                              ("ts < ?", until), ("decision = ?", decision)):
             if value is not None:
                 where.append(clause)
                 args.append(value)
@@ -290,6 +294,21 @@ class Store:
         with self._lock:
             rows = self._db.execute(sql, (*args, limit)).fetchall()
         return [CallRecord(*row) for row in rows]
+
+    def call_timings(self, since: float, principal: str | None = None, limit: int = 200_000
+                     ) -> list[tuple[float, float, str, str]]:
+        """(ts, duration_ms, outcome, decision) of the calls since `since`, oldest first (at most `limit`, the
+        newest): what the console's charts are drawn from."""
+        self.flush()
+        sql = "SELECT ts, duration_ms, outcome, decision FROM tool_calls WHERE ts >= ?"
+        args: list[object] = [since]
+        if principal is not None:
+            sql += " AND principal = ?"
+            args.append(principal)
+        with self._lock:
+            rows = self._db.execute(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY ts",
+                                    (*args, limit)).fetchall()
+        return [tuple(row) for row in rows]
 
     def prune_calls(self, retention_days: float) -> int:
         if retention_days <= 0:

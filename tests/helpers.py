@@ -317,3 +317,37 @@ def set_secret(tmp: Path, name: str, value: str) -> None:
     done = subprocess.run([*JUNCTION, "secret", "set", name, "--config", str(tmp / "junction.toml")], cwd=ROOT,
                           input=value + "\n", env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
+
+
+CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
+
+
+def browse(tmp: Path, steps: list[dict[str, Any]], timeout: float = 240.0) -> dict[str, Any]:
+    """A person at Chromium going through `steps` in one browser profile (tests/node/console_browser.mjs says what
+    steps there are). Returns what the script recorded: `values`, `status`, `console`, `errors`, `failed`."""
+    import json
+
+    tmp.mkdir(parents=True, exist_ok=True)
+    script = tmp / f"steps-{time.monotonic_ns()}.json"
+    script.write_text(json.dumps(steps))
+    done = subprocess.run([str(node_bin()), str(ROOT / "tests" / "node" / "console_browser.mjs"), str(script)],
+                          capture_output=True, text=True, timeout=timeout, check=False,
+                          env={**os.environ, "CHROMIUM": CHROMIUM})
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def browsed_cleanly(result: dict[str, Any]) -> dict[str, Any]:
+    """`result`'s values, once every step ran and the browser complained of nothing (no console error or warning,
+    no page error, no Content-Security-Policy violation)."""
+    assert result["failed"] is None, f"a step failed: {result['failed']}"
+    assert result["console"] == [], f"the browser complained: {result['console']}"
+    assert result["errors"] == [], f"the page threw: {result['errors']}"
+    return result["values"]
+
+
+def sign_in_steps(base: str, user: str, password: str, then: str = "/") -> list[dict[str, Any]]:
+    """Steps that sign `user` in to the console (the sign-in form), landing on `then`."""
+    return [{"goto": f"{base}{then}"}, {"wait": "input[name=username]"},
+            {"fill": "input[name=username]", "value": user}, {"fill": "input[name=password]", "value": password},
+            {"click": "button[type=submit]"}, {"wait": "header .who", "text": user}]

@@ -19,7 +19,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from hub import __version__
 from hub.config import Config, ConfigError, check_auth_binding
@@ -178,7 +178,7 @@ def build_http_app(hub: ServedHub) -> Any:
         from hub.observe.metrics import session_series
 
         metrics.add_live(lambda: session_series(lambda: session_count(manager)))
-    routes = [  # the MCP path itself never gets here: HttpFront serves it (after authentication)
+    routes: list[BaseRoute] = [  # the MCP path itself never gets here: HttpFront serves it (after authentication)
         Route("/healthz", _healthz, methods=["GET"]),
         Route("/readyz", _readyz(hub), methods=["GET"]),
     ]
@@ -189,24 +189,27 @@ def build_http_app(hub: ServedHub) -> Any:
                    Route("/.well-known/oauth-protected-resource", resource_metadata, methods=["GET"])]
     if oauth is not None:
         routes += oauth.routes()
-    connect = _connect_pages(hub, auth, oauth)
+    sessions = _sessions(hub, oauth)
+    connect = ConnectPages(hub.slots, hub.config.auth.mode, sessions, auth, hub.config.web_url(""))
     routes += connect.routes()
+    if cfg.console:
+        from hub.console.site import console_routes
+
+        routes += console_routes(hub.config, hub.router, hub.store, hub.policy, hub.slots, auth, sessions,
+                                 security_settings(hub.config))
     routes += _provider_routes(hub, taken={getattr(r, "path", None) for r in routes} | {cfg.path})
     app = Starlette(routes=routes, lifespan=lifespan)
     return HttpFront(cfg.path, gate, app, auth, security_settings(hub.config), cfg.body_timeout, cfg.max_body_bytes)
 
 
-def _connect_pages(hub: ServedHub, auth: Authenticator, oauth: AuthorizationServer | None) -> ConnectPages:
-    """The `/connect/NAME` pages, signing people in with the sign-in page's sessions (or the same kind, when the
-    hub is no authorization server itself)."""
-    web = hub.config.web_url("")
+def _sessions(hub: ServedHub, oauth: AuthorizationServer | None) -> Sessions:
+    """Who is signed in in a browser, for the console and the `/connect/NAME` pages: the sign-in page's sessions (or
+    the same kind, when the hub is no authorization server itself). Signed in on one page, signed in on all."""
     if oauth is not None:
-        sessions = oauth.sessions
-    else:
-        settings = hub.config.auth.oauth
-        throttle = SignInThrottle(settings.failed_sign_ins, settings.failed_sign_ins_per_address, float(settings.lockout))
-        sessions = Sessions(hub.store, throttle, web)
-    return ConnectPages(hub.slots, hub.config.auth.mode, sessions, auth, web)
+        return oauth.sessions
+    settings = hub.config.auth.oauth
+    throttle = SignInThrottle(settings.failed_sign_ins, settings.failed_sign_ins_per_address, float(settings.lockout))
+    return Sessions(hub.store, throttle, hub.config.web_url(""))
 
 
 def _session_manager(hub: ServedHub) -> HubSessionManager:

@@ -34,6 +34,19 @@ _DUMMY_HASH = "scrypt$32768$8$1$AAAAAAAAAAAAAAAAAAAAAA$AAAAAAAAAAAAAAAAAAAAAAAAA
 
 
 @dataclass(frozen=True)
+class SignedIn:
+    """A browser's login session: whose, and what it may use."""
+
+    user: str
+    role: str
+    delegation: str | None
+    """`hub.security.auth.Delegation` of the token it was opened with (its scopes, its id: revoking the token ends
+    the session); None: opened with a password, everything the user's role allows."""
+    session: str
+    """The session cookie's hash: what the console binds its form tokens to."""
+
+
+@dataclass(frozen=True)
 class Refusal:
     """Why a sign-in was refused, as the page shows it."""
 
@@ -60,13 +73,30 @@ class Sessions:
         self.browser_cookie = ("__Host-" if self.secure else "") + BROWSER_COOKIE + suffix
 
     def user(self, request: Request) -> str | None:
+        signed = self.signed_in(request)
+        return signed.user if signed is not None else None
+
+    def signed_in(self, request: Request) -> SignedIn | None:
+        """Who is signed in in this browser, with the scopes their session may use, or None."""
         cookie = request.cookies.get(self.cookie)
         if not cookie:
             return None
-        row = self.store.fetchone("SELECT user, expires FROM login_sessions WHERE id_hash = ?", (hash_token(cookie),))
-        if row is None or row[1] < time.time() or self.store.user_role(row[0]) is None:
+        session = hash_token(cookie)
+        row = self.store.fetchone("SELECT user, expires, delegation FROM login_sessions WHERE id_hash = ?",
+                                  (session,))
+        if row is None or row[1] < time.time():
             return None
-        return str(row[0])
+        role = self.store.user_role(row[0])
+        if role is None:
+            return None
+        return SignedIn(str(row[0]), role, row[2], session)
+
+    def close(self, request: Request, response: Response) -> None:
+        """Sign this browser out: its login session is deleted, its cookie cleared."""
+        cookie = request.cookies.get(self.cookie)
+        if cookie:
+            self.store.execute("DELETE FROM login_sessions WHERE id_hash = ?", (hash_token(cookie),))
+        response.delete_cookie(self.cookie, path="/", httponly=True, samesite="lax", secure=self.secure)
 
     async def check(self, user: str, password: str, request: Request, purpose: str) -> Refusal | None:
         """Whether `user`'s password is `password` (None: it is), counting a wrong one."""
@@ -85,11 +115,12 @@ class Sessions:
         self.throttle.succeeded(user, address)
         return None
 
-    def open(self, response: Response, user: str) -> None:
-        """Sign `user` in in this browser: a new login session, its cookie set on `response`."""
+    def open(self, response: Response, user: str, delegation: str | None = None) -> None:
+        """Sign `user` in in this browser: a new login session, its cookie set on `response`. `delegation`: the
+        token it was opened with (`Delegation.dumps()`), whose scopes bound the session; None: a password."""
         session = secrets.token_urlsafe(32)
-        self.store.execute("INSERT INTO login_sessions (id_hash, user, expires) VALUES (?, ?, ?)",
-                           (hash_token(session), user, time.time() + SESSION_TTL))
+        self.store.execute("INSERT INTO login_sessions (id_hash, user, expires, delegation) VALUES (?, ?, ?, ?)",
+                           (hash_token(session), user, time.time() + SESSION_TTL, delegation))
         # Lax: it comes along on a top-level GET from another site (an authorization server sending the browser
         # back), never with a cross-site POST.
         response.set_cookie(self.cookie, session, max_age=int(SESSION_TTL), path="/", httponly=True,
