@@ -44,6 +44,7 @@ from connectors.wire import (
     UpstreamGone,
 )
 from hub.calls.context import INPUT_KEY_META  # set on live input requests: a hub in front keeps the caller's keys
+from hub.observe import tracing
 from hub.provider import Relay, RelayDeclined
 
 if TYPE_CHECKING:
@@ -103,6 +104,34 @@ async def relay_call(
     upstream_modern: bool,
     header_map: Mapping[tuple[str, ...], str] | None,
 ) -> dict[str, Any]:
+    """`_relay_call`, in a CLIENT span when tracing is on (the upstream gets its `traceparent`: a header to an HTTP
+    upstream, and `params._meta.traceparent` either way)."""
+    if not tracing.enabled():
+        return await _relay_call(provider, relay, upstream_name, routing, protocol_version, upstream_modern,
+                                 header_map)
+    method = relay.request["method"]
+    target = upstream_name or (relay.request.get("params") or {}).get("uri") or ""
+    with tracing.span(f"{method} {target}".strip(), kind="client", attributes={
+            "mcp.method.name": method, "junction.connector": provider.host.name,
+            "network.transport": "pipe" if routing.pipe is not None else "tcp"}) as span:
+        answer = await _relay_call(provider, relay, upstream_name, routing, protocol_version, upstream_modern,
+                                   header_map)
+        if "error" in answer:
+            tracing.failed(span, str((answer.get("error") or {}).get("code", "error")))
+        elif isinstance(answer.get("result"), dict) and answer["result"].get("isError"):
+            tracing.failed(span, "tool_error")
+        return answer
+
+
+async def _relay_call(
+    provider: UpstreamProvider,
+    relay: Relay,
+    upstream_name: str | None,
+    routing: _Routing,
+    protocol_version: str,
+    upstream_modern: bool,
+    header_map: Mapping[tuple[str, ...], str] | None,
+) -> dict[str, Any]:
     """Forward one request on the session `routing` belongs to (over HTTP, or a stdio program's pipe); returns the
     JSON-RPC response for the client (its own id). `upstream_name`: the upstream's name for the tool it calls.
 
@@ -124,6 +153,9 @@ async def relay_call(
         if not relay.modern and relay.log_level is not None:
             meta[LOG_LEVEL_KEY] = relay.log_level
         params["_meta"] = meta
+    parent = tracing.traceparent()
+    if parent is not None:
+        params["_meta"] = {**(params.get("_meta") or {}), "traceparent": parent}
     pipe = routing.pipe
     exchange: Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
     if pipe is not None:
@@ -177,6 +209,7 @@ def _http_exchange(provider: UpstreamProvider, relay: Relay, routing: _Routing, 
         if token is None:
             raise RelayDeclined  # due for a refresh: the usual way refreshes it, then sends
         headers["Authorization"] = f"Bearer {token}"
+    tracing.inject(headers)
     headers["Content-Type"] = "application/json"
     headers["Accept"] = _ACCEPT
     headers["MCP-Protocol-Version"] = protocol_version

@@ -28,6 +28,7 @@ from hub.catalog import ProviderSlot
 from hub.config import Config, ConfigError, connector_settings, provider_settings
 from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
+from hub.observe import tracing
 from hub.observe.metrics import Metrics, provider_series
 from hub.router import Router
 from hub.sdk import without_tracing
@@ -195,6 +196,8 @@ class Hub:
     async def running(self) -> AsyncIterator[Hub]:
         """Open the store, start providers, run background tasks; undo it all on exit."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self.config.tracing.enabled:
+            tracing.start(self.config.tracing, __version__)
         await anyio.to_thread.run_sync(self.store.open)
         pruned = self.store.prune_calls(self.config.store.call_retention_days)
         if pruned:
@@ -217,6 +220,8 @@ class Hub:
                     tg.cancel_scope.cancel()
         finally:
             await anyio.to_thread.run_sync(self.store.close)
+            if self.config.tracing.enabled:
+                await anyio.to_thread.run_sync(tracing.stop)
 
     def http_app(self) -> Any:
         """The ASGI app serving this hub over Streamable HTTP (`hub.front.http`)."""

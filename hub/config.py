@@ -79,6 +79,23 @@ class ServerConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Serve the web console at `/` (people sign in with their password or an API token; MCP stays at `path`)."""
 
 
+class TracingConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """`[tracing]`: OpenTelemetry spans of requests, tool calls, upstream and model calls, sent over OTLP/HTTP."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"
+    """The collector's OTLP/HTTP traces URL (an OpenTelemetry Collector, Jaeger, Tempo...)."""
+    service_name: str = "junction"
+    sample_ratio: Annotated[float, msgspec.Meta(ge=0.0, le=1.0)] = 1.0
+    """Share of new traces kept; a request that arrives in a sampled trace (its traceparent) is always kept."""
+    headers: dict[str, str] = {}
+    """Headers sent to the collector (an API key, say)."""
+    timeout: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """Seconds an export may take."""
+    flush_ms: Annotated[float, msgspec.Meta(gt=0)] = 2000.0
+    """Milliseconds between exports of finished spans."""
+
+
 class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """`[store]`: where the hub keeps its state."""
 
@@ -235,6 +252,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     server: ServerConfig = msgspec.field(default_factory=ServerConfig)
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     log: LogConfig = msgspec.field(default_factory=LogConfig)
+    tracing: TracingConfig = msgspec.field(default_factory=TracingConfig)
     auth: AuthConfig = msgspec.field(default_factory=AuthConfig)
     outbound: OutboundConfig = msgspec.field(default_factory=OutboundConfig)
     providers: dict[Annotated[str, msgspec.Meta(pattern=r"^[a-zA-Z0-9_-]{1,40}$")], ProviderConfig] = {}

@@ -28,6 +28,7 @@ import msgspec
 from mcp.shared.exceptions import MCPError
 
 from hub.catalog import OWNER_META, PUBLIC_NAME  # noqa: F401  (OWNER_META: what providers publish owners with)
+from hub.observe import tracing
 from hub.security.auth import Policy, Principal
 from hub.security.ratelimit import RateLimiter, retry_after
 from hub.store import CallRecord, Store
@@ -96,6 +97,9 @@ class Admission:
     request_id: str | int | None
     arguments: dict[str, Any] | None
     principal: Principal
+    trace: Any = None
+    """The OpenTelemetry context of the request's span (`hub.observe.tracing`), when tracing is on: the parent of
+    the call's span (a 2025 session's handler runs in another task, where the request's context is not current)."""
 
     def matches(self, method: str, target: str, request_id: Any) -> bool:
         return self.method == method and self.target == target and self.request_id == request_id
@@ -187,6 +191,11 @@ class Dispatch:
         """Run an admitted tool call through `execute` (given the catalog entry, None for an unknown tool) and
         record it, whatever happens. `RelayDeclined` passes through unrecorded: the call is then served again
         another way, which records it."""
+        if tracing.enabled():
+            return await self._traced(admission, facts, execute)
+        return await self._run(admission, facts, execute)
+
+    async def _run(self, admission: Admission, facts: CallFacts, execute: Execute) -> Executed:
         from hub.provider import RelayDeclined
 
         started = time.perf_counter()
@@ -213,6 +222,33 @@ class Dispatch:
                 self._record(facts, admission.target, entry.slot.name if entry is not None else None, "allowed",
                              outcome, error, (time.perf_counter() - started) * 1000.0, admission.arguments,
                              result_bytes)
+
+    async def _traced(self, admission: Admission, facts: CallFacts, execute: Execute) -> Executed:
+        """`run` in a span `tools/call NAME`: a child of the request's span, or of the call that made this one."""
+        entry = self._catalog().tools.get(admission.target)
+        attributes: dict[str, Any] = {"mcp.method.name": "tools/call", "gen_ai.tool.name": admission.target,
+                                      "gen_ai.operation.name": "execute_tool"}
+        if entry is not None:
+            attributes["junction.provider"] = entry.slot.name
+        if facts.protocol_version:
+            attributes["mcp.protocol.version"] = facts.protocol_version
+        if facts.request_id is not None:
+            attributes["jsonrpc.request.id"] = _cut(str(facts.request_id), 100)
+        from hub.provider import RelayDeclined
+
+        with tracing.span(f"tools/call {admission.target}", parent=admission.trace, attributes=attributes,
+                          passing=(RelayDeclined,)) as span:
+            try:
+                done = await self._run(admission, facts, execute)
+            except RelayDeclined:
+                if span is not None:  # served again another way, in a span of its own
+                    span.set_attribute("junction.outcome", "declined")
+                raise
+            if span is not None:
+                span.set_attribute("junction.outcome", done.outcome)
+                if done.outcome not in ("ok", "input_required"):
+                    tracing.failed(span, done.outcome, done.error)
+            return done
 
     def _record(self, facts: CallFacts, tool: str, provider: str | None, decision: str, outcome: str,
                 error: str | None, duration_ms: float, arguments: dict[str, Any] | None, result_bytes: int) -> None:

@@ -32,6 +32,7 @@ from pydantic import ValidationError
 
 from hub.calls.dispatch import ADMISSION_KEY, RATE_LIMITED, TARGETED, Admission, CallFacts, Dispatch
 from hub.front import wire
+from hub.observe import tracing
 from hub.security.auth import PRINCIPAL_KEY, Principal
 
 _KNOWN_VERSIONS = (*HANDSHAKE_PROTOCOL_VERSIONS, *MODERN_PROTOCOL_VERSIONS)
@@ -96,6 +97,52 @@ class RequestGate:
         if refused is not None:
             await json_response(send, 400, refused)
             return
+        if tracing.enabled() and "method" in message:
+            await self._traced(scope, message, receive, send)
+            return
+        await self._serve(scope, message, receive, send)
+
+    async def _traced(self, scope: Any, message: dict[str, Any], receive: Any, send: Any) -> None:
+        """`_serve` in the request's span: it continues the caller's trace (the `traceparent` header, else
+        `params._meta.traceparent`) and ends when the response has been sent."""
+        method = str(message["method"])
+        params = message.get("params") if isinstance(message.get("params"), dict) else None
+        target = None
+        if params is not None and method in TARGETED:
+            named = params.get("uri" if method == "resources/read" else "name")
+            target = named[:200] if isinstance(named, str) else None
+        attributes: dict[str, Any] = {"network.transport": "tcp"}
+        version = _header(scope, _VERSION_HEADER)
+        if version:
+            attributes["mcp.protocol.version"] = version[:40]
+        if "id" in message:
+            attributes["jsonrpc.request.id"] = str(message["id"])[:100]
+        span = tracing.request_span(method, target, tracing.incoming(scope.get("headers"), params), attributes)
+        assert span is not None
+        scope[tracing.SCOPE_KEY] = context = tracing.context_of(span)
+        ended = False
+
+        async def sending(event: dict[str, Any]) -> None:
+            nonlocal ended
+            if event["type"] == "http.response.start":
+                status = int(event.get("status", 200))
+                span.set_attribute("http.response.status_code", status)
+                if status >= 400:
+                    tracing.failed(span, str(status))
+            await send(event)
+            if event["type"] == "http.response.body" and not event.get("more_body", False) and not ended:
+                ended = True
+                span.end()
+
+        token = tracing.attach(context)
+        try:
+            await self._serve(scope, message, receive, sending)
+        finally:
+            tracing.detach(token)
+            if not ended:
+                span.end()
+
+    async def _serve(self, scope: Any, message: dict[str, Any], receive: Any, send: Any) -> None:
         method = message.get("method")
         principal: Principal = scope[PRINCIPAL_KEY]
         if method in TARGETED:
@@ -140,6 +187,7 @@ class RequestGate:
         facts = CallFacts(principal, request_id, _client_of(params), _header(scope, _VERSION_HEADER) or "")
         decided = self.dispatch.admit(method, target, arguments if method == "tools/call" else None, facts)
         if isinstance(decided, Admission):
+            decided.trace = scope.get(tracing.SCOPE_KEY)
             return decided
         if decided.hidden or (decided.decision == "denied" and decided.scope is None):
             # Someone else's (as if it did not exist), or never allowed for the caller's role: a JSON-RPC error, not

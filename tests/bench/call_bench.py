@@ -38,6 +38,10 @@ import httpx2
 
 ROOT = Path(__file__).resolve().parents[2]
 BENCH_DIR = Path(__file__).resolve().parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tests.fixtures.otlp_receiver import OtlpReceiver  # noqa: E402
 
 LEGACY = "2025-11-25"
 MODERN = "2026-07-28"
@@ -656,6 +660,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--no-metrics", action="store_true",
                    help="run the hub with metrics off ([server] metrics = false): compare the two runs' ratios to "
                    "the bare server for what counting calls costs")
+    p.add_argument("--tracing", action="store_true",
+                   help="run the hub with tracing on ([tracing] enabled, every trace sampled), its spans sent to an "
+                   "OTLP/HTTP receiver in this process: compare the ratios to a run without it for what tracing costs")
     p.add_argument("--quick", action="store_true", help="small smoke run (1 round, few calls)")
     p.add_argument("--timeout", type=float, default=600.0, help="overall time limit in seconds (default 600)")
     p.add_argument("--startup-timeout", type=float, default=60.0, help="server start limit in seconds (default 60)")
@@ -724,6 +731,7 @@ def main(argv: list[str] | None = None) -> int:
         "client": args.client,
         "hub_resumable_streams": not args.no_resume,
         "hub_metrics": not args.no_metrics,
+        "hub_tracing": args.tracing,
         "request_timeout_s": REQUEST_TIMEOUT,
         "summary": "hub/bare figures: per-metric median over rounds; throughput_ratio and *_added_ms: median over "
         "rounds of the paired (same-round, back-to-back) hub vs bare comparison",
@@ -731,6 +739,8 @@ def main(argv: list[str] | None = None) -> int:
     out["targets"] = {"min_throughput_ratio": TARGET_THROUGHPUT_RATIO, "max_p50_added_ms": TARGET_P50_ADDED_MS}
     tmp = Path(tempfile.mkdtemp(prefix="junction-bench-"))
     code = 1
+    stack = contextlib.ExitStack()
+    receiver: OtlpReceiver | None = None
     try:
         env = {k: v for k, v in os.environ.items() if not k.startswith("JUNCTION")}
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT), env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
@@ -739,7 +749,11 @@ def main(argv: list[str] | None = None) -> int:
         cfg = tmp / "junction.toml"
         server = ("resume_buffer_events = 0\n" if args.no_resume else "") + (
             "metrics = false\n" if args.no_metrics else "")
-        cfg.write_text(HUB_CONFIG + (f"[server]\n{server}" if server else ""))
+        tracing = ""
+        if args.tracing:
+            receiver = stack.enter_context(OtlpReceiver())
+            tracing = f'[tracing]\nenabled = true\nendpoint = "{receiver.endpoint}"\nflush_ms = 500\n'
+        cfg.write_text(HUB_CONFIG + (f"[server]\n{server}" if server else "") + tracing)
 
         log(f"starting hub and bare server (python {platform.python_version()}, {os.cpu_count()} cpus)")
         hub = start_server(
@@ -767,6 +781,8 @@ def main(argv: list[str] | None = None) -> int:
         hub.check_alive()
         bare.check_alive()
         out["results"] = results
+        if receiver is not None:
+            out["spans_received"] = len(receiver.spans)
         out["errors"] = errors
         out["ok"] = errors == 0
         code = 0 if errors == 0 else 1
@@ -781,6 +797,7 @@ def main(argv: list[str] | None = None) -> int:
         code = 130
     finally:
         stop_all()
+        stack.close()
         shutil.rmtree(tmp, ignore_errors=True)
         out["machine"]["loadavg_end"] = loadavg()
         out["elapsed_s"] = round(time.monotonic() - started, 1)

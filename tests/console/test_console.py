@@ -93,7 +93,8 @@ def test_an_admin_signs_in_tries_a_tool_and_finds_the_call_in_the_audit_trail(hu
         {"click": "header nav a[href='/audit']"},
         {"fill": "#audit-filter [name=tool]", "value": "everything__echo"},
         {"click": "#audit-filter button[type=submit]"},
-        {"wait": "#audit-rows tr[data-tool='everything__echo']"},
+        # the filtered rows, not the page's first list (still there until htmx swaps it)
+        {"wait": "#audit-rows table[data-query='tool=everything__echo']"},
         {"text": "#audit-rows tr[data-tool='everything__echo']", "as": "audit_row"},
         {"count": "#audit-rows tbody tr", "as": "audit_rows"},
         {"download": "#export", "as": "csv"},

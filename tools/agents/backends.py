@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal
 import mcp_types as types
 import msgspec
 
+from hub.observe import tracing
 from hub.provider import CallContext, InputUnavailable
 from hub.security.outbound import OutboundError, OutboundPolicy, OutboundRefused, host_of
 
@@ -85,7 +86,30 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
                           outbound: OutboundPolicy, *, trusted: bool) -> Turn:
     """One streamed chat completion through the hub's outbound policy; raises `BackendError` with the reason on
     any failure. An endpoint the admin configured (`trusted`) is allowed wherever it is, and its error messages
-    are passed on (cut to a line); one a caller named is held to the policy, and only its status is told."""
+    are passed on (cut to a line); one a caller named is held to the policy, and only its status is told.
+    With tracing on, a CLIENT span `chat MODEL` (GenAI conventions: model, tokens) whose trace the request
+    carries on (`traceparent`)."""
+    if not tracing.enabled():
+        return await _complete_openai(spec, messages, tools, outbound, trusted=trusted)
+    with tracing.span(f"chat {spec.model}", kind="client", attributes={
+            "gen_ai.operation.name": "chat", "gen_ai.request.model": spec.model,
+            "gen_ai.request.max_tokens": spec.max_tokens}) as span:
+        try:
+            turn = await _complete_openai(spec, messages, tools, outbound, trusted=trusted)
+        except BackendError:
+            tracing.failed(span, "BackendError")
+            raise
+        if span is not None:
+            span.set_attribute("gen_ai.response.model", turn.model)
+            for ours, theirs in (("gen_ai.usage.input_tokens", "prompt_tokens"),
+                                 ("gen_ai.usage.output_tokens", "completion_tokens")):
+                if theirs in turn.usage:
+                    span.set_attribute(ours, turn.usage[theirs])
+        return turn
+
+
+async def _complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools: list[types.Tool],
+                           outbound: OutboundPolicy, *, trusted: bool) -> Turn:
     url = _check_url(spec)
     if trusted:
         outbound = outbound.granting(hosts=[host_of(url)])
@@ -100,6 +124,7 @@ async def complete_openai(spec: ModelSpec, messages: list[dict[str, Any]], tools
     headers = {"Content-Type": "application/json", "Accept": "text/event-stream"}
     if spec.api_key:
         headers["Authorization"] = f"Bearer {spec.api_key}"
+    tracing.inject(headers)
     started = time.perf_counter()
     text: list[str] = []
     calls: dict[int, dict[str, Any]] = {}

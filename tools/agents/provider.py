@@ -35,7 +35,7 @@ import mcp_types as types
 import msgspec
 
 from hub.catalog import OWNER_META
-from hub.provider import CallContext, Provider, ToolError, UnknownTool
+from hub.provider import CallContext, MetricSample, Provider, ToolError, UnknownTool
 from hub.security.auth import LOCAL_OWNER, Principal
 from hub.security.outbound import OutboundError
 from hub.store import ProviderDB
@@ -202,6 +202,19 @@ class AgentsProvider(Provider):
                 raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
             self.agents[name] = Agent(resolve(spec, f"agents.{name}", self.config.models), "config")
         self.store: ProviderDB | None = None
+        self._tokens: dict[tuple[str, str], int] = {}
+        """Tokens used since the start, by (model, input|output): `/metrics`. The model is the admin's name for
+        it (`[providers.agents.models.NAME]`), or `(own)` for an endpoint an agent names itself, `(client)` for
+        the client's model: never an id a caller chose."""
+        self._cost: dict[str, float] = {}
+
+    def metric_samples(self) -> list[MetricSample]:
+        samples = [MetricSample("agent_tokens", "Model tokens agents used, by model and direction", "counter",
+                                {"model": model, "direction": direction}, count)
+                   for (model, direction), count in sorted(self._tokens.items())]
+        samples += [MetricSample("agent_cost", "What agents' model calls cost (the models' prices), by model",
+                                 "counter", {"model": model}, cost) for model, cost in sorted(self._cost.items())]
+        return samples
 
     def _resolve_made(self, spec: AgentSpec, where: str) -> AgentSpec:
         return resolve(spec, where, self.config.models, made_by_tool=True,
@@ -509,8 +522,12 @@ class AgentsProvider(Provider):
             prompt, completion = turn.usage.get("prompt_tokens", 0), turn.usage.get("completion_tokens", 0)
             usage["prompt_tokens"] += prompt
             usage["completion_tokens"] += completion
-            usage["cost"] = round(usage.get("cost", 0.0) + prompt * model.price_input_per_million / 1e6
-                                  + completion * model.price_output_per_million / 1e6, 8)
+            cost = prompt * model.price_input_per_million / 1e6 + completion * model.price_output_per_million / 1e6
+            usage["cost"] = round(usage.get("cost", 0.0) + cost, 8)
+            counted = model.name or ("(client)" if model.backend == "sampling" else "(own)")
+            for direction, count in (("input", prompt), ("output", completion)):
+                self._tokens[(counted, direction)] = self._tokens.get((counted, direction), 0) + count
+            self._cost[counted] = self._cost.get(counted, 0.0) + cost
             usage["model_calls"].append({"model": model.label, "ok": True, "seconds": round(turn.seconds, 4),
                                          "prompt_tokens": prompt, "completion_tokens": completion})
             return turn
