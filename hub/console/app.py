@@ -147,7 +147,7 @@ class Console:
         for admins only, a POST only with this page's form token from this hub's own pages."""
 
         async def endpoint(request: Request) -> Response:
-            refused = await self._host_check.validate_request(request, is_post=False)
+            refused = await self._checked_host(request)
             if refused is not None:
                 return refused
             viewer = self.viewer(request)
@@ -171,6 +171,19 @@ class Console:
             return response
 
         return endpoint
+
+    async def _checked_host(self, request: Request) -> Response | None:
+        """A refusal when the Host (or Origin) is not this hub's, as on `/mcp` (DNS rebinding), or None."""
+        refused = await self._host_check.validate_request(request, is_post=False)
+        if refused is None:
+            return None
+        why = bytes(refused.body).decode("utf-8", "replace")[:200]
+        logger.warning("console: %s %s was refused: %s (Host %r, Origin %r)", request.method, request.url.path, why,
+                       request.headers.get("host", "")[:200], request.headers.get("origin", "")[:200])
+        sent = request.headers.get("origin")
+        where = f"it came from {sent[:200]}; " if sent and sent != self.origin else ""
+        return self.render(request, None, "refused.html", status=refused.status_code,
+                           message=f"This request was refused: {why} ({where}this hub's console is at {self.base}/).")
 
     # who is looking -----------------------------------------------------------------------------------------
     def viewer(self, request: Request) -> Viewer | None:
@@ -222,7 +235,7 @@ class Console:
 
     # signing in and out -------------------------------------------------------------------------------------
     async def _signin(self, request: Request) -> Response:
-        refused = await self._host_check.validate_request(request, is_post=False)
+        refused = await self._checked_host(request)
         if refused is not None:
             return refused
         target = _local_path(request.query_params.get("next", "/"))
