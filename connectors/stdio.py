@@ -14,6 +14,7 @@ does, taking those that belong to its calls.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import logging
 import os
@@ -71,9 +72,10 @@ class Pipe:
 async def stdio_transport(
     command: str, args: list[str], env: dict[str, str], cwd: str | None, log: logging.Logger,
     on_exit: Callable[[int | None], None] | None = None, pipe: Pipe | None = None,
+    tail: collections.deque[str] | None = None,
 ) -> AsyncIterator[tuple[Any, Any]]:
     """Run the program; `on_exit(returncode)` is called if its stdout ends while the session is open; `pipe` is
-    attached to the program's stdin and stdout while it runs."""
+    attached to the program's stdin and stdout while it runs; `tail` gets its stderr lines (the last few kept)."""
     read_fd, write_fd = os.pipe()
     try:
         process = await anyio.open_process(
@@ -145,6 +147,8 @@ async def stdio_transport(
                 line = raw.decode(errors="replace").rstrip()
                 if line:
                     log.info("stderr: %s", line[:2000])
+                    if tail is not None:
+                        tail.append(line[:2000])
 
     if pipe is not None:
         assert process.stdin is not None

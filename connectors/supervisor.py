@@ -11,6 +11,7 @@ during a call (connectors/routing.py), or send calls itself.
 
 from __future__ import annotations
 
+import collections
 import logging
 import os
 import time
@@ -49,6 +50,9 @@ INHERITED_ENV = ("PATH", "HOME", "LANG", "LC_ALL", "TMPDIR", "TEMP", "TMP", "USE
                  "SYSTEMROOT", "NODE_PATH")
 
 
+STDERR_LINES = 50
+
+
 class Supervisor:
     """Keeps the shared session of one connector; `sync` re-reads the upstream's lists on `require()`'s client."""
 
@@ -65,6 +69,8 @@ class Supervisor:
         self.last_error: str | None = None
         self.restarts = 0
         self.last_latency_ms: float | None = None
+        self.stderr_tail: collections.deque[str] = collections.deque(maxlen=STDERR_LINES)
+        """The last lines the program wrote on stderr (the shared session's; kept across restarts)."""
         self._stop = anyio.Event()
         self._lost = anyio.Event()
         self._first_attempt = anyio.Event()
@@ -198,6 +204,7 @@ class Supervisor:
         reads the catalog as `catalog_as`, else as the first user who gave everything; with nobody, without)."""
         s = self.settings
         target: Any
+        shared = user is None and not s.per_user  # its stderr is kept for admins (never a user's own session's)
         if user is None and s.per_user and s.auth != "exchange":  # (exchange: the catalog is read as the hub)
             user = s.catalog_as or catalog_user(self.host, s)
         if s.command:
@@ -212,7 +219,7 @@ class Supervisor:
             routing.pipe = PipeCalls(pipe, routing, self.host, s.call_timeout)
             target = stdio_transport(s.command, list(s.args), env, s.cwd or None,
                                      logging.getLogger(f"junction.connectors.{self.host.name}"), on_exit=exited,
-                                     pipe=pipe)
+                                     pipe=pipe, tail=self.stderr_tail if shared else None)
         else:
             routing.transport = AiohttpTransport(connect_timeout=30.0)
             routing.headers = personal_values(self.host, s.headers, user)

@@ -90,6 +90,9 @@ class UpstreamProvider(Provider):
     def restarts(self) -> int:
         return self.supervisor.restarts
 
+    def recent_output(self) -> Sequence[str]:
+        return list(self.supervisor.stderr_tail)
+
     @property
     def last_latency_ms(self) -> float | None:
         return self.supervisor.last_latency_ms

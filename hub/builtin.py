@@ -14,6 +14,7 @@ from typing import Any
 import mcp_types as types
 
 from hub.provider import CallContext, Provider, UnknownTool
+from hub.security.auth import Principal
 
 CATALOG_URI = "junction://catalog"
 CONNECTORS_URI = "junction://connectors"
@@ -75,6 +76,13 @@ _CONNECTORS_SCHEMA = {
                     "upstream": {"type": ["string", "null"]},
                     "restarts": {"type": ["integer", "null"]},
                     "last_latency_ms": {"type": ["number", "null"]},
+                    "linkable": {"type": "boolean", "description": "each user links their own account here"},
+                    "linked": {"type": ["boolean", "null"],
+                               "description": "whether the caller has linked theirs (null: not linkable, or no user)"},
+                    "linked_until": {"type": ["number", "null"], "description": "when the caller's link expires"},
+                    "link_url": {"type": ["string", "null"], "description": "where the caller links their account"},
+                    "output": {"type": "array", "items": {"type": "string"},
+                               "description": "the program's last stderr lines (administrators only)"},
                 },
                 "required": ["name", "state"],
             },
@@ -126,6 +134,15 @@ class HubProvider(Provider):
                 input_schema=_AUDIT_INPUT,
                 annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
             ),
+            types.Tool(
+                name="unlink",
+                title="Unlink my account",
+                description="Forget (and revoke where it was issued) your own linked account at a connector where "
+                "each user links theirs (`linkable` in hub__connectors). Link it again at its `link_url`.",
+                input_schema={"type": "object", "properties": {"connector": {"type": "string"}},
+                              "required": ["connector"], "additionalProperties": False},
+                annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -158,7 +175,9 @@ class HubProvider(Provider):
             info = dict(self.host.hub_info())
             body: dict[str, Any] = {k: info[k] for k in ("version", "uptime_seconds", "ready", "providers")}
         elif name == "connectors":
-            body = self._connectors()
+            body = self._connectors(self.host.caller(ctx))
+        elif name == "unlink":
+            return await self._unlink(arguments.get("connector"), self.host.caller(ctx))
         elif name == "audit":
             limit = arguments.get("limit", 100)
             since = arguments.get("since_seconds")
@@ -182,12 +201,41 @@ class HubProvider(Provider):
         # Only the hub's own host keeps the call record; the policy lets only admins reach this.
         return self.host.audit_records(**filters)  # type: ignore[attr-defined]
 
-    def _connectors(self) -> dict[str, Any]:
-        return {"connectors": connector_rows(self.host.hub_info())}
+    def _connectors(self, caller: Principal | None = None) -> dict[str, Any]:
+        rows = connector_rows(self.host.hub_info())
+        host: Any = self.host  # the hub's own host (hub.host.Host): these are not part of ProviderHost
+        linkable = host.linkable() if hasattr(host, "linkable") else {}
+        links = {}
+        if caller is not None and caller.name is not None and linkable:
+            links = {e.connector: e for e in host.vault().entries(caller.name) if e.kind == "oauth"}
+        for row in rows:
+            row["linkable"] = row["name"] in linkable
+            row["linked"] = (row["name"] in links) if row["linkable"] and caller is not None and caller.name else None
+            entry = links.get(row["name"])
+            row["linked_until"] = entry.expires if entry is not None else None
+            row["link_url"] = self.host.web_url(f"/connect/{row['name']}") if row["linkable"] else None
+            if caller is not None and caller.is_admin and hasattr(host, "recent_output"):
+                row["output"] = host.recent_output(row["name"])
+        return {"connectors": rows}
+
+    async def _unlink(self, connector: Any, caller: Principal) -> types.CallToolResult:
+        if not isinstance(connector, str) or not connector:
+            return _error("connector must be the name of a connector (see hub__connectors)")
+        host: Any = self.host
+        provider = (host.linkable() if hasattr(host, "linkable") else {}).get(connector)
+        if provider is None:
+            return _error(f"no connector named {connector[:100]!r} where users link their own account "
+                          "(see hub__connectors: `linkable`)")
+        if caller.name is None:
+            return _error("this hub has no users (auth mode none): there is no account of yours to unlink")
+        had = await provider.unlink(caller.name)
+        text = f"Your account at {connector} is unlinked." if had else f"You had no account linked at {connector}."
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
+                                    structured_content={"connector": connector, "unlinked": had})
 
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         if uri == CONNECTORS_URI:
-            text = json.dumps(self._connectors(), indent=2)
+            text = json.dumps(self._connectors(self.host.caller(ctx)), indent=2)
         elif uri == AUDIT_URI:
             text = json.dumps({"calls": self._audit(limit=100)}, indent=2)
         else:

@@ -153,6 +153,20 @@ class Host:
         ]
 
 
+    def linkable(self) -> dict[str, Provider]:
+        """Hub-internal (the built-in provider's `hub__connectors` and `hub__unlink`): the running providers where
+        a user links their own account (`link_target()`), by name."""
+        return {slot.name: slot.provider for slot in self._hub.router.slots
+                if slot.provider is not None and slot.provider.link_target() is not None}
+
+    def recent_output(self, name: str) -> list[str]:
+        """Hub-internal: what provider `name`'s program printed last (its `recent_output()`), for administrators."""
+        for slot in self._hub.router.slots:
+            if slot.name == name and slot.provider is not None:
+                return list(slot.provider.recent_output())
+        return []
+
+
 def load_provider_class(name: str, module: str) -> type[Provider]:
     if module:
         mod_name, _, attr = module.partition(":")

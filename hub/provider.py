@@ -477,6 +477,11 @@ class Provider:
         """Forget `user`'s link (revoking it where it was issued, if it can be); whether there was one."""
         raise ToolError(f"'{self.host.name}' has no accounts to link")
 
+    def recent_output(self) -> Sequence[str]:
+        """The last lines this provider's program printed (a stdio connector's stderr), for administrators to
+        diagnose it; () when it has none."""
+        return ()
+
     def metric_samples(self) -> Sequence[MetricSample]:
         """This provider's own series for `/metrics`, read at each scrape (keep it cheap; never a user's name or
         anything a caller chose as a label)."""

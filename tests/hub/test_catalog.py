@@ -6,7 +6,7 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from tests.helpers import serve_hub
+from tests.helpers import HUB_TOOLS, serve_hub
 
 pytestmark = pytest.mark.anyio
 
@@ -36,7 +36,7 @@ async def test_collisions_invalid_names_and_a_broken_provider(tmp_path) -> None:
         for mode in ("legacy", "2026-07-28"):
             async with Client(hub.url, mode=mode) as client:
                 names = [t.name for t in (await client.list_tools()).tools]
-                assert names == ["same__echo", "hub__status", "hub__connectors", "hub__audit"]
+                assert names == ["same__echo", *HUB_TOOLS]
                 echoed = await client.call_tool("same__echo", {"text": "there"})
                 assert echoed.content[0].text == "hi hi there"  # alpha's settings: alpha kept the name
                 failed = await client.call_tool("same__echo", {"explode": True})
@@ -74,6 +74,8 @@ async def test_lists_are_paged(tmp_path) -> None:
                 third = await client.list_tools(cursor=second.next_cursor)
                 assert [t.name for t in third.tools] == ["hub__connectors"] and third.next_cursor
                 fourth = await client.list_tools(cursor=third.next_cursor)
-                assert [t.name for t in fourth.tools] == ["hub__audit"] and fourth.next_cursor is None
+                assert [t.name for t in fourth.tools] == ["hub__audit"] and fourth.next_cursor
+                fifth = await client.list_tools(cursor=fourth.next_cursor)
+                assert [t.name for t in fifth.tools] == ["hub__unlink"] and fifth.next_cursor is None
                 with pytest.raises(MCPError, match="Invalid cursor"):
                     await client.list_tools(cursor="not-a-cursor")

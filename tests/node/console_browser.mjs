@@ -12,6 +12,7 @@
 //   {"text": SELECTOR, "as": KEY}         record the element's text  {"count": SELECTOR, "as": KEY}  how many match
 //   {"attr": SELECTOR, "name": N, "as": KEY}  an attribute           {"url": KEY}  the page's address now
 //   {"focused": KEY}                      which element has the focus (tag, id, name, text)
+//   {"value": SELECTOR, "as": KEY}        what a field holds now (an input, a textarea, a select)
 //   {"upload": SELECTOR, "files": [PATH]} choose files               {"download": SELECTOR, "as": KEY}  its text
 //   {"screenshot": PATH}                  the whole page as PNG      {"fetch": URL, "method": M, "as": KEY, "form": {}}
 //                                         a request from the page (its status and body), as a script on it would
@@ -55,6 +56,7 @@ try {
         await locator.first().waitFor({ state: 'visible', timeout });
       } else if ('gone' in step) await page.locator(step.gone).first().waitFor({ state: 'detached', timeout });
       else if ('text' in step) out.values[step.as] = (await page.locator(step.text).first().innerText({ timeout })).trim();
+      else if ('value' in step) out.values[step.as] = await page.inputValue(step.value, { timeout });
       else if ('count' in step) out.values[step.as] = await page.locator(step.count).count();
       else if ('attr' in step) out.values[step.as] = await page.locator(step.attr).first().getAttribute(step.name, { timeout });
       else if ('url' in step) out.values[step.url] = page.url();

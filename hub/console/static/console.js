@@ -16,7 +16,10 @@
   document.addEventListener('submit', function (event) {
     var form = event.target;
     var question = form.getAttribute && form.getAttribute('data-confirm');
-    if (question && !window.confirm(question)) event.preventDefault();
+    if (question && !window.confirm(question)) {
+      event.preventDefault();
+      event.stopImmediatePropagation();  // htmx listens for submit too: without this it would send the form anyway
+    }
   }, true);
   // htmx: after a swap, move the focus to an element marked autofocus inside the new content (keyboard users).
   document.addEventListener('htmx:afterSwap', function (event) {

@@ -58,7 +58,7 @@ def test_tools_lists_a_running_hubs_catalog(hub: RunningHub, tmp_path: Path) -> 
     listed = run(tmp_path, "tools", "--url", hub.url)
     assert listed.returncode == 0, listed.stderr
     rows = [line.split(None, 1) for line in listed.stdout.splitlines()]
-    assert [r[0] for r in rows] == ["small__echo", "hub__status", "hub__connectors", "hub__audit"]
+    assert [r[0] for r in rows] == ["small__echo", *HUB_TOOLS]
     assert rows[0][1] == "Echo"  # the first line of each description
     as_json = json.loads(run(tmp_path, "tools", "--json", "--url", hub.url).stdout)
     assert as_json[0]["name"] == "small__echo" and as_json[0]["inputSchema"] == {"type": "object"}

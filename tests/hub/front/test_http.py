@@ -54,7 +54,7 @@ async def test_bare_hub_answers_both_eras(bare_hub: RunningHub, mode: str) -> No
         assert status.is_error is False
         assert next(p for p in status.structured_content["providers"] if p["name"] == "hub") == {
             "name": "hub", "kind": "provider", "prefix": "hub", "state": "up", "error": None,
-            "tools": 3, "prompts": 0, "resources": 3, "resource_templates": 0,
+            "tools": len(HUB_TOOLS), "prompts": 0, "resources": 3, "resource_templates": 0,
         }
         assert (await client.call_tool("hub__connectors", {})).structured_content == {"connectors": []}
         catalog = await client.read_resource("junction://catalog")
