@@ -28,6 +28,11 @@ mode = "tokens"
 module = "tests.fixtures.small_providers:EchoProvider"
 [providers.automation]
 enabled = true
+[providers.rag]
+enabled = true
+embedder = "hashing"
+sample = false
+[providers.rag.namespaces.notes]
 """
 
 
@@ -105,6 +110,7 @@ async def test_prometheus_scrapes_the_hub_and_the_series_come_back(tmp_path: Pat
             assert scraped('junction_tool_call_duration_seconds_count{tool="small__echo"}', "4")
             assert scraped('junction_provider_up{provider="small",kind="provider"}', "1")
             assert scraped('junction_sessions{era="2025"}', "0")
+            assert scraped('junction_rag_ingest_queue{provider="rag",namespace="notes"}', "0")
 
             # What a provider counts itself: a job's runs, by status.
             async with client(hub.url, root, "2026-07-28") as admin:

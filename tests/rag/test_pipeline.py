@@ -334,3 +334,46 @@ async def test_search_text_is_plain_text(tmp_path: Path) -> None:
         assert '"npx"' in text and "hub's <tools>" in text and "&quot;" not in text and "<b>" not in text
     finally:
         await provider.stop()
+
+
+async def test_the_ingest_queue_counts_what_waits_and_empties(tmp_path: Path) -> None:
+    """What `/metrics` shows as junction_rag_ingest_queue: documents handed over and not yet ingested, a second
+    ingest waiting for the first one's lock included; back to 0 when both are done."""
+    import dataclasses
+    import threading
+
+    from tools.rag.sources import text_item
+
+    provider, _ = await make(tmp_path, namespaces={"q": NamespaceConfig(watch=False)})
+    space = provider.spaces["q"]
+    reading, release = threading.Event(), threading.Event()
+
+    def held() -> bytes:
+        reading.set()
+        release.wait(60)
+        return b"the second document, held back"
+
+    first = [text_item(f"document number {n}", key=f"a{n}") for n in range(5)]
+    first[1] = dataclasses.replace(first[1], load=held)
+    second = [text_item(f"later document {n}", key=f"b{n}") for n in range(3)]
+
+    def queue() -> float:
+        return {s.labels["namespace"]: s.value for s in provider.metric_samples()
+                if s.name == "rag_ingest_queue"}["q"]
+
+    try:
+        assert queue() == 0
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(space.ingest, first)
+            assert await anyio.to_thread.run_sync(reading.wait, 60)
+            assert queue() == 4  # the held one and the three after it
+            tasks.start_soon(space.ingest, second)
+            with anyio.fail_after(30):
+                while queue() != 7:  # the second ingest waits for the lock with its 3
+                    await anyio.sleep(0.01)
+            release.set()
+        assert queue() == 0
+        assert provider.store.stats("q")["documents"] == 8  # type: ignore[union-attr]
+    finally:
+        release.set()
+        await provider.stop()

@@ -129,6 +129,10 @@ class Namespace:
         self._vectors_dirty = False  # faiss changed since it was last saved
         self._last_save = time.monotonic()
         self._last_commit = time.monotonic()
+        self.queued = 0
+        """Documents handed to `ingest` and not yet ingested (waiting for the write lock, or next in a batch)."""
+        self.unembedded = 0
+        """Chunks a `reembed` (a new model) has still to embed."""
 
     # opening: replay what the engines lack -------------------------------------------------------
     def check_vectors(self) -> None:
@@ -229,13 +233,19 @@ class Namespace:
             todo = list({h: _title_line(title, _json_list(path)) + "\n" + text
                          for h, text, path, title in rows if h not in known}.items())
             done = 0
+            self.unembedded = len(todo)
             for start in range(0, len(todo), 64):
                 part = todo[start:start + 64]
-                vectors = await self.embedder.embed([t for _, t in part])
+                try:
+                    vectors = await self.embedder.embed([t for _, t in part])
+                except BaseException:
+                    self.unembedded = 0  # vector search stays off; the next start embeds what is missing
+                    raise
                 with self.store.transaction() as db:
                     db.executemany("INSERT OR IGNORE INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?)",
                                    [(self.embedder.id, h, v.tobytes()) for (h, _), v in zip(part, vectors, strict=True)])
                 done += len(part)
+                self.unembedded = len(todo) - done
                 if progress is not None:
                     await progress(done, len(todo))
             self.vectors = VectorIndex(self.root / "vectors.faiss.new", self.embedder.dim, self.settings.vector_index,
@@ -260,32 +270,43 @@ class Namespace:
         report = Report()
         started = time.monotonic()
         seen: set[str] = set()
-        async with self.write_lock:
-            try:
-                for count, item in enumerate(items, 1):
-                    if cancelled():
-                        report.cancelled = True
-                        break
-                    seen.add(item.key)
-                    try:
-                        await self._ingest_one(item, report)
-                    except (ParseError, OSError, ValueError) as exc:
-                        report.skipped.append({"key": item.key, "reason": str(exc)})
-                        logger.info("rag %s: skipped %s: %s", self.name, item.key, exc)
-                    if progress is not None:
-                        await progress(count, total, item.key)
-                    if self._unsaved >= 200 or (self._unsaved and time.monotonic() - self._last_commit > 5):
-                        await self._flush()  # new documents become searchable every few seconds
-                if remove_missing is not None and not report.cancelled:
-                    gone = [doc_id for key, (doc_id, _) in self.store.document_keys(self.name, remove_missing).items()
-                            if key not in seen]
-                    if gone:
-                        await self._delete(gone)
-                        report.removed = len(gone)
-            finally:
-                await self._flush(final=True)
-            if report.updated or report.removed:
-                await anyio.to_thread.run_sync(self.store.prune_vectors)  # vectors of text no chunk has any more
+        waiting = total or 0  # this call's share of `queued`: a sequence counts whole, an iterator item by item
+        self.queued += waiting
+        try:
+            async with self.write_lock:
+                try:
+                    for count, item in enumerate(items, 1):
+                        if cancelled():
+                            report.cancelled = True
+                            break
+                        if total is None:
+                            self.queued += 1
+                            waiting += 1
+                        seen.add(item.key)
+                        try:
+                            await self._ingest_one(item, report)
+                        except (ParseError, OSError, ValueError) as exc:
+                            report.skipped.append({"key": item.key, "reason": str(exc)})
+                            logger.info("rag %s: skipped %s: %s", self.name, item.key, exc)
+                        finally:
+                            self.queued -= 1
+                            waiting -= 1
+                        if progress is not None:
+                            await progress(count, total, item.key)
+                        if self._unsaved >= 200 or (self._unsaved and time.monotonic() - self._last_commit > 5):
+                            await self._flush()  # new documents become searchable every few seconds
+                    if remove_missing is not None and not report.cancelled:
+                        gone = [doc_id for key, (doc_id, _) in
+                                self.store.document_keys(self.name, remove_missing).items() if key not in seen]
+                        if gone:
+                            await self._delete(gone)
+                            report.removed = len(gone)
+                finally:
+                    await self._flush(final=True)
+                if report.updated or report.removed:
+                    await anyio.to_thread.run_sync(self.store.prune_vectors)  # vectors of text no chunk has any more
+        finally:
+            self.queued -= waiting  # what a cancel or a failure left undone
         report.seconds = time.monotonic() - started
         return report
 

@@ -28,7 +28,7 @@ import mcp_types as types
 import msgspec
 
 from hub.catalog import OWNER_META
-from hub.provider import CallContext, Provider
+from hub.provider import CallContext, MetricSample, Provider
 from hub.security.auth import Principal
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
@@ -300,6 +300,17 @@ class RagProvider(Provider):
         watch = FolderWatch(list(roots), label="rag", snapshot=False, debounce_ms=500, step_ms=100,
                             stop_event=self._stop, skip=lambda name: name in SKIP_DIRS)
         await watch.run(on_changes)
+
+    def metric_samples(self) -> list[MetricSample]:
+        """The ingest queue of each namespace: documents waiting to be ingested, chunks waiting for a new model's
+        vectors (a gauge each, so a growing queue shows ingestion falling behind)."""
+        samples = []
+        for name, space in sorted(self.spaces.items()):
+            samples.append(MetricSample("rag_ingest_queue", "Documents handed to the knowledge base and not yet "
+                                        "ingested, by namespace", "gauge", {"namespace": name}, space.queued))
+            samples.append(MetricSample("rag_embed_queue", "Chunks still to embed after the embedding model changed, "
+                                        "by namespace", "gauge", {"namespace": name}, space.unembedded))
+        return samples
 
     async def stop(self) -> None:
         self._stop.set()
