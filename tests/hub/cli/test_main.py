@@ -145,6 +145,25 @@ def test_tools_command_loads_the_catalog_locally(tmp_path: Path) -> None:
     assert [t["name"] for t in json.loads(proc.stdout)] == AGENTS_TOOLS + AUTOMATION_TOOLS + HUB_TOOLS + RAG_TOOLS
 
 
+
+def test_a_short_run_while_the_knowledge_base_indexes_logs_no_error(tmp_path: Path) -> None:
+    """`junction tools` ends the hub it loaded while a namespace's folder of 400 notes is still being indexed: that
+    is not a failure, and nothing says it is (an earlier hub logged `ERROR ... cannot index its folders: Cannot
+    operate on a closed database` on such runs)."""
+    folder = tmp_path / "notes"
+    folder.mkdir()
+    for n in range(400):
+        (folder / f"note-{n}.md").write_text(f"# Note {n}\n\nThe {n}th note of a long folder.\n" * 20)
+    config = tmp_path / "junction.toml"
+    config.write_text(f"[providers.rag]\nembedder = \"hashing\"\n[providers.rag.namespaces.notes]\n"
+                      f"paths = [{str(folder)!r}]\n")
+    proc = subprocess.run([*JUNCTION, "tools", "--config", str(config)], cwd=ROOT, env=hub_env(tmp_path / "d"),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "rag__search" in proc.stdout
+    assert "ERROR" not in proc.stderr and "closed database" not in proc.stderr, proc.stderr[-2000:]
+
+
 # the listening socket ------------------------------------------------------------------------------
 @pytest.mark.parametrize("host", ["127.0.0.1", "::1"])
 def test_connections_the_hub_accepts_have_nagle_off_on_the_plain_asyncio_loop(host: str) -> None:
