@@ -1,0 +1,87 @@
+"""Take the README's screenshots of the web console: a hub on loopback with a little to show (a stdio connector, a
+few calls, one of them failing), an admin signed in in Chromium, one PNG per page.
+
+    .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only overview,tools]
+
+Needs what `scripts/test.sh` installs (Chromium, playwright-core and the npm MCP servers); it drives the same
+browser script as the console tests (tests/node/console_browser.mjs) and starts the hub as they do.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.connectors.test_auth_upstream import client  # noqa: E402
+from tests.helpers import NODE_MODULES, browse, junction, node_bin, serve_hub, sign_in_steps, token_for  # noqa: E402
+
+EVERYTHING = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
+CONFIG = f"""
+[auth]
+mode = "tokens"
+[connectors.everything]
+command = {str(node_bin())!r}
+args = [{str(EVERYTHING)!r}, "stdio"]
+"""
+ADMIN, PASSWORD = "ada", "screenshot-password-1"
+
+PAGES: list[tuple[str, str, str]] = [
+    # (name, path, what to wait for before the picture)
+    ("overview", "/", "main h1"),
+    ("tools", "/tools", "#tool-list tr[data-tool='everything__echo']"),
+    ("tool", "/tools/everything__echo", "main form"),
+    ("connectors", "/connectors", "main table"),
+    ("audit", "/audit", "#audit-rows table"),
+]
+"""Every page the README shows, in its order."""
+
+
+async def some_calls(url: str, token: str) -> None:
+    """What the Overview and Audit pages show: calls that worked, one that failed, one refused."""
+    async with client(url, token, "2026-07-28") as session:
+        for text in ("hello", "from", "the", "console"):
+            await session.call_tool("everything__echo", {"message": text})
+        await session.call_tool("everything__get-sum", {"a": 2, "b": 3})
+        await session.call_tool("hub__status", {})
+        await session.call_tool("everything__echo", {})  # no message: the upstream refuses it
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=ROOT / "docs" / "screenshots")
+    parser.add_argument("--only", default="", help="comma-separated page names (default: all)")
+    args = parser.parse_args()
+    wanted = [p for p in PAGES if not args.only or p[0] in args.only.split(",")]
+    if not wanted:
+        parser.error(f"--only names no page; the pages are {', '.join(p[0] for p in PAGES)}")
+    args.out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="junction-screenshots-") as tmp_name:
+        tmp = Path(tmp_name)
+        (tmp / "junction.toml").write_text(CONFIG)
+        done = junction(tmp, "user", "add", ADMIN, "--role", "admin", "--password", stdin=PASSWORD + "\n")
+        if done.returncode != 0:
+            print(done.stderr, file=sys.stderr)
+            return 1
+        token = token_for(tmp, ADMIN)
+        with serve_hub(tmp, CONFIG) as hub:
+            asyncio.run(some_calls(hub.url, token))
+            steps = sign_in_steps(hub.base, ADMIN, PASSWORD)
+            for name, path, ready in wanted:
+                steps += [{"goto": hub.base + path}, {"wait": ready}, {"screenshot": str(args.out / f"{name}.png")}]
+            result = browse(tmp, steps)
+    if result["failed"] is not None:
+        print(f"screenshots: a step failed: {result['failed']}", file=sys.stderr)
+        return 1
+    for name, _, _ in wanted:
+        print(args.out / f"{name}.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
