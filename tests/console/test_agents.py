@@ -78,7 +78,8 @@ def chat_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatHub]:
 
 def test_make_an_agent_from_a_preset_edit_it_talk_to_it_and_delete_it(chat_hub: ChatHub, tmp_path: Path) -> None:
     chat_hub.llm.script("chat-1", [{"tool_calls": [{"name": "hub__connectors", "arguments": {}}]},
-                                   {"content": "This hub links no MCP server yet."}])
+                                   # the answer takes a while: the tool step shows while the agent works
+                                   {"delay": 4, "content": "This hub links no MCP server yet."}])
     base = chat_hub.hub.base
     values = browsed_cleanly(browse(tmp_path, [
         *sign_in_steps(base, "alice", USERS["alice"][1]),
@@ -102,7 +103,9 @@ def test_make_an_agent_from_a_preset_edit_it_talk_to_it_and_delete_it(chat_hub: 
         {"wait": "#send"},
         {"fill": "#message", "value": "What does this hub link?"},
         {"click": "#send button[type=submit]"},
-        {"wait": "#conversation .answer"},
+        {"wait": "#working"},
+        {"wait": "#conversation[data-status=running] li[data-tool=hub__connectors]"},
+        {"wait": "#conversation[data-status=ok] .answer"},
         {"text": "#conversation .answer", "as": "answer"},
         {"click": "#conversation li[data-tool=hub__connectors] summary"},
         {"text": "#conversation li[data-tool=hub__connectors]", "as": "tool_step"},
