@@ -38,7 +38,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from hub import __version__
-from hub.calls.internal import InternalCallContext
+from hub.calls.internal import InternalCallContext, Progress
 from hub.security.auth import Delegation, Principal, act_for
 from hub.security.sessions import Sessions, foreign_post, origin_of
 
@@ -333,9 +333,12 @@ class Console:
                 return f"{slot.prefix}__{local}" if slot.prefix else local
         return None
 
-    async def call(self, viewer: Viewer, name: str, arguments: dict[str, Any]) -> types.CallToolResult:
-        """Call catalog tool `name` as the viewer, through the one dispatch; a refusal is an error result."""
-        return await self.router.call_internal(name, arguments, InternalCallContext(viewer.principal, CLIENT))
+    async def call(self, viewer: Viewer, name: str, arguments: dict[str, Any], *,
+                   progress: Progress | None = None) -> types.CallToolResult:
+        """Call catalog tool `name` as the viewer, through the one dispatch; a refusal is an error result. The
+        tool's progress notifications go to `progress` (an agent's steps)."""
+        return await self.router.call_internal(name, arguments, InternalCallContext(viewer.principal, CLIENT,
+                                                                                    progress=progress))
 
     async def call_json(self, viewer: Viewer, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """A tool's structured result, or `Refused` with the tool's own message when it failed."""

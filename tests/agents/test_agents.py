@@ -129,6 +129,11 @@ async def test_a_two_step_plan_with_progress_and_a_conversation_that_continues(
         uri = f"agent://planner-{mode.replace('.', '')}/conversations/{answer['conversation_id']}"
         stored = json.loads((await client.read_resource(uri)).contents[0].text)
         assert stored["status"] == "ok" and stored["messages"][-1]["content"] == "You asked about the sum: 5."
+        turns = [msg for msg in stored["messages"] if msg["role"] == "assistant"]
+        assert [len(t["model_calls"]) for t in turns] == [1, 1, 1, 1]  # each turn keeps the model call it took
+        assert turns[0]["model_calls"][0]["model"] == f"llm (openai:{m})" and turns[0]["model_calls"][0]["ok"]
+        assert all("model_calls" not in msg for msg in continued)  # the hub's notes never go to the model
+        assert progress[0] == f"conversation {answer['conversation_id']}"
         exported = await client.call_tool("agents__export", {"conversation_id": answer["conversation_id"]})
         assert exported.structured_content["id"] == answer["conversation_id"]
 
@@ -178,6 +183,11 @@ async def test_fallback_to_the_next_model_on_errors_and_timeouts(hub: RunningHub
         failed = await client.call_tool("agents__doomed", {"message": "hello"})
         assert failed.is_error and "no model could answer" in failed.content[0].text and "HTTP 503" in \
             failed.content[0].text
+        kept = (await client.call_tool("agents__export", {"conversation_id": failed.structured_content[
+            "conversation_id"]})).structured_content
+        notice = kept["messages"][-1]  # why the run stopped, in the transcript (never sent to a model)
+        assert kept["status"] == "model_error" and notice["role"] == "notice" and notice["status"] == "model_error"
+        assert "HTTP 503" in notice["content"] and notice["model_calls"][0]["ok"] is False
         clear = await client.call_tool("agents__create", {"name": "leaky", "instructions": "x", "models": [
             {"backend": "openai", "base_url": llm.url, "model": "m", "api_key": "sk-in-clear"}]})
         assert clear.is_error and "agents made with tools carry no keys" in clear.content[0].text
@@ -256,6 +266,9 @@ async def test_cancelling_stops_the_loop(hub: RunningHub, llm: FakeLLM, mode: st
 
         listed = await wait_until_async(cancelled_conversations, "the conversation marked cancelled", interval=0.1)
         assert listed["conversations"][0]["first"] == "take your time"
+        kept = (await client.call_tool("agents__export", {"conversation_id": listed["conversations"][0]["id"]}))
+        assert kept.structured_content["messages"][-1] == {"role": "notice", "status": "cancelled",
+                                                           "content": f"agent sleeper-{e}: the call was cancelled"}
     # the hub dropped its request to the model: the model server saw it go
     await wait_until_async(lambda: llm.cancelled >= cancelled_before + 1, "the model server to see the request go")
 
@@ -290,6 +303,16 @@ models = [{backend = "openai", base_url = "URL", model = "denied", api_key = "${
         async with Client(streamable_http_client(hub.url, http_client=http), mode="legacy") as client:  # type: ignore[arg-type]
             result = await client.call_tool("agents__fetcher", {"message": "add 1 and 1"})
             assert result.content[0].text == "I could only echo."
+            # an agent of hers may not name outright a tool she may not use (a pattern is cut down at each run)
+            refused = await client.call_tool("agents__create", {"name": "adder", "instructions": "Add.",
+                                                                "tools": ["everything__echo", "everything__get-sum"]})
+            assert refused.is_error and refused.content[0].text == (
+                "tools[1]: you may not use the tool 'everything__get-sum', so an agent of yours may not either")
+            made = await client.call_tool("agents__create", {"name": "adder", "instructions": "Add.",
+                                                             "tools": ["everything__*", "everything__echo"]})
+            assert not made.is_error, made.content[0].text
+            changed = await client.call_tool("agents__update", {"name": "adder", "tools": ["hub__audit"]})
+            assert changed.is_error and "you may not use the tool 'hub__audit'" in changed.content[0].text
     first, second = llm.requests_for("denied")
     assert [t["function"]["name"] for t in first["tools"]] == ["everything__echo"]
     results = {m["tool_call_id"]: m["content"] for m in second["messages"] if m["role"] == "tool"}
@@ -348,6 +371,11 @@ async def test_managing_agents_and_their_prompts(hub: RunningHub, llm: FakeLLM) 
         await create(client, "triage", preset="mail_triage", models=[model(llm, "triage")])
         listed = {a["name"]: a for a in (await client.call_tool("agents__list", {})).structured_content["agents"]}
         assert listed["triage"]["preset"] == "mail_triage" and "mail__draft" in listed["triage"]["tools"]
+        assert listed["triage"]["instructions"].startswith("You triage the user's inbox.")
+        assert listed["triage"]["model_specs"] == [{"use": "llm", "model": "triage"}]
+        on_offer = (await client.call_tool("agents__presets", {})).structured_content
+        assert on_offer["models"] == [{"use": "llm", "model": "default", "allowed_models": ["*"]}]
+        assert on_offer["custom_endpoints"] is False
         prompt = await client.get_prompt("agents__triage", {"message": "anything urgent?"})
         text = prompt.messages[0].content.text
         assert text.startswith("You triage the user's inbox.") and "agents__triage" in text
@@ -368,3 +396,41 @@ async def test_managing_agents_and_their_prompts(hub: RunningHub, llm: FakeLLM) 
 
         with pytest.raises(MCPError, match="Unknown tool: agents__triage"):
             await client.call_tool("agents__triage", {"message": "hello?"})
+
+
+async def test_a_conversation_is_readable_step_by_step_while_it_runs_and_can_be_deleted(
+        hub: RunningHub, llm: FakeLLM) -> None:
+    llm.script("stepwise", [{"tool_calls": [{"name": "everything__echo", "arguments": {"message": "first"}}]},
+                            {"delay": 120, "content": "never"}])
+    async with Client(hub.url, mode="2026-07-28") as client:
+        await create(client, "stepwise", instructions="Step by step.", tools=["everything__echo"],
+                     models=[model(llm, "stepwise", timeout_seconds=300)])
+        named: list[str] = []
+
+        async def on_progress(value: float, total: float | None, message: str | None) -> None:
+            named.append(message or "")
+
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(lambda: client.call_tool("agents__stepwise", {"message": "go on"},
+                                                   progress_callback=on_progress))
+            # the second model request is out: the first step (the tool call and its result) is stored
+            await wait_until_async(lambda: len(llm.requests_for("stepwise")) == 2, "the agent's second model call")
+            cid = named[0].removeprefix("conversation ")
+            uri = f"agent://stepwise/conversations/{cid}"
+            running = json.loads((await client.read_resource(uri)).contents[0].text)
+            tg.cancel_scope.cancel()
+        assert running["status"] == "running"
+        assert [m["role"] for m in running["messages"]] == ["system", "user", "assistant", "tool"]
+        assert running["messages"][2]["tool_calls"][0]["function"]["name"] == "everything__echo"
+        assert running["messages"][3]["content"] == "Echo: first"
+
+        async def stopped() -> bool:  # the hub saw the call go (deleting before would race its last save)
+            return json.loads((await client.read_resource(uri)).contents[0].text)["status"] == "cancelled"
+
+        await wait_until_async(stopped, "the conversation marked cancelled", interval=0.1)
+        gone = await client.call_tool("agents__delete", {"conversation_id": cid})
+        assert not gone.is_error and gone.structured_content == {"deleted_conversation": cid}
+        again = await client.call_tool("agents__delete", {"conversation_id": cid})
+        assert again.is_error and again.content[0].text == f"conversation_id: no conversation {cid!r} of yours"
+        listed = (await client.call_tool("agents__conversations", {"agent": "stepwise"})).structured_content
+        assert listed["conversations"] == []

@@ -15,7 +15,10 @@ Each agent is the tool `agents__NAME` (`message`, optional `conversation_id`) an
 name. Every step is reported as a progress notification; cancelling the call stops the loop. The tools
 an agent may use are its patterns over the whole catalog, always cut down to what its caller may use.
 Conversations are stored (`agents.db`) and readable as `agent://NAME/conversations/ID` by whoever had
-them. Agents can call other agents; the hub refuses cycles and deep nesting.
+them, while the run goes too: the conversation is stored (status `running`) before the first model call and
+after every step, and the first progress notification of a call names it (`conversation ID`). Each assistant
+turn keeps the model calls it took (`model_calls`), and a run that stopped without an answer ends with a
+`notice` message saying why. Agents can call other agents; the hub refuses cycles and deep nesting.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ log = logging.getLogger("junction.agents")
 NAME = r"^[a-z0-9][a-z0-9_-]{0,47}$"
 MANAGE = ("list", "presets", "create", "update", "delete", "conversations", "export")
 MAX_TOOL_TEXT = 20_000
+NOTES = frozenset({"is_error", "model_calls"})
+"""Keys of a stored message that are the hub's notes on it (a tool result that failed, the model calls a turn
+took), never sent to a model."""
+WILDCARDS = frozenset("*?[")
 
 
 class AgentSpec(msgspec.Struct, forbid_unknown_fields=True, kw_only=True, omit_defaults=True):
@@ -91,6 +98,15 @@ def _stored_json(value: Any) -> str:
     except UnicodeEncodeError:
         return json.dumps(value)
     return text
+
+
+def _model_given(model: ModelSpec) -> dict[str, Any]:
+    """A resolved model of an agent made with a tool, as `create` takes it (never a key: such agents have none)."""
+    if model.name:
+        return {"use": model.name, "model": model.model}
+    if model.backend == "sampling":
+        return {"backend": "sampling", **({"model": model.model} if model.model else {})}
+    return {"backend": model.backend, "base_url": model.base_url, "model": model.model}
 
 
 def _owned(agent: Any) -> dict[str, Any] | None:
@@ -225,6 +241,8 @@ class AgentsProvider(Provider):
         # Before owners were principals, the local user's conversations were "local" (a possible user name).
         self.store.execute("UPDATE conversations SET owner = ? WHERE owner = 'local'", (LOCAL_OWNER,))
         self.store.execute("UPDATE agents SET owner = ? WHERE owner = 'local' OR owner IS NULL", (LOCAL_OWNER,))
+        # a run the hub was stopped in the middle of goes on no more
+        self.store.execute("UPDATE conversations SET status = 'interrupted' WHERE status = 'running'")
         for name, raw, owner in self.store.rows("SELECT name, spec, owner FROM agents"):
             if name in self.agents:
                 continue
@@ -260,19 +278,24 @@ class AgentsProvider(Provider):
         ]
         return tools + [
             types.Tool(name="list", description="The agents you may use: the hub's own and yours (description, "
-                       "models, tools, owner).",
+                       "instructions, models, tools, knowledge, owner; for agents made with create, their models as "
+                       "create takes them).",
                        input_schema={"type": "object", "properties": {"all": {
                            "type": "boolean", "description": "admins: every user's agents"}}}, annotations=ro),
-            types.Tool(name="presets", description="Persona presets to start an agent from.",
+            types.Tool(name="presets", description="Persona presets to start an agent from, and the models an "
+                       "agent made with create may run on.",
                        input_schema={"type": "object", "properties": {}}, annotations=ro),
-            types.Tool(name="create", description="Create an agent, from a preset or from scratch.",
+            types.Tool(name="create", description="Create an agent, from a preset or from scratch (tools named "
+                       "outright must be ones you may use).",
                        input_schema={"type": "object", "required": ["name"],
                                      "properties": {"name": name, **spec_props}}),
             types.Tool(name="update", description="Change an agent made with create.",
                        input_schema={"type": "object", "required": ["name"],
                                      "properties": {"name": name, **spec_props}}),
-            types.Tool(name="delete", description="Delete an agent made with create (its conversations too).",
-                       input_schema={"type": "object", "required": ["name"], "properties": {"name": name}},
+            types.Tool(name="delete", description="Delete an agent made with create (its conversations too), or "
+                       "one conversation of yours (conversation_id instead of name).",
+                       input_schema={"type": "object", "properties": {"name": name,
+                                                                      "conversation_id": {"type": "string"}}},
                        annotations=types.ToolAnnotations(destructive_hint=True)),
             types.Tool(name="conversations", description="Your conversations with an agent, newest first.",
                        input_schema={"type": "object", "required": ["agent"], "properties": {
@@ -345,9 +368,13 @@ class AgentsProvider(Provider):
 
     def _describe(self, name: str, agent: Agent) -> dict[str, Any]:
         spec = agent.spec
-        return {"name": name, "description": spec.description, "preset": spec.preset or None,
-                "models": [m.label for m in spec.models], "tools": spec.tools, "knowledge": spec.knowledge,
-                "max_steps": spec.max_steps, "source": agent.source, "owner": agent.owner}
+        described = {"name": name, "description": spec.description, "preset": spec.preset or None,
+                     "instructions": spec.instructions, "models": [m.label for m in spec.models], "tools": spec.tools,
+                     "knowledge": spec.knowledge, "max_steps": spec.max_steps, "max_tokens": spec.max_tokens,
+                     "timeout_seconds": spec.timeout_seconds, "source": agent.source, "owner": agent.owner}
+        if agent.source == "tool":  # what update takes (the admin's agents may hold endpoints and keys: never shown)
+            described["model_specs"] = [_model_given(m) for m in spec.models]
+        return described
 
     def _who(self, ctx: CallContext) -> Principal:
         return self.host.caller(ctx)
@@ -402,7 +429,9 @@ class AgentsProvider(Provider):
         if conversation_id is not None:
             if not isinstance(conversation_id, str):
                 raise AgentError("conversation_id: a conversation id (text)")
-            previous = self._conversation(conversation_id, ctx)
+            # as it was when the call came: an input round re-runs this handler after steps were stored
+            previous = ctx.state.get("previous") or self._conversation(conversation_id, ctx)
+            ctx.state["previous"] = previous
             if previous["agent"] != name:
                 raise AgentError(f"conversation_id: {conversation_id!r} is a conversation with {previous['agent']!r}")
             history = previous["messages"]
@@ -415,11 +444,13 @@ class AgentsProvider(Provider):
         system = spec.instructions
         if spec.knowledge:
             system += await self._knowledge(spec, message, ctx, public)
-        messages = [{"role": "system", "content": system}, *[m for m in history if m["role"] != "system"],
-                    {"role": "user", "content": message}]
+        messages = [{"role": "system", "content": system},
+                    *[m for m in history if m["role"] not in ("system", "notice")], {"role": "user", "content": message}]
+        self._save(conversation_id, name, ctx, messages, usage, "running")
+        await self._progress(ctx, 0, spec, f"conversation {conversation_id}")
         cache: dict[str, Any] = ctx.state.setdefault("tool_results", {}) if ctx is not None else {}
         status, answer, steps = "ok", "", 0
-        spent = 0
+        spent = tried = 0
         try:
             with anyio.fail_after(spec.timeout_seconds):
                 while True:
@@ -430,21 +461,25 @@ class AgentsProvider(Provider):
                         break
                     steps += 1
                     await self._progress(ctx, steps, spec, f"step {steps}: asking the model")
+                    tried = len(usage["model_calls"])
                     turn = await self._model(self.agents[name], messages, tools, ctx, usage)
+                    calls = usage["model_calls"][tried:]
                     spent += turn.usage.get("completion_tokens", 0)
                     if not turn.tool_calls:
                         answer = turn.text
-                        messages.append({"role": "assistant", "content": turn.text})
+                        messages.append({"role": "assistant", "content": turn.text, "model_calls": calls})
                         break
                     messages.append({"role": "assistant", "content": turn.text or None, "tool_calls": [
                         {"id": c.id, "type": "function",
                          "function": {"name": c.name, "arguments": c.raw_arguments or json.dumps(c.arguments)}}
-                        for c in turn.tool_calls]})
+                        for c in turn.tool_calls], "model_calls": calls})
+                    self._save(conversation_id, name, ctx, messages, usage, "running")
                     for call in turn.tool_calls:
                         await self._progress(ctx, steps, spec, f"step {steps}: calling {call.name}")
                         text, failed = await self._use_tool(call, offered, ctx, public, cache)
                         messages.append({"role": "tool", "tool_call_id": call.id, "content": text,
                                          **({"is_error": True} if failed else {})})
+                        self._save(conversation_id, name, ctx, messages, usage, "running")
                     if spent > spec.max_tokens:
                         status = "max_tokens"
                         answer = f"agent {name} stopped: {spent} output tokens used, over its budget of {spec.max_tokens}"
@@ -455,8 +490,15 @@ class AgentsProvider(Provider):
             status, answer = "model_error", f"agent {name}: no model could answer: {exc}"
         except anyio.get_cancelled_exc_class():
             with anyio.CancelScope(shield=True):
+                messages.append({"role": "notice", "status": "cancelled", "content": f"agent {name}: the call was "
+                                 "cancelled"})
                 self._save(conversation_id, name, ctx, messages, usage, "cancelled")
             raise
+        if status != "ok":
+            notice: dict[str, Any] = {"role": "notice", "status": status, "content": answer}
+            if status == "model_error":
+                notice["model_calls"] = usage["model_calls"][tried:]
+            messages.append(notice)
         self._save(conversation_id, name, ctx, messages, usage, status)
         structured = {"answer": answer, "conversation_id": conversation_id, "agent": name, "status": status,
                       "steps": steps, "usage": {k: v for k, v in usage.items() if k != "model_calls"},
@@ -502,7 +544,7 @@ class AgentsProvider(Provider):
     async def _model(self, agent: Agent, messages: list[dict[str, Any]], tools: list[types.Tool],
                      ctx: CallContext, usage: dict[str, Any]) -> Turn:
         errors = []
-        wire = [{k: v for k, v in m.items() if k != "is_error"} for m in messages]
+        wire = [{k: v for k, v in m.items() if k not in NOTES} for m in messages]
         for model in agent.spec.models:
             try:
                 if model.backend == "sampling":
@@ -543,6 +585,7 @@ class AgentsProvider(Provider):
                        "status = excluded.status, messages = excluded.messages, usage = excluded.usage",
                        (conversation_id, name, self._owner(ctx), now, now, status, _stored_json(messages),
                         json.dumps(kept)))
+        self.host.resource_updated(f"agent://{name}/conversations/{conversation_id}")
 
     # management --------------------------------------------------------------------------------------
     async def _tool_list(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
@@ -558,17 +601,35 @@ class AgentsProvider(Provider):
                                     structured_content={"agents": rows})
 
     async def _tool_presets(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        """The presets, and the models an agent made with a tool may run on: the admin's by name (with the model
+        ids it may pick there), the caller's own (sampling), and whether endpoints of its own are allowed."""
         rows = [{"preset": k, **v} for k, v in sorted(PRESETS.items())]
-        return types.CallToolResult(content=[_text("\n".join(f"{r['preset']}: {r['description']}" for r in rows))],
-                                    structured_content={"presets": rows})
+        models = [{"use": name, "model": spec.model, "allowed_models": spec.allowed_models}
+                  for name, spec in sorted(self.config.models.items())]
+        text = "\n".join(f"{r['preset']}: {r['description']}" for r in rows)
+        text += "\nmodels: " + (", ".join(m["use"] for m in models) or "none configured") + ", or the caller's own " \
+            "(sampling)"
+        return types.CallToolResult(content=[_text(text)], structured_content={
+            "presets": rows, "models": models, "custom_endpoints": self.config.allow_custom_endpoints})
 
-    def _spec_from(self, args: dict[str, Any], base: dict[str, Any] | None = None) -> AgentSpec:
+    def _spec_from(self, args: dict[str, Any], ctx: CallContext, base: dict[str, Any] | None = None) -> AgentSpec:
         raw = {**(base or {}), **{k: v for k, v in args.items() if k != "name"}}
         try:
             spec = msgspec.convert(raw, AgentSpec)
         except msgspec.ValidationError as exc:
             raise AgentError(f"not a valid agent: {exc}") from None
+        if "tools" in args:
+            self._check_tools(spec.tools, ctx)
         return spec
+
+    def _check_tools(self, tools: list[str], ctx: CallContext) -> None:
+        """A tool named outright (no wildcard) that the caller may not use is refused: an agent of theirs could never
+        use it either. Patterns are cut down to what the caller may use at every run (`_offered`)."""
+        who = self._who(ctx)
+        for number, name in enumerate(tools):
+            if not WILDCARDS & set(name) and not self.host.allows(who, name):
+                raise AgentError(f"tools[{number}]: you may not use the tool {name[:100]!r}, so an agent of yours "
+                                 "may not either")
 
     async def _tool_create(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         name = args.get("name")
@@ -582,15 +643,15 @@ class AgentsProvider(Provider):
         if not who.is_local and mine >= self.config.max_agents_per_user:
             raise AgentError(f"you have {mine} agents, the most a user may make (max_agents_per_user); delete one "
                              "first")
-        return await self._install(name, self._spec_from(args), ctx, "created", self._owner(ctx))
+        return await self._install(name, self._spec_from(args, ctx), ctx, "created", self._owner(ctx))
 
     async def _tool_update(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         agent = self._agent(args.get("name"), ctx, "update")
         name = args["name"]
         assert self.store is not None
         stored = self.store.rows("SELECT spec FROM agents WHERE name = ?", (name,))
-        return await self._install(name, self._spec_from(args, json.loads(stored[0][0]) if stored else {}), ctx,
-                                   "updated", agent.owner)
+        return await self._install(name, self._spec_from(args, ctx, json.loads(stored[0][0]) if stored else {}),
+                                   ctx, "updated", agent.owner)
 
     async def _install(self, name: str, spec: AgentSpec, ctx: CallContext, verb: str, owner: str | None
                        ) -> types.CallToolResult:
@@ -612,6 +673,15 @@ class AgentsProvider(Provider):
                                     structured_content=self._describe(name, self.agents[name]))
 
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        assert self.store is not None
+        if "name" not in args and "conversation_id" in args:
+            cid = args["conversation_id"]
+            owner = self.store.rows("SELECT owner FROM conversations WHERE id = ?", (str(cid),))
+            if not isinstance(cid, str) or not owner or owner[0][0] != self._owner(ctx):
+                raise AgentError(f"conversation_id: no conversation {str(cid)[:100]!r} of yours")
+            self.store.execute("DELETE FROM conversations WHERE id = ?", (cid,))
+            return types.CallToolResult(content=[_text(f"conversation {cid} deleted")],
+                                        structured_content={"deleted_conversation": cid})
         self._agent(args.get("name"), ctx, "delete")
         name = args["name"]
         assert self.store is not None
