@@ -1,5 +1,6 @@
 """Take the README's screenshots of the web console: a hub on loopback with a little to show (a stdio connector, a
-few calls, one of them failing), an admin signed in in Chromium, one PNG per page.
+few calls, one of them failing, an agent on the scripted model of the tests), an admin signed in in Chromium, one
+PNG per page.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only overview,tools]
 
@@ -13,13 +14,25 @@ import argparse
 import asyncio
 import sys
 import tempfile
+import threading
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from tests.connectors.test_auth_upstream import client  # noqa: E402
-from tests.helpers import NODE_MODULES, browse, junction, node_bin, serve_hub, sign_in_steps, token_for  # noqa: E402
+from tests.fixtures.fake_llm import FakeLLM  # noqa: E402
+from tests.helpers import (  # noqa: E402
+    NODE_MODULES,
+    browse,
+    junction,
+    node_bin,
+    serve_hub,
+    set_secret,
+    sign_in_steps,
+    token_for,
+)
 
 EVERYTHING = NODE_MODULES / "@modelcontextprotocol" / "server-everything" / "dist" / "index.js"
 CONFIG = f"""
@@ -28,16 +41,32 @@ mode = "tokens"
 [connectors.everything]
 command = {str(node_bin())!r}
 args = [{str(EVERYTHING)!r}, "stdio"]
+[providers.agents]
+[providers.agents.models.llm]
+base_url = "LLM_URL"
+model = "default"
+api_key = "${{secret:llm}}"
+allowed_models = ["concierge"]
+[providers.agents.agents.concierge]
+description = "Says what this hub links and how it is doing."
+instructions = "Answer questions about this hub from its own tools."
+models = [{{use = "llm", model = "concierge"}}]
+tools = ["hub__connectors", "hub__status"]
 """
 ADMIN, PASSWORD = "ada", "screenshot-password-1"
 
-PAGES: list[tuple[str, str, str]] = [
-    # (name, path, what to wait for before the picture)
-    ("overview", "/", "main h1"),
-    ("tools", "/tools", "#tool-list tr[data-tool='everything__echo']"),
-    ("tool", "/tools/everything__echo", "main form"),
-    ("connectors", "/connectors", "main table"),
-    ("audit", "/audit", "#audit-rows table"),
+PAGES: list[tuple[str, str, list[dict[str, Any]]]] = [
+    # (name, path, what to do and wait for before the picture)
+    ("overview", "/", [{"wait": "main h1"}]),
+    ("chat", "/chat/concierge", [
+        {"wait": "#send"}, {"fill": "#message", "value": "Which MCP servers does this hub link, and are they up?"},
+        {"click": "#send button[type=submit]"}, {"wait": "#conversation[data-status=ok] .answer"},
+        {"click": "#conversation li[data-tool=hub__connectors] summary"}]),
+    ("agents", "/agents", [{"wait": "#agents tr[data-agent=concierge]"}]),
+    ("tools", "/tools", [{"wait": "#tool-list tr[data-tool='everything__echo']"}]),
+    ("tool", "/tools/everything__echo", [{"wait": "main form"}]),
+    ("connectors", "/connectors", [{"wait": "main table"}]),
+    ("audit", "/audit", [{"wait": "#audit-rows table"}]),
 ]
 """Every page the README shows, in its order."""
 
@@ -61,25 +90,41 @@ def main() -> int:
     if not wanted:
         parser.error(f"--only names no page; the pages are {', '.join(p[0] for p in PAGES)}")
     args.out.mkdir(parents=True, exist_ok=True)
+    loop = asyncio.new_event_loop()  # the scripted model server runs beside the hub and the browser
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    llm = asyncio.run_coroutine_threadsafe(FakeLLM().start(), loop).result(timeout=60)
+    llm.script("concierge", [
+        {"tool_calls": [{"name": "hub__connectors", "arguments": {}}]},
+        {"content": "This hub links one MCP server, everything (stdio, up, 17 tools). Its own providers "
+                    "(files, mail, agents) are up too."}])
+    try:
+        return shoot(wanted, args.out, CONFIG.replace("LLM_URL", llm.url), llm.api_key)
+    finally:
+        asyncio.run_coroutine_threadsafe(llm.stop(), loop).result(timeout=60)
+        loop.call_soon_threadsafe(loop.stop)
+
+
+def shoot(wanted: list[tuple[str, str, list[dict[str, Any]]]], out: Path, config: str, llm_key: str) -> int:
     with tempfile.TemporaryDirectory(prefix="junction-screenshots-") as tmp_name:
         tmp = Path(tmp_name)
-        (tmp / "junction.toml").write_text(CONFIG)
+        (tmp / "junction.toml").write_text(config)
+        set_secret(tmp, "llm", llm_key)
         done = junction(tmp, "user", "add", ADMIN, "--role", "admin", "--password", stdin=PASSWORD + "\n")
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 1
         token = token_for(tmp, ADMIN)
-        with serve_hub(tmp, CONFIG) as hub:
+        with serve_hub(tmp, config) as hub:
             asyncio.run(some_calls(hub.url, token))
             steps = sign_in_steps(hub.base, ADMIN, PASSWORD)
-            for name, path, ready in wanted:
-                steps += [{"goto": hub.base + path}, {"wait": ready}, {"screenshot": str(args.out / f"{name}.png")}]
+            for name, path, actions in wanted:
+                steps += [{"goto": hub.base + path}, *actions, {"screenshot": str(out / f"{name}.png")}]
             result = browse(tmp, steps)
     if result["failed"] is not None:
         print(f"screenshots: a step failed: {result['failed']}", file=sys.stderr)
         return 1
     for name, _, _ in wanted:
-        print(args.out / f"{name}.png")
+        print(out / f"{name}.png")
     return 0
 
 

@@ -29,4 +29,4 @@ def test_the_screenshots_script_saves_each_page(tmp_path: Path) -> None:
         assert width == 1280 and height >= 600, (name, width, height)
     wrong = subprocess.run([sys.executable, "scripts/screenshots.py", "--only", "nothing"], cwd=ROOT,
                            capture_output=True, text=True, timeout=60)
-    assert wrong.returncode == 2 and "the pages are overview, tools" in wrong.stderr
+    assert wrong.returncode == 2 and "--only names no page; the pages are overview, " in wrong.stderr
