@@ -1,7 +1,10 @@
 """The built-in `hub` provider: what a bare hub answers before anything is linked.
 
 `hub__status` reports version, uptime, providers and their state; the
-`junction://catalog` resource is the whole public catalog as JSON.
+`junction://catalog` resource is the whole public catalog as JSON. `hub__users`,
+`hub__tokens` and `hub__secrets` manage users, API tokens and the secret store
+with the rules of `hub.security.accounts` (users and secrets need `hub:admin` in
+the policy as well; a token's value is in the answer that made it, and nowhere else).
 """
 
 from __future__ import annotations
@@ -12,8 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 import mcp_types as types
+import msgspec
 
 from hub.provider import CallContext, Provider, UnknownTool
+from hub.security.accounts import AccountError
 from hub.security.auth import Principal
 
 CATALOG_URI = "junction://catalog"
@@ -32,6 +37,47 @@ _AUDIT_INPUT = {
     },
     "additionalProperties": False,
 }
+
+_USERS_INPUT = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["list", "add", "set_role", "disable", "enable", "remove"],
+                   "default": "list"},
+        "name": {"type": "string", "description": "the user (every action but list)"},
+        "role": {"type": "string", "description": "add, set_role: admin, user, agent, or a role from [auth.roles]"},
+        "password": {"type": "string", "writeOnly": True, "minLength": 10,
+                     "description": "add: a password for the hub's sign-in pages (optional; stored as a hash)"},
+    },
+    "additionalProperties": False,
+}
+_TOKENS_INPUT = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["list", "create", "revoke"], "default": "list"},
+        "user": {"type": "string", "description": "list, create: whose (default: yours; anyone's for an admin)"},
+        "name": {"type": "string", "maxLength": 200, "description": "create: what the token is for"},
+        "scopes": {"type": "array", "items": {"type": "string"},
+                   "description": "create: its scopes (default: all the user's role grants)"},
+        "expires": {"type": "string", "default": "90d", "description": "create: 30d, 12h, 90m, never, or a date"},
+        "id": {"type": "string", "description": "revoke: the token's id"},
+    },
+    "additionalProperties": False,
+}
+_SECRETS_INPUT = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["list", "set", "delete"], "default": "list"},
+        "name": {"type": "string", "description": "set, delete: letters, digits, _ . - (1-100 characters)"},
+        "value": {"type": "string", "writeOnly": True, "description": "set: the value (never shown again)"},
+    },
+    "additionalProperties": False,
+}
+SECRETS_TAKE_EFFECT = ("The config's \"${secret:NAME}\" references are read when the hub starts: a value set or deleted "
+                       "here reaches them at the hub's next start. Secrets the hub keeps for itself (a job's webhook "
+                       "secret, automation.webhook.*; an OAuth client's secret, oauth.client.*) are read on each use: "
+                       "a change to those counts at once.")
+"""When a secret set through `hub__secrets` (the console's Secrets page) is used (`hub.cli.common.load` resolves
+the config's references once, at `junction serve`)."""
 
 _STATUS_SCHEMA = {
     "type": "object",
@@ -143,6 +189,34 @@ class HubProvider(Provider):
                               "required": ["connector"], "additionalProperties": False},
                 annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True),
             ),
+            types.Tool(
+                name="users",
+                title="Users",
+                description="The hub's users with their role, when they were added and last signed in, and whether "
+                "they are disabled; add one (with a password for the sign-in pages), change a role, disable (their "
+                "sessions end, their tokens are refused) or enable, remove (with their tokens and linked accounts). "
+                "The last enabled administrator cannot be demoted, disabled or removed. Administrators only.",
+                input_schema=_USERS_INPUT,
+                annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=False),
+            ),
+            types.Tool(
+                name="tokens",
+                title="API tokens",
+                description="List, create and revoke API tokens: your own, or anyone's for an administrator. A new "
+                "token's value is in the answer that creates it and never shown again (lists have ids, names, "
+                "scopes and dates). A caller using a token cannot make tokens unless it is an administrator's, "
+                "and then only within that token's scopes.",
+                input_schema=_TOKENS_INPUT,
+                annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=False),
+            ),
+            types.Tool(
+                name="secrets",
+                title="Secret store",
+                description="The encrypted secret store: names and dates (never a value), set one, delete one. "
+                + SECRETS_TAKE_EFFECT + " Administrators only.",
+                input_schema=_SECRETS_INPUT,
+                annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=False),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -178,6 +252,12 @@ class HubProvider(Provider):
             body = self._connectors(self.host.caller(ctx))
         elif name == "unlink":
             return await self._unlink(arguments.get("connector"), self.host.caller(ctx))
+        elif name in ("users", "tokens", "secrets"):
+            try:
+                text, body = await _ACCOUNT_TOOLS[name](self, arguments, self.host.caller(ctx), ctx)
+            except AccountError as exc:
+                return _error(str(exc))
+            return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=body)
         elif name == "audit":
             limit = arguments.get("limit", 100)
             since = arguments.get("since_seconds")
@@ -233,6 +313,78 @@ class HubProvider(Provider):
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
                                     structured_content={"connector": connector, "unlinked": had})
 
+    # users, tokens, secrets (hub.security.accounts decides; the answer never holds a password or a secret) --------
+    def _accounts(self) -> Any:
+        return self.host.accounts()  # type: ignore[attr-defined]  # the hub's own host (hub.host.Host)
+
+    async def _users(self, args: dict[str, Any], caller: Principal, ctx: CallContext) -> tuple[str, dict[str, Any]]:
+        accounts, action, name = self._accounts(), args.get("action", "list"), args.get("name")
+        if action == "list":
+            users = accounts.users(caller)
+            return f"{len(users)} user(s)", {"users": _plain(users)}
+        if not isinstance(name, str) or not name:
+            raise AccountError(f"{action} needs the user's name (`name`)")
+        if action == "add":
+            password = args.get("password")
+            if password is not None and not isinstance(password, str):
+                raise AccountError("password must be text")
+            user = await ctx.run_sync(accounts.add_user, caller, name, args.get("role") or "user", password or None)
+            said = f"Added user {name} (role {user.role})" + (" with a password." if user.password else ".")
+        elif action == "set_role":
+            user = accounts.set_role(caller, name, args.get("role"))
+            said = f"{name} now has the role {user.role}."
+        elif action in ("disable", "enable"):
+            user = accounts.set_disabled(caller, name, action == "disable")
+            said = (f"{name} is disabled: their sessions ended and their tokens are refused." if user.disabled
+                    else f"{name} is enabled again.")
+        elif action == "remove":
+            accounts.check_removal(caller, name)
+            unlinked = []
+            for connector, provider in self._linkable().items():  # their upstream accounts first
+                if await provider.unlink(name):
+                    unlinked.append(connector)
+            accounts.remove_user(caller, name)
+            links = f"; their links to {', '.join(unlinked)} were revoked" if unlinked else ""
+            return f"Removed user {name} with their tokens{links}.", {"removed": name, "unlinked": unlinked}
+        else:
+            raise AccountError("action must be one of list, add, set_role, disable, enable, remove")
+        return said, {"user": _plain(user)}
+
+    async def _tokens(self, args: dict[str, Any], caller: Principal, ctx: CallContext) -> tuple[str, dict[str, Any]]:
+        accounts, action = self._accounts(), args.get("action", "list")
+        if action == "list":
+            user = args.get("user")
+            tokens = accounts.tokens(caller, user if isinstance(user, str) and user else None)
+            return f"{len(tokens)} token(s)", {"tokens": _plain(tokens)}
+        if action == "create":
+            user = args.get("user")
+            token, value = accounts.create_token(caller, user if isinstance(user, str) and user else None,
+                                                 args.get("name", ""), args.get("scopes"), args.get("expires", "90d"))
+            return (f"Token {token.id} for {token.user}: {value}\nIt is shown only this once: copy it now.",
+                    {"token": _plain(token), "value": value})
+        if action == "revoke":
+            token = accounts.revoke_token(caller, args.get("id"))
+            return f"Revoked token {token.id} of {token.user}.", {"token": _plain(token)}
+        raise AccountError("action must be one of list, create, revoke")
+
+    async def _secrets(self, args: dict[str, Any], caller: Principal, ctx: CallContext) -> tuple[str, dict[str, Any]]:
+        accounts, action, name = self._accounts(), args.get("action", "list"), args.get("name")
+        if action == "list":
+            secrets = accounts.secrets(caller)
+            return f"{len(secrets)} secret(s)", {"secrets": _plain(secrets), "takes_effect": SECRETS_TAKE_EFFECT}
+        if action == "set":
+            secret = await ctx.run_sync(accounts.set_secret, caller, name, args.get("value"))
+            return (f"Stored secret {secret.name} (\"${{secret:{secret.name}}}\" in the config).",
+                    {"secret": _plain(secret), "takes_effect": SECRETS_TAKE_EFFECT})
+        if action == "delete":
+            accounts.delete_secret(caller, name)
+            return f"Deleted secret {name}.", {"deleted": name}
+        raise AccountError("action must be one of list, set, delete")
+
+    def _linkable(self) -> dict[str, Any]:
+        host: Any = self.host
+        return host.linkable() if hasattr(host, "linkable") else {}
+
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
         if uri == CONNECTORS_URI:
             text = json.dumps(self._connectors(self.host.caller(ctx)), indent=2)
@@ -244,6 +396,13 @@ class HubProvider(Provider):
         return types.ReadResourceResult(
             contents=[types.TextResourceContents(uri=uri, mime_type="application/json", text=text)]
         )
+
+
+_ACCOUNT_TOOLS = {"users": HubProvider._users, "tokens": HubProvider._tokens, "secrets": HubProvider._secrets}
+
+
+def _plain(value: Any) -> Any:
+    return msgspec.to_builtins(value)
 
 
 def _error(text: str) -> types.CallToolResult:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from hub.router import Router
+    from hub.security.accounts import Accounts
     from hub.security.auth import Policy
     from hub.security.secrets import SecretStore
     from hub.security.vault import Vault
@@ -152,6 +153,13 @@ class Host:
             for r in self._hub.store.recent_calls(**filters)
         ]
 
+
+    def accounts(self) -> Accounts:
+        """Hub-internal (the built-in provider's `hub__users`, `hub__tokens` and `hub__secrets`): users, tokens and
+        secrets, managed for a caller with the rules of `hub.security.accounts`."""
+        from hub.security.accounts import Accounts
+
+        return Accounts(self._hub.store, self._hub.policy, self.secrets)
 
     def linkable(self) -> dict[str, Provider]:
         """Hub-internal (the built-in provider's `hub__connectors` and `hub__unlink`): the running providers where

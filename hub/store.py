@@ -140,6 +140,10 @@ MIGRATIONS: Sequence[str] = (
     """
     ALTER TABLE login_sessions ADD COLUMN delegation TEXT;
     """,
+    """
+    ALTER TABLE users ADD COLUMN last_sign_in REAL;
+    ALTER TABLE users ADD COLUMN disabled REAL;
+    """,
 )
 
 
@@ -341,6 +345,44 @@ class Store:
         with self._lock:
             return self._db.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()
 
+    def user_rows(self) -> list[tuple[str, str, float, bool, float | None, float | None]]:
+        """(name, role, created, has a password, last sign-in, disabled since) per user, by name."""
+        with self._lock:
+            return self._db.execute("SELECT name, role, created, password_hash IS NOT NULL, last_sign_in, disabled "
+                                    "FROM users ORDER BY name").fetchall()
+
+    def user(self, name: str) -> tuple[str, float | None] | None:
+        """(role, disabled since) of a user, disabled or not; None: no such user."""
+        with self._lock:
+            return self._db.execute("SELECT role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+
+    def set_role(self, name: str, role: str) -> bool:
+        with self._lock:
+            return bool(self._db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount)
+
+    def set_disabled(self, name: str, disabled: bool) -> bool:
+        """Disable a user (their login sessions and the hub's OAuth sign-ins end now; their API tokens are refused
+        while they are disabled) or enable them again."""
+        now = time.time()
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                changed = self._db.execute("UPDATE users SET disabled = ? WHERE name = ?",
+                                           (now if disabled else None, name)).rowcount
+                if disabled:
+                    self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
+                    self._db.execute("UPDATE oauth_tokens SET revoked = ? WHERE user = ? AND revoked IS NULL",
+                                     (now, name))
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+        return bool(changed)
+
+    def note_sign_in(self, name: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE users SET last_sign_in = ? WHERE name = ?", (time.time(), name))
+
     def set_password(self, name: str, password_hash: str) -> bool:
         with self._lock:
             return bool(self._db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
@@ -352,8 +394,9 @@ class Store:
         return row[0] if row else None
 
     def user_role(self, name: str) -> str | None:
+        """The role of a user who may use the hub now: None for no such user, and for a disabled one."""
         with self._lock:
-            row = self._db.execute("SELECT role FROM users WHERE name = ?", (name,)).fetchone()
+            row = self._db.execute("SELECT role FROM users WHERE name = ? AND disabled IS NULL", (name,)).fetchone()
         return row[0] if row else None
 
     def remove_user(self, name: str) -> bool:
@@ -391,11 +434,17 @@ class Store:
                                          (time.time(), token_id)).rowcount)
 
     def find_token(self, token_hash: str) -> tuple[Any, ...] | None:
-        """(id, user, role, scopes, expires, revoked) of the token with this hash, if any."""
+        """(id, user, role, scopes, expires, revoked, user disabled since) of the token with this hash, if any."""
         with self._lock:
             return self._db.execute(
-                "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked FROM api_tokens t "
+                "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked, u.disabled FROM api_tokens t "
                 "JOIN users u ON u.name = t.user WHERE t.token_hash = ?", (token_hash,)).fetchone()
+
+    def token(self, token_id: str) -> tuple[Any, ...] | None:
+        """(id, user, name, scopes, created, expires, revoked, last_used) of one token, as `tokens` lists them."""
+        with self._lock:
+            return self._db.execute("SELECT id, user, name, scopes, created, expires, revoked, last_used FROM "
+                                    "api_tokens WHERE id = ?", (token_id,)).fetchone()
 
     def token_state(self, token_id: str) -> tuple[str, float | None, float | None] | None:
         """(user, expires, revoked) of an API token by id."""

@@ -9,15 +9,15 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import re
 import time
 from collections.abc import Iterator
 from typing import Any
 
 from hub.cli.common import CliError, open_secrets, open_store, read_secret_value, when
-from hub.security.auth import create_token, parse_expiry, parse_time
+from hub.security.accounts import USER_NAME, AccountError, Accounts
+from hub.security.auth import parse_time
 
-_NAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
+# Whoever runs these commands is the operator of the data directory: the policy's local user, an administrator.
 
 
 def add_parsers(sub: Any, common: Any) -> None:
@@ -30,7 +30,7 @@ def add_parsers(sub: Any, common: Any) -> None:
 
 
 def _user_commands(sub: Any, common: Any) -> None:
-    """Users: add, passwd, list, remove."""
+    """Users: add, passwd, list, remove, role, disable, enable."""
     user = sub.add_parser("user", help="the hub's users (who tokens are for)", description="Manage the hub's users.")
     verbs = user.add_subparsers(dest="verb", metavar="VERB", required=True)
     p = verbs.add_parser("add", help="add a user with a role")
@@ -52,6 +52,17 @@ def _user_commands(sub: Any, common: Any) -> None:
     common(p)
     p.add_argument("name")
     p.set_defaults(fn=cmd_user_remove)
+    p = verbs.add_parser("role", help="change a user's role")
+    common(p)
+    p.add_argument("name")
+    p.add_argument("role", help="admin, user, agent, or a role from [auth.roles]")
+    p.set_defaults(fn=cmd_user_role)
+    for verb, what in (("disable", "disable a user: their sessions end now, their tokens are refused until enabled"),
+                       ("enable", "enable a disabled user again")):
+        p = verbs.add_parser(verb, help=what)
+        common(p)
+        p.add_argument("name")
+        p.set_defaults(fn=cmd_user_disable if verb == "disable" else cmd_user_enable)
 
 
 def _token_commands(sub: Any, common: Any) -> None:
@@ -147,41 +158,84 @@ def _audit_command(sub: Any, common: Any) -> None:
 
 
 def cmd_user_add(args: argparse.Namespace) -> int:
-    config, store, policy = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        if not _NAME.match(args.name):
+        accounts = Accounts(store, policy)
+        if not USER_NAME.match(args.name):
             raise CliError(f"user names may use letters, digits and _ . @ - (1-64 characters), not {args.name!r}", 2)
         if args.role not in policy.roles:
             raise CliError(f"unknown role '{args.role}' (known: {', '.join(sorted(policy.roles))})", 2)
-        password_hash = _new_password_hash(args.name) if args.password else None
-        try:
-            store.add_user(args.name, args.role, password_hash)
-        except KeyError as exc:
-            raise CliError(str(exc.args[0])) from None
-        print(f"added user '{args.name}' (role {args.role})" + (" with a password" if password_hash else ""))
+        password = _new_password(args.name) if args.password else None
+        with _refused():
+            user = accounts.add_user(policy.local, args.name, args.role, password)
+        print(f"added user '{args.name}' (role {args.role})" + (" with a password" if user.password else ""))
         return 0
     finally:
         store.close()
 
 
 def cmd_user_passwd(args: argparse.Namespace) -> int:
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        if store.user_role(args.name) is None:
+        accounts = Accounts(store, policy)
+        if store.user(args.name) is None:
             raise CliError(f"no user named '{args.name}'")
-        store.set_password(args.name, _new_password_hash(args.name))
+        with _refused(2):
+            accounts.set_password(policy.local, args.name, _new_password(args.name))
     finally:
         store.close()
     print(f"password of '{args.name}' set")
     return 0
 
 
-def _new_password_hash(name: str) -> str:
-    """A password from the terminal (asked twice) or stdin, hashed; refused with the reason if too weak."""
+def cmd_user_role(args: argparse.Namespace) -> int:
+    _, store, policy = open_store(args)
+    try:
+        with _refused():
+            user = Accounts(store, policy).set_role(policy.local, args.name, args.role)
+    finally:
+        store.close()
+    print(f"'{user.name}' now has the role {user.role}")
+    return 0
+
+
+def cmd_user_disable(args: argparse.Namespace) -> int:
+    _, store, policy = open_store(args)
+    try:
+        with _refused():
+            Accounts(store, policy).set_disabled(policy.local, args.name, True)
+    finally:
+        store.close()
+    print(f"disabled '{args.name}': their sessions ended, their tokens are refused until `junction user enable`")
+    return 0
+
+
+def cmd_user_enable(args: argparse.Namespace) -> int:
+    _, store, policy = open_store(args)
+    try:
+        with _refused():
+            Accounts(store, policy).set_disabled(policy.local, args.name, False)
+    finally:
+        store.close()
+    print(f"enabled '{args.name}' again")
+    return 0
+
+
+@contextlib.contextmanager
+def _refused(code: int = 1) -> Iterator[None]:
+    """`AccountError`s as the CLI's one-line errors."""
+    try:
+        yield
+    except AccountError as exc:
+        raise CliError(str(exc), code) from None
+
+
+def _new_password(name: str) -> str:
+    """A password from the terminal (asked twice) or stdin; refused with the reason if too weak."""
     import getpass
     import sys
 
-    from hub.security.auth import hash_password
+    from hub.security.auth import MIN_PASSWORD
 
     if sys.stdin.isatty():
         password = getpass.getpass(f"password for '{name}': ")
@@ -189,36 +243,46 @@ def _new_password_hash(name: str) -> str:
             raise CliError("the two passwords differ", 2)
     else:
         password = sys.stdin.readline().rstrip("\r\n")
-    try:
-        return hash_password(password)
-    except ValueError as exc:
-        raise CliError(str(exc), 2) from None
+    if len(password) < MIN_PASSWORD:
+        raise CliError(f"a password needs at least {MIN_PASSWORD} characters", 2)
+    return password
 
 
 def cmd_user_list(args: argparse.Namespace) -> int:
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        rows = [{"name": n, "role": r, "created": when(c)} for n, r, c in store.users()]
+        rows = [{"name": u.name, "role": u.role, "created": when(u.created),
+                 "last_sign_in": when(u.last_sign_in) if u.last_sign_in else None,
+                 "disabled": when(u.disabled) if u.disabled else None}
+                for u in Accounts(store, policy).users(policy.local)]
     finally:
         store.close()
-    _print_rows(rows, args.json, lambda r: f"{r['name']:<24} {r['role']:<10} added {r['created']}",
-                "no users (add one with `junction user add NAME --role user`)")
+
+    def line(r: dict[str, Any]) -> str:
+        seen = f"  signed in {r['last_sign_in']}" if r["last_sign_in"] else ""
+        off = f"  DISABLED since {r['disabled']}" if r["disabled"] else ""
+        return f"{r['name']:<24} {r['role']:<10} added {r['created']}{seen}{off}"
+
+    _print_rows(rows, args.json, line, "no users (add one with `junction user add NAME --role user`)")
     return 0
 
 
 def cmd_user_remove(args: argparse.Namespace) -> int:
     from hub.cli.connectors import revoke_links
 
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        if store.user_role(args.name) is None:
+        if store.user(args.name) is None:
             raise CliError(f"no user named '{args.name}'")
+        with _refused():
+            Accounts(store, policy).check_removal(policy.local, args.name)
     finally:
         store.close()
     revoked = revoke_links(args, args.name)  # their upstream accounts first, while the hub still knows the tokens
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        store.remove_user(args.name)
+        with _refused():
+            Accounts(store, policy).remove_user(policy.local, args.name)
     finally:
         store.close()
     links = f"; revoked their links to {', '.join(revoked)}" if revoked else ""
@@ -230,11 +294,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
     config, store, policy = open_store(args)
     try:
         scopes = [s.strip() for s in args.scopes.split(",") if s.strip()] if args.scopes is not None else None
-        try:
-            expires = parse_expiry(args.expires)
-            token_id, token = create_token(store, policy, args.user, args.name, scopes, expires)
-        except (KeyError, ValueError) as exc:
-            raise CliError(str(exc.args[0]), 2) from None
+        with _refused(2):
+            made, token = Accounts(store, policy).create_token(policy.local, args.user, args.name, scopes,
+                                                               args.expires)
     finally:
         store.close()
     print(token)
@@ -242,24 +304,21 @@ def cmd_token_create(args: argparse.Namespace) -> int:
         note = "note: [auth] mode is 'none', so the hub does not ask for tokens yet"
     else:
         note = "keep it secret: it is shown only this once"
-    expiry = when(expires) if expires is not None else "never"
+    expiry = when(made.expires) if made.expires is not None else "never"
     import sys
 
-    print(f"token {token_id} for '{args.user}' (expires {expiry}); {note}", file=sys.stderr)
+    print(f"token {made.id} for '{args.user}' (expires {expiry}); {note}", file=sys.stderr)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        rows = []
-        now = time.time()
-        for token_id, user, name, scopes, created, expires, revoked, last_used in store.tokens(args.user):
-            state = "revoked" if revoked else "expired" if expires is not None and expires <= now else "active"
-            rows.append({"id": token_id, "user": user, "name": name, "state": state,
-                         "scopes": json.loads(scopes) if scopes else "role", "created": when(created),
-                         "expires": when(expires) if expires else "never",
-                         "last_used": when(last_used) if last_used else None})
+        rows = [{"id": t.id, "user": t.user, "name": t.name, "state": t.state,
+                 "scopes": t.scopes if t.scopes is not None else "role", "created": when(t.created),
+                 "expires": when(t.expires) if t.expires else "never",
+                 "last_used": when(t.last_used) if t.last_used else None}
+                for t in Accounts(store, policy).tokens(policy.local, args.user)]
     finally:
         store.close()
     def line(r: dict[str, Any]) -> str:
@@ -271,10 +330,12 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
-    _, store, _ = open_store(args)
+    _, store, policy = open_store(args)
     try:
-        if not store.revoke_token(args.id):
-            raise CliError(f"no active token with id '{args.id}'")
+        try:
+            Accounts(store, policy).revoke_token(policy.local, args.id)
+        except AccountError:
+            raise CliError(f"no active token with id '{args.id}'") from None
     finally:
         store.close()
     print(f"revoked token {args.id}")
@@ -304,6 +365,22 @@ def cmd_audit(args: argparse.Namespace) -> int:
     return 0
 
 
+@contextlib.contextmanager
+def _secret_accounts(args: argparse.Namespace) -> Iterator[tuple[Accounts, Any]]:
+    """(the accounts of the data directory with its secret store, the secret store), closed afterwards."""
+    from hub.security.secrets import SecretError, SecretStore
+
+    config, store, policy = open_store(args)
+    try:
+        try:
+            secrets = SecretStore(store, config.data_dir())
+        except SecretError as exc:
+            raise CliError(str(exc)) from None
+        yield Accounts(store, policy, lambda: secrets), secrets
+    finally:
+        store.close()
+
+
 def cmd_secret_set(args: argparse.Namespace) -> int:
     from hub.security.secrets import SecretError, SecretStore
 
@@ -312,24 +389,18 @@ def cmd_secret_set(args: argparse.Namespace) -> int:
     except SecretError as exc:
         raise CliError(str(exc), 2) from None
     value = read_secret_value(f"value of secret '{args.name}': ", "junction secret set NAME")
-    store, secrets = open_secrets(args)
-    try:
-        secrets.set(args.name, value)
-    finally:
-        store.close()
+    with _secret_accounts(args) as (accounts, _), _refused():
+        accounts.set_secret(accounts.policy.local, args.name, value)
     print(f"stored secret '{args.name}' (use \"${{secret:{args.name}}}\" in the config)")
     return 0
 
 
 def cmd_secret_list(args: argparse.Namespace) -> int:
-    store, secrets = open_secrets(args)
-    try:
-        rows = secrets.names()
+    with _secret_accounts(args) as (accounts, secrets):
+        rows = accounts.secrets(accounts.policy.local)
         source = secrets.keys.source
-    finally:
-        store.close()
-    for name, updated in rows:
-        print(f"{name:<40} updated {when(updated)}")
+    for row in rows:
+        print(f"{row.name:<40} updated {when(row.updated)}")
     if not rows:
         print("no secrets")
     print(f"(master key from the {source})")
@@ -337,12 +408,8 @@ def cmd_secret_list(args: argparse.Namespace) -> int:
 
 
 def cmd_secret_rm(args: argparse.Namespace) -> int:
-    store, secrets = open_secrets(args)
-    try:
-        if not secrets.remove(args.name):
-            raise CliError(f"no secret named '{args.name}'")
-    finally:
-        store.close()
+    with _secret_accounts(args) as (accounts, _), _refused():
+        accounts.delete_secret(accounts.policy.local, args.name)
     print(f"deleted secret '{args.name}'")
     return 0
 

@@ -125,7 +125,8 @@ class Policy:
 def policy_for(config: Config) -> Policy:
     """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
     prefix = config.provider_prefix("hub")
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
+    users, secrets = (f"{prefix}__users", f"{prefix}__secrets") if prefix else ("users", "secrets")
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets, "junction://audit*",
                                 "junction://catalog"])
 
 
@@ -235,9 +236,11 @@ def verify_token(store: Store, policy: Policy, token: str) -> tuple[Principal | 
     row = store.find_token(hash_token(token))
     if row is None:
         return None, "unknown token"
-    token_id, user, role, scopes_json, expires, revoked = row
+    token_id, user, role, scopes_json, expires, revoked, disabled = row
     if revoked is not None:
         return None, "the token was revoked"
+    if disabled is not None:
+        return None, f"the user '{user}' is disabled"
     if expires is not None and expires <= time.time():
         return None, "the token expired"
     granted = policy.role_scopes(role)

@@ -113,14 +113,19 @@ class Sessions:
             logger.warning("failed sign-in for user %r from %s (%s)", user[:64], address, purpose)
             return Refusal("Wrong user name or password.", 401)
         self.throttle.succeeded(user, address)
+        if self.store.user_role(user) is None:  # the right password of a disabled user
+            logger.warning("sign-in for disabled user %r from %s refused (%s)", user[:64], address, purpose)
+            return Refusal("This account is disabled: ask an administrator to enable it.", 403)
         return None
 
     def open(self, response: Response, user: str, delegation: str | None = None) -> None:
         """Sign `user` in in this browser: a new login session, its cookie set on `response`. `delegation`: the
-        token it was opened with (`Delegation.dumps()`), whose scopes bound the session; None: a password."""
+        token it was opened with (`Delegation.dumps()`), whose scopes bound the session; None: a password. The user's
+        last sign-in (`junction user list`, `hub__users`) is now."""
         session = secrets.token_urlsafe(32)
         self.store.execute("INSERT INTO login_sessions (id_hash, user, expires, delegation) VALUES (?, ?, ?, ?)",
                            (hash_token(session), user, time.time() + SESSION_TTL, delegation))
+        self.store.note_sign_in(user)
         # Lax: it comes along on a top-level GET from another site (an authorization server sending the browser
         # back), never with a cross-site POST.
         response.set_cookie(self.cookie, session, max_age=int(SESSION_TTL), path="/", httponly=True,

@@ -533,7 +533,7 @@ class AuthorizationServer:
         # one lookup per request: the token and its user's current role together
         row = self.store.fetchone(
             "SELECT t.family, t.user, t.scopes, t.resource, t.expires, t.revoked, u.role FROM oauth_tokens t "
-            "LEFT JOIN users u ON u.name = t.user WHERE t.token_hash = ? AND t.kind = 'access'", (hash_token(token),))
+            "LEFT JOIN users u ON u.name = t.user AND u.disabled IS NULL WHERE t.token_hash = ? AND t.kind = 'access'", (hash_token(token),))
         if row is None:
             return None, "unknown token"
         family, user, scopes, resource, expires, revoked, role = row
@@ -544,7 +544,7 @@ class AuthorizationServer:
         if (resource or "").rstrip("/") != self.resource.rstrip("/"):
             return None, "the token was issued for another resource"
         if role is None:
-            return None, f"the user '{user}' no longer exists"
+            return None, f"the user '{user}' no longer exists or is disabled"
         return Principal(user, role, self.policy.role_scopes(role) & frozenset(json.loads(scopes)),
                          f"oauth:{family}"), ""
 

@@ -76,6 +76,13 @@ async def test_lists_are_paged(tmp_path) -> None:
                 fourth = await client.list_tools(cursor=third.next_cursor)
                 assert [t.name for t in fourth.tools] == ["hub__audit"] and fourth.next_cursor
                 fifth = await client.list_tools(cursor=fourth.next_cursor)
-                assert [t.name for t in fifth.tools] == ["hub__unlink"] and fifth.next_cursor is None
+                assert [t.name for t in fifth.tools] == ["hub__unlink"] and fifth.next_cursor
+                cursor, rest = fifth.next_cursor, []
+                while cursor:
+                    page = await client.list_tools(cursor=cursor)
+                    assert len(page.tools) == 1
+                    rest.append(page.tools[0].name)
+                    cursor = page.next_cursor
+                assert rest == ["hub__users", "hub__tokens", "hub__secrets"]
                 with pytest.raises(MCPError, match="Invalid cursor"):
                     await client.list_tools(cursor="not-a-cursor")

@@ -97,7 +97,8 @@ async def test_tokens_roles_and_refusals(tmp_path: Path) -> None:
         # A user sees everything but hub administration; an agent only what its scopes allow.
         async with client(hub.url, tokens["alice"]) as alice, client(hub.url, tokens["bot"], "2026-07-28") as bot:
             assert [t.name for t in (await alice.list_tools()).tools] == ["small__echo", "hub__status",
-                                                                         "hub__connectors", "hub__unlink"]
+                                                                         "hub__connectors", "hub__unlink",
+                                                                         "hub__tokens"]
             assert (await alice.call_tool("small__echo", {"text": "hi"})).content[0].text == "hello hi"
             assert [t.name for t in (await bot.list_tools()).tools] == ["small__echo"]
             assert [str(r.uri) for r in (await bot.list_resources()).resources] == []

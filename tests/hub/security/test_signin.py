@@ -154,7 +154,8 @@ async def test_mcp_remote_signs_in_through_the_login_page_and_calls_tools(hub: R
     with anyio.fail_after(180):  # starts Node, signs in through a browser: slow on a loaded machine
         async with Client(params, mode="legacy") as client:
             assert [t.name for t in (await client.list_tools()).tools] == ["small__echo", "hub__status",
-                                                                          "hub__connectors", "hub__unlink"]
+                                                                          "hub__connectors", "hub__unlink",
+                                                                          "hub__tokens"]
             assert (await client.call_tool("small__echo", {"text": "remote"})).content[0].text == "hello remote"
             # A tool alice's role can never call is refused with a plain error: mcp-remote once answered the
             # 403 insufficient_scope it used to get with a new sign-in, again and again, and the call never came back.
