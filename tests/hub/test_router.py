@@ -68,8 +68,14 @@ async def test_a_handler_that_raises_is_a_tool_error_on_record(hub: RunningHub) 
         assert failed.is_error is True
         assert failed.content[0].text == "Tool bee__echo failed: the echo chamber collapsed"
         assert (await client.call_tool("bee__echo", {"text": "still"})).content[0].text == "hey hey still"
-    rows = recorded_calls(hub.data_dir, "bee__echo", at_least=2)
-    assert [r[1] for r in rows[-2:]] == ["tool_error", "ok"]
+    # Earlier tests called bee__echo too, and records are written a moment after the calls: wait for this test's
+    # failed call and the one after it.
+    def these() -> list[str]:
+        outcomes = [r[1] for r in recorded_calls(hub.data_dir, "bee__echo", timeout=0)]
+        return outcomes[outcomes.index("tool_error"):] if "tool_error" in outcomes else []
+
+    assert wait_until(lambda: len(these()) >= 2 and these(), "this test's two call records", 30) == ["tool_error",
+                                                                                                     "ok"]
 
 
 @pytest.mark.parametrize("mode", ERAS)
