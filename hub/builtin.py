@@ -143,6 +143,15 @@ class HubProvider(Provider):
                               "required": ["connector"], "additionalProperties": False},
                 annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True),
             ),
+            types.Tool(
+                name="settings",
+                title="Effective settings",
+                description="The hub's effective config: every key with its value, default, description and source "
+                "(default, the config file, an environment variable, a command-line flag); references to secrets "
+                "as written, credentials masked. Administrators only. Read-only: change the file, restart the hub.",
+                input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+                annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -178,6 +187,8 @@ class HubProvider(Provider):
             body = self._connectors(self.host.caller(ctx))
         elif name == "unlink":
             return await self._unlink(arguments.get("connector"), self.host.caller(ctx))
+        elif name == "settings":
+            body = self.host.settings()  # type: ignore[attr-defined]
         elif name == "audit":
             limit = arguments.get("limit", 100)
             since = arguments.get("since_seconds")

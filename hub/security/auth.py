@@ -125,7 +125,8 @@ class Policy:
 def policy_for(config: Config) -> Policy:
     """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
     prefix = config.provider_prefix("hub")
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", "junction://audit*",
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*",
+                                f"{prefix}__settings*" if prefix else "settings*", "junction://audit*",
                                 "junction://catalog"])
 
 

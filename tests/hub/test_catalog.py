@@ -76,6 +76,8 @@ async def test_lists_are_paged(tmp_path) -> None:
                 fourth = await client.list_tools(cursor=third.next_cursor)
                 assert [t.name for t in fourth.tools] == ["hub__audit"] and fourth.next_cursor
                 fifth = await client.list_tools(cursor=fourth.next_cursor)
-                assert [t.name for t in fifth.tools] == ["hub__unlink"] and fifth.next_cursor is None
+                assert [t.name for t in fifth.tools] == ["hub__unlink"] and fifth.next_cursor
+                sixth = await client.list_tools(cursor=fifth.next_cursor)
+                assert [t.name for t in sixth.tools] == ["hub__settings"] and sixth.next_cursor is None
                 with pytest.raises(MCPError, match="Invalid cursor"):
                     await client.list_tools(cursor="not-a-cursor")

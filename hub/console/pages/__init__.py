@@ -5,6 +5,6 @@ Starlette routes, each endpoint wrapped by `console.page(handler, admin=...)`). 
 its templates, and list it here.
 """
 
-from hub.console.pages import audit, connectors, files, overview, tools
+from hub.console.pages import audit, connectors, files, overview, settings, tools
 
-PAGES = [overview, tools, connectors, files, audit]
+PAGES = [overview, tools, connectors, files, audit, settings]
