@@ -217,6 +217,15 @@ class HubProvider(Provider):
                 input_schema=_SECRETS_INPUT,
                 annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=False),
             ),
+            types.Tool(
+                name="settings",
+                title="Effective settings",
+                description="The hub's effective config: every key with its value, default, description and source "
+                "(default, the config file, an environment variable, a command-line flag); references to secrets "
+                "as written, credentials masked. Administrators only. Read-only: change the file, restart the hub.",
+                input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+                annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -258,6 +267,8 @@ class HubProvider(Provider):
             except AccountError as exc:
                 return _error(str(exc))
             return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=body)
+        elif name == "settings":
+            body = self.host.settings()  # type: ignore[attr-defined]
         elif name == "audit":
             limit = arguments.get("limit", 100)
             since = arguments.get("since_seconds")

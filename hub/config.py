@@ -263,6 +263,12 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The provider tables as written (set by the loader; not a file key)."""
     raw_connectors: dict[str, dict[str, Any]] = {}
     """The connector tables as written (set by the loader; not a file key)."""
+    sources: dict[str, str] = {}
+    """Where each key that is not at its default was set, by dotted path: `file PATH`, `environment variable
+    JUNCTION__...`, `command-line flag --port` (set by the loader and `junction serve`; not a file key)."""
+    written: dict[str, str] = {}
+    """String values as written before `${NAME}` and `${secret:NAME}` were replaced, by dotted path (what may be
+    shown of them; set by the loader; not a file key)."""
 
     def provider_prefix(self, name: str) -> str:
         """The public name prefix of provider `name`: `[providers.NAME] prefix`, else its name ("" publishes
@@ -301,7 +307,7 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
         return f"http://{host}:{self.server.port}{self.server.path}"
 
 
-_LOADER_ONLY = ("source", "raw_providers", "raw_connectors")
+_LOADER_ONLY = ("source", "raw_providers", "raw_connectors", "sources", "written")
 
 
 def default_config_path() -> Path:
@@ -344,9 +350,11 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     for key in _LOADER_ONLY:
         if key in raw:
             raise ConfigError(source, key, "unknown key")
-    _apply_env_overrides(raw, env, source)
+    sources = {key: f"file {source}" for key in _leaves(raw)}
+    sources.update(_apply_env_overrides(raw, env, source))
     for section in ("providers", "connectors"):
         _refuse_clear_secrets(raw.get(section), source, section)
+    written = {key: value for key, value in _leaves(raw).items() if isinstance(value, str) and "${" in value}
     _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "connectors"):
@@ -361,8 +369,20 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
             raise ConfigError(source, f"connectors.{name}", f"a provider is also named '{name}'; names must be unique")
     return msgspec.structs.replace(
         config, providers=providers, connectors=connectors, source=source,
-        raw_providers=tables["providers"], raw_connectors=tables["connectors"],
+        raw_providers=tables["providers"], raw_connectors=tables["connectors"], sources=sources, written=written,
     )
+
+
+def _leaves(node: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Every value of a table that is not itself a table, by dotted path (`server.port`, `auth.roles.ops.scopes`)."""
+    found: dict[str, Any] = {}
+    for key, value in node.items():
+        here = f"{path}.{key}" if path else str(key)
+        if isinstance(value, dict) and value:
+            found.update(_leaves(value, here))
+        else:
+            found[here] = value
+    return found
 
 
 BUILTIN_SCOPES = ("mcp", "hub:admin")
@@ -546,7 +566,9 @@ def _settings(config: Config, section: str, name: str, raw: dict[str, Any], swit
     return _convert(table, settings_type, config.source, f"{section}.{name}")
 
 
-def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) -> None:
+def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) -> dict[str, str]:
+    """Set what `JUNCTION__...` variables say; returns which variable set each key."""
+    sources: dict[str, str] = {}
     for key, value in sorted(env.items()):
         if not key.startswith(ENV_PREFIX):
             continue
@@ -560,6 +582,13 @@ def _apply_env_overrides(raw: dict[str, Any], env: dict[str, str], source: str) 
                 raise ConfigError(f"environment variable {key}", ".".join(parts), "overrides a value that is not a table")
             node = child
         node[parts[-1]] = _parse_env_value(value)
+        here = ".".join(parts)
+        for stale in [k for k in sources if k == here or k.startswith(here + ".")]:
+            del sources[stale]
+        set_to = node[parts[-1]]
+        sources.update({k: f"environment variable {key}" for k in
+                        (_leaves(set_to, here) if isinstance(set_to, dict) and set_to else [here])})
+    return sources
 
 
 SECRET_KEYS = frozenset({"password", "api_key", "client_secret", "access_token", "oauth_token", "oauth_client_secret"})

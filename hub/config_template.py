@@ -31,7 +31,7 @@ def config_template() -> str:
     from hub.config import Config, ConnectorSwitches, ProviderConfig
 
     lines = [HEAD]
-    _table(lines, "", Config, skip={"providers", "connectors", "source", "raw_providers", "raw_connectors"})
+    _table(lines, "", Config, skip={"providers", "connectors", "source", "raw_providers", "raw_connectors", "sources", "written"})
     lines += ["", "# Providers: the hub's own tools and installed plugins (entry points `junction.providers`)."]
     for ep in sorted(entry_points(group="junction.providers"), key=lambda e: e.name):
         own = getattr(ep.load(), "config_type", None)

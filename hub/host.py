@@ -161,6 +161,14 @@ class Host:
 
         return Accounts(self._hub.store, self._hub.policy, self.secrets)
 
+    def settings(self) -> dict[str, Any]:
+        """Hub-internal (the built-in provider's `hub__settings`, admins only): the effective config, secrets
+        hidden (`hub.settings`)."""
+        from hub.settings import effective_settings
+
+        config = self._hub.config
+        return {"config_file": config.source, "settings": effective_settings(config)}
+
     def linkable(self) -> dict[str, Provider]:
         """Hub-internal (the built-in provider's `hub__connectors` and `hub__unlink`): the running providers where
         a user links their own account (`link_target()`), by name."""

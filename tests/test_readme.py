@@ -82,14 +82,16 @@ async def test_the_writing_a_provider_example_runs_in_a_hub(tmp_path: Path, mode
 @pytest.mark.parametrize("mode", ["tokens", "oauth"])
 def test_every_http_route_is_in_the_readme(tmp_path: Path, mode: str) -> None:
     """Each route the hub serves, in each auth mode, is named in the README's "HTTP endpoints" (with NAME for a
-    path parameter): the list once left out sign-in, tokens, registration, `/.well-known/*` and `/hooks/NAME`."""
+    path parameter, PATH for one that spans folders): the list once left out sign-in, tokens, registration,
+    `/.well-known/*` and `/hooks/NAME`."""
     from hub.app import Hub
     from hub.config import load_config
 
     (tmp_path / "j.toml").write_text(f'[auth]\nmode = "{mode}"\n[store]\ndata_dir = "{tmp_path / "data"}"\n')
     front = Hub(load_config(tmp_path / "j.toml", env={})).http_app()
     listed = section("## HTTP endpoints")
-    paths = [re.sub(r"\{[a-z_]+\}", "NAME", route.path) for route in front.app.routes]
+    paths = [re.sub(r"\{[a-z_]+\}", "NAME", re.sub(r"\{[a-z_]+:path\}", "PATH", route.path))
+             for route in front.app.routes]
     assert "/healthz" in paths and len(paths) > 5
     missing = [path for path in paths + [front.path] if f"{path}`" not in listed and f"{path} " not in listed]
     assert not missing, f"routes the README's HTTP endpoints do not name: {missing}"

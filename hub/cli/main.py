@@ -63,7 +63,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
             host=args.host if args.host is not None else server_cfg.host,
             port=args.port if args.port is not None else server_cfg.port,
         )
-        config = msgspec.structs.replace(config, server=server_cfg)
+        flags = {f"server.{name}": f"command-line flag --{name}" for name in ("host", "port")
+                 if getattr(args, name) is not None}
+        config = msgspec.structs.replace(config, server=server_cfg, sources={**config.sources, **flags})
     _setup_logging(config)
     hub = Hub(config)
     _check_store(hub)

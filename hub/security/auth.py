@@ -126,7 +126,8 @@ def policy_for(config: Config) -> Policy:
     """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
     prefix = config.provider_prefix("hub")
     users, secrets = (f"{prefix}__users", f"{prefix}__secrets") if prefix else ("users", "secrets")
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets, "junction://audit*",
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets,
+                                f"{prefix}__settings*" if prefix else "settings*", "junction://audit*",
                                 "junction://catalog"])
 
 

@@ -242,3 +242,29 @@ def test_bad_connector_config(tmp_path: Path, toml: str, path: str, reason: str)
     with pytest.raises(ConfigError) as err:
         Hub(load_config(cfg, env={}))
     assert err.value.path == path and err.value.reason.startswith(reason), (err.value.path, err.value.reason)
+
+
+def test_each_key_says_where_it_was_set_and_secrets_never_show(tmp_path: Path) -> None:
+    from hub.settings import MASK, effective_settings
+
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[server]\nport = 9100\n[tracing]\nheaders = { "x-api-key" = "literal-key-1" }\n'
+                   '[auth.external]\nclient_secret = "${secret:idp}"\n'
+                   '[connectors.gh]\nurl = "https://x.example/mcp"\nheaders = { Authorization = "Bearer ${GH_TOKEN}" }\n')
+    config = load_config(cfg, env={"JUNCTION__LOG__LEVEL": "debug", "GH_TOKEN": "s3cret-gh"},
+                         secret=lambda name: "resolved-idp-secret")
+    assert config.sources["server.port"] == f"file {cfg}"
+    assert config.sources["log.level"] == "environment variable JUNCTION__LOG__LEVEL"
+    assert "server.host" not in config.sources
+    rows = {row["key"]: row for row in effective_settings(config)}
+    assert rows["server.port"]["value"] == 9100 and rows["server.port"]["default"] == 8765
+    assert rows["log.level"]["source"] == "environment variable JUNCTION__LOG__LEVEL"
+    assert rows["server.host"]["source"] == "default" and rows["server.host"]["description"] == ""
+    assert "reverse proxy" in rows["server.public_url"]["description"]
+    assert rows["auth.external.client_secret"]["value"] == "${secret:idp}"
+    assert rows["tracing.headers"]["value"] == {"x-api-key": MASK}
+    assert rows["connectors.gh.headers"]["value"] == {"Authorization": "Bearer ${GH_TOKEN}"}
+    assert rows["connectors.gh.url"]["source"] == f"file {cfg}"
+    assert rows["auth.oauth.access_token_ttl"]["value"] == 3600  # a number named like a token is no secret
+    text = json.dumps(list(rows.values()))
+    assert "resolved-idp-secret" not in text and "s3cret-gh" not in text and "literal-key-1" not in text

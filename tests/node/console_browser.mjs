@@ -14,6 +14,7 @@
 //   {"focused": KEY}                      which element has the focus (tag, id, name, text)
 //   {"value": SELECTOR, "as": KEY}        what a field holds now (an input, a textarea, a select)
 //   {"upload": SELECTOR, "files": [PATH]} choose files               {"download": SELECTOR, "as": KEY}  its text
+//                                         (with "base64": true its bytes in base64; "name_as": KEY its file name)
 //   {"screenshot": PATH}                  the whole page as PNG      {"fetch": URL, "method": M, "as": KEY, "form": {}}
 //                                         a request from the page (its status and body), as a script on it would
 // Prints one JSON object: values recorded, statuses, anything the browser complained about (console errors and
@@ -71,7 +72,8 @@ try {
         const stream = await download.createReadStream();
         const chunks = [];
         for await (const chunk of stream) chunks.push(chunk);
-        out.values[step.as] = Buffer.concat(chunks).toString('utf8');
+        out.values[step.as] = Buffer.concat(chunks).toString(step.base64 ? 'base64' : 'utf8');
+        if (step.name_as) out.values[step.name_as] = download.suggestedFilename();
       } else if ('screenshot' in step) await page.screenshot({ path: step.screenshot, fullPage: true });
       else if ('fetch' in step) {
         out.values[step.as] = await page.evaluate(async ({ url, method, form }) => {

@@ -5,6 +5,6 @@ Starlette routes, each endpoint wrapped by `console.page(handler, admin=...)`). 
 its templates, and list it here.
 """
 
-from hub.console.pages import agents, audit, chat, connectors, overview, secrets, tokens, tools, users
+from hub.console.pages import agents, audit, chat, connectors, files, overview, secrets, settings, tokens, tools, users
 
-PAGES = [overview, chat, agents, tools, connectors, audit, users, tokens, secrets]
+PAGES = [overview, chat, agents, tools, connectors, files, audit, users, tokens, secrets, settings]
