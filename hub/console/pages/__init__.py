@@ -5,6 +5,6 @@ Starlette routes, each endpoint wrapped by `console.page(handler, admin=...)`). 
 its templates, and list it here.
 """
 
-from hub.console.pages import audit, connectors, overview, tools
+from hub.console.pages import audit, connectors, jobs, overview, tools
 
-PAGES = [overview, tools, connectors, audit]
+PAGES = [overview, tools, connectors, jobs, audit]
