@@ -5,6 +5,6 @@ Starlette routes, each endpoint wrapped by `console.page(handler, admin=...)`). 
 its templates, and list it here.
 """
 
-from hub.console.pages import audit, connectors, jobs, overview, tools
+from hub.console.pages import audit, connectors, jobs, knowledge, overview, tools
 
-PAGES = [overview, tools, connectors, jobs, audit]
+PAGES = [overview, tools, connectors, jobs, knowledge, audit]
