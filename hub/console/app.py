@@ -142,9 +142,12 @@ class Console:
             routes += module.routes(self)
         return routes
 
-    def page(self, handler: Handler, *, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    def page(self, handler: Handler, *, admin: bool = False, max_body: int | None = None
+             ) -> Callable[[Request], Awaitable[Response]]:
         """A page's endpoint: the handler runs for a signed-in viewer (others are sent to sign in), admin pages
-        for admins only, a POST only with this page's form token from this hub's own pages."""
+        for admins only, a POST only with this page's form token from this hub's own pages. With `max_body`
+        (an upload's), a POST must say its length (Content-Length, which the server holds it to) and stay within
+        it: it is refused before any of it is read."""
 
         async def endpoint(request: Request) -> Response:
             refused = await self._checked_host(request)
@@ -163,6 +166,8 @@ class Console:
                 return self.refusal(request, viewer, "This page is for administrators (a session with hub:admin).")
             try:
                 if request.method not in ("GET", "HEAD"):
+                    if max_body is not None:
+                        _check_length(request, max_body)
                     await self.checked_form(request, viewer)
                 response = await handler(request, viewer)
             except Refused as exc:
@@ -368,6 +373,16 @@ class _Static(StaticFiles):
         response.headers["Cache-Control"] = "public, max-age=3600"
         response.headers["X-Content-Type-Options"] = "nosniff"
         return response
+
+
+def _check_length(request: Request, max_body: int) -> None:
+    sent = request.headers.get("content-length", "")
+    if not sent.isdigit():
+        raise Refused("This upload did not say how long it is (Content-Length): send it as a form from the page.",
+                      411)
+    if int(sent) > max_body:
+        raise Refused(f"This upload is {int(sent) / 1048576:.1f} MB: the most this form takes is "
+                      f"{max_body / 1048576:.1f} MB (nothing was stored).", 413)
 
 
 def _local_path(target: str) -> str:

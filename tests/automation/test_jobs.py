@@ -247,15 +247,23 @@ async def test_overlapping_runs_follow_the_policy(tmp_path: Path, overlap: str) 
         async with Client(hub.url, mode="2026-07-28") as client:
             await call(client, "create", name="slow", trigger={"type": "webhook"},
                        action={"tool": "gate__wait", "arguments": {"until": str(gate)}}, policy={"overlap": overlap})
-            await call(client, "run_now", name="slow")
-            async def first_going() -> bool:
-                return [r["status"] for r in await runs_of(client, "slow")] == ["running"]
+            # run_now answers once the run has begun: with its id, already on record as running
+            first = await call(client, "run_now", name="slow")
+            assert first["state"] == "running" and first["started"] is True
+            assert [(r["id"], r["status"]) for r in await runs_of(client, "slow")] == [(first["run"], "running")]
 
             async def second_on_record() -> bool:
                 return len(await runs_of(client, "slow")) >= 2
 
-            await wait_until_async(first_going, "the first run going", 30)
-            await call(client, "run_now", name="slow")
+            second = await client.call_tool("automation__run_now", {"name": "slow"})
+            told = second.structured_content
+            if overlap == "skip":  # refused, and the skip is on record under the id it gives
+                assert second.is_error and told["state"] == "skipped" and told["run"] > first["run"]
+                assert "skipped, the previous run is still going" in second.content[0].text
+            elif overlap == "queue":  # it waits behind the first: no run (nor id) yet
+                assert not second.is_error and told == {"started": False, "state": "queued", "run": None}
+            else:
+                assert not second.is_error and told["state"] == "running" and told["run"] > first["run"]
             if overlap != "queue":  # the second is on record (skipped, or running in place of the first)
                 await wait_until_async(second_on_record, "the second run on record", 30)
             gate.touch()

@@ -157,7 +157,7 @@ async def test_ingest_text_url_and_paths_with_progress(kb: tuple[RunningHub, Pat
                 refused = await client.call_tool("rag__ingest", {"namespace": "scratch", field: value})
                 assert refused.is_error and why in refused.content[0].text, (field, value, refused.content)
             both = await client.call_tool("rag__ingest", {"namespace": "scratch", "text": "x", "url": "http://a"})
-            assert both.is_error and "exactly one of path, url or text" in both.content[0].text
+            assert both.is_error and "exactly one of path, url, text or content" in both.content[0].text
             nowhere = await client.call_tool("rag__search", {"query": "x", "namespaces": ["nope"]})
             assert nowhere.is_error and "no namespace named 'nope'" in nowhere.content[0].text
             config_owned = await client.call_tool("rag__delete_namespace", {"namespace": "docs"})

@@ -25,6 +25,7 @@ import json
 import logging
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,6 +57,11 @@ class AutomationConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True)
 
 def _text(value: str) -> types.TextContent:
     return types.TextContent(type="text", text=value)
+
+
+Began = Callable[[str, "int | None"], None]
+"""How a fire went, told as soon as it is known: ("running", run id), ("skipped", the skip's row) or ("queued",
+None)."""
 
 
 class StepFailed(Exception):
@@ -236,31 +242,40 @@ class AutomationProvider(Provider):
                 self.host.spawn(self._fire, job, {"type": "file", "root": root, "path": path, "change": change})
 
     # running -----------------------------------------------------------------------------------------
-    async def _fire(self, job: Job, trigger: dict[str, Any]) -> int | None:
-        """Start a run under the job's overlap policy; returns the run id (None if it was skipped)."""
+    async def _fire(self, job: Job, trigger: dict[str, Any], began: Began | None = None) -> int | None:
+        """Start a run under the job's overlap policy; returns the run id (None if it was skipped). `began`, when
+        given, is told as soon as it is known how the fire went: the new run's id ("running"), or the row of the
+        skip ("skipped"), or that it waits behind another run ("queued", None)."""
         assert self.store is not None
         policy = job.spec.policy
+        tell = began or (lambda state, run_id: None)
         if job.running and policy.overlap == "skip":
-            self.store.record_run(job.name, trigger, "skipped", "the previous run was still going")
+            tell("skipped", self.store.record_run(job.name, trigger, "skipped", "the previous run was still going"))
             return None
         if job.running and policy.overlap == "cancel":
             for scope in list(job.running.values()):
                 scope.cancel()
         if policy.overlap == "queue":
             if job.queued >= MAX_QUEUED:
-                self.store.record_run(job.name, trigger, "skipped", f"{MAX_QUEUED} runs already waiting")
+                tell("skipped", self.store.record_run(job.name, trigger, "skipped", f"{MAX_QUEUED} runs already "
+                                                      "waiting"))
                 return None
+            waits = job.queue.locked()
+            if waits:
+                tell("queued", None)
             job.queued += 1
             async with job.queue:
                 job.queued -= 1
                 if self.jobs.get(job.name) is None:
                     return None  # deleted while this run waited
-                return await self._run(job, trigger)
-        return await self._run(job, trigger)
+                return await self._run(job, trigger, None if waits else began)
+        return await self._run(job, trigger, began)
 
-    async def _run(self, job: Job, trigger: dict[str, Any]) -> int:
+    async def _run(self, job: Job, trigger: dict[str, Any], began: Began | None = None) -> int:
         assert self.store is not None
         run_id = self.store.start_run(job.name, trigger)
+        if began is not None:
+            began("running", run_id)
         calls: list[dict[str, Any]] = []
         status, result, error, attempts = "failed", None, None, 0
         policy = job.spec.policy
@@ -487,7 +502,8 @@ class AutomationProvider(Provider):
                        annotations=ro),
             types.Tool(name="pause", description="Stop a job from firing until resumed.", input_schema=only_name),
             types.Tool(name="resume", description="Let a paused job fire again.", input_schema=only_name),
-            types.Tool(name="run_now", description="Run a job now (with `wait`, return its outcome).",
+            types.Tool(name="run_now", description="Run a job now: the new run's id once it has begun (follow it with "
+                       "`runs`), or that it was skipped or queued; with `wait`, the run's outcome.",
                        input_schema={"type": "object", "required": ["name"], "properties": {
                            "name": name, "wait": {"type": "boolean", "default": False}}}),
             types.Tool(name="delete", description="Delete a job and its run history.", input_schema=only_name,
@@ -662,8 +678,31 @@ class AutomationProvider(Provider):
             assert run is not None
             text = f"run {run_id} of {job.name}: {run['status']}" + (f": {run['error']}" if run["error"] else "")
             return types.CallToolResult(content=[_text(text)], structured_content=run, is_error=run["status"] != "ok")
-        self.host.spawn(self._fire, job, trigger)
-        return types.CallToolResult(content=[_text(f"job {job.name} started")], structured_content={"started": True})
+        # Not waiting for the outcome, but for the run to begin: the caller gets its id (to follow it with `runs`)
+        # or learns that it was skipped or queued behind a run still going.
+        told: list[tuple[str, int | None]] = []
+        begun = anyio.Event()
+
+        def began(state: str, run_id: int | None) -> None:
+            told.append((state, run_id))
+            begun.set()
+
+        async def fire() -> None:
+            try:
+                await self._fire(job, trigger, began)
+            finally:
+                if not begun.is_set():  # it never began (deleted meanwhile, or a failure the log has)
+                    began("ended", None)
+
+        self.host.spawn(fire)
+        await begun.wait()
+        state, run_id = told[0]
+        text = {"running": f"job {job.name} started: run {run_id}",
+                "skipped": f"job {job.name}: skipped, the previous run is still going (overlap = skip)",
+                "queued": f"job {job.name}: queued behind the run still going (overlap = queue)",
+                "ended": f"job {job.name}: the run did not begin (see the hub's log)"}[state]
+        return types.CallToolResult(content=[_text(text)], is_error=state in ("skipped", "ended"), structured_content={
+            "started": state == "running", "state": state, "run": run_id})
 
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         job = self._job(args.get("name"), ctx)

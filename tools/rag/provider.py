@@ -1,6 +1,6 @@
 """The knowledge base as MCP tools, resources and a prompt (`[providers.rag]`).
 
-Tools: `search`, `ingest`, `delete`, `list_namespaces`, `stats`, `create_namespace`,
+Tools: `search`, `ingest`, `delete`, `documents`, `list_namespaces`, `stats`, `create_namespace`,
 `delete_namespace`. Resources: `rag://NAMESPACE` (its documents), `rag://NAMESPACE/DOC_ID` (a
 document's text) and `rag://NAMESPACE/DOC_ID/CHUNK` (one chunk). Prompt: `answer` (a question
 answered from search results, with citations).
@@ -33,7 +33,7 @@ from hub.security.auth import Principal
 from tools.rag.embed import Embedder, EmbedError, Hashing, MiniLM, OpenAICompatible
 from tools.rag.engines import query_words
 from tools.rag.namespace import MODES, Item, Namespace, Report, Settings
-from tools.rag.sources import SKIP_DIRS, file_item, folder_items, text_item, url_item
+from tools.rag.sources import SKIP_DIRS, file_item, folder_items, text_item, upload_item, url_item
 from tools.rag.store import RagStore
 
 logger = logging.getLogger("junction.rag")
@@ -346,7 +346,18 @@ class RagProvider(Provider):
                     "text": {"type": "string", "description": "text (Markdown) to store as a document"},
                     "title": {"type": "string"},
                     "key": {"type": "string", "description": "for text: a stable id, so a new version replaces it"},
+                    "content": {"type": "string", "contentEncoding": "base64",
+                                "description": "a file's bytes (base64), uploaded: give its filename too"},
+                    "filename": {"type": "string", "description": "for content: the file's name (its format is "
+                                 "read from it; a new upload of the same name replaces the old one)"},
                     "tags": {"type": "array", "items": {"type": "string"}}}}),
+            types.Tool(name="documents", description="The documents of a namespace: id, key, title, source, type, "
+                       "size, when modified and tags.",
+                       input_schema={"type": "object", "required": ["namespace"], "properties": {
+                           "namespace": ns_prop,
+                           "limit": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100},
+                           "offset": {"type": "integer", "minimum": 0, "default": 0}}},
+                       annotations=types.ToolAnnotations(read_only_hint=True)),
             types.Tool(name="delete", description="Remove documents from a namespace: by id, by key, or by path glob.",
                        input_schema={"type": "object", "required": ["namespace"], "properties": {
                            "namespace": ns_prop,
@@ -486,9 +497,9 @@ class RagProvider(Provider):
 
     async def _tool_ingest(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         space = self._space(args.get("namespace"), self._who(ctx), write=True)
-        given = [k for k in ("path", "url", "text") if args.get(k) not in (None, "")]
+        given = [k for k in ("path", "url", "text", "content") if args.get(k) not in (None, "")]
         if len(given) != 1:
-            raise ValueError("give exactly one of path, url or text")
+            raise ValueError("give exactly one of path, url, text or content (with filename)")
         tags = args.get("tags") or []
         if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
             raise ValueError("tags: expected a list of strings")
@@ -509,7 +520,9 @@ class RagProvider(Provider):
             report = await self.ingest_path(space.name, path, self.configured.get(space.name), tags=tags,
                                             progress=progress, cancelled=lambda: ctx.cancelled)
         else:
-            if given == ["url"]:
+            if given == ["content"]:
+                item = upload_item(args["content"], args.get("filename"), self._settings().max_file_bytes, tags)
+            elif given == ["url"]:
                 outbound = self.host.outbound.granting(allow_private=self.config.allow_private_urls,
                                                        setting="[providers.rag] allow_private_urls")
                 item = await url_item(str(args["url"]), outbound, tags)
@@ -551,6 +564,20 @@ class RagProvider(Provider):
         self.host.resource_updated(f"rag://{space.name}")
         return types.CallToolResult(content=[_text(f"{count} document(s) removed from {space.name}")],
                                     structured_content={"removed": count})
+
+    async def _tool_documents(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
+        space = self._space(args.get("namespace"), self._who(ctx))
+        assert self.store is not None
+        limit, offset = args.get("limit", 100), args.get("offset", 0)
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= 1000:
+            raise ValueError("limit: expected an integer from 1 to 1000")
+        if not isinstance(offset, int) or isinstance(offset, bool) or offset < 0:
+            raise ValueError("offset: expected an integer, 0 or more")
+        docs = [d.public() for d in self.store.documents(space.name, limit=limit, offset=offset)]
+        total = self.store.stats(space.name).get("documents", len(docs))
+        text = "\n".join(f"{d['id']}: {d['title'] or d['key']} ({d['source']})" for d in docs) or "no documents"
+        return types.CallToolResult(content=[_text(text)], structured_content={
+            "namespace": space.name, "documents": docs, "total": total, "offset": offset})
 
     def _describe(self, space: Namespace) -> dict[str, Any]:
         assert self.store is not None

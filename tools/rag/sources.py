@@ -99,6 +99,35 @@ def text_item(text: str, title: str | None = None, key: str | None = None, tags:
                 mime="text/markdown" if markdown else "text/plain")
 
 
+def upload_item(content: object, filename: object, max_bytes: int, tags: list[str] | None = None) -> Item:
+    """An uploaded file (its bytes as base64): only the last part of `filename` is kept (a name with folders in it,
+    `../` or `C:\\`, names nothing on this machine: it is never written anywhere), and it is the document's key, so
+    uploading a file of that name again replaces it."""
+    import base64
+    import binascii
+
+    if not isinstance(content, str):
+        raise SourceError("content: expected the file's bytes as base64 text")
+    if len(content) > (max_bytes + 2) // 3 * 4 + 4:  # before decoding it
+        raise SourceError(f"content: the file is over {max_bytes // (1024 * 1024) or max_bytes} "
+                          f"{'MB' if max_bytes >= 1024 * 1024 else 'bytes'}, the most the knowledge base takes "
+                          "([providers.rag] max_file_mb)")
+    try:
+        data = base64.b64decode(content, validate=True)
+    except (binascii.Error, ValueError):
+        raise SourceError("content: not base64") from None
+    if not isinstance(filename, str) or not filename.strip():
+        raise SourceError("filename: the uploaded file's name is needed (its format is read from it)")
+    name = PurePosixPath(filename.replace("\\", "/")).name.strip()
+    if not name or name in (".", "..") or "\x00" in name or len(name) > 255:
+        raise SourceError(f"filename: {filename[:100]!r} is not a file name")
+    if not supported(name):
+        raise SourceError(f"filename: {name!r} is not a format the knowledge base reads (Markdown, text, HTML, "
+                          "PDF, Word, ...)")
+    return Item(key=f"upload:{name}", name=name, source="upload", load=lambda: data, mtime=time.time(),
+                size=len(data), tags=list(tags or []))
+
+
 async def url_item(url: str, outbound: OutboundPolicy, tags: list[str] | None = None) -> Item:
     """Fetch a web page (or a document at a URL) under the outbound policy (every redirect hop checked,
     size and time capped); HTML is converted to text, never run."""

@@ -5,6 +5,20 @@ Starlette routes, each endpoint wrapped by `console.page(handler, admin=...)`). 
 its templates, and list it here.
 """
 
-from hub.console.pages import agents, audit, chat, connectors, files, overview, secrets, settings, tokens, tools, users
+from hub.console.pages import (
+    agents,
+    audit,
+    chat,
+    connectors,
+    files,
+    jobs,
+    knowledge,
+    overview,
+    secrets,
+    settings,
+    tokens,
+    tools,
+    users,
+)
 
-PAGES = [overview, chat, agents, tools, connectors, files, audit, users, tokens, secrets, settings]
+PAGES = [overview, chat, agents, tools, connectors, jobs, knowledge, files, audit, users, tokens, secrets, settings]
