@@ -1,6 +1,6 @@
 """Take the README's screenshots of the web console: a hub on loopback with a little to show (a stdio connector, a
-few calls, one of them failing, an agent on the scripted model of the tests), an admin signed in in Chromium, one
-PNG per page.
+few calls, one of them failing, an agent on the scripted model of the tests, a job, a namespace, a folder of files,
+another user and a secret), an admin signed in in Chromium, one PNG per page.
 
     .venv/bin/python scripts/screenshots.py [--out docs/screenshots] [--only overview,tools]
 
@@ -52,7 +52,20 @@ description = "Says what this hub links and how it is doing."
 instructions = "Answer questions about this hub from its own tools."
 models = [{{use = "llm", model = "concierge"}}]
 tools = ["hub__connectors", "hub__status"]
+[providers.automation]
+[providers.rag]
+embedder = "hashing"
+sample = false
+[providers.files.roots.handbook]
+path = "FILES_ROOT"
 """
+HANDBOOK = {
+    "README.md": "# Team handbook\n\nHow we run releases, on-call and reviews.\n",
+    "releases/checklist.md": "# Release checklist\n\n1. Freeze the branch.\n2. Run the migration dry run.\n"
+                             "3. Tag and announce.\n",
+    "releases/2026-11.md": "# November release\n\nShipped the web console and traces.\n",
+    "on-call.md": "# On-call\n\nPages go to the primary first; escalate after 15 minutes.\n",
+}
 ADMIN, PASSWORD = "ada", "screenshot-password-1"
 
 PAGES: list[tuple[str, str, list[dict[str, Any]]]] = [
@@ -63,12 +76,28 @@ PAGES: list[tuple[str, str, list[dict[str, Any]]]] = [
         {"click": "#send button[type=submit]"}, {"wait": "#conversation[data-status=ok] .answer"},
         {"click": "#conversation li[data-tool=hub__connectors] summary"}]),
     ("agents", "/agents", [{"wait": "#agents tr[data-agent=concierge]"}]),
+    ("jobs", "/jobs", [{"wait": "#jobs tr[data-job=nightly-status]"}]),
+    ("job", "/jobs/nightly-status", [{"wait": "#runs tr[data-status=ok]"}]),
+    ("knowledge", "/knowledge/handbook", [
+        {"fill": "#q", "value": "migration dry run"}, {"click": "#search-form button"}, {"wait": "#results mark"}]),
+    ("files", "/files/handbook/releases/checklist.md", [{"wait": "main h1"}]),
     ("tools", "/tools", [{"wait": "#tool-list tr[data-tool='everything__echo']"}]),
     ("tool", "/tools/everything__echo", [{"wait": "main form"}]),
     ("connectors", "/connectors", [{"wait": "main table"}]),
     ("audit", "/audit", [{"wait": "#audit-rows table"}]),
+    ("users", "/users", [{"wait": "#users tr[data-user=grace]"}]),
+    ("tokens", "/tokens", [{"wait": "#tokens tr[data-token]"}]),
+    ("secrets", "/secrets", [{"wait": "#secrets tr[data-secret=llm]"}]),
+    ("settings", "/settings", [{"wait": "table.settings"}]),
 ]
 """Every page the README shows, in its order."""
+
+
+async def made(session: Any, tool: str, arguments: dict[str, Any]) -> None:
+    """A call that sets up what a page shows: it must work."""
+    result = await session.call_tool(tool, arguments)
+    if result.is_error:
+        raise SystemExit(f"screenshots: {tool} failed: {result.content[0].text if result.content else result}")
 
 
 async def some_calls(url: str, token: str) -> None:
@@ -79,6 +108,14 @@ async def some_calls(url: str, token: str) -> None:
         await session.call_tool("everything__get-sum", {"a": 2, "b": 3})
         await session.call_tool("hub__status", {})
         await session.call_tool("everything__echo", {})  # no message: the upstream refuses it
+        await made(session, "automation__create", {
+            "name": "nightly-status", "description": "The hub's status, every night at 02:00.",
+            "trigger": {"type": "cron", "cron": "0 2 * * *", "timezone": "Europe/Paris"},
+            "action": {"tool": "hub__status", "arguments": {}}})
+        await made(session, "automation__run_now", {"name": "nightly-status", "wait": True})
+        await made(session, "rag__create_namespace", {"namespace": "handbook"})
+        for name, text in HANDBOOK.items():
+            await made(session, "rag__ingest", {"namespace": "handbook", "text": text, "title": name})
 
 
 def main() -> int:
@@ -107,12 +144,17 @@ def main() -> int:
 def shoot(wanted: list[tuple[str, str, list[dict[str, Any]]]], out: Path, config: str, llm_key: str) -> int:
     with tempfile.TemporaryDirectory(prefix="junction-screenshots-") as tmp_name:
         tmp = Path(tmp_name)
+        for name, text in HANDBOOK.items():
+            (tmp / "handbook" / name).parent.mkdir(parents=True, exist_ok=True)
+            (tmp / "handbook" / name).write_text(text)
+        config = config.replace("FILES_ROOT", str(tmp / "handbook"))
         (tmp / "junction.toml").write_text(config)
         set_secret(tmp, "llm", llm_key)
         done = junction(tmp, "user", "add", ADMIN, "--role", "admin", "--password", stdin=PASSWORD + "\n")
         if done.returncode != 0:
             print(done.stderr, file=sys.stderr)
             return 1
+        junction(tmp, "user", "add", "grace", "--role", "user")
         token = token_for(tmp, ADMIN)
         with serve_hub(tmp, config) as hub:
             asyncio.run(some_calls(hub.url, token))
