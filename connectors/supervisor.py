@@ -79,6 +79,7 @@ class Supervisor:
         self._kicked = anyio.Event()  # try again now, without waiting out the backoff
         self._idle = False  # lazy: closed for want of calls (not down)
         self._last_used = time.monotonic()
+        self._restarting = ""  # why the session is being ended on purpose (`restart`)
 
     @property
     def stopping(self) -> bool:
@@ -100,6 +101,25 @@ class Supervisor:
     def stop(self) -> None:
         self._stop.set()
         self._lost.set()
+
+    async def restart(self, why: str, timeout: float) -> bool:
+        """End the session (a stdio program is stopped) and open a new one at once, as an administrator asked
+        (`hub__restart`); whether it is up again within `timeout` seconds. A session that is down is tried now;
+        a lazy one that is idle starts, as for a call."""
+        if self._idle:
+            self._demand.set()
+        elif self.client is not None:
+            self._restarting = why
+            self._lost.set()
+        self._kicked.set()
+        if self._up.is_set():  # the old session's: wait for it to end before waiting for the new one
+            with anyio.move_on_after(timeout):
+                while self._up.is_set() and not self._stop.is_set():
+                    await anyio.sleep(0.01)
+        with anyio.move_on_after(timeout):
+            await self.wait_up()
+            return True
+        return False
 
     async def _supervise(self) -> None:
         """Keep one session open; reconnect with exponential backoff (0.5 s doubling to 30 s) when it is lost."""
@@ -194,6 +214,9 @@ class Supervisor:
                 tg.cancel_scope.cancel()
             if self._idle:
                 return
+            if self._restarting:
+                why, self._restarting = self._restarting, ""
+                raise ConnectionError(why)
             if not self._stop.is_set():
                 raise ConnectionError(self.last_error or "the upstream connection was lost")
 

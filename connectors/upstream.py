@@ -93,6 +93,9 @@ class UpstreamProvider(Provider):
     def recent_output(self) -> Sequence[str]:
         return list(self.supervisor.stderr_tail)
 
+    async def restart(self, why: str, timeout: float) -> bool:
+        return await self.supervisor.restart(why, timeout)
+
     @property
     def last_latency_ms(self) -> float | None:
         return self.supervisor.last_latency_ms

@@ -226,6 +226,18 @@ class HubProvider(Provider):
                 input_schema={"type": "object", "properties": {}, "additionalProperties": False},
                 annotations=types.ToolAnnotations(read_only_hint=True, idempotent_hint=True, open_world_hint=False),
             ),
+            types.Tool(
+                name="restart",
+                title="Restart a connector",
+                description="End a connector's session with its upstream MCP server (a stdio program is stopped) and "
+                "open a new one now; answers once it is up again (or says it is not, with its error), with how long "
+                "that took and the tools it offers: a test of the connector too. Administrators only.",
+                input_schema={"type": "object", "properties": {
+                    "connector": {"type": "string"},
+                    "wait_seconds": {"type": "number", "minimum": 1, "maximum": 120, "default": 30}},
+                    "required": ["connector"], "additionalProperties": False},
+                annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -261,6 +273,9 @@ class HubProvider(Provider):
             body = self._connectors(self.host.caller(ctx))
         elif name == "unlink":
             return await self._unlink(arguments.get("connector"), self.host.caller(ctx))
+        elif name == "restart":
+            return await self._restart(arguments.get("connector"), arguments.get("wait_seconds", 30),
+                                       self.host.caller(ctx))
         elif name in ("users", "tokens", "secrets"):
             try:
                 text, body = await _ACCOUNT_TOOLS[name](self, arguments, self.host.caller(ctx), ctx)
@@ -323,6 +338,29 @@ class HubProvider(Provider):
         text = f"Your account at {connector} is unlinked." if had else f"You had no account linked at {connector}."
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)],
                                     structured_content={"connector": connector, "unlinked": had})
+
+    async def _restart(self, connector: Any, wait: Any, caller: Principal) -> types.CallToolResult:
+        if not isinstance(connector, str) or not connector:
+            return _error("connector must be the name of a connector (see hub__connectors)")
+        if isinstance(wait, bool) or not isinstance(wait, int | float) or not 1 <= wait <= 120:
+            return _error("wait_seconds must be a number of seconds from 1 to 120")
+        host: Any = self.host
+        rows = {row["name"]: row for row in connector_rows(self.host.hub_info())}
+        provider = host.provider(connector) if connector in rows and hasattr(host, "provider") else None
+        if provider is None:
+            return _error(f"no connector named {connector[:100]!r} is running here (see hub__connectors)")
+        started = time.monotonic()
+        up = await provider.restart(f"restarted by {caller.name or 'the local admin'}", float(wait))
+        seconds = round(time.monotonic() - started, 3)
+        row = {r["name"]: r for r in connector_rows(self.host.hub_info())}.get(connector, rows[connector])
+        body = {"connector": connector, "up": up, "seconds": seconds, "state": row["state"], "error": row["error"],
+                "tools": row["tools"], "restarts": row["restarts"]}
+        if up:
+            text = f"{connector} is up again after {seconds * 1000:.0f} ms, with {row['tools']} tools."
+        else:
+            text = f"{connector} is not up {wait:g} s after the restart: {row['error'] or row['state']}."
+        return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=body,
+                                    is_error=not up)
 
     # users, tokens, secrets (hub.security.accounts decides; the answer never holds a password or a secret) --------
     def _accounts(self) -> Any:

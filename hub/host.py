@@ -175,6 +175,13 @@ class Host:
         return {slot.name: slot.provider for slot in self._hub.router.slots
                 if slot.provider is not None and slot.provider.link_target() is not None}
 
+    def provider(self, name: str) -> Provider | None:
+        """Hub-internal (the built-in provider's `hub__restart`): the running provider or connector `name`."""
+        for slot in self._hub.router.slots:
+            if slot.name == name and slot.provider is not None:
+                return slot.provider
+        return None
+
     def recent_output(self, name: str) -> list[str]:
         """Hub-internal: what provider `name`'s program printed last (its `recent_output()`), for administrators."""
         for slot in self._hub.router.slots:

@@ -482,6 +482,11 @@ class Provider:
         diagnose it; () when it has none."""
         return ()
 
+    async def restart(self, why: str, timeout: float) -> bool:
+        """End this provider's session with its upstream and open a new one now (an administrator asked: `why`
+        says who); whether it is up again within `timeout` seconds. Only connectors have one."""
+        raise ToolError(f"'{self.host.name}' is one of the hub's own providers: it has no upstream to restart")
+
     def metric_samples(self) -> Sequence[MetricSample]:
         """This provider's own series for `/metrics`, read at each scrape (keep it cheap; never a user's name or
         anything a caller chose as a label)."""

@@ -125,8 +125,9 @@ class Policy:
 def policy_for(config: Config) -> Policy:
     """The access policy of a config: `hub:admin` covers the built-in provider's administration items."""
     prefix = config.provider_prefix("hub")
-    users, secrets = (f"{prefix}__users", f"{prefix}__secrets") if prefix else ("users", "secrets")
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets,
+    users, secrets, restart = ((f"{prefix}__users", f"{prefix}__secrets", f"{prefix}__restart") if prefix
+                               else ("users", "secrets", "restart"))
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets, restart,
                                 f"{prefix}__settings*" if prefix else "settings*", "junction://audit*",
                                 "junction://catalog"])
 

@@ -7,6 +7,7 @@ accounts is a real hub in `oauth` mode (as in tests/connectors/test_linked_accou
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,7 @@ from tests.helpers import (
     remember_secret,
     serve_hub,
     sign_in_steps,
+    wait_until,
 )
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "playwright-core").exists() and not os.environ.get("CI"),
@@ -113,3 +115,29 @@ def test_an_admin_sees_what_a_stdio_server_wrote_on_stderr(hubs: Hubs, tmp_path:
     assert "Starting default (STDIO) server" in values["stderr"]
     assert values["transport"] == "stdio"
     assert values["root_account"].startswith("not linked")  # root's own account, not alice's
+
+
+def test_an_admin_restarts_a_stdio_connector_and_sees_it_come_back(hubs: Hubs, tmp_path: Path) -> None:
+    """*Restart* ends the stdio program and starts a new one; the page says how long it took to come back with its
+    tools (a test of the connector), and its restarts column counts it."""
+    base = hubs.front.base
+    values = browsed_cleanly(browse(tmp_path, [
+        *sign_in_steps(base, "root", USERS["root"][1], then="/connectors"),
+        {"wait": "#connectors tr[data-connector=everything] form.restart"},
+        {"text": "#connectors tr[data-connector=everything] td:nth-child(6)", "as": "restarts_before"},
+        {"click": "#connectors tr[data-connector=everything] form.restart button"},  # the confirmation is accepted
+        {"wait": "#connectors-notice", "text": "is up again"},
+        {"text": "#connectors-notice", "as": "notice"},
+        {"text": "#connectors tr[data-connector=everything] .state", "as": "state"},
+        {"text": "#connectors tr[data-connector=everything] td:nth-child(6)", "as": "restarts_after"},
+        {"count": "#connectors tr[data-connector=up] form.restart", "as": "up_restartable"},
+    ]))
+    assert re.fullmatch(r"everything is up again after \d+ ms, with \d+ tools\.", values["notice"]), values["notice"]
+    assert values["state"] == "up"
+    assert int(values["restarts_after"]) == int(values["restarts_before"]) + 1
+    assert values["up_restartable"] == 1
+    def recorded() -> str:  # audit rows are written a moment after the call
+        trail = junction(hubs.tmp, "audit", "--tool", "hub__restart", "--json")
+        return trail.stdout if trail.returncode == 0 and '"principal": "root"' in trail.stdout else ""
+
+    assert '"outcome": "ok"' in wait_until(recorded, "root's restart in the audit trail", 30)

@@ -8,6 +8,7 @@ import json
 from pathlib import Path
 
 import httpx2
+import pytest
 
 from tests.connectors.test_linked_accounts import link, stored_tokens
 from tests.console.test_connectors import USERS, Hubs, hubs  # noqa: F401 (the module's hubs fixture)
@@ -60,3 +61,32 @@ def test_bob_cannot_unlink_alices_account_nor_read_an_upstreams_stderr(hubs: Hub
     assert {row["name"]: row["linked"] for row in listed} == {"up": False, "everything": None}
     # alice's account is still linked
     assert stored_tokens(hubs.tmp, "alice")["token"]["access_token"] == stored["access_token"]
+
+
+def test_only_an_admin_restarts_a_connector(hubs: Hubs, tmp_path: Path) -> None:  # noqa: F811
+    """Restarting ends every user's calls in progress: bob may not, by the page's route with his own valid form
+    token nor over MCP; an admin's restart of a made-up connector or one of the hub's own providers is a clear
+    refusal; nothing restarted in the meantime."""
+    root_token = token_for(hubs.tmp, "root")
+
+    def restarts() -> int:
+        rows = mcp_call(hubs.front.url, root_token, "hub__connectors", {})["structuredContent"]["connectors"]
+        return next(r["restarts"] for r in rows if r["name"] == "everything")
+
+    before = restarts()
+    bob, _ = sign_in(hubs.front, "bob", USERS["bob"][1])
+    page = bob.get("/connectors")
+    assert "form method=\"post\" action=\"/connectors/everything/restart\"" not in page.text
+    csrf = form_token(page.text)
+    refused = bob.post("/connectors/everything/restart", data={"csrf": csrf})
+    assert refused.status_code == 403 and "for administrators" in refused.text
+    with pytest.raises(AssertionError, match=r"'bob' \(role user\) may not call the tool hub__restart: not allowed "
+                       r"for the role user"):  # a JSON-RPC error (no scope he could sign in for)
+        mcp_call(hubs.front.url, token_for(hubs.tmp, "bob"), "hub__restart", {"connector": "everything"})
+    for name, why in (("nope", "no connector named 'nope'"), ("hub", "no connector named 'hub'"),
+                      ("files", "no connector named 'files'")):
+        answer = mcp_call(hubs.front.url, root_token, "hub__restart", {"connector": name})
+        assert answer["isError"] is True and why in answer["content"][0]["text"], answer
+    bad = mcp_call(hubs.front.url, root_token, "hub__restart", {"connector": "everything", "wait_seconds": 0})
+    assert bad["isError"] is True and "wait_seconds must be" in bad["content"][0]["text"]
+    assert restarts() == before

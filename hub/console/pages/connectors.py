@@ -1,7 +1,8 @@
 """Connectors (`/connectors`): every linked MCP server with its state, transport, protocol, restarts and last
 latency; where each user links their own account, whether the viewer has (with a link to `/connect/NAME` and an
-unlink button); for administrators, the last lines a stdio program wrote on stderr. What it shows and does comes
-from `hub__connectors` and `hub__unlink`, called as the viewer."""
+unlink button); for administrators, the last lines a stdio program wrote on stderr and a restart button (which
+also tests the connector: it says how long the new session took to come up, with how many tools). What it shows
+and does comes from `hub__connectors`, `hub__unlink` and `hub__restart`, called as the viewer."""
 
 from __future__ import annotations
 
@@ -44,5 +45,15 @@ def routes(console: Console) -> list[BaseRoute]:
             return RedirectResponse("/connectors", status_code=303)
         return await listing(request, viewer, result_text(result), result.is_error)
 
+    async def restart(request: Request, viewer: Viewer) -> Response:
+        name = request.path_params["name"]
+        result = await console.call(viewer, tool("restart"), {"connector": name})
+        if not request.headers.get("hx-request"):
+            if result.is_error:
+                raise Refused(result_text(result), 400)
+            return RedirectResponse("/connectors", status_code=303)
+        return await listing(request, viewer, result_text(result), result.is_error)
+
     return [Route("/connectors", console.page(connectors), methods=["GET"]),
-            Route("/connectors/{name}/unlink", console.page(unlink), methods=["POST"])]
+            Route("/connectors/{name}/unlink", console.page(unlink), methods=["POST"]),
+            Route("/connectors/{name}/restart", console.page(restart, admin=True), methods=["POST"])]
