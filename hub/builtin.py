@@ -278,6 +278,12 @@ class HubProvider(Provider):
                                        self.host.caller(ctx))
         elif name in ("users", "tokens", "secrets"):
             try:
+                acting = ctx.client_info.name if ctx.client_info is not None else ""
+                if acting.startswith("junction:") and arguments.get("action", "list") != "list":
+                    # a job, an agent: what they make lands in run results and conversations (and reaches a model),
+                    # and a prompt injection could ask for it. Users, tokens and secrets are changed by people.
+                    raise AccountError(f"{acting.removeprefix('junction:')} may not change users, tokens or secrets "
+                                       "(only a person may: the console, the CLI, or an MCP client)")
                 text, body = await _ACCOUNT_TOOLS[name](self, arguments, self.host.caller(ctx), ctx)
             except AccountError as exc:
                 return _error(str(exc))

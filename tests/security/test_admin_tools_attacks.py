@@ -94,3 +94,30 @@ def test_a_user_cannot_reach_admin_tools_nor_other_users_tokens(tmp_path: Path) 
     users = junction(tmp_path, "user", "list").stdout
     assert "mallory" not in users and "eve" in users and "user" in users.split("eve")[1].splitlines()[0]
     assert "active" in junction(tmp_path, "token", "list", "--user", "bob").stdout
+
+
+def test_a_job_or_an_agent_never_makes_a_token(tmp_path: Path) -> None:
+    """What a job or an agent makes lands in its runs or its conversation (and an agent's reaches a model, which a
+    prompt injection can steer): even an admin's job may not make a token, a user or a secret; listing is fine."""
+    config = CONFIG + "[providers.automation]\nenabled = true\n"
+    (tmp_path / "junction.toml").write_text(config)
+    assert junction(tmp_path, "user", "add", "root", "--role", "admin").returncode == 0
+    root = token_for(tmp_path, "root")
+    with serve_hub(tmp_path, config) as hub:
+        for job, tool, args in (("mint", "hub__tokens", {"action": "create", "name": "leak", "expires": "never"}),
+                                ("adduser", "hub__users", {"action": "add", "name": "mallory", "role": "admin"}),
+                                ("setsecret", "hub__secrets", {"action": "set", "name": "x", "value": "y" * 12}),
+                                ("listing", "hub__tokens", {"action": "list"})):
+            made = mcp_call(hub.url, root, "automation__create", {
+                "name": job, "trigger": {"type": "webhook"}, "action": {"tool": tool, "arguments": args}})
+            assert not made.get("isError"), made
+            ran = mcp_call(hub.url, root, "automation__run_now", {"name": job, "wait": True})["structuredContent"]
+            if job == "listing":
+                assert ran["status"] == "ok", ran
+            else:
+                assert ran["status"] == "failed", ran
+                assert "automation/" + job + " may not change users, tokens or secrets" in str(ran), ran
+        tokens = mcp_call(hub.url, root, "hub__tokens", {"action": "list"})["structuredContent"]["tokens"]
+        assert [t["name"] for t in tokens if t["name"] == "leak"] == []
+        users = mcp_call(hub.url, root, "hub__users", {})["structuredContent"]["users"]
+        assert "mallory" not in [u["name"] for u in users]
