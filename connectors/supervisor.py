@@ -80,6 +80,7 @@ class Supervisor:
         self._idle = False  # lazy: closed for want of calls (not down)
         self._last_used = time.monotonic()
         self._restarting = ""  # why the session is being ended on purpose (`restart`)
+        self._ended = anyio.Event()  # set when the current session attempt ends; replaced for the next
 
     @property
     def stopping(self) -> bool:
@@ -106,17 +107,16 @@ class Supervisor:
         """End the session (a stdio program is stopped) and open a new one at once, as an administrator asked
         (`hub__restart`); whether it is up again within `timeout` seconds. A session that is down is tried now;
         a lazy one that is idle starts, as for a call."""
+        ended = self._ended  # the session now up ends before a new one can be waited for
         if self._idle:
             self._demand.set()
         elif self.client is not None:
             self._restarting = why
             self._lost.set()
         self._kicked.set()
-        if self._up.is_set():  # the old session's: wait for it to end before waiting for the new one
-            with anyio.move_on_after(timeout):
-                while self._up.is_set() and not self._stop.is_set():
-                    await anyio.sleep(0.01)
         with anyio.move_on_after(timeout):
+            if self._up.is_set():
+                await ended.wait()
             await self.wait_up()
             return True
         return False
@@ -150,6 +150,8 @@ class Supervisor:
                 self.client = None
                 if self._up.is_set():
                     self._up = anyio.Event()
+                self._ended.set()
+                self._ended = anyio.Event()
             self._first_attempt.set()
             if self._stop.is_set():
                 break
