@@ -287,6 +287,15 @@ def junction(tmp: Path, *args: str, stdin: str = "") -> subprocess.CompletedProc
                           env=hub_env(tmp / "data"), capture_output=True, text=True, timeout=60)
 
 
+def add_users(tmp: Path, users: dict[str, tuple[str, str]]) -> None:
+    """`junction user add NAME --role ROLE --password` for each of `users` (name -> (role, password)) of the hub whose
+    config is tmp/junction.toml; the passwords are remembered as secrets (the suite checks no log holds one)."""
+    for user, (role, password) in users.items():
+        remember_secret(password)
+        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
+        assert done.returncode == 0, done.stderr
+
+
 def token_for(tmp: Path, user: str, *extra: str) -> str:
     """A new API token for `user` of the hub whose config is tmp/junction.toml (`junction token create`)."""
     done = junction(tmp, "token", "create", "--user", user, *extra)

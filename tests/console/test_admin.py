@@ -13,9 +13,9 @@ import pytest
 from tests.helpers import (
     NODE_MODULES,
     RunningHub,
+    add_users,
     browse,
     browsed_cleanly,
-    junction,
     remember_secret,
     serve_hub,
     sign_in_steps,
@@ -32,10 +32,7 @@ USERS = {"root": ("admin", "root-password-1"), "bob": ("user", "bob-password-22"
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     tmp = tmp_path_factory.mktemp("console-admin")
     (tmp / "junction.toml").write_text(CONFIG)
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
     with serve_hub(tmp, CONFIG) as running:
         running.tmp = tmp  # type: ignore[attr-defined]
         yield running

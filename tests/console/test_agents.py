@@ -18,10 +18,9 @@ from tests.fixtures.fake_llm import FakeLLM
 from tests.helpers import (
     NODE_MODULES,
     RunningHub,
+    add_users,
     browse,
     browsed_cleanly,
-    junction,
-    remember_secret,
     serve_hub,
     set_secret,
     sign_in_steps,
@@ -64,10 +63,7 @@ def chat_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChatHub]:
     config = CONFIG.replace("URL", llm.url)
     (tmp / "junction.toml").write_text(config)
     set_secret(tmp, "llm", llm.api_key)
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
     try:
         with serve_hub(tmp, config) as hub:
             yield ChatHub(hub, llm, tmp)

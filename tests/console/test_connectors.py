@@ -19,6 +19,7 @@ from tests.connectors.test_linked_accounts import link, stored_tokens, upstream_
 from tests.helpers import (
     NODE_MODULES,
     RunningHub,
+    add_users,
     browse,
     browsed_cleanly,
     junction,
@@ -63,10 +64,7 @@ def hubs(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Hubs]:
         config = FRONT.replace("URL", upstream.url)
         front_dir.mkdir()
         (front_dir / "junction.toml").write_text(config)
-        for user, (role, password) in USERS.items():
-            remember_secret(password)
-            done = junction(front_dir, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-            assert done.returncode == 0, done.stderr
+        add_users(front_dir, USERS)
         with serve_hub(front_dir, config) as front:
             yield Hubs(front, upstream, front_dir)
 

@@ -17,10 +17,9 @@ import pytest
 from tests.helpers import (
     NODE_MODULES,
     RunningHub,
+    add_users,
     browse,
     browsed_cleanly,
-    junction,
-    remember_secret,
     serve_hub,
     sign_in_steps,
 )
@@ -89,10 +88,7 @@ def files_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FilesHub]:
     (notes / "passwd").symlink_to("/etc/passwd")
     config = CONFIG.replace("NOTES", str(notes)).replace("SHARED", str(shared))
     (tmp / "junction.toml").write_text(config)
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
     with serve_hub(tmp, config) as running:
         yield FilesHub(running, tmp, notes, outside)
 

@@ -14,9 +14,9 @@ import pytest
 from tests.helpers import (
     NODE_MODULES,
     RunningHub,
+    add_users,
     browse,
     browsed_cleanly,
-    junction,
     remember_secret,
     serve_hub,
     set_secret,
@@ -52,10 +52,7 @@ def settings_hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SettingsH
     (tmp / "junction.toml").write_text(CONFIG)
     set_secret(tmp, "idp", SECRET)
     remember_secret("literal-collector-key-9")
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
     with serve_hub(tmp, CONFIG, env={"JUNCTION__LOG__LEVEL": "warning"}) as running:
         yield SettingsHub(running, tmp)
 

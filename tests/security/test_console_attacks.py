@@ -13,7 +13,7 @@ from pathlib import Path
 import httpx2
 import pytest
 
-from tests.helpers import RunningHub, junction, remember_secret, serve_hub, token_for, wait_until
+from tests.helpers import RunningHub, add_users, junction, remember_secret, serve_hub, token_for, wait_until
 
 CONFIG = '[auth]\nmode = "tokens"\n'
 USERS = {"root": ("admin", "root-password-1"), "bob": ("user", "bob-password-22"), "dave": ("user", "dave-password-4")}
@@ -23,10 +23,7 @@ USERS = {"root": ("admin", "root-password-1"), "bob": ("user", "bob-password-22"
 def hub(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningHub]:
     tmp = tmp_path_factory.mktemp("console-attacks")
     (tmp / "junction.toml").write_text(CONFIG)
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
     with serve_hub(tmp, CONFIG) as running:
         running.tmp = tmp  # type: ignore[attr-defined]
         yield running

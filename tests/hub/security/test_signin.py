@@ -30,6 +30,7 @@ from tests.helpers import (
     NODE_MODULES,
     ROOT,
     RunningHub,
+    add_users,
     free_port,
     junction,
     listening,
@@ -60,10 +61,7 @@ MCP_HEADERS = {"Content-Type": "application/json", "Accept": "application/json, 
 def setup_users(tmp: Path, config: str = CONFIG) -> None:
     tmp.mkdir(parents=True, exist_ok=True)
     (tmp / "junction.toml").write_text(config)
-    for user, (role, password) in USERS.items():
-        remember_secret(password)
-        done = junction(tmp, "user", "add", user, "--role", role, "--password", stdin=password + "\n")
-        assert done.returncode == 0, done.stderr
+    add_users(tmp, USERS)
 
 
 @pytest.fixture(scope="module")
