@@ -1,23 +1,19 @@
 """`junction connector add|list|test|remove`: link MCP servers from the command line.
 
-Owns editing `[connectors.NAME]` tables of the config file (keeping the user's comments and
-layout, atomically, and only after the result validated) and reporting connector state,
-from a running hub or by starting the connectors here.
+Owns the command line for adding and removing `[connectors.NAME]` tables (`hub.connectors_file` builds and writes
+them, keeping the file's comments and layout) and reporting connector state, from a running hub or by starting the
+connectors here.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import re
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import tomlkit
 
 from hub.cli.common import CliError, read_secret_value
 from hub.config import Config, ConfigError, default_config_path, find_config_path, load_config
@@ -162,150 +158,39 @@ def _config_as_written(args: argparse.Namespace) -> Config | None:
         return None
 
 
-def _from_catalog(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
-    """The table for a catalog server (`add NAME` with neither --url nor a command), and what to tell the person."""
-    wanted = args.entry or args.name
-    entries = _catalog()
-    entry = entries.get(wanted)
-    if entry is None:
-        raise CliError(f"'{wanted}' is not in the catalog (known: {', '.join(entries)}); give `--url URL` or "
-                       f"`-- COMMAND [ARGS...]` for another server")
+def cmd_add(args: argparse.Namespace) -> int:
+    from hub.connectors_file import CLI_SPELLING, RequestError, Wanted, table_for, write_connector
+
+    wanted = Wanted(name=args.name, url=args.url or "", program=list(getattr(args, "program", None) or []),
+                    entry=args.entry or "", oauth=args.oauth, client_id=args.client_id or "",
+                    client_secret=args.client_secret or "", scopes=list(args.scope), with_key=args.with_key or "",
+                    env=_pairs(args.env, "env"), headers=_pairs(args.header, "header"), cwd=args.cwd or "",
+                    prefix=args.prefix, protocol=args.protocol or "")
     config = _config_as_written(args)
     try:
-        table = entry.settings(args.name, client_id=args.client_id or "", client_secret=args.client_secret or "",
-                               key=args.with_key or "", scopes=args.scope, entry=wanted)
-    except ValueError as exc:
-        callback = f" (the hub's /connect/callback is {config.web_url('/connect/callback')})" if config else ""
-        raise CliError(f"{exc}{callback}") from None
-    if args.with_key:
-        return table, (f"Each user gives their own {entry.title} key: `junction connector secret set {args.name} "
-                       f"{args.with_key} --user USER`.")
-    page = config.web_url(f"/connect/{args.name}") if config is not None else f"/connect/{args.name}"
-    return table, (f"Each user links their own {entry.title} account: at {page}, when they first call one of its "
-                   f"tools, or with `junction connector link {args.name} --user USER`.")
-
-
-def cmd_add(args: argparse.Namespace) -> int:
-    program = list(getattr(args, "program", None) or [])
-    if program and args.url:
-        raise CliError("give either `-- COMMAND [ARGS...]` (a stdio server) or `--url URL` (a remote server), not both")
-    oauth_only = [flag for flag, value in (("--client-id", args.client_id), ("--client-secret", args.client_secret),
-                                           ("--scope", args.scope)) if value]
-    if (program or (args.url and not args.oauth and not args.entry)) and oauth_only:
-        raise CliError(f"{oauth_only[0]} is for a server people sign in to: add --oauth (with --url), or name a "
-                       f"catalog server")
-    catalog = bool(args.entry) or not (program or args.url)
-    if program and (args.entry or args.with_key):
-        raise CliError(f"{'--from' if args.entry else '--with-key'} names a catalog server: leave out the command")
-    if args.with_key and not catalog:
-        raise CliError("--with-key names a catalog server's key: give --from ENTRY too, or --header for another server")
-    if args.oauth and (catalog or not args.url):
-        raise CliError("--oauth goes with --url (a catalog server is already set up for signing in)")
-    if args.with_key and oauth_only:
-        raise CliError(f"{oauth_only[0]} is for signing in, and --with-key means each user gives a key instead: "
-                       "choose one")
-    if args.client_secret and not args.client_id:
-        raise CliError("--client-secret is the secret of the app --client-id names: give --client-id too")
-    if not program and (args.env or args.cwd):
-        raise CliError(f"{'--env' if args.env else '--cwd'} is for a stdio server (`-- COMMAND [ARGS...]`)")
-    for flag, name in (("--client-secret", args.client_secret), ("--with-key", args.with_key)):
-        if name and not re.fullmatch(r"[A-Za-z0-9_.-]{1,100}", name):
-            raise CliError(f"{flag} takes a name (letters, digits, _ . -, 1-100 characters), not {name!r}", 2)
-    table = tomlkit.table()
-    hint = f"Check it with: junction connector test {args.name}"
-    target = args.url or " ".join(program)
-    if catalog:
-        entry_table, hint = _from_catalog(args)
-        if args.url:  # the same service elsewhere (an enterprise or sandbox address)
-            entry_table["url"] = args.url
-        for key, value in entry_table.items():
-            table[key] = value
-        target = entry_table["url"]
-        if args.header:
-            table["headers"] = {**table.get("headers", {}), **_pairs(args.header, "header")}
-    elif program:
-        table["command"] = program[0]
-        table["args"] = program[1:]
-        if args.cwd:
-            table["cwd"] = args.cwd
-        if args.env:
-            table["env"] = _pairs(args.env, "env")
-    else:
-        table["url"] = args.url
-        if args.header:
-            table["headers"] = _pairs(args.header, "header")
-        if args.oauth:
-            table["auth"] = "oauth"
-            if args.client_id:
-                table["oauth_client_id"] = args.client_id
-            if args.client_secret:
-                table["oauth_client_secret"] = "${secret:" + args.client_secret + "}"
-            if args.scope:
-                table["oauth_scopes"] = args.scope
-    if args.prefix is not None:
-        table["prefix"] = args.prefix
-    if args.protocol:
-        table["protocol"] = args.protocol
-
+        table, target, hint = table_for(wanted, _catalog(), config.web_url if config is not None else None,
+                                        CLI_SPELLING)
+    except RequestError as exc:
+        raise CliError(str(exc), 2 if "takes a name" in str(exc) else 1) from None
     path = _config_file(args)
-    doc = _read(path)
-    connectors = doc.setdefault("connectors", tomlkit.table(is_super_table=True))
-    if args.name in connectors and not args.force:
-        raise CliError(f"connector '{args.name}' already exists in {path} (use --force to replace it)")
-    connectors[args.name] = table
-    _write_checked(path, doc, args.name)
-    print(f"Added '{args.name}' ({target}) to {path}. {hint}")
+    try:
+        write_connector(path, args.name, table, replace=args.force)
+    except RequestError as exc:
+        raise CliError(f"{exc} (use --force to replace it)") from None
+    print(f"Added '{args.name}' ({target}) to {path}. {hint or f'Check it with: junction connector test {args.name}'}")
     return 0
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
+    from hub.connectors_file import RequestError, remove_connector
+
     path = _config_file(args)
-    doc = _read(path)
-    connectors = doc.get("connectors")
-    if connectors is None or args.name not in connectors:
-        raise CliError(f"there is no connector '{args.name}' in {path}")
-    del connectors[args.name]
-    if not connectors:
-        del doc["connectors"]
-    _write_checked(path, doc, None)
+    try:
+        remove_connector(path, args.name)
+    except RequestError as exc:
+        raise CliError(str(exc)) from None
     print(f"Unlinked '{args.name}' from {path}.")
     return 0
-
-
-def _read(path: Path) -> tomlkit.TOMLDocument:
-    if not path.exists():
-        return tomlkit.document()
-    try:
-        return tomlkit.parse(path.read_text(encoding="utf-8"))
-    except Exception as exc:
-        raise ConfigError(str(path), "", f"not valid TOML: {exc}") from None
-
-
-def _write_checked(path: Path, doc: tomlkit.TOMLDocument, name: str | None) -> None:
-    """Validate the edited config as `serve` would, then replace the file atomically."""
-    text = tomlkit.dumps(doc)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".junction-", suffix=".toml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        config = load_config(Path(tmp))
-        if name is not None:
-            _connector_class_and_settings(config, name)
-        os.replace(tmp, path)
-    except ConfigError as exc:
-        raise ConfigError(str(path), exc.path, exc.reason) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
-def _connector_class_and_settings(config: Config, name: str) -> None:
-    from hub.config import connector_settings
-    from hub.host import load_connector_class
-
-    cls = load_connector_class(name, config.connectors[name].type)
-    connector_settings(config, name, getattr(cls, "config_type", None))
 
 
 def cmd_list(args: argparse.Namespace) -> int:
