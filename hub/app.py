@@ -14,10 +14,12 @@ import logging
 import os
 import secrets
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import mcp_types as types
+import msgspec
 from mcp.server import Server
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
@@ -25,7 +27,7 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
 from hub import __version__
 from hub.catalog import ProviderSlot
-from hub.config import Config, ConfigError, connector_settings, provider_settings
+from hub.config import Config, ConfigError, connector_settings, default_config_path, load_config, provider_settings
 from hub.front.gate import explain_invalid_params
 from hub.host import Host, available_providers, load_connector_class, load_provider_class
 from hub.observe import tracing
@@ -109,17 +111,9 @@ class Hub:
                     from None
             self.slots.append(slot)
         for name, switches in config.connectors.items():
-            if not switches.enabled:
-                continue
-            try:
-                cls = load_connector_class(name, switches.type)
-                settings = connector_settings(config, name, getattr(cls, "config_type", None))
-            except ConfigError as exc:
-                raise ConfigError(config.source, exc.path, exc.reason) from None
-            slot = ProviderSlot(name=name, prefix=switches.prefix if switches.prefix is not None else name,
-                                kind="connector")
-            slot.provider = cls(Host(self, slot), settings)
-            self.slots.append(slot)
+            if switches.enabled:
+                self.slots.append(self._connector_slot(config, name))
+        self._reloading = anyio.Lock()
         self.policy = policy_for(config)
         self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy,
                              limiter=RateLimiter(config.auth.rate_limits),
@@ -130,6 +124,68 @@ class Hub:
             self.metrics.add_live(lambda: provider_series(self.slots))
             self.router.dispatch.metrics = self.metrics
         self.server = self._build_server()
+
+    def _connector_slot(self, config: Config, name: str) -> ProviderSlot:
+        """Connector `name` of `config`, built (not started). Raises `ConfigError`."""
+        switches = config.connectors[name]
+        try:
+            cls = load_connector_class(name, switches.type)
+            settings = connector_settings(config, name, getattr(cls, "config_type", None))
+        except ConfigError as exc:
+            raise ConfigError(config.source, exc.path, exc.reason) from None
+        slot = ProviderSlot(name=name, prefix=switches.prefix if switches.prefix is not None else name,
+                            kind="connector")
+        slot.provider = cls(Host(self, slot), settings)
+        return slot
+
+    def config_path(self) -> Path:
+        """The config file connectors are added to and removed from: the one the hub read, else where `junction
+        init` writes (which the next start reads)."""
+        if self.config.source and self.config.source != "built-in defaults":
+            return Path(self.config.source)
+        return default_config_path()
+
+    async def reload_connectors(self) -> dict[str, list[str]]:
+        """Read the config file's `[connectors]` again and bring the running hub in line with it: connectors that
+        are new (or switched on) start, those gone (or switched off) stop, those whose table changed start anew;
+        the catalog changes once, announced to clients. The rest of the file counts at the next start. Raises
+        `ConfigError` (and changes nothing) if the file does not load or a new connector cannot be built."""
+        async with self._reloading:
+            path = self.config_path()
+            from hub.security.secrets import resolver
+
+            _, resolve = resolver(self.store, self.data_dir)
+            fresh = await anyio.to_thread.run_sync(
+                lambda: load_config(path if path.exists() else None, secret=resolve))
+            current = self.config
+
+            def wanted(config: Config) -> dict[str, Any]:
+                return {n: (config.raw_connectors.get(n), s.type, s.prefix) for n, s in config.connectors.items()
+                        if s.enabled}
+
+            before, after = wanted(current), wanted(fresh)
+            running = {slot.name: slot for slot in self.router.slots if slot.kind == "connector"}
+            gone = [n for n in running if n not in after or after[n] != before.get(n)]
+            new = [n for n in after if n not in running or n in gone]
+            taken = {slot.name for slot in self.router.slots if slot.kind != "connector"}
+            for name in new:
+                if name in taken:
+                    raise ConfigError(fresh.source, f"connectors.{name}", f"a provider is also named '{name}'")
+            built = [self._connector_slot(fresh, name) for name in new]  # all built before anything changes
+            self.config = msgspec.structs.replace(
+                current, connectors=fresh.connectors, raw_connectors=fresh.raw_connectors,
+                sources={**{k: v for k, v in current.sources.items() if not k.startswith("connectors.")},
+                         **{k: v for k, v in fresh.sources.items() if k.startswith("connectors.")}},
+                written={**{k: v for k, v in current.written.items() if not k.startswith("connectors.")},
+                         **{k: v for k, v in fresh.written.items() if k.startswith("connectors.")}})
+            await self.router.replace_slots([running[n] for n in gone], built)
+            changed = sorted(set(gone) & set(new))
+            result = {"added": sorted(set(new) - set(gone)), "removed": sorted(set(gone) - set(new)),
+                      "restarted": changed}
+            if any(result.values()):
+                logger.info("connectors reloaded from %s: %s", path,
+                            "; ".join(f"{k} {', '.join(v)}" for k, v in result.items() if v))
+            return result
 
     def _build_server(self) -> HubServer:
         router = self.router

@@ -10,16 +10,20 @@ the policy as well; a token's value is in the answer that made it, and nowhere e
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import mcp_types as types
 import msgspec
 
 from hub.provider import CallContext, Provider, UnknownTool
 from hub.security.accounts import AccountError
 from hub.security.auth import Principal
+
+logger = logging.getLogger("junction")
 
 CATALOG_URI = "junction://catalog"
 CONNECTORS_URI = "junction://connectors"
@@ -72,6 +76,42 @@ _SECRETS_INPUT = {
     },
     "additionalProperties": False,
 }
+_ADD_CONNECTOR_INPUT = {
+    "type": "object",
+    "properties": {
+        "name": {"type": "string", "pattern": "^[a-zA-Z0-9_-]{1,40}$",
+                 "description": "the connector's name (its tools become NAME__tool)"},
+        "url": {"type": "string", "description": "a remote server's Streamable HTTP endpoint"},
+        "command": {"type": "string", "description": "a stdio server: the program to run"},
+        "args": {"type": "array", "items": {"type": "string"}, "description": "with command: its arguments"},
+        "from": {"type": "string", "description": "a server of the catalog (default: name, when neither url nor "
+                 "command is given); with url, the same service at another address"},
+        "oauth": {"type": "boolean", "default": False,
+                  "description": "with url: each user links their own account there"},
+        "client_id": {"type": "string", "description": "an app registered with the server's authorization server"},
+        "client_secret": {"type": "string", "description": "that app's secret: its name in the secret store"},
+        "scopes": {"type": "array", "items": {"type": "string"}, "description": "what a link asks for"},
+        "with_key": {"type": "string", "description": "a catalog server taking personal keys: the name of each "
+                     "user's own key (\"${user_secret:KEY}\")"},
+        "env": {"type": "object", "additionalProperties": {"type": "string"},
+                "description": "with command: its environment (credentials as \"${secret:NAME}\")"},
+        "headers": {"type": "object", "additionalProperties": {"type": "string"},
+                    "description": "with url: HTTP headers (credentials as \"${secret:NAME}\" or "
+                    "\"${user_secret:KEY}\")"},
+        "cwd": {"type": "string", "description": "with command: its working directory"},
+        "prefix": {"type": "string", "description": "public name prefix (default: name)"},
+        "protocol": {"type": "string", "enum": ["auto", "legacy", "2026-07-28"]},
+        "replace": {"type": "boolean", "default": False, "description": "replace a connector of the same name"},
+    },
+    "required": ["name"],
+    "additionalProperties": False,
+}
+_TOOL_SPELLING = {"url": "`url`", "program": "`command`", "entry": "`from`", "oauth": "`oauth`",
+                  "client_id": "`client_id`", "client_secret": "`client_secret`", "scopes": "`scopes`",
+                  "with_key": "`with_key`", "env": "`env`", "headers": "`headers`", "cwd": "`cwd`"}
+PEOPLE_ONLY = ("add_connector", "remove_connector", "reload_connectors")
+"""Tools a job or an agent may not call (besides changing users, tokens and secrets): a connector runs a program
+on the hub's machine or reaches a server in its name, which a prompt injection must never choose."""
 SECRETS_TAKE_EFFECT = ("The config's \"${secret:NAME}\" references are read when the hub starts: a value set or deleted "
                        "here reaches them at the hub's next start. Secrets the hub keeps for itself (a job's webhook "
                        "secret, automation.webhook.*; an OAuth client's secret, oauth.client.*) are read on each use: "
@@ -238,6 +278,35 @@ class HubProvider(Provider):
                     "required": ["connector"], "additionalProperties": False},
                 annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=True),
             ),
+            types.Tool(
+                name="add_connector",
+                title="Add a connector",
+                description="Link an MCP server: a server of the catalog (`from`, or just its `name`), a remote "
+                "server (`url`, with `oauth` if each user signs in there) or a stdio program (`command`, `args`). "
+                "It is written to the hub's config file as [connectors.NAME] (the same checks as `junction "
+                "connector add`) and started at once; answers whether it came up, with its tools. Credentials go "
+                "in the secret store and are named as \"${secret:NAME}\". Administrators only; not for jobs or "
+                "agents.",
+                input_schema=_ADD_CONNECTOR_INPUT,
+                annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=True),
+            ),
+            types.Tool(
+                name="remove_connector",
+                title="Remove a connector",
+                description="Stop a connector and take its [connectors.NAME] table out of the hub's config file. "
+                "Users' linked accounts there are kept (adding it again finds them). Administrators only.",
+                input_schema={"type": "object", "properties": {"name": {"type": "string"}},
+                              "required": ["name"], "additionalProperties": False},
+                annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False),
+            ),
+            types.Tool(
+                name="reload_connectors",
+                title="Reload connectors",
+                description="Read the config file's [connectors] again (after an edit by hand or `junction "
+                "connector add`): new ones start, removed ones stop, changed ones start anew. Administrators only.",
+                input_schema={"type": "object", "properties": {}, "additionalProperties": False},
+                annotations=types.ToolAnnotations(idempotent_hint=True, open_world_hint=True),
+            ),
         ]
 
     async def list_resources(self) -> list[types.Resource]:
@@ -276,6 +345,12 @@ class HubProvider(Provider):
         elif name == "restart":
             return await self._restart(arguments.get("connector"), arguments.get("wait_seconds", 30),
                                        self.host.caller(ctx))
+        elif name in PEOPLE_ONLY:
+            acting = ctx.client_info.name if ctx.client_info is not None else ""
+            if acting.startswith("junction:"):
+                return _error(f"{acting.removeprefix('junction:')} may not add, remove or reload connectors (only "
+                              "a person may: the console, the CLI, or an MCP client)")
+            return await self._connector_change(name, arguments, self.host.caller(ctx))
         elif name in ("users", "tokens", "secrets"):
             try:
                 acting = ctx.client_info.name if ctx.client_info is not None else ""
@@ -368,6 +443,59 @@ class HubProvider(Provider):
         return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=body,
                                     is_error=not up)
 
+    async def _connector_change(self, name: str, args: dict[str, Any], caller: Principal) -> types.CallToolResult:
+        from hub.config import ConfigError
+        from hub.connectors_file import RequestError, remove_connector, table_for, write_connector
+
+        host: Any = self.host  # the hub's own host (hub.host.Host)
+        path = host.config_path()
+        who = caller.name or "the local admin"
+        try:
+            if name == "reload_connectors":
+                changes = await host.reload_connectors()
+                said = "; ".join(f"{k}: {', '.join(v)}" for k, v in changes.items() if v) or "nothing changed"
+                return _answer(f"Connectors reloaded from {path}: {said}.", {"config_file": str(path), **changes})
+            connector = args.get("name")
+            if not isinstance(connector, str) or not connector:
+                return _error("name must be the connector's name")
+            if name == "remove_connector":
+                await anyio.to_thread.run_sync(remove_connector, path, connector)
+                changes = await host.reload_connectors()
+                logger.info("connector '%s' removed by %s", connector, who)
+                return _answer(f"Removed {connector} from {path}; it is stopped.",
+                               {"config_file": str(path), **changes})
+            wanted = _wanted(args)
+            if any(p["name"] == connector and p.get("kind") != "connector" for p in self.host.hub_info()["providers"]):
+                return _error(f"a provider is also named '{connector}': names must be unique")
+            table, target, hint = table_for(wanted, host.connector_catalog(), self.host.web_url, _TOOL_SPELLING)
+            before = path.read_bytes() if path.exists() else None
+            await anyio.to_thread.run_sync(
+                lambda: write_connector(path, connector, table, replace=bool(args.get("replace"))))
+            try:
+                changes = await host.reload_connectors()
+            except BaseException:  # the hub would not take it: the file goes back to what it was
+                if before is None:
+                    path.unlink(missing_ok=True)
+                else:
+                    path.write_bytes(before)
+                raise
+            logger.info("connector '%s' (%s) added by %s", connector, target, who)
+        except RequestError as exc:
+            return _error(str(exc))
+        except ConfigError as exc:
+            return _error(str(exc))
+        except OSError as exc:
+            return _error(f"cannot write {path}: {exc.strerror or exc}")
+        # reloading started it and waited for its first session (its connect_timeout): its state is what it is
+        row = {r["name"]: r for r in connector_rows(self.host.hub_info())}.get(connector, {})
+        up = row.get("state") == "up"
+        state = (f"it is up with {row.get('tools', 0)} tools" if up
+                 else f"it is not up: {row.get('error') or row.get('state') or 'not started'}")
+        text = f"Added {connector} ({target}) to {path}; {state}." + (f" {hint}" if hint else "")
+        return _answer(text, {"config_file": str(path), "connector": connector, "target": target, "up": up,
+                              "state": row.get("state"), "error": row.get("error"), "tools": row.get("tools", 0),
+                              **changes})
+
     # users, tokens, secrets (hub.security.accounts decides; the answer never holds a password or a secret) --------
     def _accounts(self) -> Any:
         return self.host.accounts()  # type: ignore[attr-defined]  # the hub's own host (hub.host.Host)
@@ -458,6 +586,44 @@ _ACCOUNT_TOOLS = {"users": HubProvider._users, "tokens": HubProvider._tokens, "s
 
 def _plain(value: Any) -> Any:
     return msgspec.to_builtins(value)
+
+
+def _wanted(args: dict[str, Any]) -> Any:
+    from hub.connectors_file import RequestError, Wanted
+
+    def text(key: str) -> str:
+        value = args.get(key, "")
+        if not isinstance(value, str):
+            raise RequestError(f"`{key}` must be text")
+        return value
+
+    def texts(key: str) -> list[str]:
+        value = args.get(key) or []
+        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+            raise RequestError(f"`{key}` must be a list of text")
+        return list(value)
+
+    def table(key: str) -> dict[str, str]:
+        value = args.get(key) or {}
+        if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+            raise RequestError(f"`{key}` must be a table of text values")
+        return dict(value)
+
+    command = text("command")
+    if not command and args.get("args"):
+        raise RequestError("`args` goes with `command` (a stdio server)")
+    prefix = args.get("prefix")
+    if prefix is not None and not isinstance(prefix, str):
+        raise RequestError("`prefix` must be text")
+    return Wanted(name=text("name"), url=text("url"), program=[command, *texts("args")] if command else [],
+                  entry=text("from"), oauth=bool(args.get("oauth")), client_id=text("client_id"),
+                  client_secret=text("client_secret"), scopes=texts("scopes"), with_key=text("with_key"),
+                  env=table("env"), headers=table("headers"), cwd=text("cwd"), prefix=prefix,
+                  protocol=text("protocol"))
+
+
+def _answer(text: str, body: dict[str, Any]) -> types.CallToolResult:
+    return types.CallToolResult(content=[types.TextContent(type="text", text=text)], structured_content=body)
 
 
 def _error(text: str) -> types.CallToolResult:

@@ -22,6 +22,9 @@ import tomlkit
 from hub.config import Config, ConfigError, connector_settings, load_config
 
 _NAME_REF = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+_CREDENTIAL_NAME = re.compile(r"authorization|cookie|token|secret|passw|api[_-]?key|[_-]key$|^key$|credential", re.I)
+"""Header and environment names whose values are credentials: they are written as references, never in clear."""
+_REFERENCE = re.compile(r"\$\{(?:secret:|user_secret:)?[A-Za-z0-9_.-]{1,100}\}")
 
 
 class RequestError(ValueError):
@@ -91,6 +94,13 @@ def table_for(wanted: Wanted, catalog: Mapping[str, Any], web_url: Callable[[str
         raise RequestError(f"{s('env') if w.env else s('cwd')} is for a stdio server ({s('program')})")
     if w.program and w.headers:
         raise RequestError(f"{s('headers')} is for a remote server ({s('url')})")
+    for key, values in (("headers", w.headers), ("env", w.env)):
+        for item, value in values.items():
+            if _CREDENTIAL_NAME.search(item) and value and not _REFERENCE.search(value):
+                raise RequestError(
+                    f"{s(key)} {item}: a credential written in clear would be kept in the config file: store it as a "
+                    "secret and write \"${secret:NAME}\" (the same value for everyone), or write "
+                    "\"${user_secret:KEY}\" for each user's own value")
     for key in ("client_secret", "with_key"):
         value = getattr(w, key)
         if value and not _NAME_REF.fullmatch(value):

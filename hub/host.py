@@ -46,6 +46,10 @@ class HostingHub(Protocol):
     secret_store: SecretStore | None
     services: dict[str, object]
 
+    def config_path(self) -> Path: ...
+
+    async def reload_connectors(self) -> dict[str, list[str]]: ...
+
 
 ENTRY_POINT_GROUP = "junction.providers"
 CONNECTOR_GROUP = "junction.connectors"
@@ -181,6 +185,18 @@ class Host:
             if slot.name == name and slot.provider is not None:
                 return slot.provider
         return None
+
+    def config_path(self) -> Path:
+        """Hub-internal (`hub__add_connector` and co.): the config file connectors are written to."""
+        return self._hub.config_path()
+
+    async def reload_connectors(self) -> dict[str, list[str]]:
+        """Hub-internal: bring the running connectors in line with the config file (`Hub.reload_connectors`)."""
+        return await self._hub.reload_connectors()
+
+    def connector_catalog(self) -> dict[str, Any]:
+        """Hub-internal: the well-known servers the installed `mcp` connector type knows, by name."""
+        return dict(getattr(load_connector_class("", "mcp"), "catalog", dict)())
 
     def recent_output(self, name: str) -> list[str]:
         """Hub-internal: what provider `name`'s program printed last (its `recent_output()`), for administrators."""

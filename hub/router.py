@@ -124,6 +124,25 @@ class Router:
                 logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
             slot.state = ProviderState.STOPPED
 
+    async def replace_slots(self, gone: list[ProviderSlot], new: list[ProviderSlot]) -> None:
+        """Stop the providers of `gone` and take them out, start those of `new` (concurrently) and put them in; then
+        rebuild the catalog once, announcing what changed (`Hub.reload_connectors`)."""
+        for slot in gone:
+            self.slots.remove(slot)  # in place: the fronts, the console and the metrics hold this list
+        for slot in gone:
+            if slot.provider is not None and slot.state is not ProviderState.STOPPED:
+                try:
+                    with anyio.fail_after(10):
+                        await slot.provider.stop()
+                except Exception as exc:
+                    logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
+            slot.state = ProviderState.STOPPED
+        self.slots.extend(new)
+        async with anyio.create_task_group() as starting:
+            for slot in new:
+                starting.start_soon(self._start_slot, slot)
+        self._rebuild(announce=True)
+
     async def _read_lists(self, slot: ProviderSlot) -> None:
         provider = slot.provider
         assert provider is not None

@@ -78,7 +78,8 @@ AUTOMATION_TOOLS = ["automation__create", "automation__update", "automation__lis
                     "automation__pause", "automation__resume", "automation__run_now", "automation__delete",
                     "automation__runs"]
 HUB_TOOLS = ["hub__status", "hub__connectors", "hub__audit", "hub__unlink", "hub__users", "hub__tokens",
-             "hub__secrets", "hub__settings", "hub__restart"]
+             "hub__secrets", "hub__settings", "hub__restart", "hub__add_connector", "hub__remove_connector",
+             "hub__reload_connectors"]
 RAG_TOOLS = ["rag__search", "rag__ingest", "rag__documents", "rag__delete", "rag__list_namespaces", "rag__stats",
              "rag__create_namespace", "rag__delete_namespace"]
 

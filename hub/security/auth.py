@@ -127,7 +127,9 @@ def policy_for(config: Config) -> Policy:
     prefix = config.provider_prefix("hub")
     users, secrets, restart = ((f"{prefix}__users", f"{prefix}__secrets", f"{prefix}__restart") if prefix
                                else ("users", "secrets", "restart"))
-    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets, restart,
+    connectors = [f"{prefix}__{n}" if prefix else n for n in ("add_connector", "remove_connector",
+                                                                   "reload_connectors")]
+    return Policy(config.auth, [f"{prefix}__audit*" if prefix else "audit*", users, secrets, restart, *connectors,
                                 f"{prefix}__settings*" if prefix else "settings*", "junction://audit*",
                                 "junction://catalog"])
 

@@ -139,3 +139,38 @@ def test_an_admin_restarts_a_stdio_connector_and_sees_it_come_back(hubs: Hubs, t
         return trail.stdout if trail.returncode == 0 and '"principal": "root"' in trail.stdout else ""
 
     assert '"outcome": "ok"' in wait_until(recorded, "root's restart in the audit trail", 30)
+
+
+def test_an_admin_adds_a_stdio_connector_from_the_page_and_removes_it(hubs: Hubs, tmp_path: Path) -> None:
+    """The add form writes [connectors.NAME] and starts it at once: its row comes up with its tools, and its tools
+    are in the catalog; *Remove* stops it and takes it out of the file. A user sees neither the form nor the
+    buttons."""
+    base = hubs.front.base
+    config = hubs.tmp / "junction.toml"
+    values = browsed_cleanly(browse(tmp_path, [
+        *sign_in_steps(base, "root", USERS["root"][1], then="/connectors"),
+        {"fill": "#connector-name", "value": "more"},
+        {"select": "#connector-kind", "value": "command"},
+        {"fill": "#connector-command", "value": str(node_bin())},
+        {"fill": "#connector-args", "value": f"{EVERYTHING}\nstdio"},
+        {"click": "#add-connector-form button[type=submit]"},
+        {"wait": "#connectors-notice", "text": "Added more"},
+        {"text": "#connectors-notice", "as": "added"},
+        {"text": "#connectors tr[data-connector=more] .state", "as": "state"},
+        {"goto": f"{base}/tools?q=more__echo"},
+        {"count": "a[href='/tools/more__echo']", "as": "in_catalog"},
+        {"goto": f"{base}/connectors"},
+        {"click": "#connectors tr[data-connector=more] form.remove button"},  # the confirmation is accepted
+        {"wait": "#connectors-notice", "text": "Removed more"},
+        {"count": "#connectors tr[data-connector=more]", "as": "rows_after"},
+    ]))
+    assert re.match(r"Added more \(.+stdio\) to .+junction\.toml; it is up with \d+ tools\.", values["added"]), values
+    assert values["state"] == "up" and values["in_catalog"] == 1 and values["rows_after"] == 0
+    assert "[connectors.more]" not in config.read_text()
+    user = browsed_cleanly(browse(tmp_path / "bob", [
+        *sign_in_steps(base, "bob", USERS["bob"][1], then="/connectors"),
+        {"wait": "#connectors"},
+        {"count": "#add-connector-form", "as": "form"}, {"count": "form.remove", "as": "remove"},
+        {"count": "#reload-connectors", "as": "reload"},
+    ]))
+    assert (user["form"], user["remove"], user["reload"]) == (0, 0, 0)

@@ -90,3 +90,26 @@ def test_only_an_admin_restarts_a_connector(hubs: Hubs, tmp_path: Path) -> None:
     bad = mcp_call(hubs.front.url, root_token, "hub__restart", {"connector": "everything", "wait_seconds": 0})
     assert bad["isError"] is True and "wait_seconds must be" in bad["content"][0]["text"]
     assert restarts() == before
+
+
+def test_only_an_admin_adds_removes_or_reloads_connectors_from_the_page(hubs: Hubs, tmp_path: Path) -> None:  # noqa: F811
+    """A connector runs a program on the hub's machine: bob, with his own valid form token, may not add one by the
+    page's route, remove one, or reload the file; an admin's form without a form token is refused too. The config
+    file and the running connectors are as they were."""
+    config = hubs.tmp / "junction.toml"
+    before = config.read_text()
+    bob, _ = sign_in(hubs.front, "bob", USERS["bob"][1])
+    csrf = form_token(bob.get("/connectors").text)
+    for path, data in (("/connectors", {"name": "sh", "kind": "command", "command": "sh", "args": "-c\nid"}),
+                       ("/connectors/everything/remove", {}), ("/connectors/reload", {})):
+        refused = bob.post(path, data={"csrf": csrf, **data})
+        assert refused.status_code == 403 and "for administrators" in refused.text, (path, refused.text[:300])
+    root, _ = sign_in(hubs.front, "root", USERS["root"][1])
+    forged = root.post("/connectors", data={"name": "sh", "kind": "command", "command": "sh"})
+    assert forged.status_code in (400, 403), forged.text[:300]
+    bad = root.post("/connectors", data={"csrf": form_token(root.get("/connectors").text), "name": "sh",
+                                         "kind": "command", "command": "sh", "env": "no equals sign"})
+    assert bad.status_code == 400 and "Environment, line 1: write NAME=VALUE" in bad.text
+    assert config.read_text() == before
+    rows = mcp_call(hubs.front.url, token_for(hubs.tmp, "root"), "hub__connectors", {})["structuredContent"]
+    assert sorted(r["name"] for r in rows["connectors"]) == ["everything", "up"]
