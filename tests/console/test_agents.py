@@ -24,7 +24,9 @@ from tests.helpers import (
     serve_hub,
     set_secret,
     sign_in_steps,
+    token_for,
 )
+from tests.security.test_console_connectors_attacks import mcp_call
 
 pytestmark = pytest.mark.skipif(not (NODE_MODULES / "playwright-core").exists() and not os.environ.get("CI"),
                                 reason="npm test tools not installed (run scripts/test.sh)")
@@ -43,6 +45,9 @@ allowed_models = ["*"]
 [providers.agents.agents.greeter]
 instructions = "Greet."
 models = [{use = "llm", model = "greeter"}]
+[providers.rag]
+embedder = "none"
+sample = false
 """
 
 
@@ -124,4 +129,32 @@ def test_make_an_agent_from_a_preset_edit_it_talk_to_it_and_delete_it(chat_hub: 
     assert values["chat_url"].startswith(f"{base}/chat/helper/")
     assert values["left"] == 0
     sent = chat_hub.llm.requests_for("chat-1")
-    assert [t["function"]["name"] for t in sent[0]["tools"]] == ["hub__connectors"]
+    # the preset's own tool (the knowledge base's search, ticked for her) and the one she ticked
+    assert sorted(t["function"]["name"] for t in sent[0]["tools"]) == ["hub__connectors", "rag__search"]
+
+
+def test_an_agents_knowledge_is_chosen_from_the_namespaces_one_may_search(chat_hub: ChatHub, tmp_path: Path) -> None:
+    """The form offers alice's own namespaces (never bob's) as boxes to tick; what she ticks is the agent's
+    knowledge, and editing it shows them ticked."""
+    url = chat_hub.hub.url
+    for user, namespace in (("alice", "alice-notes"), ("alice", "alice-faq"), ("bob", "bob-private")):
+        made = mcp_call(url, token_for(chat_hub.tmp, user), "rag__create_namespace", {"namespace": namespace})
+        assert not made.get("isError"), made
+    base = chat_hub.hub.base
+    values = browsed_cleanly(browse(tmp_path, [
+        *sign_in_steps(base, "alice", USERS["alice"][1], then="/agents"),
+        {"wait": "#agent-form fieldset.knowledge-choice"},
+        {"text": "#agent-form fieldset.knowledge-choice", "as": "offered"},
+        {"fill": "#agent-name", "value": "librarian"},
+        {"fill": "#agent-instructions", "value": "Answer from the FAQ."},
+        {"check": "#agent-form input[name=knowledge][value=alice-faq]"},
+        {"click": "#agent-form button[type=submit]"},
+        {"wait": "h1", "text": "librarian"},
+        {"count": "#agent-form input[name=knowledge]:checked", "as": "checked"},
+        {"attr": "#agent-form input[name=knowledge]:checked", "name": "value", "as": "checked_value"},
+    ]))
+    assert "alice-notes" in values["offered"] and "alice-faq" in values["offered"]
+    assert "bob-private" not in values["offered"]
+    assert (values["checked"], values["checked_value"]) == (1, "alice-faq")
+    listed = mcp_call(url, token_for(chat_hub.tmp, "alice"), "agents__list", {})["structuredContent"]["agents"]
+    assert next(a for a in listed if a["name"] == "librarian")["knowledge"] == ["alice-faq"]

@@ -43,20 +43,29 @@ def routes(console: Console) -> list[BaseRoute]:
             chosen = list(agent.get("tools") or [])
             given = (agent.get("model_specs") or [{}])[0]
             values = {"name": agent["name"], "description": agent.get("description") or "",
-                      "instructions": agent.get("instructions") or "", "knowledge": ", ".join(agent.get("knowledge")
-                                                                                             or []),
+                      "instructions": agent.get("instructions") or "",
                       "max_steps": agent.get("max_steps", 8), "model_use": given.get("use") or
                       ("sampling" if given.get("backend") == "sampling" else ""), "model_id": given.get("model", "")}
         else:
             base = presets.get(preset, {})
             chosen = list(base.get("tools") or [])
             values = {"name": "", "description": base.get("description", ""), "instructions":
-                      base.get("instructions", ""), "knowledge": "", "max_steps": base.get("max_steps", 8),
+                      base.get("instructions", ""), "max_steps": base.get("max_steps", 8),
                       "model_use": "", "model_id": ""}
         values["tools_checked"] = [t for t in chosen if t in tools]
         values["patterns"] = ", ".join(t for t in chosen if t not in tools)
+        chosen_spaces = list(agent.get("knowledge") or []) if agent is not None else []
+        values["knowledge_checked"] = chosen_spaces
         return {"presets": list(presets.values()), "preset": preset if preset in presets else "",
-                "models": on_offer.get("models", []), "tools": tools, "values": values}
+                "models": on_offer.get("models", []), "tools": tools, "values": values,
+                "namespaces": await namespaces(viewer, chosen_spaces)}
+
+    async def namespaces(viewer: Viewer, chosen: list[str]) -> list[str]:
+        """The knowledge namespaces the viewer may search (`rag__list_namespaces` as them), and those the agent
+        already has (an admin editing another user's agent keeps what it had)."""
+        name = console.tool_name("rag", "list_namespaces")
+        found = await console.call_json(viewer, name, {}) if name is not None else {}
+        return sorted({n["namespace"] for n in found.get("namespaces", [])} | set(chosen))
 
     async def listing(request: Request, viewer: Viewer) -> Response:
         every = viewer.is_admin and request.query_params.get("all") == "1"
@@ -127,7 +136,7 @@ def spec_from(form: FormData) -> dict[str, Any]:
     tools = [str(t)[:200] for t in form.getlist("tools")][:500] + _split(str(form.get("patterns", ""))[:5000])
     spec: dict[str, Any] = {"description": str(form.get("description", "")).strip()[:2000],
                             "instructions": str(form.get("instructions", "")).strip()[:100_000],
-                            "tools": tools, "knowledge": _split(str(form.get("knowledge", ""))[:2000])}
+                            "tools": tools, "knowledge": [str(n)[:200] for n in form.getlist("knowledge")][:100]}
     use, model = str(form.get("model_use", "")).strip()[:100], str(form.get("model_id", "")).strip()[:200]
     if use == "sampling":
         spec["models"] = [{"backend": "sampling"}]
