@@ -108,6 +108,9 @@ def test_make_an_agent_from_a_preset_edit_it_talk_to_it_and_delete_it(chat_hub: 
         {"wait": "#conversation[data-status=running] li[data-tool=hub__connectors]"},
         {"wait": "#conversation[data-status=ok] .answer"},
         {"text": "#conversation .answer", "as": "answer"},
+        # once it has answered, the conversation's own links are there without a reload
+        {"wait": "#chat-actions #new-conversation"},
+        {"count": "#chat-actions #delete-conversation", "as": "deletable"},
         {"click": "#conversation li[data-tool=hub__connectors] summary"},
         {"text": "#conversation li[data-tool=hub__connectors]", "as": "tool_step"},
         {"text": "#conversation .step-model", "as": "model_step"},
@@ -123,6 +126,7 @@ def test_make_an_agent_from_a_preset_edit_it_talk_to_it_and_delete_it(chat_hub: 
     assert "llm (openai:chat-1)" in values["facts"] and "hub__connectors" in values["facts"]
     assert "Says what the hub links." in values["edited"]
     assert values["answer"] == "helper: This hub links no MCP server yet."
+    assert values["deletable"] == 1
     assert "called hub__connectors" in values["tool_step"] and '"connectors": []' in values["tool_step"]
     assert "llm (openai:chat-1)" in values["model_step"] and "tokens in" in values["model_step"]
     assert "What does this hub link?" in values["listed"] and "ok" in values["listed"]
