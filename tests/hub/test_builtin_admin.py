@@ -133,4 +133,5 @@ async def test_disabling_a_user_ends_their_console_session_and_their_sign_in_is_
         ended = browser.get("/")
         assert ended.status_code == 303 and ended.headers["location"].startswith("/signin")
         _, again = sign_in(hub, "alice", "alice-password-22")
-        assert again.status_code == 403 and "This account is disabled" in again.text
+        # answered as a wrong password: the page does not tell that the password was right
+        assert again.status_code == 401 and "Wrong user name or password." in again.text
