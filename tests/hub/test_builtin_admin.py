@@ -96,7 +96,7 @@ async def test_users_tokens_and_secrets_through_the_hub_tools(tmp_path: Path) ->
             assert (await alice.call_tool("hub__status", {})).is_error is not True
         async with client(hub.url, tokens["root"]) as root:
             removed = await root.call_tool("hub__users", {"action": "remove", "name": "carol"})
-            assert removed.structured_content == {"removed": "carol", "unlinked": []}
+            assert removed.structured_content == {"removed": "carol", "unlinked": [], "deleted": {}}
     listing = junction(tmp_path, "user", "list", "--json")
     assert '"carol"' not in listing.stdout and '"disabled": null' in listing.stdout
     assert "s3cret-value-xyz" not in hub.log() and "carol-password-1" not in hub.log()
