@@ -234,7 +234,7 @@ class HubProvider(Provider):
                 title="Users",
                 description="The hub's users with their role, when they were added and last signed in, and whether "
                 "they are disabled; add one (with a password for the sign-in pages), change a role, disable (their "
-                "sessions end, their tokens are refused) or enable, remove (with their tokens and linked accounts). "
+                "sessions end, their tokens are refused) or enable, remove (with their tokens, linked accounts, and the jobs, agents and namespaces they own). "
                 "The last enabled administrator cannot be demoted, disabled or removed. Administrators only.",
                 input_schema=_USERS_INPUT,
                 annotations=types.ToolAnnotations(destructive_hint=True, open_world_hint=False),
@@ -526,9 +526,14 @@ class HubProvider(Provider):
             for connector, provider in self._linkable().items():  # their upstream accounts first
                 if await provider.unlink(name):
                     unlinked.append(connector)
+            # what they own (jobs, agents, namespaces: owned by name) goes before they do, or a user added later
+            # under the same name would be its owner
+            deleted = await self.host.forget_user(name)  # type: ignore[attr-defined]  # the hub's own host
             accounts.remove_user(caller, name)
             links = f"; their links to {', '.join(unlinked)} were revoked" if unlinked else ""
-            return f"Removed user {name} with their tokens{links}.", {"removed": name, "unlinked": unlinked}
+            owned = ", ".join(f"{count} {kind}{'' if count == 1 else 's'}" for kind, count in sorted(deleted.items()))
+            return (f"Removed user {name} with their tokens and sign-ins{', and their ' + owned if owned else ''}"
+                    f"{links}.", {"removed": name, "unlinked": unlinked, "deleted": deleted})
         else:
             raise AccountError("action must be one of list, add, set_role, disable, enable, remove")
         return said, {"user": _plain(user)}

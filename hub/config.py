@@ -267,8 +267,8 @@ class Config(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Where each key that is not at its default was set, by dotted path: `file PATH`, `environment variable
     JUNCTION__...`, `command-line flag --port` (set by the loader and `junction serve`; not a file key)."""
     written: dict[str, str] = {}
-    """String values as written before `${NAME}` and `${secret:NAME}` were replaced, by dotted path (what may be
-    shown of them; set by the loader; not a file key)."""
+    """String values as written before `${NAME}` and `${secret:NAME}` were replaced, by dotted path, a list's items
+    as `PATH[N]` (what may be shown of them; set by the loader; not a file key)."""
 
     def provider_prefix(self, name: str) -> str:
         """The public name prefix of provider `name`: `[providers.NAME] prefix`, else its name ("" publishes
@@ -354,7 +354,7 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     sources.update(_apply_env_overrides(raw, env, source))
     for section in ("providers", "connectors"):
         _refuse_clear_secrets(raw.get(section), source, section)
-    written = {key: value for key, value in _leaves(raw).items() if isinstance(value, str) and "${" in value}
+    written = _written_refs(raw)
     _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
     for section in ("providers", "connectors"):
@@ -382,6 +382,20 @@ def _leaves(node: dict[str, Any], path: str = "") -> dict[str, Any]:
             found.update(_leaves(value, here))
         else:
             found[here] = value
+    return found
+
+
+def _written_refs(node: Any, path: str = "") -> dict[str, str]:
+    """Every string with a `${...}` reference, by the path `_expand_env_refs` names it with (`a.b`, `a.args[1]`)."""
+    found: dict[str, str] = {}
+    items = node.items() if isinstance(node, dict) else enumerate(node) if isinstance(node, list) else ()
+    for key, value in items:
+        here = f"{path}.{key}" if path and isinstance(key, str) else (f"{path}[{key}]" if path else str(key))
+        if isinstance(value, str):
+            if "${" in value:
+                found[here] = value
+        else:
+            found.update(_written_refs(value, here))
     return found
 
 

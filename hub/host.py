@@ -179,6 +179,16 @@ class Host:
         return {slot.name: slot.provider for slot in self._hub.router.slots
                 if slot.provider is not None and slot.provider.link_target() is not None}
 
+    async def forget_user(self, user: str) -> dict[str, int]:
+        """Hub-internal (the built-in provider's `hub__users` remove): every running provider deletes what `user`
+        owns (`Provider.forget_user`); how many of each kind went, all providers together."""
+        gone: dict[str, int] = {}
+        for slot in self._hub.router.slots:
+            if slot.provider is not None:
+                for kind, count in (await slot.provider.forget_user(user)).items():
+                    gone[kind] = gone.get(kind, 0) + count
+        return {kind: count for kind, count in gone.items() if count}
+
     def provider(self, name: str) -> Provider | None:
         """Hub-internal (the built-in provider's `hub__restart`): the running provider or connector `name`."""
         for slot in self._hub.router.slots:

@@ -477,6 +477,12 @@ class Provider:
         """Forget `user`'s link (revoking it where it was issued, if it can be); whether there was one."""
         raise ToolError(f"'{self.host.name}' has no accounts to link")
 
+    async def forget_user(self, user: str) -> Mapping[str, int]:
+        """`user` is being removed from the hub: delete what they own here (what they made with this provider's tools:
+        `Principal.owner` is their name), so that a user added later under the same name inherits none of it. How
+        many of each kind went (`{"job": 2}`, singular nouns); {} when this provider keeps nothing of a user's."""
+        return {}
+
     def recent_output(self) -> Sequence[str]:
         """The last lines this provider's program printed (a stdio connector's stderr), for administrators to
         diagnose it; () when it has none."""

@@ -4,11 +4,15 @@ value came from (`Config.sources`: the default, the config file, an environment 
 
 Must not: show a secret. A value written with a reference (`${secret:NAME}`, `${NAME}`) is shown as written,
 never resolved; a key that holds a credential (a password, a token, a client secret, an API key, headers, a
-program's environment) is masked when it is given literally.
+program's environment) is masked when it is given literally. A credential inside any other value is masked too,
+whatever its key is called: what follows a flag named like one in a program's `args` (`--token X`,
+`--api-key=X`), a header on a command line (`Authorization: Bearer X`), a URL's user name and password, and a
+query parameter named like one (`?access_token=X`, `&key=X`). A reference stays as written in all of these.
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import msgspec
@@ -33,16 +37,63 @@ def holds_credential(path: str) -> bool:
     return any(last == name or last.endswith("_" + name) for name in _CREDENTIAL_NAMES)
 
 
+_WORD = r"[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|credential|auth|signature|sig)[\w.-]*"
+"""A name that says its value is a credential (`--api-key`, `access_token`, `password`; also `keyword`: masking a
+harmless value is the cheaper mistake)."""
+_FLAG = re.compile(rf"^--?{_WORD}$", re.I)
+_REFERENCE = re.compile(r"^\$\{[^}]+\}$")
+_SCHEME = re.compile(r"^(?:bearer|basic)\s+", re.I)
+_IN_TEXT = (
+    # a URL's user name and password: https://user:pass@host
+    re.compile(r"(?P<pre>\b[a-z][a-z0-9+.-]*://)(?P<value>[^/?#@\s]+)(?=@)", re.I),
+    # NAME=VALUE after a flag's dashes, a query's ? or &, or a space: --api-key=X, ?access_token=X, API_KEY=X
+    re.compile(rf"(?P<pre>(?:^|[\s?&;])(?:--?)?{_WORD}=)(?P<value>[^\s&#;]+)", re.I),
+    # a flag and its value in one string: "--token X"
+    re.compile(rf"(?P<pre>(?:^|\s)--?{_WORD}\s+)(?P<value>[^\s-][^\s]*)", re.I),
+    # a header as a command line passes it: "Authorization: Bearer X", "X-Api-Key: X" (a space after the colon,
+    # and no dot in the name: "auth.example.com:443" is a host and its port)
+    re.compile(r"(?P<pre>(?:^|\s)(?:cookie|[\w-]*(?:token|key|secret|passw(?:or)?d|auth)[\w-]*)\s*:\s+)"
+               r"(?P<value>\S.*)$", re.I),
+    # a bearer or basic credential anywhere else
+    re.compile(r"(?P<pre>\b(?:bearer|basic)\s+)(?P<value>[A-Za-z0-9._~+/=-]{6,})", re.I),
+)
+
+
+def _masked_text(text: str) -> str:
+    """`text` with every credential inside it masked (references kept as written)."""
+    def hide(match: re.Match[str]) -> str:
+        value = match.group("value")
+        kept = _REFERENCE.match(_SCHEME.sub("", value)) or value.startswith(MASK)
+        return match.group("pre") + (value if kept else MASK)
+
+    for pattern in _IN_TEXT:
+        text = pattern.sub(hide, text)
+    return text
+
+
 def shown(config: Config, path: str, value: Any) -> Any:
     """What may be shown of `value` at `path`: as written when it had a reference, masked when it is a credential
-    given literally."""
+    given literally, and any credential inside it masked."""
     if path in config.written:
-        return config.written[path]
+        return _masked_text(config.written[path])
     if holds_credential(path) and value not in ("", None, {}, []):
         if isinstance(value, dict):
             return {key: shown(config, f"{path}.{key}", inner) for key, inner in value.items()}
         if isinstance(value, (str, list)):
             return MASK
+    if isinstance(value, str):
+        return _masked_text(value)
+    if isinstance(value, dict):
+        return {key: shown(config, f"{path}.{key}", inner) for key, inner in value.items()}
+    if isinstance(value, list):
+        items = []
+        for number, inner in enumerate(value):
+            after_flag = number > 0 and isinstance(value[number - 1], str) and bool(_FLAG.match(value[number - 1]))
+            item = shown(config, f"{path}[{number}]", inner)
+            if after_flag and isinstance(item, str) and not _REFERENCE.match(item) and not item.startswith("-"):
+                item = MASK  # the value of `--token` in a program's arguments
+            items.append(item)
+        return items
     return value
 
 

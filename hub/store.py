@@ -400,13 +400,16 @@ class Store:
         return row[0] if row else None
 
     def remove_user(self, name: str) -> bool:
-        """Remove a user, every token of theirs and their vault entries (revoke those upstream first)."""
+        """Remove a user, every token of theirs and their vault entries (revoke those upstream first). OAuth clients
+        they registered stay (others may sign in with them), with no owner: a later user of the name owns none."""
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
             self._db.execute("DELETE FROM oauth_tokens WHERE user = ?", (name,))
+            self._db.execute("DELETE FROM oauth_codes WHERE user = ?", (name,))
             self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
             self._db.execute("DELETE FROM vault WHERE user = ?", (name,))
+            self._db.execute("UPDATE oauth_clients SET owner = NULL WHERE owner = ?", (name,))
             removed = self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
             self._db.execute("COMMIT")
         return bool(removed)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -287,6 +288,12 @@ def cmd_user_remove(args: argparse.Namespace) -> int:
         store.close()
     links = f"; revoked their links to {', '.join(revoked)}" if revoked else ""
     print(f"removed user '{args.name}' and their tokens{links}")
+    # What they made with the providers' tools is owned by their name, in the providers' own stores, which only a
+    # running hub reaches (`hub__users` remove deletes it): say so rather than leave it silently to a namesake.
+    print(f"junction: the jobs, agents and knowledge namespaces '{args.name}' made are not removed from the command "
+          f"line: delete them as an admin (automation__list, agents__list, rag__list_namespaces with all) before "
+          f"adding a user named '{args.name}' again, or remove users with hub__users or the console's Users page, "
+          "which deletes them too", file=sys.stderr)
     return 0
 
 

@@ -11,6 +11,11 @@ Owns: the rules of that management, whoever asks:
   console session opened with a token) would outlive that token's revocation and could carry more than it: such a
   caller who is no administrator cannot make tokens, and an administrator's token makes them for its own user only
   within its own scopes;
+- a caller gives no one more than it carries itself (`Principal.scopes`: all of an admin's role when signed in with
+  a password or at the CLI, less through a cut-down token): a token made for another user carries at most the
+  caller's scopes (within that user's role), and a role given with `add_user` or `set_role`, or a password set on a
+  user, must grant nothing the caller lacks: else an admin's token cut down to `hub:admin` would mint the rest of
+  its role through another admin, or through a user it adds with a password it knows;
 - a named user (not the operator at the CLI, who can always add an admin again) cannot leave the hub without an
   enabled user whose role grants `hub:admin`: demoting, disabling or removing the last one is refused;
 - disabling a user ends their login sessions and the hub's OAuth sign-ins now, and refuses their API tokens until
@@ -105,6 +110,7 @@ class Accounts:
         if not isinstance(name, str) or not USER_NAME.match(name) or name == LOCAL_OWNER:
             raise AccountError(f"user names use letters, digits and _ . @ - (1-64 characters), not {str(name)[:80]!r}")
         self._check_role(role)
+        self._within_caller(caller, role, f"add {name} with the role {role}")
         try:
             password_hash = hash_password(password) if password else None
         except ValueError as exc:
@@ -117,7 +123,8 @@ class Accounts:
 
     def set_password(self, caller: Principal, name: str, password: str) -> None:
         _need_admin(caller, "set passwords")
-        self._existing(name)
+        role, _ = self._existing(name)
+        self._within_caller(caller, role, f"set the password of {name}")
         try:
             self.store.set_password(name, hash_password(password))
         except ValueError as exc:
@@ -127,6 +134,7 @@ class Accounts:
         _need_admin(caller, "change roles")
         self._existing(name)
         self._check_role(role)
+        self._within_caller(caller, role, f"give {name} the role {role}")
         if not self._grants_admin(role):
             self._keep_an_admin(caller, name, f"give {name} the role {role}")
         self.store.set_role(name, role)
@@ -160,6 +168,13 @@ class Accounts:
     def _check_role(self, role: object) -> None:
         if not isinstance(role, str) or role not in self.policy.roles:
             raise AccountError(f"unknown role {str(role)[:64]!r} (known: {', '.join(sorted(self.policy.roles))})")
+
+    def _within_caller(self, caller: Principal, role: str, what: str) -> None:
+        """Refuses to give a role (or a password for one) that grants a scope the caller does not carry."""
+        wider = sorted(self.policy.role_scopes(role) - caller.scopes)
+        if wider:
+            raise AccountError(f"cannot {what}: the role grants {', '.join(wider)}, which your token does not carry "
+                               "(sign in with your password, or use the CLI)")
 
     def _grants_admin(self, role: str) -> bool:
         return "hub:admin" in self.policy.role_scopes(role)
@@ -205,18 +220,24 @@ class Accounts:
             if caller.token_id is not None:
                 raise AccountError("a token cannot make tokens: sign in with your password (a token it made would "
                                    "outlive it being revoked)")
-        if caller.token_id is not None and user == caller.name:
-            # an administrator's token, for its own user: never more than the token itself carries
-            wider = sorted(set(scopes) - caller.scopes) if scopes is not None else []
-            if wider:
-                raise AccountError(f"your token does not carry the scope(s) {', '.join(wider)}")
-            if scopes is None:
-                scopes = sorted(caller.scopes)
         found = self.store.user(user)
         if found is None:
             raise AccountError(f"no user named {user[:64]!r} (add one with `junction user add`)")
         if found[1] is not None:
             raise AccountError(f"{user} is disabled: enable them first")
+        # never more than the caller carries, for whomever it is (see the module docstring)
+        # (a scope no one has is refused below as unknown)
+        wider = sorted(set(scopes) & set(self.policy.scopes) - caller.scopes) if scopes is not None else []
+        if wider:
+            raise AccountError(f"your token does not carry the scope(s) {', '.join(wider)}")
+        granted = self.policy.role_scopes(found[0])
+        if scopes is None and caller.token_id is not None and user == caller.name:
+            scopes = sorted(caller.scopes)  # an administrator's token, for its own user: what the token carries
+        elif scopes is None and not granted <= caller.scopes:
+            scopes = sorted(granted & caller.scopes)
+            if not scopes:
+                raise AccountError(f"your token carries none of the scopes of {user}'s role {found[0]}: there is "
+                                   "nothing it may give them (sign in with your password, or use the CLI)")
         try:
             when = expires if isinstance(expires, int | float) or expires is None else parse_expiry(expires)
             if isinstance(when, int | float) and when <= time.time():

@@ -187,6 +187,8 @@ def act_for(store: Store, policy: Policy, delegation: Delegation, now: float | N
         role = store.user_role(user)
     elif token is not None and "#" in token:
         role = delegation.role  # an external provider's user: the hub cannot ask it again
+        if _disabled_here(store, user):
+            return None, f"the user '{user}' is disabled"
     elif token is not None:
         state = store.token_state(token)
         if state is None or state[0] != user:
@@ -205,6 +207,14 @@ def act_for(store: Store, policy: Policy, delegation: Delegation, now: float | N
     if delegation.scopes is not None:
         granted = granted & frozenset(delegation.scopes)
     return Principal(user, role, granted, token), ""
+
+
+def _disabled_here(store: Store, user: str) -> bool:
+    """Whether the hub has disabled its own user of that name. An external provider names its users and the hub
+    need not know them, but one it knows and has disabled (`junction user disable`) is refused as in every other
+    mode: else disabling would stop nothing there."""
+    found = store.user(user)
+    return found is not None and found[1] is not None
 
 
 # API tokens ----------------------------------------------------------------------------------------
@@ -500,7 +510,9 @@ class Authenticator:
             principal, why = self.oauth.verify(token)
         elif self.external is not None and not token.startswith(TOKEN_PREFIX):
             principal, why = await self.external.verify(token)
-            if principal is not None:
+            if principal is not None and principal.name is not None and _disabled_here(self.store, principal.name):
+                why, principal = f"the user '{principal.name}' is disabled", None
+            elif principal is not None:
                 principal = replace(principal, subject_token=token)
         else:
             principal, why = verify_token(self.store, self.policy, token)

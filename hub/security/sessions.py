@@ -107,15 +107,20 @@ class Sessions:
                            locked.retry_after, locked.scope)
             return Refusal(locked.message(user[:64]), 429, {"Retry-After": str(math.ceil(locked.retry_after))})
         stored = self.store.password_hash(user) if user else None
+        found = self.store.user(user) if user else None
+        disabled = found is not None and found[1] is not None
+        # The hash runs whatever the account, and a disabled one is answered exactly as a wrong password (and
+        # counted as one: a reset count would tell too): else the page tells whoever tries a disabled account's
+        # password whether it is right. Only the log says the account is disabled.
         ok = await anyio.to_thread.run_sync(verify_password, password, stored or _DUMMY_HASH)
-        if not ok or stored is None:
+        if not ok or stored is None or disabled:
             self.throttle.failed(user, address)
-            logger.warning("failed sign-in for user %r from %s (%s)", user[:64], address, purpose)
+            if disabled:
+                logger.warning("sign-in for disabled user %r from %s refused (%s)", user[:64], address, purpose)
+            else:
+                logger.warning("failed sign-in for user %r from %s (%s)", user[:64], address, purpose)
             return Refusal("Wrong user name or password.", 401)
         self.throttle.succeeded(user, address)
-        if self.store.user_role(user) is None:  # the right password of a disabled user
-            logger.warning("sign-in for disabled user %r from %s refused (%s)", user[:64], address, purpose)
-            return Refusal("This account is disabled: ask an administrator to enable it.", 403)
         return None
 
     def open(self, response: Response, user: str, delegation: str | None = None) -> None:

@@ -121,3 +121,47 @@ def test_a_job_or_an_agent_never_makes_a_token(tmp_path: Path) -> None:
         assert [t["name"] for t in tokens if t["name"] == "leak"] == []
         users = mcp_call(hub.url, root, "hub__users", {})["structuredContent"]["users"]
         assert "mallory" not in [u["name"] for u in users]
+
+
+def test_an_admins_cut_down_token_gives_no_one_more_than_it_carries(tmp_path: Path) -> None:
+    """root's token carries only `hub:admin` and a scope for `hub__tokens`: it may still manage, but what it makes for others (a token, a user, a
+    role) never carries more than it does, or it would mint the rights it was cut down from (through bob, another
+    admin, or a user it adds with a password it knows)."""
+    config = CONFIG + '[auth.scopes]\n"accounts" = ["hub__tokens"]\n'
+    (tmp_path / "junction.toml").write_text(config)
+    for user, role in (("root", "admin"), ("bob", "admin"), ("carol", "agent")):
+        assert junction(tmp_path, "user", "add", user, "--role", role).returncode == 0
+    cut = token_for(tmp_path, "root", "--scopes", "hub:admin,accounts")
+    full = token_for(tmp_path, "root")
+    password = "mallory-password-77"
+    remember_secret(password)
+    with serve_hub(tmp_path, config) as hub:
+        assert "may not call the tool" in refused_call(hub.url, cut, "hub__status", {}).text  # no `mcp`: cut down
+        # a token for bob, who is an admin: capped to what root's token carries, never his role's `mcp`
+        capped = mcp_call(hub.url, cut, "hub__tokens", {"action": "create", "user": "bob", "name": "for-bob"})
+        assert not capped.get("isError"), capped
+        remember_secret(capped["structuredContent"]["value"])
+        assert capped["structuredContent"]["token"]["scopes"] == ["accounts", "hub:admin"]
+        answer = refused_call(hub.url, capped["structuredContent"]["value"], "hub__status", {})
+        assert "may not call the tool" in answer.text, answer.text
+        wider = mcp_call(hub.url, cut, "hub__tokens", {"action": "create", "user": "bob", "scopes": ["mcp"]})
+        assert wider["isError"] and "your token does not carry the scope(s) mcp" in wider["content"][0]["text"]
+        # carol's role (agent: `mcp`) shares no scope with root's token: nothing to give her
+        none = mcp_call(hub.url, cut, "hub__tokens", {"action": "create", "user": "carol"})
+        assert none["isError"] and "carries none of the scopes" in none["content"][0]["text"], none
+        # users: no new admin with a password root knows, no role beyond the token's, no promotion
+        for args in ({"action": "add", "name": "mallory", "role": "admin", "password": password},
+                     {"action": "add", "name": "mallory", "role": "agent"},
+                     {"action": "set_role", "name": "carol", "role": "admin"}):
+            refused = mcp_call(hub.url, cut, "hub__users", args)
+            assert refused["isError"], (args, refused)
+            assert "which your token does not carry" in refused["content"][0]["text"], (args, refused)
+        users = mcp_call(hub.url, cut, "hub__users", {})["structuredContent"]["users"]
+        assert {u["name"]: u["role"] for u in users} == {"root": "admin", "bob": "admin", "carol": "agent"}
+        # root's full token (or a password) may do all of it
+        made = mcp_call(hub.url, full, "hub__users", {"action": "add", "name": "mallory", "role": "admin",
+                                                      "password": password})
+        assert not made.get("isError"), made
+        bobs = mcp_call(hub.url, full, "hub__tokens", {"action": "create", "user": "bob", "name": "whole"})
+        remember_secret(bobs["structuredContent"]["value"])
+        assert bobs["structuredContent"]["token"]["scopes"] is None

@@ -691,6 +691,20 @@ class AgentsProvider(Provider):
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"agent {name} deleted")], structured_content={"deleted": name})
 
+    async def forget_user(self, user: str) -> dict[str, int]:
+        """`user`'s agents go with them (with every conversation with those), and their conversations with the
+        others: a later user of that name would own them."""
+        assert self.store is not None
+        theirs = [name for name, agent in self.agents.items() if agent.source == "tool" and agent.owner == user]
+        for name in theirs:
+            self.store.execute("DELETE FROM agents WHERE name = ?", (name,))
+            self.store.execute("DELETE FROM conversations WHERE agent = ?", (name,))
+            del self.agents[name]
+        talks = self.store.execute("DELETE FROM conversations WHERE owner = ?", (user,)).rowcount
+        if theirs:
+            self.host.catalog_changed()
+        return {"agent": len(theirs), "conversation": talks}
+
     async def _tool_conversations(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         assert self.store is not None
         self._agent(args.get("agent"), ctx, "read")

@@ -707,6 +707,12 @@ class AutomationProvider(Provider):
     async def _tool_delete(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         job = self._job(args.get("name"), ctx)
         self._may_change(job, "delete")
+        self._delete(job)
+        self.host.catalog_changed()
+        return types.CallToolResult(content=[_text(f"job {job.name} deleted")], structured_content={"deleted": job.name})
+
+    def _delete(self, job: Job) -> None:
+        """A job goes with its runs, its webhook secret and what its webhook's replay cache knows."""
         assert self.store is not None
         for scope in list(job.running.values()):
             scope.cancel()
@@ -716,8 +722,15 @@ class AutomationProvider(Provider):
             with contextlib.suppress(Exception):
                 self._secrets().remove(f"automation.webhook.{job.name}")
             self._replay_cache().forget(job.name)
-        self.host.catalog_changed()
-        return types.CallToolResult(content=[_text(f"job {job.name} deleted")], structured_content={"deleted": job.name})
+
+    async def forget_user(self, user: str) -> dict[str, int]:
+        """`user`'s jobs go with them (a later user of that name would own them, and they act for their owner)."""
+        theirs = [job for job in self.jobs.values() if job.source == "tool" and job.owner == user]
+        for job in theirs:
+            self._delete(job)
+        if theirs:
+            self.host.catalog_changed()
+        return {"job": len(theirs)}
 
     async def _tool_runs(self, args: dict[str, Any], ctx: CallContext) -> types.CallToolResult:
         job = self._job(args.get("name"), ctx)

@@ -642,17 +642,31 @@ class RagProvider(Provider):
             raise ValueError(f"namespace: {space.name!r} is defined in the config; remove it there")
         # one the config no longer defines is still the admins' (nobody owns it): only they delete it
         space = self._space(space.name, self._who(ctx), write=True)
+        await self._drop(space)
+        self.host.catalog_changed()
+        return types.CallToolResult(content=[_text(f"namespace {space.name} deleted")],
+                                    structured_content={"namespace": space.name})
+
+    async def _drop(self, space: Namespace) -> None:
+        """A namespace goes with its documents, its index files and its owner."""
+        import shutil
+
         assert self.store is not None
         async with space.write_lock:
             self.store.drop_namespace(space.name)
             del self.spaces[space.name]
             self.owners.pop(space.name, None)
-            import shutil
-
             await anyio.to_thread.run_sync(shutil.rmtree, space.root, True)
-        self.host.catalog_changed()
-        return types.CallToolResult(content=[_text(f"namespace {space.name} deleted")],
-                                    structured_content={"namespace": space.name})
+
+    async def forget_user(self, user: str) -> dict[str, int]:
+        """`user`'s namespaces go with them: a later user of that name would own them."""
+        theirs = [self.spaces[name] for name, owner in list(self.owners.items())
+                  if owner == user and name in self.spaces and name not in self.configured]
+        for space in theirs:
+            await self._drop(space)
+        if theirs:
+            self.host.catalog_changed()
+        return {"namespace": len(theirs)}
 
     # resources and the prompt --------------------------------------------------------------------
     async def read_resource(self, uri: str, ctx: CallContext) -> types.ReadResourceResult:
