@@ -7,8 +7,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from tests.fixtures.jwt_issuer import JwtIssuer
-from tests.helpers import add_users, junction, remember_secret, serve_hub, token_for
+from tests.helpers import add_users, junction, serve_hub, token_for
+from tests.hub.security.test_auth_external import config as external_config
+from tests.hub.security.test_auth_external import oidc_provider, user_token
 from tests.security.test_admin_tools_attacks import refused_call
 from tests.security.test_console_attacks import browser, form_token
 from tests.security.test_console_connectors_attacks import mcp_call
@@ -50,16 +51,14 @@ def test_a_disabled_accounts_right_password_is_answered_as_a_wrong_one(tmp_path:
 
 
 def test_an_external_providers_token_for_a_disabled_user_is_refused(tmp_path: Path) -> None:
-    with JwtIssuer() as issuer:
-        config = (f'[auth]\nmode = "external"\n[auth.external]\nissuer = "{issuer.url}"\nclock_skew = 0\n'
-                  "[providers.automation]\nenabled = true\n")
+    with oidc_provider() as issuer:  # the real node-oidc-provider (tests/node/oidc_server.mjs)
+        config = external_config(issuer, "[providers.automation]\nenabled = true\n")
         (tmp_path / "junction.toml").write_text(config)
         for user, role in (("root", "admin"), ("dave", "user")):
             assert junction(tmp_path, "user", "add", user, "--role", role).returncode == 0
         root = token_for(tmp_path, "root")
         with serve_hub(tmp_path, config) as hub:
-            dave, erin = issuer.issue("dave", hub.url), issuer.issue("erin", hub.url)
-            remember_secret(dave, erin)
+            dave, erin = user_token(issuer, hub.url, "dave"), user_token(issuer, hub.url, "erin")
             assert not mcp_call(hub.url, dave, "hub__status", {}).get("isError")
             made = mcp_call(hub.url, dave, "automation__create", {
                 "name": "daves", "trigger": {"type": "webhook"}, "action": {"tool": "hub__status", "arguments": {}}})
