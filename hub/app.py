@@ -13,7 +13,7 @@ import gc
 import logging
 import os
 import secrets
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -150,42 +150,75 @@ class Hub:
         are new (or switched on) start, those gone (or switched off) stop, those whose table changed start anew;
         the catalog changes once, announced to clients. The rest of the file counts at the next start. Raises
         `ConfigError` (and changes nothing) if the file does not load or a new connector cannot be built."""
-        async with self._reloading:
-            path = self.config_path()
-            from hub.security.secrets import resolver
+        return await self.change_connectors(None)
 
-            _, resolve = resolver(self.store, self.data_dir)
-            fresh = await anyio.to_thread.run_sync(
-                lambda: load_config(path if path.exists() else None, secret=resolve))
-            current = self.config
+    async def change_connectors(self, edit: Callable[[Path], None] | None) -> dict[str, list[str]]:
+        """`edit(config file)` (a `hub.connectors_file` change), then `reload_connectors`, as one step: one change
+        at a time, never cut short by a caller who hangs up, and the file put back as it was if the hub will not
+        take the result."""
+        with anyio.CancelScope(shield=True):
+            async with self._reloading:
+                path = self.config_path()
+                before = path.read_bytes() if path.exists() else None
+                if edit is not None:
+                    await anyio.to_thread.run_sync(edit, path)
+                try:
+                    changes = await self._reload(path)
+                except BaseException:
+                    if edit is not None:
+                        if before is None:
+                            path.unlink(missing_ok=True)
+                        else:
+                            path.write_bytes(before)
+                    raise
+        return changes
 
-            def wanted(config: Config) -> dict[str, Any]:
-                return {n: (config.raw_connectors.get(n), s.type, s.prefix) for n, s in config.connectors.items()
-                        if s.enabled}
+    async def _reload(self, path: Path) -> dict[str, list[str]]:
+        from hub.security.secrets import resolver
 
-            before, after = wanted(current), wanted(fresh)
-            running = {slot.name: slot for slot in self.router.slots if slot.kind == "connector"}
-            gone = [n for n in running if n not in after or after[n] != before.get(n)]
-            new = [n for n in after if n not in running or n in gone]
-            taken = {slot.name for slot in self.router.slots if slot.kind != "connector"}
-            for name in new:
-                if name in taken:
-                    raise ConfigError(fresh.source, f"connectors.{name}", f"a provider is also named '{name}'")
-            built = [self._connector_slot(fresh, name) for name in new]  # all built before anything changes
-            self.config = msgspec.structs.replace(
-                current, connectors=fresh.connectors, raw_connectors=fresh.raw_connectors,
-                sources={**{k: v for k, v in current.sources.items() if not k.startswith("connectors.")},
-                         **{k: v for k, v in fresh.sources.items() if k.startswith("connectors.")}},
-                written={**{k: v for k, v in current.written.items() if not k.startswith("connectors.")},
-                         **{k: v for k, v in fresh.written.items() if k.startswith("connectors.")}})
-            await self.router.replace_slots([running[n] for n in gone], built)
-            changed = sorted(set(gone) & set(new))
-            result = {"added": sorted(set(new) - set(gone)), "removed": sorted(set(gone) - set(new)),
-                      "restarted": changed}
-            if any(result.values()):
-                logger.info("connectors reloaded from %s: %s", path,
-                            "; ".join(f"{k} {', '.join(v)}" for k, v in result.items() if v))
-            return result
+        _, resolve = resolver(self.store, self.data_dir)
+        fresh = await anyio.to_thread.run_sync(lambda: load_config(path if path.exists() else None, secret=resolve))
+        current = self.config
+
+        def wanted(config: Config) -> dict[str, Any]:
+            return {n: (config.raw_connectors.get(n), s.type, s.prefix) for n, s in config.connectors.items()
+                    if s.enabled}
+
+        before, after = wanted(current), wanted(fresh)
+        running = {slot.name: slot for slot in self.router.slots if slot.kind == "connector"}
+        gone = [n for n in running if n not in after or after[n] != before.get(n)]
+        new = [n for n in after if n not in running or n in gone]
+        taken = {slot.name for slot in self.router.slots if slot.kind != "connector"}
+        for name in new:
+            if name in taken:
+                raise ConfigError(fresh.source, f"connectors.{name}", f"a provider is also named '{name}'")
+        built = [self._connector_slot(fresh, name) for name in new]  # all built before anything changes
+        await self.router.replace_slots([running[n] for n in gone], built)
+        self.config = msgspec.structs.replace(
+            current, connectors=fresh.connectors, raw_connectors=fresh.raw_connectors,
+            sources={**{k: v for k, v in current.sources.items() if not k.startswith("connectors.")},
+                     **{k: v for k, v in fresh.sources.items() if k.startswith("connectors.")}},
+            written={**{k: v for k, v in current.written.items() if not k.startswith("connectors.")},
+                     **{k: v for k, v in fresh.written.items() if k.startswith("connectors.")}})
+        # Users' links and own keys were given for one server: one that is gone, or now elsewhere, forgets them (a
+        # connector added again under the same name, at another address, must not get them)
+        def where(config: Config, name: str) -> tuple[Any, ...]:
+            table = config.raw_connectors.get(name) or {}
+            return table.get("url"), table.get("command"), tuple(table.get("args") or ())
+
+        moved = [n for n in gone if n not in after or where(current, n) != where(fresh, n)]
+        for name in moved:
+            forgotten = await anyio.to_thread.run_sync(self.store.forget_connector, name)
+            if forgotten:
+                logger.info("connector '%s' is gone or moved: %d linked account(s) and key(s) forgotten", name,
+                            forgotten)
+        changed = sorted(set(gone) & set(new))
+        result = {"added": sorted(set(new) - set(gone)), "removed": sorted(set(gone) - set(new)),
+                  "restarted": changed}
+        if any(result.values()):
+            logger.info("connectors reloaded from %s: %s", path,
+                        "; ".join(f"{k} {', '.join(v)}" for k, v in result.items() if v))
+        return result
 
     def _build_server(self) -> HubServer:
         router = self.router

@@ -15,7 +15,6 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-import anyio
 import mcp_types as types
 import msgspec
 
@@ -293,8 +292,9 @@ class HubProvider(Provider):
             types.Tool(
                 name="remove_connector",
                 title="Remove a connector",
-                description="Stop a connector and take its [connectors.NAME] table out of the hub's config file. "
-                "Users' linked accounts there are kept (adding it again finds them). Administrators only.",
+                description="Stop a connector and take its [connectors.NAME] table out of the hub's config file; "
+                "users' linked accounts and own keys there are forgotten (as when a connector's address changes). "
+                "Administrators only.",
                 input_schema={"type": "object", "properties": {"name": {"type": "string"}},
                               "required": ["name"], "additionalProperties": False},
                 annotations=types.ToolAnnotations(destructive_hint=True, idempotent_hint=True, open_world_hint=False),
@@ -452,34 +452,38 @@ class HubProvider(Provider):
         who = caller.name or "the local admin"
         try:
             if name == "reload_connectors":
-                changes = await host.reload_connectors()
+                changes = await host.change_connectors(None)
                 said = "; ".join(f"{k}: {', '.join(v)}" for k, v in changes.items() if v) or "nothing changed"
                 return _answer(f"Connectors reloaded from {path}: {said}.", {"config_file": str(path), **changes})
             connector = args.get("name")
             if not isinstance(connector, str) or not connector:
                 return _error("name must be the connector's name")
             if name == "remove_connector":
-                await anyio.to_thread.run_sync(remove_connector, path, connector)
-                changes = await host.reload_connectors()
+                changes = await host.change_connectors(lambda file: remove_connector(file, connector))
+                if connector not in changes["removed"]:
+                    return _error(f"{connector} was not running; its table left {path}")
                 logger.info("connector '%s' removed by %s", connector, who)
-                return _answer(f"Removed {connector} from {path}; it is stopped.",
-                               {"config_file": str(path), **changes})
-            wanted = _wanted(args)
-            if any(p["name"] == connector and p.get("kind") != "connector" for p in self.host.hub_info()["providers"]):
+                return _answer(f"Removed {connector} from {path}; it is stopped, and its users' links to it are "
+                               "forgotten.", {"config_file": str(path), **changes})
+            slots = self.host.hub_info()["providers"]
+            if any(p["name"] == connector and p.get("kind") != "connector" for p in slots):
                 return _error(f"a provider is also named '{connector}': names must be unique")
-            table, target, hint = table_for(wanted, host.connector_catalog(), self.host.web_url, _TOOL_SPELLING)
-            before = path.read_bytes() if path.exists() else None
-            await anyio.to_thread.run_sync(
-                lambda: write_connector(path, connector, table, replace=bool(args.get("replace"))))
-            try:
-                changes = await host.reload_connectors()
-            except BaseException:  # the hub would not take it: the file goes back to what it was
-                if before is None:
-                    path.unlink(missing_ok=True)
-                else:
-                    path.write_bytes(before)
-                raise
-            logger.info("connector '%s' (%s) added by %s", connector, target, who)
+            wanted = _wanted(args)
+            prefix = wanted.prefix if wanted.prefix is not None else connector
+            if not prefix:
+                return _error("an empty `prefix` publishes the server's tools under their own names, beside the "
+                              "hub's: set that in the config file, not through a tool")
+            clash = next((p["name"] for p in slots if p.get("prefix") == prefix and p["name"] != connector), None)
+            if clash is not None:
+                return _error(f"the prefix {prefix!r} is {clash}'s already: tools of both would clash (give `prefix`)")
+            table, target, hint = table_for(wanted, host.connector_catalog(), self.host.web_url, _TOOL_SPELLING,
+                                            allow_env=False)
+            replace = bool(args.get("replace"))
+            changes = await host.change_connectors(
+                lambda file: write_connector(file, connector, table, replace=replace))
+            if connector not in changes["added"] + changes["restarted"]:
+                return _error(f"{connector} is in {path} but did not start (see hub__connectors)")
+            logger.info("connector '%s' added by %s", connector, who)
         except RequestError as exc:
             return _error(str(exc))
         except ConfigError as exc:

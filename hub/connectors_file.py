@@ -22,9 +22,14 @@ import tomlkit
 from hub.config import Config, ConfigError, connector_settings, load_config
 
 _NAME_REF = re.compile(r"[A-Za-z0-9_.-]{1,100}")
-_CREDENTIAL_NAME = re.compile(r"authorization|cookie|token|secret|passw|api[_-]?key|[_-]key$|^key$|credential", re.I)
+_CREDENTIAL_NAME = re.compile(
+    r"auth|cookie|token|secret|pass|pwd|private|credential|signature|api[_-]?key|[_-]key$|^key$|[_-]pat$|^pat$|dsn",
+    re.I)
 """Header and environment names whose values are credentials: they are written as references, never in clear."""
-_REFERENCE = re.compile(r"\$\{(?:secret:|user_secret:)?[A-Za-z0-9_.-]{1,100}\}")
+_ANY_REFERENCE = re.compile(r"\$\{(?:(secret|user_secret):)?([^}]*)\}")
+_SCHEME_ONLY = re.compile(r"\s*(?:(?:bearer|basic|token)\s*)?", re.I)
+INTERNAL_SECRETS = ("oauth.", "automation.")
+"""Secrets the hub keeps for itself (OAuth clients' secrets, jobs' webhook secrets): never a connector's to send."""
 
 
 class RequestError(ValueError):
@@ -61,10 +66,12 @@ CLI_SPELLING = {"url": "--url", "program": "`-- COMMAND [ARGS...]`", "entry": "-
 
 
 def table_for(wanted: Wanted, catalog: Mapping[str, Any], web_url: Callable[[str], str] | None,
-              spell: Mapping[str, str]) -> tuple[dict[str, Any], str, str]:
+              spell: Mapping[str, str], *, allow_env: bool = True) -> tuple[dict[str, Any], str, str]:
     """The `[connectors.NAME]` table for `wanted`, what it reaches (a URL or a command line) and, for a catalog
     server, how its users link their accounts (else ""). `catalog`: the catalog's entries by name; `web_url`: the hub's public address of a path, if known;
-    `spell`: how the asker names each field (refusals use it)."""
+    `spell`: how the asker names each field (refusals use it); `allow_env`: whether values may name the hub's
+    environment variables (`${NAME}`: yes from the command line, whose user has the environment anyway; no through
+    the hub's tools, where they would send the hub's environment wherever the caller says)."""
     def s(key: str) -> str:
         return spell.get(key, key)
 
@@ -94,13 +101,7 @@ def table_for(wanted: Wanted, catalog: Mapping[str, Any], web_url: Callable[[str
         raise RequestError(f"{s('env') if w.env else s('cwd')} is for a stdio server ({s('program')})")
     if w.program and w.headers:
         raise RequestError(f"{s('headers')} is for a remote server ({s('url')})")
-    for key, values in (("headers", w.headers), ("env", w.env)):
-        for item, value in values.items():
-            if _CREDENTIAL_NAME.search(item) and value and not _REFERENCE.search(value):
-                raise RequestError(
-                    f"{s(key)} {item}: a credential written in clear would be kept in the config file: store it as a "
-                    "secret and write \"${secret:NAME}\" (the same value for everyone), or write "
-                    "\"${user_secret:KEY}\" for each user's own value")
+    _refuse_clear_credentials(w, s, allow_env)
     for key in ("client_secret", "with_key"):
         value = getattr(w, key)
         if value and not _NAME_REF.fullmatch(value):
@@ -139,6 +140,44 @@ def table_for(wanted: Wanted, catalog: Mapping[str, Any], web_url: Callable[[str
     if w.protocol:
         table["protocol"] = w.protocol
     return table, target, hint
+
+
+_CLEAR = ("a credential written in clear would be kept in the config file: store it as a secret and write "
+          "\"${secret:NAME}\" (the same value for everyone), or write \"${user_secret:KEY}\" for each user's own value")
+
+
+def _refuse_clear_credentials(w: Wanted, s: Callable[[str], str], allow_env: bool) -> None:
+    from hub.settings import CREDENTIAL_FLAG, masked_text
+
+    def references(where: str, value: str) -> str:
+        """`value` with its references taken out, once each is one that may be written here."""
+        for match in _ANY_REFERENCE.finditer(value):
+            kind, name = match.group(1), match.group(2)
+            if kind is None and not allow_env:
+                raise RequestError(f"{where}: \"${{{name}}}\" names an environment variable of the hub; through the "
+                                   "hub's tools write \"${secret:NAME}\" instead (environment variables are for "
+                                   "the config file an operator edits)")
+            if kind == "secret" and name.startswith(INTERNAL_SECRETS):
+                raise RequestError(f"{where}: the secret {name!r} is one the hub keeps for itself, never sent to a "
+                                   "connector")
+        return _ANY_REFERENCE.sub("", value)
+
+    for key, values in (("headers", w.headers), ("env", w.env)):
+        for item, value in values.items():
+            rest = references(f"{s(key)} {item}", value)
+            if _CREDENTIAL_NAME.search(item) and not _SCHEME_ONLY.fullmatch(rest):
+                raise RequestError(f"{s(key)} {item}: {_CLEAR}")
+            if masked_text(rest) != rest:
+                raise RequestError(f"{s(key)} {item}: its value holds a credential; {_CLEAR}")
+    for key, value in (("url", w.url), ("cwd", w.cwd)):
+        if value and masked_text(references(s(key), value)) != references(s(key), value):
+            raise RequestError(f"{s(key)}: it holds a credential (a password in the address, or a key in its query); "
+                               f"{_CLEAR}")
+    for number, value in enumerate(w.program):
+        rest = references(s("program"), value)
+        after_flag = number > 0 and bool(CREDENTIAL_FLAG.match(w.program[number - 1]))
+        if masked_text(rest) != rest or (after_flag and rest.strip() and not rest.startswith("-")):
+            raise RequestError(f"{s('program')}: argument {number} holds a credential; {_CLEAR}")
 
 
 def _from_catalog(w: Wanted, catalog: Mapping[str, Any], web_url: Callable[[str], str] | None,

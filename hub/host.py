@@ -10,6 +10,7 @@ Must not: know any concrete provider, or hand a provider the router or the store
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
@@ -49,6 +50,8 @@ class HostingHub(Protocol):
     def config_path(self) -> Path: ...
 
     async def reload_connectors(self) -> dict[str, list[str]]: ...
+
+    async def change_connectors(self, edit: Callable[[Path], None] | None) -> dict[str, list[str]]: ...
 
 
 ENTRY_POINT_GROUP = "junction.providers"
@@ -200,9 +203,10 @@ class Host:
         """Hub-internal (`hub__add_connector` and co.): the config file connectors are written to."""
         return self._hub.config_path()
 
-    async def reload_connectors(self) -> dict[str, list[str]]:
-        """Hub-internal: bring the running connectors in line with the config file (`Hub.reload_connectors`)."""
-        return await self._hub.reload_connectors()
+    async def change_connectors(self, edit: Callable[[Path], None] | None) -> dict[str, list[str]]:
+        """Hub-internal: edit the config file's connectors and bring the running hub in line, as one step
+        (`Hub.change_connectors`)."""
+        return await self._hub.change_connectors(edit)
 
     def connector_catalog(self) -> dict[str, Any]:
         """Hub-internal: the well-known servers the installed `mcp` connector type knows, by name."""

@@ -40,7 +40,8 @@ def holds_credential(path: str) -> bool:
 _WORD = r"[\w.-]*(?:token|key|secret|passw(?:or)?d|pwd|credential|auth|signature|sig)[\w.-]*"
 """A name that says its value is a credential (`--api-key`, `access_token`, `password`; also `keyword`: masking a
 harmless value is the cheaper mistake)."""
-_FLAG = re.compile(rf"^--?{_WORD}$", re.I)
+CREDENTIAL_FLAG = re.compile(rf"^--?{_WORD}$", re.I)
+"""A command-line flag whose next argument is a credential (`--token`, `--api-key`)."""
 _REFERENCE = re.compile(r"^\$\{[^}]+\}$")
 _SCHEME = re.compile(r"^(?:bearer|basic)\s+", re.I)
 _IN_TEXT = (
@@ -59,7 +60,7 @@ _IN_TEXT = (
 )
 
 
-def _masked_text(text: str) -> str:
+def masked_text(text: str) -> str:
     """`text` with every credential inside it masked (references kept as written)."""
     def hide(match: re.Match[str]) -> str:
         value = match.group("value")
@@ -75,20 +76,20 @@ def shown(config: Config, path: str, value: Any) -> Any:
     """What may be shown of `value` at `path`: as written when it had a reference, masked when it is a credential
     given literally, and any credential inside it masked."""
     if path in config.written:
-        return _masked_text(config.written[path])
+        return masked_text(config.written[path])
     if holds_credential(path) and value not in ("", None, {}, []):
         if isinstance(value, dict):
             return {key: shown(config, f"{path}.{key}", inner) for key, inner in value.items()}
         if isinstance(value, (str, list)):
             return MASK
     if isinstance(value, str):
-        return _masked_text(value)
+        return masked_text(value)
     if isinstance(value, dict):
         return {key: shown(config, f"{path}.{key}", inner) for key, inner in value.items()}
     if isinstance(value, list):
         items = []
         for number, inner in enumerate(value):
-            after_flag = number > 0 and isinstance(value[number - 1], str) and bool(_FLAG.match(value[number - 1]))
+            after_flag = number > 0 and isinstance(value[number - 1], str) and bool(CREDENTIAL_FLAG.match(value[number - 1]))
             item = shown(config, f"{path}[{number}]", inner)
             if after_flag and isinstance(item, str) and not _REFERENCE.match(item) and not item.startswith("-"):
                 item = MASK  # the value of `--token` in a program's arguments

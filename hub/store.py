@@ -557,6 +557,12 @@ class Store:
                                     (user, connector, name)).rowcount
 
 
+    def forget_connector(self, connector: str) -> int:
+        """Every user's links and own values for `connector` (it is gone, or it now reaches another server)."""
+        with self._lock:
+            return self._db.execute("DELETE FROM vault WHERE connector = ?", (connector,)).rowcount
+
+
 def _storable(value: object) -> object:
     """Text as SQLite can store it: lone surrogates (which UTF-8 cannot hold) become `\\udXXX` escapes."""
     if type(value) is not str or value.isascii():
