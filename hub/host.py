@@ -210,7 +210,7 @@ class Host:
 
     def connector_catalog(self) -> dict[str, Any]:
         """Hub-internal: the well-known servers the installed `mcp` connector type knows, by name."""
-        return dict(getattr(load_connector_class("", "mcp"), "catalog", dict)())
+        return connector_catalog()
 
     def recent_output(self, name: str) -> list[str]:
         """Hub-internal: what provider `name`'s program printed last (its `recent_output()`), for administrators."""
@@ -246,6 +246,11 @@ def load_connector_class(name: str, kind: str) -> type[Provider]:
             return ep.load()
     known = ", ".join(sorted(ep.name for ep in entry_points(group=CONNECTOR_GROUP))) or "none"
     raise ConfigError("", f"connectors.{name}.type", f"no connector type '{kind}' is installed (installed: {known})")
+
+
+def connector_catalog() -> dict[str, Any]:
+    """The well-known servers the installed `mcp` connector type knows (its `catalog()`), by name."""
+    return dict(getattr(load_connector_class("", "mcp"), "catalog", dict)())
 
 
 def available_providers() -> list[str]:

@@ -115,14 +115,17 @@ class Router:
 
     async def stop(self) -> None:
         for slot in reversed(self.slots):
-            if slot.provider is None or slot.state is ProviderState.STOPPED:
-                continue
-            try:
-                with anyio.fail_after(10):
-                    await slot.provider.stop()
-            except Exception as exc:
-                logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
-            slot.state = ProviderState.STOPPED
+            await self._stop_slot(slot)
+
+    async def _stop_slot(self, slot: ProviderSlot) -> None:
+        if slot.provider is None or slot.state is ProviderState.STOPPED:
+            return
+        try:
+            with anyio.fail_after(10):
+                await slot.provider.stop()
+        except Exception as exc:
+            logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
+        slot.state = ProviderState.STOPPED
 
     async def replace_slots(self, gone: list[ProviderSlot], new: list[ProviderSlot]) -> None:
         """Stop the providers of `gone` and take them out, start those of `new` (concurrently) and put them in; then
@@ -130,12 +133,7 @@ class Router:
         for slot in gone:
             self.slots.remove(slot)  # in place: the fronts, the console and the metrics hold this list
         for slot in gone:
-            if slot.provider is not None and slot.state is not ProviderState.STOPPED:
-                try:
-                    with anyio.fail_after(10):
-                        await slot.provider.stop()
-                except Exception as exc:
-                    logger.error("provider '%s' did not stop cleanly: %s", slot.name, exc)
+            await self._stop_slot(slot)
             slot.state = ProviderState.STOPPED
         self.slots.extend(new)
         async with anyio.create_task_group() as starting:

@@ -130,9 +130,9 @@ def _pairs(values: list[str], what: str) -> dict[str, str]:
 
 
 def _catalog() -> dict[str, Any]:
-    from hub.host import load_connector_class
+    from hub.host import connector_catalog
 
-    return getattr(load_connector_class("", "mcp"), "catalog", dict)()
+    return connector_catalog()
 
 
 def cmd_catalog(args: argparse.Namespace) -> int:

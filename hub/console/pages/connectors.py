@@ -16,7 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from hub.console.app import NavItem, Refused, Viewer, result_text
-from hub.host import load_connector_class
+from hub.host import connector_catalog
 
 if TYPE_CHECKING:
     from hub.console.app import Console
@@ -35,28 +35,16 @@ def routes(console: Console) -> list[BaseRoute]:
         found = await console.call_json(viewer, tool("connectors"), {})
         template = "_connectors_list.html" if request.headers.get("hx-request") else "connectors.html"
         return console.render(request, viewer, template, title="Connectors", connectors=found.get("connectors", []),
-                              notice=notice, failed=failed, catalog=catalog() if viewer.is_admin else {})
+                              notice=notice, failed=failed, catalog=connector_catalog() if viewer.is_admin else {})
 
     async def connectors(request: Request, viewer: Viewer) -> Response:
         return await listing(request, viewer)
 
     async def unlink(request: Request, viewer: Viewer) -> Response:
-        name = request.path_params["name"]
-        result = await console.call(viewer, tool("unlink"), {"connector": name})
-        if not request.headers.get("hx-request"):
-            if result.is_error:
-                raise Refused(result_text(result), 400)
-            return RedirectResponse("/connectors", status_code=303)
-        return await listing(request, viewer, result_text(result), result.is_error)
+        return await answered(request, viewer, "unlink", {"connector": request.path_params["name"]})
 
     async def restart(request: Request, viewer: Viewer) -> Response:
-        name = request.path_params["name"]
-        result = await console.call(viewer, tool("restart"), {"connector": name})
-        if not request.headers.get("hx-request"):
-            if result.is_error:
-                raise Refused(result_text(result), 400)
-            return RedirectResponse("/connectors", status_code=303)
-        return await listing(request, viewer, result_text(result), result.is_error)
+        return await answered(request, viewer, "restart", {"connector": request.path_params["name"]})
 
     async def answered(request: Request, viewer: Viewer, local: str, arguments: dict[str, Any]) -> Response:
         result = await console.call(viewer, tool(local), arguments)
@@ -91,11 +79,6 @@ def routes(console: Console) -> list[BaseRoute]:
 
 KINDS = ("catalog", "url", "command")
 """What the add form links: a server of the catalog, a remote server by URL, a stdio program."""
-
-
-def catalog() -> dict[str, Any]:
-    """The catalog's servers by name (read-only data of the installed `mcp` connector type), for the form's list."""
-    return dict(getattr(load_connector_class("", "mcp"), "catalog", dict)())
 
 
 def connector_from(form: FormData) -> dict[str, Any]:
