@@ -77,7 +77,7 @@ class Hub:
     def __init__(self, config: Config) -> None:
         self.config = config
         self.data_dir = config.data_dir()
-        self.store = Store(self.data_dir / "junction.db")
+        self.store = Store(self.data_dir / "junction.db", config.store.url)
         self.secret_store: SecretStore | None = None
         """The secret store, opened when a provider first asks for it."""
         self.vault: Vault | None = None

@@ -22,7 +22,7 @@ import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 import msgspec
 from yarl import URL
@@ -103,6 +103,10 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Defaults to `$XDG_DATA_HOME/junction` or `~/.local/share/junction`."""
     call_retention_days: Annotated[float, msgspec.Meta(ge=0)] = 30.0
     """Call records older than this are deleted (0 keeps them forever)."""
+    url: str = ""
+    """Empty: SQLite files under `data_dir`. `postgresql://USER:${PGPASSWORD}@HOST:PORT/DATABASE`: every table on
+    that PostgreSQL server (each part of the hub in a schema of its own), shared by every replica that names it;
+    needs `pip install 'mcp-junction[replicas]'`. The password comes from the environment, never the file."""
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -354,6 +358,10 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     sources.update(_apply_env_overrides(raw, env, source))
     for section in ("providers", "connectors"):
         _refuse_clear_secrets(raw.get(section), source, section)
+    if sources.get("store.url", "").startswith("file ") and _password_in_clear(raw["store"]["url"]):
+        raise ConfigError(source, "store.url", "the database password is written in clear: write it as "
+                          "${ENV_VAR} (postgresql://USER:${PGPASSWORD}@HOST/DATABASE), or set the whole URL in "
+                          "JUNCTION__STORE__URL")
     written = _written_refs(raw)
     _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
@@ -362,6 +370,9 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     config = _convert(raw, Config, source, "")
     _check_auth(config.auth, source)
     _check_outbound(config.outbound, source)
+    if config.store.url and not config.store.url.startswith(("postgresql://", "postgres://")):
+        raise ConfigError(source, "store.url", f"unknown kind of database '{config.store.url.split(':', 1)[0]}' "
+                          "(postgresql://USER:${PGPASSWORD}@HOST:PORT/DATABASE, or leave it out for SQLite)")
     providers = {n: _convert(t, ProviderConfig, source, f"providers.{n}") for n, t in tables["providers"].items()}
     connectors = {n: _convert(t, ConnectorSwitches, source, f"connectors.{n}") for n, t in tables["connectors"].items()}
     for name in connectors:
@@ -620,6 +631,14 @@ def _refuse_clear_secrets(node: Any, source: str, path: str) -> None:
     elif isinstance(node, list):
         for number, value in enumerate(node):
             _refuse_clear_secrets(value, source, f"{path}[{number}]")
+
+
+def _password_in_clear(url: Any) -> bool:
+    if not isinstance(url, str):
+        return False
+    parts = urlsplit(url)
+    given = [parts.password or ""] + [v for k, v in parse_qsl(parts.query) if k.lower() == "password"]
+    return any(p and "${" not in p for p in given)
 
 
 def _parse_env_value(value: str) -> Any:

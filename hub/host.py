@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 from collections.abc import Callable
 from importlib.metadata import entry_points
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import mcp_types as types
@@ -19,13 +20,12 @@ import mcp_types as types
 from hub.calls.internal import InternalCallContext, Progress
 from hub.catalog import ProviderSlot
 from hub.config import Config, ConfigError
+from hub.db import Database, provider_database
 from hub.provider import CallContext, Provider, ProviderState
 from hub.security.auth import Delegation, Principal, act_for
 from hub.security.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     from hub.router import Router
     from hub.security.accounts import Accounts
     from hub.security.auth import Policy
@@ -67,6 +67,9 @@ class Host:
         self._slot = slot
         self.name = slot.name
         self.data_dir = str(hub.data_dir / "providers" / slot.name)
+
+    def database(self, name: str) -> Database:
+        return provider_database(self._hub.store.url, Path(self.data_dir), self.name, name)
 
     def catalog_changed(self) -> None:
         self._hub.router._spawn(self._hub.router.refresh, self._slot)

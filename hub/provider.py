@@ -48,6 +48,7 @@ from hub.security.auth import Principal
 from hub.security.outbound import OutboundPolicy
 
 if TYPE_CHECKING:
+    from hub.db import Database
     from hub.security.secrets import SecretStore
     from hub.security.vault import Vault
 
@@ -265,6 +266,10 @@ class ProviderHost(Protocol):
     """The provider's configured name (the `[providers.NAME]` key)."""
     data_dir: str
     """A directory the provider may keep files in (not created until the provider creates it)."""
+
+    def database(self, name: str) -> Database:
+        """The provider's own SQL database `name` (`hub.db`: SQLite's dialect, on SQLite or PostgreSQL as the hub's
+        `[store]` says); the provider closes it when it stops."""
     @property
     def outbound(self) -> OutboundPolicy:
         """The policy every HTTP request made for a caller goes through (`hub.security.outbound`; `[outbound]` in the

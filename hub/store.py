@@ -1,16 +1,13 @@
-"""The hub's state on disk: SQLite in WAL mode under the data directory.
+"""The hub's own tables: users, tokens, sign-ins, secrets, the vault and the record of every tool call.
 
-Owns: the database file, its schema migrations (`PRAGMA user_version`), and the
-record of every tool call (`ProviderDB`, at the end, is a provider's own file). Call records are written by a background writer in
-batches so the request path never waits on the disk. Argument values are never
-stored (they may hold secrets): only sizes.
+Owns: their schema migrations (the same on both engines, see hub/db.py: SQLite under the data directory by default,
+PostgreSQL's schema `junction` with `[store] url`) and the call records, written by a background writer in batches
+so the request path never waits on the disk. Argument values are never stored (they may hold secrets): only sizes.
 """
 
 from __future__ import annotations
 
 import logging
-import sqlite3
-import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -18,6 +15,8 @@ from typing import Any
 
 import anyio
 import msgspec
+
+from hub.db import Database, DatabaseError, IntegrityError, SqliteDatabase, open_database
 
 logger = logging.getLogger("junction.store")
 
@@ -172,59 +171,56 @@ class CallRecord(msgspec.Struct, frozen=True):
 
 
 class Store:
-    """SQLite store; `open()` migrates, `start_writer()` runs the batch writer in a task group."""
+    """The hub's tables (`hub.db`: SQLite by default, PostgreSQL with `[store] url`); `open()` migrates,
+    `run_writer()` is the call records' batch writer."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, url: str = "") -> None:
         self.path = path
-        self._conn: sqlite3.Connection | None = None
-        self._lock = threading.Lock()
+        """The SQLite file (when `url` does not name a PostgreSQL server)."""
+        self.url = url
+        self._database: Database | None = None
         self._pending: list[CallRecord] = []
         self._wake = anyio.Event()
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        conn.execute("PRAGMA journal_mode=WAL")
-        conn.execute("PRAGMA synchronous=NORMAL")
-        conn.execute("PRAGMA busy_timeout=5000")
-        self._conn = conn
-        self._migrate()
+        self._database = open_database(self.url, file=self.path, schema="junction")
+        try:
+            version = self._database.migrate(MIGRATIONS)
+        except BaseException:
+            self._database.close()
+            self._database = None
+            raise
+        logger.debug("store at schema version %d (%s)", version, self._database.where)
 
     @property
     def is_open(self) -> bool:
-        return self._conn is not None
+        return self._database is not None
+
+    @property
+    def database(self) -> Database:
+        """The open database (for modules that own tables in it: hub/security/signin.py)."""
+        if self._database is None:
+            raise RuntimeError("store is not open")
+        return self._database
+
+    @property
+    def engine(self) -> str:
+        return self.database.engine
+
+    _db = database
 
     @property
     def schema_version(self) -> int:
-        return self._db.execute("PRAGMA user_version").fetchone()[0]
-
-    @property
-    def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
-            raise RuntimeError("store is not open")
-        return self._conn
-
-    def _migrate(self) -> None:
-        current = self.schema_version
-        if current > len(MIGRATIONS):
-            raise RuntimeError(
-                f"the database {self.path} has schema version {current}, newer than this Junction "
-                f"understands ({len(MIGRATIONS)}); upgrade Junction or use another data directory"
-            )
-        for version in range(current, len(MIGRATIONS)):
-            with self._lock:
-                self._db.execute("BEGIN IMMEDIATE")
-                for statement in _split_sql(MIGRATIONS[version]):
-                    self._db.execute(statement)
-                self._db.execute(f"PRAGMA user_version = {version + 1}")
-                self._db.execute("COMMIT")
-            logger.info("store migrated to schema version %d", version + 1)
+        if isinstance(self.database, SqliteDatabase):
+            return self.database.version
+        row = self._db.one("SELECT version FROM schema_version")
+        return int(row[0]) if row else 0
 
     def close(self) -> None:
         self.flush()
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._database is not None:
+            self._database.close()
+            self._database = None
 
     # call records
     def record_call(self, record: CallRecord) -> None:
@@ -235,31 +231,23 @@ class Store:
 
     def flush(self) -> None:
         """Write queued records now (blocking). Whatever a caller's bytes put into a record (a tool name or an
-        error message with a lone surrogate), the row is written: text SQLite cannot store is escaped."""
+        error message with a lone surrogate), the row is written: text the engine cannot store is escaped."""
         batch, self._pending = self._pending, []
-        if not batch or self._conn is None:
+        if not batch or self._database is None:
             return
         rows = [tuple(_storable(v) for v in msgspec.structs.astuple(r)) for r in batch]
-        with self._lock:
-            # One transaction per batch: autocommit would make every row its own commit (5x the CPU).
-            self._db.execute("BEGIN")
-            try:
-                self._db.executemany(_INSERT_CALL, rows)
-            except sqlite3.Error as exc:
-                self._db.execute("ROLLBACK")
-                logger.error("could not store %d call records at once (%s); storing them one by one", len(rows), exc)
-                self._insert_each(rows)
-                return
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        # One transaction per batch: autocommit would make every row its own commit (5x the CPU).
+        try:
+            self._db.executemany(_INSERT_CALL, rows)
+        except DatabaseError as exc:
+            logger.error("could not store %d call records at once (%s); storing them one by one", len(rows), exc)
+            self._insert_each(rows)
 
     def _insert_each(self, rows: list[tuple[Any, ...]]) -> None:
         for row in rows:
             try:
                 self._db.execute(_INSERT_CALL, row)
-            except sqlite3.Error as exc:  # never the values: they name what a caller called, with its error text
+            except DatabaseError as exc:  # never the values: they name what a caller called, with its error text
                 logger.error("lost the call record of a %s call at %s: %s", row[5], row[0], exc)
 
     async def run_writer(self, interval: float = 0.5) -> None:
@@ -295,9 +283,7 @@ class Store:
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC LIMIT ?"
-        with self._lock:
-            rows = self._db.execute(sql, (*args, limit)).fetchall()
-        return [CallRecord(*row) for row in rows]
+        return [CallRecord(*row) for row in self._db.rows(sql, (*args, limit))]
 
     def call_timings(self, since: float, principal: str | None = None, limit: int = 200_000
                      ) -> list[tuple[float, float, str, str]]:
@@ -309,117 +295,94 @@ class Store:
         if principal is not None:
             sql += " AND principal = ?"
             args.append(principal)
-        with self._lock:
-            rows = self._db.execute(f"SELECT * FROM ({sql} ORDER BY id DESC LIMIT ?) ORDER BY ts",
-                                    (*args, limit)).fetchall()
+        rows = self._db.rows(f"SELECT ts, duration_ms, outcome, decision FROM ({sql} ORDER BY id DESC LIMIT ?) "
+                             "AS newest ORDER BY ts", (*args, limit))
         return [tuple(row) for row in rows]
 
     def prune_calls(self, retention_days: float) -> int:
         if retention_days <= 0:
             return 0
         cutoff = time.time() - retention_days * 86400
-        with self._lock:
-            return self._db.execute("DELETE FROM tool_calls WHERE ts < ?", (cutoff,)).rowcount
+        return self._db.execute("DELETE FROM tool_calls WHERE ts < ?", (cutoff,)).rowcount
 
     # small key/value facts (e.g. the request-state key id)
     def get_meta(self, key: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        row = self._db.one("SELECT value FROM meta WHERE key = ?", (key,))
         return row[0] if row else None
 
     def set_meta(self, key: str, value: str) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (key, value))
+        self._db.execute("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET "
+                         "value = excluded.value", (key, value))
 
 
     # users and API tokens (see hub/security/auth.py for what they mean)
     def add_user(self, name: str, role: str, password_hash: str | None = None) -> None:
-        with self._lock:
-            try:
-                self._db.execute("INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
-                                 (name, role, password_hash, time.time()))
-            except sqlite3.IntegrityError:
-                raise KeyError(f"a user named '{name}' already exists") from None
+        try:
+            self._db.execute("INSERT INTO users (name, role, password_hash, created) VALUES (?, ?, ?, ?)",
+                             (name, role, password_hash, time.time()))
+        except IntegrityError:
+            raise KeyError(f"a user named '{name}' already exists") from None
 
-    def users(self) -> list[tuple[str, str, float]]:
-        with self._lock:
-            return self._db.execute("SELECT name, role, created FROM users ORDER BY name").fetchall()
+    def users(self) -> list[tuple[Any, ...]]:
+        """(name, role, created) per user, by name."""
+        return self._db.rows("SELECT name, role, created FROM users ORDER BY name")
 
-    def user_rows(self) -> list[tuple[str, str, float, bool, float | None, float | None]]:
+    def user_rows(self) -> list[tuple[Any, ...]]:
         """(name, role, created, has a password, last sign-in, disabled since) per user, by name."""
-        with self._lock:
-            return self._db.execute("SELECT name, role, created, password_hash IS NOT NULL, last_sign_in, disabled "
-                                    "FROM users ORDER BY name").fetchall()
+        return [(name, role, created, bool(has_password), last, disabled) for name, role, created, has_password,
+                last, disabled in self._db.rows("SELECT name, role, created, password_hash IS NOT NULL, "
+                                                "last_sign_in, disabled FROM users ORDER BY name")]
 
-    def user(self, name: str) -> tuple[str, float | None] | None:
+    def user(self, name: str) -> tuple[Any, ...] | None:
         """(role, disabled since) of a user, disabled or not; None: no such user."""
-        with self._lock:
-            return self._db.execute("SELECT role, disabled FROM users WHERE name = ?", (name,)).fetchone()
+        return self._db.one("SELECT role, disabled FROM users WHERE name = ?", (name,))
 
     def set_role(self, name: str, role: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount)
+        return bool(self._db.execute("UPDATE users SET role = ? WHERE name = ?", (role, name)).rowcount)
 
     def set_disabled(self, name: str, disabled: bool) -> bool:
         """Disable a user (their login sessions and the hub's OAuth sign-ins end now; their API tokens are refused
         while they are disabled) or enable them again."""
         now = time.time()
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                changed = self._db.execute("UPDATE users SET disabled = ? WHERE name = ?",
-                                           (now if disabled else None, name)).rowcount
-                if disabled:
-                    self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
-                    self._db.execute("UPDATE oauth_tokens SET revoked = ? WHERE user = ? AND revoked IS NULL",
-                                     (now, name))
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._db.transaction() as tx:
+            changed = tx.execute("UPDATE users SET disabled = ? WHERE name = ?",
+                                 (now if disabled else None, name)).rowcount
+            if disabled:
+                tx.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
+                tx.execute("UPDATE oauth_tokens SET revoked = ? WHERE user = ? AND revoked IS NULL", (now, name))
         return bool(changed)
 
     def note_sign_in(self, name: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE users SET last_sign_in = ? WHERE name = ?", (time.time(), name))
+        self._db.execute("UPDATE users SET last_sign_in = ? WHERE name = ?", (time.time(), name))
 
     def set_password(self, name: str, password_hash: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
-                                         (password_hash, name)).rowcount)
+        return bool(self._db.execute("UPDATE users SET password_hash = ? WHERE name = ?",
+                                     (password_hash, name)).rowcount)
 
     def password_hash(self, name: str) -> str | None:
-        with self._lock:
-            row = self._db.execute("SELECT password_hash FROM users WHERE name = ?", (name,)).fetchone()
+        row = self._db.one("SELECT password_hash FROM users WHERE name = ?", (name,))
         return row[0] if row else None
 
     def user_role(self, name: str) -> str | None:
         """The role of a user who may use the hub now: None for no such user, and for a disabled one."""
-        with self._lock:
-            row = self._db.execute("SELECT role FROM users WHERE name = ? AND disabled IS NULL", (name,)).fetchone()
+        row = self._db.one("SELECT role FROM users WHERE name = ? AND disabled IS NULL", (name,))
         return row[0] if row else None
 
     def remove_user(self, name: str) -> bool:
         """Remove a user, every token of theirs and their vault entries (revoke those upstream first). OAuth clients
         they registered stay (others may sign in with them), with no owner: a later user of the name owns none."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DELETE FROM api_tokens WHERE user = ?", (name,))
-            self._db.execute("DELETE FROM oauth_tokens WHERE user = ?", (name,))
-            self._db.execute("DELETE FROM oauth_codes WHERE user = ?", (name,))
-            self._db.execute("DELETE FROM login_sessions WHERE user = ?", (name,))
-            self._db.execute("DELETE FROM vault WHERE user = ?", (name,))
-            self._db.execute("UPDATE oauth_clients SET owner = NULL WHERE owner = ?", (name,))
-            removed = self._db.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
-            self._db.execute("COMMIT")
+        with self._db.transaction() as tx:
+            for table in ("api_tokens", "oauth_tokens", "oauth_codes", "login_sessions", "vault"):
+                tx.execute(f"DELETE FROM {table} WHERE user = ?", (name,))
+            tx.execute("UPDATE oauth_clients SET owner = NULL WHERE owner = ?", (name,))
+            removed = tx.execute("DELETE FROM users WHERE name = ?", (name,)).rowcount
         return bool(removed)
 
     def add_token(self, token_id: str, user: str, name: str, token_hash: str, scopes: str | None,
                   expires: float | None) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT INTO api_tokens (id, user, name, token_hash, scopes, created, expires) VALUES (?,?,?,?,?,?,?)",
-                (token_id, user, name, token_hash, scopes, time.time(), expires))
+        self._db.execute(
+            "INSERT INTO api_tokens (id, user, name, token_hash, scopes, created, expires) VALUES (?,?,?,?,?,?,?)",
+            (token_id, user, name, token_hash, scopes, time.time(), expires))
 
     def tokens(self, user: str | None = None) -> list[tuple[Any, ...]]:
         """(id, user, name, scopes, created, expires, revoked, last_used) per token, newest first."""
@@ -428,110 +391,90 @@ class Store:
         if user is not None:
             sql += " WHERE user = ?"
             args = (user,)
-        with self._lock:
-            return self._db.execute(sql + " ORDER BY created DESC", args).fetchall()
+        return self._db.rows(sql + " ORDER BY created DESC", args)
 
     def revoke_token(self, token_id: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
-                                         (time.time(), token_id)).rowcount)
+        return bool(self._db.execute("UPDATE api_tokens SET revoked = ? WHERE id = ? AND revoked IS NULL",
+                                     (time.time(), token_id)).rowcount)
 
     def find_token(self, token_hash: str) -> tuple[Any, ...] | None:
         """(id, user, role, scopes, expires, revoked, user disabled since) of the token with this hash, if any."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked, u.disabled FROM api_tokens t "
-                "JOIN users u ON u.name = t.user WHERE t.token_hash = ?", (token_hash,)).fetchone()
+        return self._db.one(
+            "SELECT t.id, t.user, u.role, t.scopes, t.expires, t.revoked, u.disabled FROM api_tokens t "
+            "JOIN users u ON u.name = t.user WHERE t.token_hash = ?", (token_hash,))
 
     def token(self, token_id: str) -> tuple[Any, ...] | None:
         """(id, user, name, scopes, created, expires, revoked, last_used) of one token, as `tokens` lists them."""
-        with self._lock:
-            return self._db.execute("SELECT id, user, name, scopes, created, expires, revoked, last_used FROM "
-                                    "api_tokens WHERE id = ?", (token_id,)).fetchone()
+        return self._db.one("SELECT id, user, name, scopes, created, expires, revoked, last_used FROM "
+                            "api_tokens WHERE id = ?", (token_id,))
 
-    def token_state(self, token_id: str) -> tuple[str, float | None, float | None] | None:
+    def token_state(self, token_id: str) -> tuple[Any, ...] | None:
         """(user, expires, revoked) of an API token by id."""
-        with self._lock:
-            return self._db.execute("SELECT user, expires, revoked FROM api_tokens WHERE id = ?", (token_id,)).fetchone()
+        return self._db.one("SELECT user, expires, revoked FROM api_tokens WHERE id = ?", (token_id,))
 
     def touch_token(self, token_id: str) -> None:
-        with self._lock:
-            self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
+        self._db.execute("UPDATE api_tokens SET last_used = ? WHERE id = ?", (time.time(), token_id))
 
 
     # plain statements, for modules that own their tables (hub/security/signin.py)
     def execute(self, sql: str, args: Sequence[object] = ()) -> int:
         """Run one statement; the number of rows it changed."""
-        with self._lock:
-            return self._db.execute(sql, args).rowcount
+        return self._db.execute(sql, args).rowcount
 
     def fetchone(self, sql: str, args: Sequence[object] = ()) -> tuple[Any, ...] | None:
-        with self._lock:
-            return self._db.execute(sql, args).fetchone()
+        return self._db.one(sql, args)
 
     def fetchall(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self._db.rows(sql, args)
 
     # encrypted secrets (see hub/security/secrets.py; nothing here is in clear)
     def put_secret(self, name: str, key_id: str, wrapped_key: bytes, ciphertext: bytes) -> None:
-        with self._lock:
-            self._db.execute("INSERT OR REPLACE INTO secrets (name, key_id, wrapped_key, ciphertext, updated) "
-                             "VALUES (?, ?, ?, ?, ?)", (name, key_id, wrapped_key, ciphertext, time.time()))
+        self._db.execute("INSERT INTO secrets (name, key_id, wrapped_key, ciphertext, updated) VALUES (?, ?, ?, ?, ?) "
+                         "ON CONFLICT (name) DO UPDATE SET key_id = excluded.key_id, wrapped_key = "
+                         "excluded.wrapped_key, ciphertext = excluded.ciphertext, updated = excluded.updated",
+                         (name, key_id, wrapped_key, ciphertext, time.time()))
 
-    def get_secret(self, name: str) -> tuple[str, bytes, bytes] | None:
-        with self._lock:
-            return self._db.execute("SELECT key_id, wrapped_key, ciphertext FROM secrets WHERE name = ?",
-                                    (name,)).fetchone()
+    def get_secret(self, name: str) -> tuple[Any, ...] | None:
+        """(key id, wrapped key, ciphertext) of one secret."""
+        return self._db.one("SELECT key_id, wrapped_key, ciphertext FROM secrets WHERE name = ?", (name,))
 
-    def secret_names(self) -> list[tuple[str, float]]:
-        with self._lock:
-            return self._db.execute("SELECT name, updated FROM secrets ORDER BY name").fetchall()
+    def secret_names(self) -> list[tuple[Any, ...]]:
+        return self._db.rows("SELECT name, updated FROM secrets ORDER BY name")
 
     def delete_secret(self, name: str) -> bool:
-        with self._lock:
-            return bool(self._db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount)
+        return bool(self._db.execute("DELETE FROM secrets WHERE name = ?", (name,)).rowcount)
 
-    def all_wrapped_keys(self) -> list[tuple[str, str, bytes]]:
-        with self._lock:
-            return self._db.execute("SELECT name, key_id, wrapped_key FROM secrets").fetchall()
+    def all_wrapped_keys(self) -> list[tuple[Any, ...]]:
+        return self._db.rows("SELECT name, key_id, wrapped_key FROM secrets")
 
-    def all_vault_wrapped_keys(self) -> list[tuple[str, str, str, str, bytes]]:
-        with self._lock:
-            return self._db.execute("SELECT user, connector, name, key_id, wrapped_key FROM vault").fetchall()
+    def all_vault_wrapped_keys(self) -> list[tuple[Any, ...]]:
+        return self._db.rows("SELECT user, connector, name, key_id, wrapped_key FROM vault")
 
     def replace_wrapped_keys(self, rows: list[tuple[str, str, bytes]],
                              vault_rows: Sequence[tuple[tuple[str, str, str], str, bytes]] = ()) -> None:
         """Swap the wrapped data keys of secrets and vault entries in one transaction (key rotation)."""
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                self._db.executemany("UPDATE secrets SET key_id = ?, wrapped_key = ? WHERE name = ?",
-                                     [(kid, wrapped, name) for name, kid, wrapped in rows])
-                self._db.executemany(
-                    "UPDATE vault SET key_id = ?, wrapped_key = ? WHERE user = ? AND connector = ? AND name = ?",
-                    [(kid, wrapped, *key) for key, kid, wrapped in vault_rows])
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+        with self._db.transaction() as tx:
+            tx.executemany("UPDATE secrets SET key_id = ?, wrapped_key = ? WHERE name = ?",
+                           [(kid, wrapped, name) for name, kid, wrapped in rows])
+            tx.executemany("UPDATE vault SET key_id = ?, wrapped_key = ? WHERE user = ? AND connector = ? AND name = ?",
+                           [(kid, wrapped, *key) for key, kid, wrapped in vault_rows])
 
 
     # each user's own connector credentials (see hub/security/vault.py; sealed like secrets)
     def put_vault(self, user: str, connector: str, name: str, kind: str, sealed: tuple[str, bytes, bytes],
                   meta: str, expires: float | None) -> None:
-        with self._lock:
-            self._db.execute(
-                "INSERT OR REPLACE INTO vault (user, connector, name, kind, key_id, wrapped_key, ciphertext, meta, "
-                "expires, updated) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (user, connector, name, kind, *sealed, meta, expires, time.time()))
+        self._db.execute(
+            "INSERT INTO vault (user, connector, name, kind, key_id, wrapped_key, ciphertext, meta, expires, updated) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (user, connector, name) DO UPDATE SET "
+            "kind = excluded.kind, key_id = excluded.key_id, wrapped_key = excluded.wrapped_key, "
+            "ciphertext = excluded.ciphertext, meta = excluded.meta, expires = excluded.expires, "
+            "updated = excluded.updated",
+            (user, connector, name, kind, *sealed, meta, expires, time.time()))
 
     def get_vault(self, user: str, connector: str, name: str) -> tuple[Any, ...] | None:
         """(key_id, wrapped_key, ciphertext, kind, meta, expires) of one entry."""
-        with self._lock:
-            return self._db.execute(
-                "SELECT key_id, wrapped_key, ciphertext, kind, meta, expires FROM vault "
-                "WHERE user = ? AND connector = ? AND name = ?", (user, connector, name)).fetchone()
+        return self._db.one("SELECT key_id, wrapped_key, ciphertext, kind, meta, expires FROM vault "
+                            "WHERE user = ? AND connector = ? AND name = ?", (user, connector, name))
 
     def vault_entries(self, user: str | None = None, connector: str | None = None) -> list[tuple[Any, ...]]:
         """(user, connector, name, kind, meta, expires, updated) per entry: never a value."""
@@ -545,22 +488,18 @@ class Store:
             args.append(connector)
         if where:
             sql += " WHERE " + " AND ".join(where)
-        with self._lock:
-            return self._db.execute(sql + " ORDER BY user, connector, name", args).fetchall()
+        return self._db.rows(sql + " ORDER BY user, connector, name", args)
 
     def delete_vault(self, user: str, connector: str, name: str | None = None) -> int:
-        with self._lock:
-            if name is None:
-                return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ?",
-                                        (user, connector)).rowcount
-            return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ? AND name = ?",
-                                    (user, connector, name)).rowcount
+        if name is None:
+            return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ?", (user, connector)).rowcount
+        return self._db.execute("DELETE FROM vault WHERE user = ? AND connector = ? AND name = ?",
+                                (user, connector, name)).rowcount
 
 
     def forget_connector(self, connector: str) -> int:
         """Every user's links and own values for `connector` (it is gone, or it now reaches another server)."""
-        with self._lock:
-            return self._db.execute("DELETE FROM vault WHERE connector = ?", (connector,)).rowcount
+        return self._db.execute("DELETE FROM vault WHERE connector = ?", (connector,)).rowcount
 
 
 def _storable(value: object) -> object:
@@ -572,30 +511,3 @@ def _storable(value: object) -> object:
     except UnicodeEncodeError:
         return value.encode("utf-8", "backslashreplace").decode("utf-8")
     return value
-
-
-def _split_sql(script: str) -> list[str]:
-    return [s.strip() for s in script.split(";") if s.strip()]
-
-
-# A provider's own SQLite file (jobs, agents): WAL, one connection, one lock for its tasks and threads.
-class ProviderDB:
-    def __init__(self, path: Path, schema: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(schema)
-        self._lock = threading.Lock()
-
-    def execute(self, sql: str, args: Sequence[object] = ()) -> sqlite3.Cursor:
-        with self._lock:
-            return self._db.execute(sql, args)
-
-    def rows(self, sql: str, args: Sequence[object] = ()) -> list[tuple[Any, ...]]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
-
-    def close(self) -> None:
-        with self._lock:
-            self._db.close()

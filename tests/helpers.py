@@ -362,3 +362,29 @@ def sign_in_steps(base: str, user: str, password: str, then: str = "/") -> list[
     return [{"goto": f"{base}{then}"}, {"wait": "input[name=username]"},
             {"fill": "input[name=username]", "value": user}, {"fill": "input[name=password]", "value": password},
             {"click": "button[type=submit]"}, {"wait": "header .who", "text": user}]
+
+
+STATELESS_META = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
+                  "io.modelcontextprotocol/clientCapabilities": {},
+                  "io.modelcontextprotocol/clientInfo": {"name": "raw", "version": "1"}}
+
+
+def stateless_call(url: str, name: str, arguments: dict[str, Any] | None = None, token: str | None = None,
+                   timeout: float = 60.0) -> tuple[int, dict[str, Any]]:
+    """One 2026-07-28 `tools/call` as a raw HTTP POST to `url` (an MCP endpoint): (status, the JSON-RPC answer;
+    the last message with an `id` when the answer is a stream)."""
+    import json
+
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+               "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": "tools/call", "Mcp-Name": name}
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    body = {"jsonrpc": "2.0", "id": 1, "method": "tools/call",
+            "params": {"name": name, "arguments": arguments or {}, "_meta": STATELESS_META}}
+    response = httpx2.post(url, json=body, headers=headers, timeout=timeout)
+    if response.headers.get("content-type", "").startswith("text/event-stream"):
+        answers = [json.loads(line[5:]) for line in response.text.splitlines() if line.startswith("data:")]
+        answer = next((a for a in reversed(answers) if "id" in a), {})
+    else:
+        answer = response.json() if response.content else {}
+    return response.status_code, answer

@@ -33,7 +33,7 @@ def load(args: argparse.Namespace) -> Config:
         from hub.security.secrets import resolver
         from hub.store import Store
 
-        store = Store(config.data_dir() / "junction.db")
+        store = Store(config.data_dir() / "junction.db", config.store.url)
         store.open()
         try:
             _, resolve = resolver(store, config.data_dir())
@@ -161,7 +161,7 @@ def open_store(args: argparse.Namespace) -> tuple[Config, Store, Policy]:
     """(the config, its store opened, its policy) for commands that manage what the store holds; managing users and
     reading the audit must not need every connector's secret in this shell."""
     config = load_config(find_config_path(getattr(args, "config", None)), require_env=False)
-    store = Store(config.data_dir() / "junction.db")
+    store = Store(config.data_dir() / "junction.db", config.store.url)
     try:
         store.open()
     except Exception as exc:

@@ -13,11 +13,13 @@ from __future__ import annotations
 import sys
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import mcp_types as types
 
 from hub.calls.internal import InternalCallContext
+from hub.db import Database, provider_database
 from hub.provider import CallContext, Provider, ProviderHost, ProviderState, run_tool
 from hub.security.auth import Delegation, Principal
 from hub.security.outbound import OutboundPolicy
@@ -55,6 +57,9 @@ class LocalHost:
     @property
     def prefix(self) -> str:
         return self._config.provider_prefix(self.name)
+
+    def database(self, name: str) -> Database:
+        return provider_database(self._config.store.url, Path(self.data_dir), self.name, name)
 
     def catalog_changed(self) -> None:
         """Nobody is connected to tell."""
@@ -98,7 +103,7 @@ class LocalHost:
             from hub.security.secrets import SecretStore
             from hub.store import Store
 
-            self._store = Store(self._config.data_dir() / "junction.db")
+            self._store = Store(self._config.data_dir() / "junction.db", self._config.store.url)
             self._store.open()
             self._secrets = SecretStore(self._store, self._config.data_dir())
         return self._secrets

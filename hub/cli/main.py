@@ -11,7 +11,6 @@ import json
 import logging
 import os
 import socket
-import sqlite3
 import sys
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 from hub import __version__
 from hub.cli.common import EXIT_ERROR, EXIT_USAGE, CliError, call, client, load
 from hub.config import Config, ConfigError, default_config_path
+from hub.db import DatabaseError
 
 CLI_GROUP = "junction.cli"
 """Entry points adding a provider's subcommands (see "Writing a provider" in the README)."""
@@ -109,8 +109,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def _check_store(hub: Any) -> None:
     try:
         hub.check_store()
-    except (OSError, RuntimeError, sqlite3.Error) as exc:
-        raise CliError(f"cannot use the data directory {hub.data_dir}: {exc}") from None
+    except (OSError, RuntimeError, DatabaseError) as exc:
+        where = "the store" if hub.store.url else f"the data directory {hub.data_dir}"
+        raise CliError(f"cannot use {where}: {exc}") from None
 
 
 def _bind(host: str, port: int) -> socket.socket:

@@ -318,8 +318,10 @@ class AuthorizationServer:
         if secret:
             self.secrets.set(_secret_name(client_info.client_id), secret)
         now = time.time()
-        self.store.execute("INSERT OR REPLACE INTO oauth_clients (client_id, metadata, source, created, fetched, "
-                           "owner) VALUES (?, ?, ?, ?, ?, ?)", (client_info.client_id, json.dumps(info), source, now,
+        self.store.execute("INSERT INTO oauth_clients (client_id, metadata, source, created, fetched, owner) "
+                           "VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (client_id) DO UPDATE SET metadata = "
+                           "excluded.metadata, source = excluded.source, created = excluded.created, fetched = "
+                           "excluded.fetched, owner = excluded.owner, last_used = NULL", (client_info.client_id, json.dumps(info), source, now,
                                                                 now if source == "cimd" else None, owner))
 
     def _is_document_url(self, client_id: str) -> bool:
@@ -577,7 +579,8 @@ class AuthorizationServer:
 
     def sign_ins(self, user: str | None = None) -> list[tuple[Any, ...]]:
         """(family, user, client_id, scopes, first issued, last expiry) per live sign-in, newest first."""
-        sql = ("SELECT family, user, client_id, scopes, MIN(created), MAX(expires) FROM oauth_tokens "
+        # a family is one sign-in: its tokens share user, client and scopes (MIN picks that one value)
+        sql = ("SELECT family, MIN(user), MIN(client_id), MIN(scopes), MIN(created), MAX(expires) FROM oauth_tokens "
                "WHERE revoked IS NULL AND used IS NULL AND expires > ?")
         args: list[object] = [time.time()]
         if user is not None:

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
-from hub.store import ProviderDB
+from hub.db import SqliteDatabase
 from tools.automation.webhooks import MAX_ID, TOLERANCE, ReplayCache, SignatureRefused, new_secret, verify
 
 NOW = 1_800_000_000
@@ -109,14 +109,14 @@ def test_a_secret_that_is_not_whsec_is_the_hubs_fault() -> None:
 
 
 def test_an_id_is_taken_once_per_job_until_it_could_no_longer_pass(tmp_path: Path) -> None:
-    db = ProviderDB(tmp_path / "automation.db", "")
+    db = SqliteDatabase(tmp_path / "automation.db")
     cache = ReplayCache(db)
     cache.first_delivery("deploy", "msg_1", NOW, now=NOW)
     cache.first_delivery("other", "msg_1", NOW, now=NOW)  # one message may go to several jobs
     with pytest.raises(SignatureRefused, match="webhook-id 'msg_1' was already delivered"):
         cache.first_delivery("deploy", "msg_1", NOW, now=NOW + TOLERANCE)
     db.close()
-    cache = ReplayCache(ProviderDB(tmp_path / "automation.db", ""))  # a restart remembers
+    cache = ReplayCache(SqliteDatabase(tmp_path / "automation.db"))  # a restart remembers
     with pytest.raises(SignatureRefused):
         cache.first_delivery("deploy", "msg_1", NOW, now=NOW + 1)
     # once its timestamp is outside the window the id is dropped: verify() refuses it by then

@@ -40,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+from hub.db import SqliteDatabase  # noqa: E402
 from tests.bench.rag_eval import percentile  # noqa: E402
 from tools.rag.embed import MiniLM  # noqa: E402
 from tools.rag.namespace import Item, Namespace, Settings  # noqa: E402
@@ -90,7 +91,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     out: dict[str, Any] = {"bench": "rag_scale", "chunks": args.chunks, "cpus": os.cpu_count(),
                            "loadavg": os.getloadavg(), "baseline": {"model_passages_per_s": round(embed_rate, 2)}}
     try:
-        store = RagStore(tmp / "rag.db")
+        store = RagStore(SqliteDatabase(tmp / "rag.db"))
         store.put_namespace("big", {}, "bench")
         space = Namespace("big", tmp / "ns" / "big", store, Replay(base), Settings())  # type: ignore[arg-type]
         space.check_vectors()

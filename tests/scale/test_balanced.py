@@ -1,23 +1,27 @@
 """Three hub replicas behind HAProxy (deploy/haproxy.cfg itself, its addresses put on loopback), round robin and no
-stickiness: the official conformance suite's 2026-07-28 requirement set passes in full through the balancer, with
-the calls spread over every replica. A 2026-07-28 client keeps no session, so this needs nothing shared but the key
-that seals `requestState` (JUNCTION_STATE_KEY, the same on every replica)."""
+stickiness, sharing one PostgreSQL store (`[store] url`, as deploy/ runs them): the official conformance suite's
+2026-07-28 requirement set passes in full through the balancer, with the calls spread over every replica and every
+call in the one audit table; a user and token made once work on every replica. A 2026-07-28 client keeps no session:
+what else the replicas share is the key that seals `requestState` (JUNCTION_STATE_KEY) and the secret store's
+master key (JUNCTION_SECRET_KEY)."""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import secrets
-import sqlite3
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import httpx2
 import pytest
 
 from tests.fixtures.conformance_suite import CONFORMANCE, check_problems, required_scenarios, run_conformance
-from tests.fixtures.services import Balancer, haproxy, haproxy_missing
-from tests.helpers import ROOT, RunningHub, serve_hub
+from tests.fixtures.services import Balancer, Postgres, haproxy, haproxy_missing
+from tests.helpers import JUNCTION, ROOT, RunningHub, hub_env, serve_hub, stateless_call, wait_until
 
 pytestmark = pytest.mark.skipif((not CONFORMANCE.exists() or haproxy_missing() is not None)
                                 and not os.environ.get("CI"), reason="test tools not installed (run scripts/test.sh)")
@@ -52,27 +56,46 @@ def balancer_config(replicas: list[RunningHub]) -> str:
     return text.replace("bind *:8080", "bind 127.0.0.1:@PORT@")
 
 
+def shared_env(store_url: str) -> dict[str, str]:
+    """What every replica of one team hub is given alike (deploy/docker-compose.yml sets the same)."""
+    return {"JUNCTION_STATE_KEY": secrets.token_hex(32), "JUNCTION_SECRET_KEY": secrets.token_hex(32),
+            "JUNCTION__STORE__URL": store_url}
+
+
 @contextlib.contextmanager
-def replicas(tmp: Path, count: int, config: str) -> Iterator[list[RunningHub]]:
-    key = secrets.token_hex(32)
+def replicas(tmp: Path, count: int, config: str, env: dict[str, str]) -> Iterator[list[RunningHub]]:
     with contextlib.ExitStack() as stack:
-        yield [stack.enter_context(serve_hub(tmp / f"hub{n}", config, env={"JUNCTION_STATE_KEY": key}))
-               for n in range(1, count + 1)]
+        yield [stack.enter_context(serve_hub(tmp / f"hub{n}", config, env=env)) for n in range(1, count + 1)]
 
 
 @pytest.fixture(scope="module")
-def balanced(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Balancer, list[RunningHub]]]:
-    with replicas(tmp_path_factory.mktemp("balanced"), 3, CONFIG) as hubs, haproxy(balancer_config(hubs)) as lb:
+def team(pg: Postgres) -> dict[str, str]:
+    return shared_env(pg.create_database("balanced"))
+
+
+@pytest.fixture(scope="module")
+def balanced(tmp_path_factory: pytest.TempPathFactory, team: dict[str, str]
+             ) -> Iterator[tuple[Balancer, list[RunningHub]]]:
+    with replicas(tmp_path_factory.mktemp("balanced"), 3, CONFIG, team) as hubs, \
+            haproxy(balancer_config(hubs)) as lb:
         yield lb, hubs
 
 
-def calls_recorded(hub: RunningHub) -> int:
-    with contextlib.closing(sqlite3.connect(hub.data_dir / "junction.db")) as db:
-        return int(db.execute("SELECT count(*) FROM tool_calls").fetchone()[0])
+def calls_served(hub: RunningHub) -> float:
+    """The tool calls this replica answered, from its own /metrics."""
+    text = httpx2.get(hub.base + "/metrics", timeout=30).text
+    return sum(float(m) for m in re.findall(r'^junction_tool_calls_total\{[^}]*\} (\S+)$', text, re.M))
+
+
+def audit_rows(store_url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(store_url) as conn:
+        return int(conn.execute("SELECT count(*) FROM junction.tool_calls").fetchone()[0])
 
 
 def test_the_2026_requirement_set_passes_through_the_balancer(balanced: tuple[Balancer, list[RunningHub]],
-                                                              tmp_path: Path) -> None:
+                                                              team: dict[str, str], tmp_path: Path) -> None:
     lb, hubs = balanced
     required = required_scenarios("2026-07-28")
     code, output = run_conformance(["--url", f"{lb.base}/mcp", "--requirements", "2026-07-28"], tmp_path)
@@ -81,6 +104,40 @@ def test_the_2026_requirement_set_passes_through_the_balancer(balanced: tuple[Ba
     assert code == 0, output[-4000:]
     problems = [p for p in check_problems(tmp_path) if p.split(": ")[1].split(" ")[0] not in KNOWN_GAPS]
     assert not problems, "\n".join(problems)
-    # round robin, no stickiness: every replica answered some of the suite's tool calls
-    spread = [calls_recorded(hub) for hub in hubs]
+    # round robin, no stickiness: every replica answered some of the suite's tool calls, all in one audit table
+    spread = [calls_served(hub) for hub in hubs]
     assert all(n > 0 for n in spread), spread
+    wait_until(lambda: audit_rows(team["JUNCTION__STORE__URL"]) == sum(spread),
+               f"the {sum(spread):g} calls the replicas served in the one audit table", 60)
+
+
+TOKENS = """
+[auth]
+mode = "tokens"
+"""
+
+
+def test_a_user_made_once_works_on_every_replica(tmp_path: Path, pg: Postgres) -> None:
+    """`junction user add` and `token create` run once against the shared store; every replica takes the token, and
+    a revocation made once is refused by every replica at once (no replica keeps a copy)."""
+    env = shared_env(pg.create_database("accounts"))
+    (tmp_path / "cli").mkdir()
+    (tmp_path / "cli" / "junction.toml").write_text(TOKENS)
+
+    def cli(*args: str) -> str:
+        done = subprocess.run([*JUNCTION, *args, "--config", str(tmp_path / "cli" / "junction.toml")], cwd=ROOT,
+                              env=hub_env(tmp_path / "cli" / "data", **env), capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    cli("user", "add", "ann", "--role", "user")
+    token = cli("token", "create", "--user", "ann", "--name", "laptop").strip()
+    with replicas(tmp_path, 3, TOKENS, env) as hubs, haproxy(balancer_config(hubs)) as lb:
+        for url in [*(hub.url for hub in hubs), f"{lb.base}/mcp", f"{lb.base}/mcp"]:
+            status, answer = stateless_call(url, "hub__status", token=token)
+            assert status == 200 and "result" in answer, answer
+        (listed,) = json.loads(cli("token", "list", "--user", "ann", "--json"))
+        cli("token", "revoke", listed["id"])
+        refused = [stateless_call(hub.url, "hub__status", token=token)[0] for hub in hubs]
+        assert refused == [401, 401, 401]

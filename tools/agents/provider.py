@@ -30,7 +30,6 @@ import re
 import secrets
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -38,10 +37,10 @@ import mcp_types as types
 import msgspec
 
 from hub.catalog import OWNER_META
+from hub.db import Database
 from hub.provider import CallContext, MetricSample, Provider, ToolError, UnknownTool
 from hub.security.auth import LOCAL_OWNER, Principal
 from hub.security.outbound import OutboundError
-from hub.store import ProviderDB
 from tools.agents.backends import RESERVED, BackendError, ModelSpec, Turn, complete_openai, complete_sampling
 from tools.agents.presets import PRESETS
 
@@ -217,7 +216,7 @@ class AgentsProvider(Provider):
             if name in MANAGE:
                 raise ValueError(f"agents.{name}: the name is taken by a tool of this provider")
             self.agents[name] = Agent(resolve(spec, f"agents.{name}", self.config.models), "config")
-        self.store: ProviderDB | None = None
+        self.store: Database | None = None
         self._tokens: dict[tuple[str, str], int] = {}
         """Tokens used since the start, by (model, input|output): `/metrics`. The model is the admin's name for
         it (`[providers.agents.models.NAME]`), or `(own)` for an endpoint an agent names itself, `(client)` for
@@ -237,7 +236,8 @@ class AgentsProvider(Provider):
                        custom_endpoints=self.config.allow_custom_endpoints)
 
     async def start(self) -> None:
-        self.store = ProviderDB(Path(self.host.data_dir) / "agents.db", AGENTS_SCHEMA)
+        self.store = self.host.database("agents")
+        self.store.script(AGENTS_SCHEMA)
         # Before owners were principals, the local user's conversations were "local" (a possible user name).
         self.store.execute("UPDATE conversations SET owner = ? WHERE owner = 'local'", (LOCAL_OWNER,))
         self.store.execute("UPDATE agents SET owner = ? WHERE owner = 'local' OR owner IS NULL", (LOCAL_OWNER,))

@@ -27,7 +27,6 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
@@ -113,7 +112,7 @@ class AutomationProvider(Provider):
 
     # lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self.store = JobStore(Path(self.host.data_dir) / "automation.db")
+        self.store = JobStore(self.host.database("automation"))
         interrupted = self.store.interrupted()
         if interrupted:
             log.warning("automation: %d run(s) were interrupted by the last stop", interrupted)
@@ -427,7 +426,7 @@ class AutomationProvider(Provider):
     def _replay_cache(self) -> ReplayCache:
         if self._replays is None:
             assert self.store is not None
-            self._replays = ReplayCache(self.store)
+            self._replays = ReplayCache(self.store.db)
         return self._replays
 
     def _hook_setup(self, name: str, spec: JobSpec) -> tuple[JobSpec, dict[str, Any]]:

@@ -1,13 +1,12 @@
-"""Jobs and their runs in SQLite (`automation.db` in the provider's data directory): they survive restarts."""
+"""Jobs and their runs in the provider's database (`host.database("automation")`): they survive restarts."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Any
 
-from hub.store import ProviderDB
+from hub.db import Database, Rows
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -38,16 +37,25 @@ KEEP_RUNS = 200
 """Runs kept per job (older ones are pruned)."""
 
 
-class JobStore(ProviderDB):
-    def __init__(self, path: Path) -> None:
-        super().__init__(path, SCHEMA)
-        columns = {row[1] for row in self.rows("PRAGMA table_info(jobs)")}
-        if "acts_for" not in columns:
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.script(SCHEMA)
+        if "acts_for" not in db.columns("jobs"):
             # Before jobs kept whom they act for apart from their owner, `owner` held "NAME|SCOPE,SCOPE".
             self.execute("ALTER TABLE jobs ADD COLUMN acts_for TEXT")
             self.execute("UPDATE jobs SET acts_for = owner, owner = CASE WHEN owner LIKE '|%' THEN '(local)' ELSE "
                          "substr(owner, 1, instr(owner, '|') - 1) END WHERE owner IS NOT NULL")
             self.execute("UPDATE jobs SET owner = '(local)' WHERE owner IS NULL AND source = 'tool'")
+
+    def execute(self, sql: str, args: tuple[object, ...] = ()) -> Rows:
+        return self.db.execute(sql, args)
+
+    def rows(self, sql: str, args: tuple[object, ...] = ()) -> list[tuple[Any, ...]]:
+        return self.db.rows(sql, args)
+
+    def close(self) -> None:
+        self.db.close()
 
     # jobs
     def jobs(self) -> list[dict[str, Any]]:
@@ -75,13 +83,14 @@ class JobStore(ProviderDB):
     # runs
     def start_run(self, job: str, trigger: dict[str, Any], status: str = "running") -> int:
         now = time.time()
-        cursor = self.execute("INSERT INTO runs (job, trigger, started, status) VALUES (?, ?, ?, ?)",
-                              (job, json.dumps(trigger, default=str), now, status))
-        return self._added(job, cursor)
+        added = self.execute("INSERT INTO runs (job, trigger, started, status) VALUES (?, ?, ?, ?) RETURNING id",
+                             (job, json.dumps(trigger, default=str), now, status))
+        return self._added(job, added)
 
-    def _added(self, job: str, cursor: Any) -> int:
+    def _added(self, job: str, added: Rows) -> int:
         """The new run's id; every 50th run, the job's history is cut back to KEEP_RUNS."""
-        run_id = int(cursor.lastrowid or 0)
+        row = added.fetchone()
+        run_id = int(row[0]) if row else 0
         if run_id % 50 == 0:
             self.prune(job)
         return run_id
@@ -93,10 +102,10 @@ class JobStore(ProviderDB):
     def record_run(self, job: str, trigger: dict[str, Any], status: str, error: str | None = None) -> int:
         """A run that never started (skipped, missed): one row, already ended."""
         now = time.time()
-        cursor = self.execute("INSERT INTO runs (job, trigger, started, ended, status, error) "
-                              "VALUES (?, ?, ?, ?, ?, ?)",
-                              (job, json.dumps(trigger, default=str), now, now, status, error))
-        return self._added(job, cursor)
+        added = self.execute("INSERT INTO runs (job, trigger, started, ended, status, error) "
+                             "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                             (job, json.dumps(trigger, default=str), now, now, status, error))
+        return self._added(job, added)
 
     def end_run(self, run_id: int, status: str, attempts: int, result: Any, error: str | None,
                 calls: list[dict[str, Any]]) -> None:
@@ -107,9 +116,8 @@ class JobStore(ProviderDB):
 
     def interrupted(self) -> int:
         """Runs that were going when the hub stopped: marked as interrupted."""
-        cursor = self.execute("UPDATE runs SET status = 'interrupted', ended = started, "
-                              "error = 'the hub stopped during this run' WHERE status = 'running'")
-        return cursor.rowcount
+        return self.execute("UPDATE runs SET status = 'interrupted', ended = started, "
+                            "error = 'the hub stopped during this run' WHERE status = 'running'").rowcount
 
     def run_counts(self) -> dict[str, int]:
         """How many runs there are by status (`ok`, `failed`, `running`, ...), every job together."""

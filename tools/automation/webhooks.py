@@ -34,7 +34,7 @@ import time
 from collections.abc import Mapping
 from typing import Literal
 
-from hub.store import ProviderDB
+from hub.db import Database
 
 Scheme = Literal["standard", "github"]
 TOLERANCE = 300.0
@@ -163,17 +163,15 @@ def _key(secret: str) -> bytes:
 
 
 class ReplayCache:
-    """The `webhook-id`s each job accepted, kept in `automation.db` until their timestamp is outside the
+    """The `webhook-id`s each job accepted, kept in the provider's database (every replica's) until their timestamp is outside the
     window (after that the timestamp check refuses them), so a restart does not open the window again."""
 
     SCHEMA = ("CREATE TABLE IF NOT EXISTS webhook_ids (job TEXT NOT NULL, id TEXT NOT NULL, expires REAL NOT NULL, "
               "PRIMARY KEY (job, id)); CREATE INDEX IF NOT EXISTS webhook_ids_by_expiry ON webhook_ids (expires);")
 
-    def __init__(self, db: ProviderDB) -> None:
+    def __init__(self, db: Database) -> None:
         self._db = db
-        for statement in self.SCHEMA.split(";"):
-            if statement.strip():
-                db.execute(statement)
+        db.script(self.SCHEMA)
 
     def first_delivery(self, job: str, message_id: str, timestamp: int, now: float | None = None) -> None:
         """Record that `job` accepted `message_id`; refuses one it accepted before (blocking: call in a thread)."""
@@ -183,7 +181,8 @@ class ReplayCache:
         if live >= MAX_LIVE_IDS:
             raise SignatureRefused(f"more than {MAX_LIVE_IDS} deliveries to this job within {2 * TOLERANCE:g} s; "
                                    "try again later", "too many deliveries", status=429)
-        added = self._db.execute("INSERT OR IGNORE INTO webhook_ids (job, id, expires) VALUES (?, ?, ?)",
+        added = self._db.execute("INSERT INTO webhook_ids (job, id, expires) VALUES (?, ?, ?) "
+                                 "ON CONFLICT DO NOTHING",
                                  (job, message_id, timestamp + TOLERANCE))
         if added.rowcount == 0:
             raise SignatureRefused(f"webhook-id {message_id!r} was already delivered to this job (a replay, or a "

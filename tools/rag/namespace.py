@@ -242,8 +242,8 @@ class Namespace:
                     self.unembedded = 0  # vector search stays off; the next start embeds what is missing
                     raise
                 with self.store.transaction() as db:
-                    db.executemany("INSERT OR IGNORE INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?)",
-                                   [(self.embedder.id, h, v.tobytes()) for (h, _), v in zip(part, vectors, strict=True)])
+                    db.executemany("INSERT INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?) "
+                                   "ON CONFLICT DO NOTHING", [(self.embedder.id, h, v.tobytes()) for (h, _), v in zip(part, vectors, strict=True)])
                 done += len(part)
                 self.unembedded = len(todo) - done
                 if progress is not None:

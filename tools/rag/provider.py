@@ -173,7 +173,7 @@ class RagProvider(Provider):
 
     async def start(self) -> None:
         self.root.mkdir(parents=True, exist_ok=True)
-        self.store = RagStore(self.root / "rag.db")
+        self.store = RagStore(self.host.database("rag"))
         self.embedder = self._make_embedder()
         if isinstance(self.embedder, OpenAICompatible) and not self.embedder.dim:
             try:

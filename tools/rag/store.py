@@ -1,4 +1,5 @@
-"""The knowledge base's own SQLite file (`rag.db` in the provider's data directory): the truth.
+"""The knowledge base's own database (`host.database("rag")`: `rag.db` in the provider's data directory, or its
+schema on the hub's PostgreSQL, shared by every replica): the truth.
 
 Namespaces, documents (with the content hash that makes re-ingesting unchanged content free),
 chunks, vectors keyed by (embedder, chunk text hash) so unchanged chunks are never embedded
@@ -8,15 +9,14 @@ twice, and the write-ahead record (`ops`) the search engines replay after a cras
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
+
+from hub.db import Database, Session
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS namespaces (
@@ -105,36 +105,30 @@ def _doc(row: tuple) -> DocRow:
 
 
 class RagStore:
-    def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.path = path
-        self._db = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute("PRAGMA busy_timeout=5000")
-        self._db.executescript(SCHEMA)
-        if "owner" not in {row[1] for row in self._db.execute("PRAGMA table_info(namespaces)")}:
-            self._db.execute("ALTER TABLE namespaces ADD COLUMN owner TEXT")  # namespaces made before owners
-        self._lock = threading.RLock()
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        db.script(SCHEMA)
+        if "owner" not in db.columns("namespaces"):
+            db.execute("ALTER TABLE namespaces ADD COLUMN owner TEXT")  # namespaces made before owners
 
     def close(self) -> None:
-        with self._lock:
-            self._db.close()
+        self.db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
-            self._db.execute("COMMIT")
+    def transaction(self) -> Iterator[Session]:
+        with self.db.transaction() as tx:
+            yield tx
+
+    @contextmanager
+    def _ops(self, ns: str) -> Iterator[Session]:
+        """A transaction that adds write-ahead records to `ns`: one at a time per namespace, so records are
+        committed in the order of their numbers and a replica that has read up to one has seen all before it."""
+        with self.db.transaction() as tx:
+            self.db.serialize(tx, f"ops:{ns}")
+            yield tx
 
     def query(self, sql: str, args: Sequence[object] = ()) -> list[tuple]:
-        with self._lock:
-            return self._db.execute(sql, args).fetchall()
+        return self.db.rows(sql, args)
 
     # namespaces
     def namespace(self, name: str) -> tuple[dict, str | None, int | None, str] | None:
@@ -221,14 +215,14 @@ class RagStore:
         """Insert or replace a document and its chunks in one transaction, with its write-ahead record.
         `chunks`: (position, title path, text, text hash). Returns (doc id, old chunk ids, new chunk ids, op seq)."""
         now = time.time()
-        with self.transaction() as db:
+        with self._ops(ns) as db:
             row = db.execute("SELECT id FROM documents WHERE ns = ? AND key = ?", (ns, doc["key"])).fetchone()
             if row is None:
                 doc_id = db.execute(
                     "INSERT INTO documents (ns, key, title, source, mime, mtime, tags, hash, size, updated) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
                     (ns, doc["key"], doc["title"], doc["source"], doc["mime"], doc["mtime"], json.dumps(doc["tags"]),
-                     doc["hash"], doc["size"], now)).lastrowid
+                     doc["hash"], doc["size"], now)).fetchall()[0][0]
                 old: list[int] = []
             else:
                 doc_id = row[0]
@@ -241,24 +235,24 @@ class RagStore:
             new = []
             for position, title_path, text, text_hash in chunks:
                 new.append(db.execute("INSERT INTO chunks (doc, ns, position, title_path, text, text_hash) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)",
-                                      (doc_id, ns, position, json.dumps(title_path), text, text_hash)).lastrowid)
+                                      "VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                                      (doc_id, ns, position, json.dumps(title_path), text, text_hash)).fetchall()[0][0])
             if embedder is not None:
-                db.executemany("INSERT OR IGNORE INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?)",
-                               [(embedder, h, v) for h, v in vectors.items()])
-            seq = db.execute("INSERT INTO ops (ns, doc) VALUES (?, ?)", (ns, doc_id)).lastrowid
+                db.executemany("INSERT INTO vectors (embedder, text_hash, vector) VALUES (?, ?, ?) "
+                               "ON CONFLICT DO NOTHING", [(embedder, h, v) for h, v in vectors.items()])
+            seq = db.execute("INSERT INTO ops (ns, doc) VALUES (?, ?) RETURNING seq", (ns, doc_id)).fetchall()[0][0]
         return doc_id, old, new, seq
 
     def delete_documents(self, ns: str, doc_ids: Sequence[int]) -> tuple[list[int], int]:
         """Remove documents and their chunks; returns (removed chunk ids, last op seq)."""
         removed: list[int] = []
         seq = 0
-        with self.transaction() as db:
+        with self._ops(ns) as db:
             for doc_id in doc_ids:
                 removed += [r[0] for r in db.execute("SELECT id FROM chunks WHERE doc = ?", (doc_id,))]
                 db.execute("DELETE FROM chunks WHERE doc = ?", (doc_id,))
                 db.execute("DELETE FROM documents WHERE id = ? AND ns = ?", (doc_id, ns))
-                seq = db.execute("INSERT INTO ops (ns, doc) VALUES (?, ?)", (ns, doc_id)).lastrowid
+                seq = db.execute("INSERT INTO ops (ns, doc) VALUES (?, ?) RETURNING seq", (ns, doc_id)).fetchall()[0][0]
         return removed, seq
 
     def known_vectors(self, embedder: str, text_hashes: Sequence[str]) -> set[str]:
@@ -309,7 +303,8 @@ class RagStore:
             db.execute("DELETE FROM ops WHERE ns = ? AND seq < ?", (ns, upto))
 
     def stats(self, ns: str) -> dict[str, int]:
-        docs = self.query("SELECT COUNT(*), COALESCE(SUM(size), 0) FROM documents WHERE ns = ?", (ns,))[0]
+        docs = self.query("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM documents WHERE ns = ?",
+                          (ns,))[0]
         chunks = self.query("SELECT COUNT(*) FROM chunks WHERE ns = ?", (ns,))[0][0]
         return {"documents": docs[0], "bytes": docs[1], "chunks": chunks}
 
