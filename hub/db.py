@@ -246,7 +246,8 @@ _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 @functools.lru_cache(maxsize=4096)
 def to_postgres(sql: str) -> str:
     """SQLite's SQL as psycopg takes it: `?` -> `%s`, `%` -> `%%`, a bare `user` quoted (string literals and
-    quoted names are left as they are)."""
+    quoted names are left as they are), and PostgreSQL's types in `CREATE TABLE` and `ALTER TABLE`."""
+    sql = ddl_to_postgres(sql)
     out: list[str] = []
     i, n = 0, len(sql)
     while i < n:
@@ -411,7 +412,7 @@ class PostgresDatabase(Database):
         with self.transaction() as tx:
             self._locked(tx)
             for statement in split_script(script):
-                tx.execute(ddl_to_postgres(statement))
+                tx.execute(statement)
 
     def migrate(self, migrations: Sequence[str]) -> int:
         with self.transaction() as tx:
@@ -427,7 +428,7 @@ class PostgresDatabase(Database):
                     f"understands ({len(migrations)}); upgrade Junction (every replica) first")
             for version in range(current, len(migrations)):
                 for statement in split_script(migrations[version]):
-                    tx.execute(ddl_to_postgres(statement))
+                    tx.execute(statement)
             tx.execute("UPDATE schema_version SET version = ?", (len(migrations),))
         return len(migrations)
 

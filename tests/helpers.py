@@ -163,6 +163,12 @@ class RunningHub:
                 raise
             raise AssertionError(f"{text!r} is not in the hub's log:\n{self.log()[-3000:]}") from None
 
+    def kill(self) -> None:
+        """`kill -9` of the hub and everything it started (its process group), as a machine's failure would."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(30)
+
     def _reader_alive(self) -> bool:
         return self.reader is not None and self.reader.is_alive()
 

@@ -98,6 +98,12 @@ def test_timestamps_keep_their_fraction_of_a_second(pg_url: str, tmp_path: Path)
     store.flush()
     assert store.recent_calls()[0].ts == 1_765_000_000.123456
     store.close()
+    later = PostgresDatabase(pg_url, "later")  # a column a provider adds to an older table is a double too
+    later.script("CREATE TABLE IF NOT EXISTS t (k TEXT PRIMARY KEY)")
+    later.execute("ALTER TABLE t ADD COLUMN at REAL")
+    later.execute("INSERT INTO t (k, at) VALUES (?, ?)", ("a", 1_765_000_000.123456))
+    assert later.rows("SELECT at FROM t") == [(1_765_000_000.123456,)]
+    later.close()
 
 
 def test_replicas_starting_together_migrate_once(pg_url: str, tmp_path: Path) -> None:

@@ -23,7 +23,9 @@ import datetime as dt
 import heapq
 import json
 import logging
+import os
 import re
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +60,12 @@ def _text(value: str) -> types.TextContent:
     return types.TextContent(type="text", text=value)
 
 
+LEASE_SECONDS = 15.0
+"""How long a run (and the event watch) stays this replica's without a renewal: a replica dead this long has its runs
+recorded as interrupted by another."""
+RENEW_EVERY = 5
+"""Renew leases every this many seconds (a third of the lease)."""
+
 Began = Callable[[str, "int | None"], None]
 """How a fire went, told as soon as it is known: ("running", run id), ("skipped", the skip's row) or ("queued",
 None)."""
@@ -81,6 +89,8 @@ class Job:
     """Whose rights it runs with (`hub.security.auth.Delegation`, as text): whoever last defined what it does. None: the
     local admin (jobs of the config)."""
     source: str
+    version: float = 0.0
+    """When it was last changed in the store: a replica that finds another version there takes that one."""
     next_at: float | None = None
     running: dict[int, anyio.CancelScope] = field(default_factory=dict)
     queue: anyio.Lock = field(default_factory=anyio.Lock)
@@ -109,11 +119,22 @@ class AutomationProvider(Provider):
         self._wake = asyncio.Event()
         self._configured = {name: parse_spec(raw, f"jobs.{name}") for name, raw in self.config.jobs.items()}
         self._replays: ReplayCache | None = None
+        self.replica = f"{socket.gethostname()}:{os.getpid()}"
+        """This process among the replicas sharing the store (in each run it records)."""
+        self.shared = False
+        """True when other replicas may share the store (PostgreSQL): jobs, schedules and runs are kept in step."""
+        self._events_held = True
+        """Whether this replica watches for mail and file events (one replica at a time on a shared store)."""
 
     # lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
-        self.store = JobStore(self.host.database("automation"))
-        interrupted = self.store.interrupted()
+        self.store = JobStore(self.host.database("automation"), self.replica, LEASE_SECONDS)
+        self.shared = self.store.db.engine != "sqlite"
+        if self.shared:  # other replicas' runs are going on: only those whose replica died were interrupted
+            self._events_held = self.store.hold_lease("events", LEASE_SECONDS)
+            interrupted = len(self.store.abandoned())
+        else:
+            interrupted = self.store.interrupted()
         if interrupted:
             log.warning("automation: %d run(s) were interrupted by the last stop", interrupted)
         now = time.time()
@@ -123,11 +144,13 @@ class AutomationProvider(Provider):
             paused = before.get("paused", False) if before is not None else spec.paused
             spec = msgspec.structs.replace(spec, paused=paused)
             as_stored = msgspec.to_builtins(spec)
-            self.store.put_job(name, as_stored, None, "config", None)
+            if before == as_stored:
+                continue  # as it was (another replica may have started with this config already)
+            version = self.store.put_job(name, as_stored, None, "config", None)
             # a job changed in the config starts on its new schedule, not the old one's next time
-            next_run = stored[name].get("next_run") if before == as_stored else None
-            stored[name] = {"name": name, "spec": as_stored, "owner": None, "source": "config", "next_run": next_run,
-                            "acts_for": None}
+            self.store.set_next_run(name, None)
+            stored[name] = {"name": name, "spec": as_stored, "owner": None, "source": "config", "next_run": None,
+                            "acts_for": None, "updated": version}
         for name, row in stored.items():
             if row["source"] == "config" and name not in self._configured:
                 self.store.delete_job(name)  # taken out of the config
@@ -137,7 +160,7 @@ class AutomationProvider(Provider):
             except JobError as exc:
                 log.error("automation: job %r cannot be used any more: %s", name, exc)
                 continue
-            job = Job(name, spec, row["owner"], row["acts_for"], row["source"])
+            job = Job(name, spec, row["owner"], row["acts_for"], row["source"], row["updated"])
             self.jobs[name] = job
             self._catch_up(job, row.get("next_run"), now)
         mail = self.host.service("mail.arrivals", ChangeFeed)
@@ -147,6 +170,8 @@ class AutomationProvider(Provider):
         if files is not None:
             files.listeners.append(self._on_file)
         self.host.spawn(self._scheduler)
+        if self.shared:
+            self.host.spawn(self._keep_in_step)
         if any(j.spec.trigger.type == "start" and not j.spec.paused for j in self.jobs.values()):
             self.host.spawn(self._fire_start_jobs)
 
@@ -166,22 +191,36 @@ class AutomationProvider(Provider):
         trigger = job.spec.trigger
         if trigger.type not in ("cron", "interval", "once"):
             return
-        if missed_at is not None and missed_at <= now and not job.spec.paused:
+        assert self.store is not None
+        if missed_at is None:  # new: the first replica to start gives it its schedule
+            self._schedule_here(job, self.store.first_schedule(job.name, next_fire(trigger, now)))
+        elif missed_at > now:
+            self._schedule_here(job, missed_at)
+        elif job.spec.paused:
+            self._schedule(job, next_fire(trigger, now))
+        else:  # made up or recorded as missed once, by whichever replica claims it
             late = now - missed_at
             info = {"type": trigger.type, "scheduled": _iso(missed_at), "late_seconds": round(late, 1)}
             if late <= job.spec.policy.misfire_grace_seconds:
-                self.host.spawn(self._fire_when_ready, job, {**info, "misfire": "made up"})
+                claimed = self.store.claim_tick(job.name, missed_at, next_fire(trigger, now),
+                                                {**info, "misfire": "made up"})
+                if claimed is not None:
+                    self.host.spawn(self._fire_when_ready, job, {**info, "misfire": "made up"}, claimed)
             else:
-                assert self.store is not None
-                self.store.record_run(job.name, info, "missed", f"the hub was not running at {_iso(missed_at)} "
-                                      f"(over the misfire grace of {job.spec.policy.misfire_grace_seconds:g} s)")
-        base = now if missed_at is None or missed_at <= now else None
-        self._schedule(job, missed_at if base is None else next_fire(trigger, base))
+                self.store.claim_tick(job.name, missed_at, next_fire(trigger, now), info, "missed",
+                                      f"the hub was not running at {_iso(missed_at)} (over the misfire grace of "
+                                      f"{job.spec.policy.misfire_grace_seconds:g} s)")
+            self._schedule_here(job, self.store.next_run(job.name))
 
     def _schedule(self, job: Job, when: float | None) -> None:
-        job.next_at = when
+        """Set the job's next run (for every replica)."""
         assert self.store is not None
         self.store.set_next_run(job.name, when)
+        self._schedule_here(job, when)
+
+    def _schedule_here(self, job: Job, when: float | None) -> None:
+        """Wait here for the next run the store has (another replica may take it first)."""
+        job.next_at = when
         if when is not None and not job.spec.paused:
             heapq.heappush(self._heap, (when, job.name))
             self._wake.set()
@@ -193,9 +232,9 @@ class AutomationProvider(Provider):
                 return
             await anyio.sleep(0.05)
 
-    async def _fire_when_ready(self, job: Job, trigger: dict[str, Any]) -> None:
+    async def _fire_when_ready(self, job: Job, trigger: dict[str, Any], claimed: int | None = None) -> None:
         await self._ready()
-        await self._fire(job, trigger)
+        await self._fire(job, trigger, claimed=claimed)
 
     async def _scheduler(self) -> None:
         await self._ready()
@@ -209,17 +248,75 @@ class AutomationProvider(Provider):
                 trigger = job.spec.trigger
                 late = now - when
                 following = next_fire(trigger, max(now, when))
-                self._schedule(job, following)
-                if late > max(job.spec.policy.misfire_grace_seconds, 1.0):
-                    assert self.store is not None
-                    self.store.record_run(name, {"type": trigger.type, "scheduled": _iso(when)}, "missed",
-                                          f"{late:.1f} s late, over the misfire grace")
+                info = {"type": trigger.type, "scheduled": _iso(when)}
+                missed = late > max(job.spec.policy.misfire_grace_seconds, 1.0)
+                assert self.store is not None
+                claimed = self.store.claim_tick(name, when, following, info, *(
+                    ("missed", f"{late:.1f} s late, over the misfire grace") if missed else ()))
+                if claimed is None:  # another replica took this one: wait for the next the store has
+                    self._schedule_here(job, self.store.next_run(name))
                     continue
-                self.host.spawn(self._fire, job, {"type": trigger.type, "scheduled": _iso(when)})
+                self._schedule_here(job, following)
+                if not missed:
+                    self.host.spawn(self._fire, job, info, None, claimed)
             self._wake.clear()
             timeout = max(0.0, self._heap[0][0] - time.time()) if self._heap else 3600.0
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout)
+
+    async def _keep_in_step(self) -> None:
+        """On a shared store: take in the jobs other replicas made, changed or deleted (every second), renew the
+        leases of this replica's runs and of the event watch, and record the runs of replicas that died."""
+        assert self.store is not None
+        beat = 0
+        while True:
+            await anyio.sleep(1.0)
+            try:
+                self._take_in(self.store.versions())
+                beat += 1
+                if beat % RENEW_EVERY == 0:
+                    self.store.renew()
+                    self._events_held = self.store.hold_lease("events", LEASE_SECONDS)
+                    for run_id, name in self.store.abandoned():
+                        log.warning("automation: run %d of job %s was interrupted: the replica running it stopped",
+                                    run_id, name)
+                        if name in self.jobs:
+                            self.host.resource_updated(self.job_uri(name))
+            except Exception:  # the database away for a moment: the next beat tries again
+                log.exception("automation: could not compare jobs with the store")
+
+    def _take_in(self, versions: dict[str, tuple[float, float | None]]) -> None:
+        assert self.store is not None
+        changed = False
+        for name in [n for n in self.jobs if n not in versions]:  # deleted through another replica
+            for scope in list(self.jobs.pop(name).running.values()):
+                scope.cancel()
+            changed = True
+        rows = None
+        for name, (version, next_run) in versions.items():
+            job = self.jobs.get(name)
+            if job is not None and job.version == version:
+                if job.next_at != next_run:
+                    self._schedule_here(job, next_run)
+                continue
+            rows = rows if rows is not None else {r["name"]: r for r in self.store.jobs()}
+            row = rows.get(name)
+            if row is None:
+                continue
+            try:
+                spec = parse_spec(row["spec"])
+            except JobError as exc:
+                log.error("automation: job %r cannot be used: %s", name, exc)
+                continue
+            fresh = Job(name, spec, row["owner"], row["acts_for"], row["source"], row["updated"])
+            if job is not None:
+                fresh.running, fresh.queue, fresh.queued, fresh.last = job.running, job.queue, job.queued, job.last
+            else:
+                changed = True
+            self.jobs[name] = fresh
+            self._schedule_here(fresh, row["next_run"])
+        if changed:
+            self.host.catalog_changed()
 
     async def _fire_start_jobs(self) -> None:
         await self._ready()
@@ -229,6 +326,8 @@ class AutomationProvider(Provider):
 
     # events ------------------------------------------------------------------------------------------
     def _on_mail(self, account: str, folder: str, uids: list[int]) -> None:
+        if not self._events_held:
+            return  # another replica watches for events
         for job in list(self.jobs.values()):
             t = job.spec.trigger
             if t.type == "mail" and t.account == account and t.folder == folder and not job.spec.paused:
@@ -236,28 +335,38 @@ class AutomationProvider(Provider):
                                                   "uids": sorted(uids)})
 
     def _on_file(self, root: str, path: str, change: str) -> None:
+        if not self._events_held:
+            return
         for job in list(self.jobs.values()):
             if file_matches(job.spec.trigger, root, path) and not job.spec.paused:
                 self.host.spawn(self._fire, job, {"type": "file", "root": root, "path": path, "change": change})
 
     # running -----------------------------------------------------------------------------------------
-    async def _fire(self, job: Job, trigger: dict[str, Any], began: Began | None = None) -> int | None:
+    async def _fire(self, job: Job, trigger: dict[str, Any], began: Began | None = None,
+                    claimed: int | None = None) -> int | None:
         """Start a run under the job's overlap policy; returns the run id (None if it was skipped). `began`, when
         given, is told as soon as it is known how the fire went: the new run's id ("running"), or the row of the
-        skip ("skipped"), or that it waits behind another run ("queued", None)."""
+        skip ("skipped"), or that it waits behind another run ("queued", None). `claimed`: the row a due time's
+        claim added (`JobStore.claim_tick`), which this run fills in."""
         assert self.store is not None
         policy = job.spec.policy
         tell = began or (lambda state, run_id: None)
+
+        def skip(why: str, status: str = "skipped") -> int:
+            assert self.store is not None
+            if claimed is not None:
+                return self.store.close_claimed(claimed, status, why)
+            return self.store.record_run(job.name, trigger, status, why)
+
         if job.running and policy.overlap == "skip":
-            tell("skipped", self.store.record_run(job.name, trigger, "skipped", "the previous run was still going"))
+            tell("skipped", skip("the previous run was still going"))
             return None
         if job.running and policy.overlap == "cancel":
             for scope in list(job.running.values()):
                 scope.cancel()
         if policy.overlap == "queue":
             if job.queued >= MAX_QUEUED:
-                tell("skipped", self.store.record_run(job.name, trigger, "skipped", f"{MAX_QUEUED} runs already "
-                                                      "waiting"))
+                tell("skipped", skip(f"{MAX_QUEUED} runs already waiting"))
                 return None
             waits = job.queue.locked()
             if waits:
@@ -266,13 +375,20 @@ class AutomationProvider(Provider):
             async with job.queue:
                 job.queued -= 1
                 if self.jobs.get(job.name) is None:
+                    if claimed is not None:
+                        self.store.close_claimed(claimed, "cancelled", "the job was deleted while this run waited")
                     return None  # deleted while this run waited
-                return await self._run(job, trigger, None if waits else began)
-        return await self._run(job, trigger, began)
+                return await self._run(job, trigger, None if waits else began, claimed)
+        return await self._run(job, trigger, began, claimed)
 
-    async def _run(self, job: Job, trigger: dict[str, Any], began: Began | None = None) -> int:
+    async def _run(self, job: Job, trigger: dict[str, Any], began: Began | None = None,
+                   claimed: int | None = None) -> int:
         assert self.store is not None
-        run_id = self.store.start_run(job.name, trigger)
+        if claimed is None:
+            run_id = self.store.start_run(job.name, trigger)
+        else:
+            run_id = claimed
+            self.store.begin_claimed(run_id)
         if began is not None:
             began("running", run_id)
         calls: list[dict[str, Any]] = []
@@ -590,8 +706,8 @@ class AutomationProvider(Provider):
         spec, secret_note = self._hook_setup(name, spec)
         old = self.jobs.get(name)
         owner = old.owner if old is not None else Delegation.loads(delegation).user or LOCAL_OWNER
-        self.store.put_job(name, msgspec.to_builtins(spec), owner, "tool", delegation)
-        job = Job(name, spec, owner, delegation, "tool")
+        version = self.store.put_job(name, msgspec.to_builtins(spec), owner, "tool", delegation)
+        job = Job(name, spec, owner, delegation, "tool", version)
         if old is not None:
             job.running, job.queue, job.last = old.running, old.queue, old.last
         self.jobs[name] = job
@@ -654,7 +770,8 @@ class AutomationProvider(Provider):
     def _pause(self, job: Job, paused: bool) -> None:
         assert self.store is not None
         job.spec = msgspec.structs.replace(job.spec, paused=paused)
-        self.store.put_job(job.name, msgspec.to_builtins(job.spec), job.owner, job.source, job.delegation)
+        job.version = self.store.put_job(job.name, msgspec.to_builtins(job.spec), job.owner, job.source,
+                                         job.delegation)
         self._schedule(job, None if paused else next_fire(job.spec.trigger, time.time()))
         self.host.resource_updated(self.job_uri(job.name))
 
