@@ -163,8 +163,9 @@ def _key(secret: str) -> bytes:
 
 
 class ReplayCache:
-    """The `webhook-id`s each job accepted, kept in the provider's database (every replica's) until their timestamp is outside the
-    window (after that the timestamp check refuses them), so a restart does not open the window again."""
+    """The `webhook-id`s each job accepted, kept in the provider's database (every replica's) until their timestamp
+    is outside the window (after that the timestamp check refuses them), so neither a restart nor another replica
+    opens the window again."""
 
     SCHEMA = ("CREATE TABLE IF NOT EXISTS webhook_ids (job TEXT NOT NULL, id TEXT NOT NULL, expires REAL NOT NULL, "
               "PRIMARY KEY (job, id)); CREATE INDEX IF NOT EXISTS webhook_ids_by_expiry ON webhook_ids (expires);")
