@@ -69,9 +69,19 @@ MARK = f"JUNCTION_SUPERVISOR_TEST={os.getpid()}-{uuid.uuid4().hex}"
 processes on the machine, another test run's included, are never taken for ours."""
 
 
+def _marked(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/environ", "rb") as env:
+            return MARK.encode() in env.read().split(b"\x00")
+    except OSError:
+        return False
+
+
 def leftovers() -> list[int]:
-    """Children of this test process, and orphaned `sleep 300` grandchildren of ours (re-parented to init)."""
-    mine = descendants(os.getpid())
+    """Descendants of this test process that these tests started (a session's other servers, a PostgreSQL and its
+    workers, are this worker's descendants too: only processes carrying MARK count), and orphaned `sleep 300`
+    grandchildren of ours (re-parented to init)."""
+    mine = [pid for pid in descendants(os.getpid()) if _marked(pid)]
     orphans = []
     for entry in os.listdir("/proc"):
         if entry.isdigit():
