@@ -27,16 +27,29 @@ from mcp.server.request_state import RequestStateBoundary, RequestStateSecurity
 
 from hub import __version__
 from hub.catalog import ProviderSlot
-from hub.config import Config, ConfigError, connector_settings, default_config_path, load_config, provider_settings
+from hub.config import (
+    Config,
+    ConfigError,
+    connector_settings,
+    default_config_path,
+    load_config,
+    provider_settings,
+)
 from hub.front.gate import explain_invalid_params
-from hub.host import Host, available_providers, load_connector_class, load_provider_class
+from hub.host import (
+    Host,
+    available_providers,
+    load_connector_class,
+    load_provider_class,
+)
 from hub.observe import tracing
 from hub.observe.metrics import Metrics, provider_series
 from hub.router import Router
 from hub.sdk import without_tracing
 from hub.security.auth import policy_for
 from hub.security.outbound import OutboundPolicy
-from hub.security.ratelimit import RateLimiter
+from hub.security.ratelimit import rate_limiter
+from hub.shared import Shared
 from hub.store import Store
 
 if TYPE_CHECKING:
@@ -114,9 +127,11 @@ class Hub:
             if switches.enabled:
                 self.slots.append(self._connector_slot(config, name))
         self._reloading = anyio.Lock()
+        self.shared = Shared(config.store.redis_url) if config.store.redis_url else None
+        """What the replicas share through Redis (rate limits, failed sign-ins); None: one process counts alone."""
         self.policy = policy_for(config)
         self.router = Router(self.slots, self.store, page_size=config.server.page_size, policy=self.policy,
-                             limiter=RateLimiter(config.auth.rate_limits),
+                             limiter=rate_limiter(config.auth.rate_limits, self.shared),
                              max_listens_per_user=config.server.max_listens_per_user)
         self.metrics: Metrics | None = None
         if config.server.metrics:
@@ -309,6 +324,9 @@ class Hub:
                     tg.cancel_scope.cancel()
         finally:
             await anyio.to_thread.run_sync(self.store.close)
+            if self.shared is not None:
+                with anyio.CancelScope(shield=True):
+                    await self.shared.close()
             if self.config.tracing.enabled:
                 await anyio.to_thread.run_sync(tracing.stop)
 

@@ -445,7 +445,12 @@ class HubProvider(Provider):
 
     async def _connector_change(self, name: str, args: dict[str, Any], caller: Principal) -> types.CallToolResult:
         from hub.config import ConfigError
-        from hub.connectors_file import RequestError, remove_connector, table_for, write_connector
+        from hub.connectors_file import (
+            RequestError,
+            remove_connector,
+            table_for,
+            write_connector,
+        )
 
         host: Any = self.host  # the hub's own host (hub.host.Host)
         path = host.config_path()

@@ -107,6 +107,9 @@ class StoreConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """Empty: SQLite files under `data_dir`. `postgresql://USER:${PGPASSWORD}@HOST:PORT/DATABASE`: every table on
     that PostgreSQL server (each part of the hub in a schema of its own), shared by every replica that names it;
     needs `pip install 'mcp-junction[replicas]'`. The password comes from the environment, never the file."""
+    redis_url: str = ""
+    """`redis://[:${REDISPASSWORD}@]HOST:PORT/DB`: what replicas share beyond the database (rate limits, failed
+    sign-ins); empty: each process counts on its own."""
 
 
 class LogConfig(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -358,10 +361,11 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     sources.update(_apply_env_overrides(raw, env, source))
     for section in ("providers", "connectors"):
         _refuse_clear_secrets(raw.get(section), source, section)
-    if sources.get("store.url", "").startswith("file ") and _password_in_clear(raw["store"]["url"]):
-        raise ConfigError(source, "store.url", "the database password is written in clear: write it as "
-                          "${ENV_VAR} (postgresql://USER:${PGPASSWORD}@HOST/DATABASE), or set the whole URL in "
-                          "JUNCTION__STORE__URL")
+    for key, example in (("url", "postgresql://USER:${PGPASSWORD}@HOST/DATABASE"),
+                         ("redis_url", "redis://:${REDISPASSWORD}@HOST:6379/0")):
+        if sources.get(f"store.{key}", "").startswith("file ") and _password_in_clear(raw["store"][key]):
+            raise ConfigError(source, f"store.{key}", f"the password is written in clear: write it as ${{ENV_VAR}} "
+                              f"({example}), or set the whole URL in JUNCTION__STORE__{key.upper()}")
     written = _written_refs(raw)
     _expand_env_refs(raw, env, source, "", require_env, secret)
     tables: dict[str, dict[str, Any]] = {}
@@ -370,6 +374,8 @@ def load_config(path: Path | None, env: dict[str, str] | None = None, *, require
     config = _convert(raw, Config, source, "")
     _check_auth(config.auth, source)
     _check_outbound(config.outbound, source)
+    if config.store.redis_url and not config.store.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise ConfigError(source, "store.redis_url", "expected redis://HOST:PORT/DB (or rediss:// for TLS)")
     if config.store.url and not config.store.url.startswith(("postgresql://", "postgres://")):
         raise ConfigError(source, "store.url", f"unknown kind of database '{config.store.url.split(':', 1)[0]}' "
                           "(postgresql://USER:${PGPASSWORD}@HOST:PORT/DATABASE, or leave it out for SQLite)")

@@ -34,7 +34,15 @@ from mcp.shared.exceptions import MCPError
 
 from hub import __version__
 from hub.calls.context import HubCallContext, InputRequired
-from hub.calls.dispatch import ADMISSION_KEY, Admission, CallFacts, Dispatch, Executed, Refusal, result_size
+from hub.calls.dispatch import (
+    ADMISSION_KEY,
+    Admission,
+    CallFacts,
+    Dispatch,
+    Executed,
+    Refusal,
+    result_size,
+)
 from hub.calls.internal import InternalCallContext
 from hub.catalog import Catalog, Entry, ProviderSlot
 from hub.provider import CallContext, InputUnavailable, ProviderState, run_tool
@@ -418,7 +426,7 @@ class Router:
         facts = CallFacts(principal, ctx.request_id, _client_name(call), ctx.protocol_version)
         admission = _admission(ctx)
         if admission is None:
-            decided = self.dispatch.admit("tools/call", params.name, params.arguments or {}, facts)
+            decided = await self.dispatch.admit("tools/call", params.name, params.arguments or {}, facts)
             if isinstance(decided, Refusal):
                 raise decided.error("tools/call", params.name)
             admission = decided
@@ -471,7 +479,7 @@ class Router:
             return types.CallToolResult(content=[types.TextContent(type="text", text=why)], is_error=True)
 
         facts = CallFacts(ctx.identity, None, ctx.client_info.name, "internal")
-        decided = self.dispatch.admit("tools/call", name, arguments, facts)
+        decided = await self.dispatch.admit("tools/call", name, arguments, facts)
         if isinstance(decided, Refusal):
             if decided.hidden:
                 return refused(f"no tool named {name!r} in the catalog")

@@ -16,7 +16,13 @@ from typing import Any
 import anyio
 import msgspec
 
-from hub.db import Database, DatabaseError, IntegrityError, SqliteDatabase, open_database
+from hub.db import (
+    Database,
+    DatabaseError,
+    IntegrityError,
+    SqliteDatabase,
+    open_database,
+)
 
 logger = logging.getLogger("junction.store")
 

@@ -205,6 +205,7 @@ def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 90.
     )
     output: list[str] = []
     url = None
+    direct: str | None = None
     deadline = time.monotonic() + timeout
     assert proc.stdout is not None
     while time.monotonic() < deadline:
@@ -212,9 +213,12 @@ def serve_hub(tmp: Path, config_toml: str | None = None, *, timeout: float = 90.
         if not line:
             break
         output.append(line)
+        listening = re.match(r"Listening on (\S+?):(\d+) ", line)  # behind a public_url: where it really is
+        if listening:
+            direct = f"http://{listening.group(1)}:{listening.group(2)}"
         match = re.search(r"MCP endpoint \(Streamable HTTP, both protocol eras\): (\S+)", line)
         if match:
-            url = match.group(1)
+            url = match.group(1) if direct is None else direct + "/mcp"
             break
     if url is None:
         _stop(proc)

@@ -21,7 +21,12 @@ from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from hub.provider import InputRequest, InputResult, InputUnavailable, parse_input_response
+from hub.provider import (
+    InputRequest,
+    InputResult,
+    InputUnavailable,
+    parse_input_response,
+)
 from hub.sdk import connection_of
 from hub.security.auth import Principal
 

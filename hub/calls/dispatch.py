@@ -168,13 +168,13 @@ class Dispatch:
             return False
         return principal.is_local or self.policy is None or self.policy.allows(principal, name)
 
-    def admit(self, method: str, target: str, arguments: dict[str, Any] | None, facts: CallFacts
-              ) -> Admission | Refusal:
+    async def admit(self, method: str, target: str, arguments: dict[str, Any] | None, facts: CallFacts
+                    ) -> Admission | Refusal:
         """Decide, then take from the rate limits (tool calls); a refused tool call is on record."""
         principal = facts.principal
         refusal = self.decide(principal, method, target)
         if refusal is None and method == "tools/call" and self.limiter is not None:
-            wait = self.limiter.take(principal.name or "(local)", target)
+            wait = await self.limiter.take_async(principal.name or "(local)", target)
             if wait is not None:
                 seconds = retry_after(wait)
                 refusal = Refusal("limited", f"rate limit: too many calls of {target} by "

@@ -16,7 +16,13 @@ from typing import Any
 import msgspec
 
 from hub.cli.common import CliError, read_secret_value
-from hub.config import Config, ConfigError, default_config_path, find_config_path, load_config
+from hub.config import (
+    Config,
+    ConfigError,
+    default_config_path,
+    find_config_path,
+    load_config,
+)
 
 
 def add_parser(sub: Any, common: Any) -> None:
@@ -159,7 +165,13 @@ def _config_as_written(args: argparse.Namespace) -> Config | None:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    from hub.connectors_file import CLI_SPELLING, RequestError, Wanted, table_for, write_connector
+    from hub.connectors_file import (
+        CLI_SPELLING,
+        RequestError,
+        Wanted,
+        table_for,
+        write_connector,
+    )
 
     wanted = Wanted(name=args.name, url=args.url or "", program=list(getattr(args, "program", None) or []),
                     entry=args.entry or "", oauth=args.oauth, client_id=args.client_id or "",

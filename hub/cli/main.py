@@ -90,6 +90,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                 if server_cfg.host in ("0.0.0.0", "::", "") and not server_cfg.allowed_hosts:
                     print("Note: bound to all interfaces, but only loopback Host names are accepted (DNS-rebinding "
                           "protection); list the names clients use in [server] allowed_hosts.", flush=True)
+                if config.server.public_url:  # behind a proxy or balancer: where it is to be sent
+                    print(f"Listening on {server_cfg.host}:{port} (clients use the public URL below)", flush=True)
                 print(format_snippets(config.mcp_url(), auth=config.auth.mode), flush=True)
 
     uv_config = uvicorn.Config(

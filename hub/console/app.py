@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import json
 import logging
+import os
 import secrets
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ from urllib.parse import quote, urlsplit
 import jinja2
 import mcp_types as types
 from markupsafe import Markup
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import (
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -119,7 +123,11 @@ class Console:
         self.base = web.rstrip("/")
         self.origin = origin_of(web)
         self.secure = web.startswith("https://")
-        self.key = secrets.token_bytes(32)  # this process's form tokens
+        # Form tokens: every replica of a hub (one JUNCTION_STATE_KEY) takes the others' (a balancer may send the
+        # page and its POST to different ones); a hub on its own keeps a key of this process.
+        shared = os.environ.get("JUNCTION_STATE_KEY")
+        self.key = hmac.new(shared.encode(), b"junction console form tokens", hashlib.sha256).digest() if shared \
+            else secrets.token_bytes(32)
         self.browser_cookie = self.sessions.browser_cookie
         self._host_check = TransportSecurityMiddleware(self.security)
         self.templates = jinja2.Environment(
@@ -278,13 +286,13 @@ class Console:
         token = str(form.get("token", "")).strip()
         address = request.client.host if request.client else None
         if token:
-            locked = self.sessions.throttle.check("", address)
+            locked = await self.sessions.throttle.check_async("", address)
             if locked is not None:
                 return None, locked.message("(a token)"), 429, {"Retry-After": str(int(locked.retry_after) + 1)}
             principal, _ = await self.auth.authenticate(
                 {"headers": [(b"authorization", f"Bearer {token}".encode("latin-1", "replace"))]})
             if principal is None or principal.name is None or self.store.user_role(principal.name) is None:
-                self.sessions.throttle.failed("", address)
+                await self.sessions.throttle.failed_async("", address)
                 logger.warning("console: a token that is no user's was given from %s", address)
                 return None, "That token is not a hub user's (or it expired, or was revoked).", 401, {}
             return (principal.name, Delegation.of(principal).dumps()), "", 200, {}

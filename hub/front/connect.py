@@ -220,13 +220,13 @@ for <b>{html.escape(name)}</b>.</p>{alert}
         token = str(form.get("token", "")).strip()
         if token and self.mode in ("tokens", "external"):
             address = request.client.host if request.client else None
-            locked = self.sessions.throttle.check("", address)
+            locked = await self.sessions.throttle.check_async("", address)
             if locked is not None:
                 return None, Refusal(locked.message("(a token)"), 429, {"Retry-After": str(int(locked.retry_after) + 1)})
             scope = {"headers": [(b"authorization", f"Bearer {token}".encode("latin-1", "replace"))]}
             principal, _ = await self.auth.authenticate(scope)
             if principal is None or principal.name is None or self.sessions.store.user_role(principal.name) is None:
-                self.sessions.throttle.failed("", address)
+                await self.sessions.throttle.failed_async("", address)
                 logger.warning("connect page: a hub token that is no user's was given from %s", address)
                 return None, Refusal("That token is not a hub user's (or it expired).", 401)
             return principal.name, None

@@ -30,7 +30,14 @@ from mcp.shared.exceptions import MCPError
 from mcp_types.version import HANDSHAKE_PROTOCOL_VERSIONS, MODERN_PROTOCOL_VERSIONS
 from pydantic import ValidationError
 
-from hub.calls.dispatch import ADMISSION_KEY, RATE_LIMITED, TARGETED, Admission, CallFacts, Dispatch
+from hub.calls.dispatch import (
+    ADMISSION_KEY,
+    RATE_LIMITED,
+    TARGETED,
+    Admission,
+    CallFacts,
+    Dispatch,
+)
 from hub.front import wire
 from hub.observe import tracing
 from hub.security.auth import PRINCIPAL_KEY, Principal
@@ -185,7 +192,7 @@ class RequestGate:
                                                          "an object"}})
             return None
         facts = CallFacts(principal, request_id, _client_of(params), _header(scope, _VERSION_HEADER) or "")
-        decided = self.dispatch.admit(method, target, arguments if method == "tools/call" else None, facts)
+        decided = await self.dispatch.admit(method, target, arguments if method == "tools/call" else None, facts)
         if isinstance(decided, Admission):
             decided.trace = scope.get(tracing.SCOPE_KEY)
             return decided

@@ -15,7 +15,10 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+from mcp.server.transport_security import (
+    TransportSecurityMiddleware,
+    TransportSecuritySettings,
+)
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -30,7 +33,7 @@ from hub.front.resume import BoundedEventStore
 from hub.provider import ProviderState
 from hub.sdk import HubSessionManager, live_transport, session_count
 from hub.security.auth import PRINCIPAL_KEY, Authenticator, ExternalVerifier
-from hub.security.lockout import SignInThrottle
+from hub.security.lockout import sign_in_throttle
 from hub.security.sessions import Sessions
 
 if TYPE_CHECKING:
@@ -43,6 +46,7 @@ if TYPE_CHECKING:
     from hub.security.auth import Policy
     from hub.security.outbound import OutboundPolicy
     from hub.security.signin import AuthorizationServer
+    from hub.shared import Shared
     from hub.store import Store
 
 
@@ -59,6 +63,7 @@ class ServedHub(Protocol):
     slots: list[ProviderSlot]
     state_boundary: RequestStateBoundary
     metrics: Metrics | None
+    shared: Shared | None
 
 logger = logging.getLogger("junction")
 
@@ -208,7 +213,8 @@ def _sessions(hub: ServedHub, oauth: AuthorizationServer | None) -> Sessions:
     if oauth is not None:
         return oauth.sessions
     settings = hub.config.auth.oauth
-    throttle = SignInThrottle(settings.failed_sign_ins, settings.failed_sign_ins_per_address, float(settings.lockout))
+    throttle = sign_in_throttle(settings.failed_sign_ins, settings.failed_sign_ins_per_address, float(settings.lockout),
+                                hub.shared)
     return Sessions(hub.store, throttle, hub.config.web_url(""))
 
 
@@ -242,7 +248,7 @@ def _authentication(hub: ServedHub, resource: str, metadata_url: str
     if auth_cfg.mode == "oauth":
         from hub.security.signin import AuthorizationServer
 
-        oauth = AuthorizationServer(hub.config, hub.store, hub.policy, resource, hub.outbound)
+        oauth = AuthorizationServer(hub.config, hub.store, hub.policy, resource, hub.outbound, hub.shared)
     auth = Authenticator(auth_cfg.mode, hub.store, hub.policy, resource, metadata_url, external, oauth)
     issuers = [auth_cfg.external.issuer] if external is not None else [oauth.issuer] if oauth is not None else []
     return auth, oauth, issuers

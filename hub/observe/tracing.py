@@ -93,7 +93,9 @@ def enabled() -> bool:
 def incoming(headers: Any, params: Mapping[str, Any] | None) -> Context | None:
     """The trace a request continues: its `traceparent` header (ASGI headers), else `params._meta.traceparent`
     (and `tracestate`), else None (a new trace)."""
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
 
     carrier: dict[str, str] = {}
     for key, value in headers or ():
@@ -180,7 +182,9 @@ def inject(headers: dict[str, str]) -> dict[str, str]:
     """`headers` with the current span's `traceparent` (and `tracestate`) added, when tracing is on."""
     if _tracer is None:
         return headers
-    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+    from opentelemetry.trace.propagation.tracecontext import (
+        TraceContextTextMapPropagator,
+    )
 
     TraceContextTextMapPropagator().inject(headers)
     return headers

@@ -35,7 +35,14 @@ from typing import TYPE_CHECKING
 
 import msgspec
 
-from hub.security.auth import LOCAL_OWNER, Policy, Principal, create_token, hash_password, parse_expiry
+from hub.security.auth import (
+    LOCAL_OWNER,
+    Policy,
+    Principal,
+    create_token,
+    hash_password,
+    parse_expiry,
+)
 
 if TYPE_CHECKING:
     from hub.security.secrets import SecretStore

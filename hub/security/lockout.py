@@ -14,18 +14,22 @@ anyone) signing in from another. What it does stop:
 A right password clears its (user, address) count but not the address's own, so an attacker who
 has one account cannot wash the address clean between guesses at others. IPv6 clients count by
 their /64 network (one host usually has a whole /64 to pick addresses from). Counts live in this
-process and are kept for at most `max_keys` keys each; names typed that are no user count like real
-ones, so the page never tells which users exist.
+process and are kept for at most `max_keys` keys each, or in Redis for every replica
+(`SharedSignInThrottle`, `[store] redis_url`); names typed that are no user count like real ones,
+so the page never tells which users exist.
 """
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
+
+from hub.shared import PREFIX, Shared
 
 
 @dataclass(frozen=True)
@@ -74,6 +78,16 @@ class SignInThrottle:
     def succeeded(self, user: str, address: str | None) -> None:
         self._pairs.pop((user, client_key(address)), None)
 
+    # as the hub asks (a shared throttle asks Redis)
+    async def check_async(self, user: str, address: str | None) -> Lockout | None:
+        return self.check(user, address)
+
+    async def failed_async(self, user: str, address: str | None) -> None:
+        self.failed(user, address)
+
+    async def succeeded_async(self, user: str, address: str | None) -> None:
+        self.succeeded(user, address)
+
     def _wait(self, times: list[float] | None, limit: int, now: float) -> float:
         if not times:
             return 0.0
@@ -94,6 +108,64 @@ class SignInThrottle:
             if len(table) > self._max_keys:  # still full of live counts: forget the quietest half
                 for old in sorted(table, key=lambda k: table[k][-1])[: len(table) // 2]:
                     del table[old]
+
+
+class SharedSignInThrottle(SignInThrottle):
+    """`SignInThrottle`'s rules with the failure times in Redis (sorted sets that expire with the window), so a
+    lockout on one replica holds on all; its own counts while Redis is away."""
+
+    def __init__(self, per_user: int, per_address: int, window: float, shared: Shared) -> None:
+        super().__init__(per_user, per_address, window, clock=time.time)
+        self.shared = shared
+
+    def _keys(self, user: str, address: str | None) -> list[tuple[str, str, int]]:
+        where = client_key(address)
+        pair = hashlib.sha256(f"{user}\0{where}".encode()).hexdigest()[:32]
+        return [("address", f"{PREFIX}signin:address:{where}", self.per_address),
+                ("user", f"{PREFIX}signin:pair:{pair}", self.per_user)]
+
+    async def check_async(self, user: str, address: str | None) -> Lockout | None:
+        now = time.time()
+        try:
+            pipe = self.shared.client.pipeline(transaction=False)
+            for _, key, _ in self._keys(user, address):
+                pipe.zremrangebyscore(key, "-inf", now - self.window)
+                pipe.zrange(key, 0, -1, withscores=True)
+            answers = await pipe.execute()
+        except self.shared.errors as exc:
+            self.shared.unreachable("sign-in lockouts", exc)
+            return self.check(user, address)
+        for (scope, _, limit), times in zip(self._keys(user, address), answers[1::2], strict=True):
+            scores = [score for _, score in times]
+            if len(scores) >= limit:
+                return Lockout(scope, scores[len(scores) - limit] + self.window - now)
+        return None
+
+    async def failed_async(self, user: str, address: str | None) -> None:
+        now = time.time()
+        self.failed(user, address)  # kept here too, for when Redis is away
+        try:
+            pipe = self.shared.client.pipeline(transaction=True)
+            for _, key, limit in self._keys(user, address):
+                pipe.zadd(key, {f"{now:.6f}:{id(pipe)}": now})
+                pipe.zremrangebyrank(key, 0, -(limit + 1))  # the last `limit` failures decide
+                pipe.expire(key, int(self.window) + 1)
+            await pipe.execute()
+        except self.shared.errors as exc:
+            self.shared.unreachable("sign-in lockouts", exc)
+
+    async def succeeded_async(self, user: str, address: str | None) -> None:
+        self.succeeded(user, address)
+        try:
+            await self.shared.client.delete(self._keys(user, address)[1][1])
+        except self.shared.errors as exc:
+            self.shared.unreachable("sign-in lockouts", exc)
+
+
+def sign_in_throttle(per_user: int, per_address: int, window: float, shared: Shared | None) -> SignInThrottle:
+    if shared is not None:
+        return SharedSignInThrottle(per_user, per_address, window, shared)
+    return SignInThrottle(per_user, per_address, window)
 
 
 def client_key(address: str | None) -> str:

@@ -9,22 +9,24 @@ one step for the event loop that calls it.
 We keep our own buckets rather than the `limits` library: its strategies are fixed, moving and
 sliding windows (no token bucket, so no `burst` apart from the rate), it reads `time.time()` itself
 (no clock to inject in tests), and its storages have no operation that tests several keys and takes
-from all of them at once. A Redis version for replicas needs that as one script over the rules'
-keys; this class is the interface it would sit behind.
+from all of them at once. Replicas need exactly that, as one script over the rules' keys in Redis
+(`SharedRateLimiter`, `hub.shared`): the same buckets, so one replica or many allow the same calls.
 
-Buckets live in this process; a bucket that has refilled completely is the same as a new one, so
-it is forgotten when the table grows large.
+`RateLimiter`'s buckets live in this process; a bucket that has refilled completely is the same as
+a new one, so it is forgotten when the table grows large.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import hashlib
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from hub.config import RateLimitConfig
+from hub.shared import PREFIX, Shared
 
 _SWEEP_AT = 100_000
 """Buckets kept before full (idle) ones are swept out."""
@@ -80,6 +82,10 @@ class RateLimiter:
             self._forget_full(now)
         return None
 
+    async def take_async(self, caller: str, tool: str) -> float | None:
+        """`take`, as the hub asks it (a shared limiter asks Redis)."""
+        return self.take(caller, tool)
+
     def _forget_full(self, now: float) -> None:
         for key in [key for key, (tokens, updated) in self._buckets.items()
                     if tokens + (now - updated) * self._rules[key[0]].rate >= self._rules[key[0]].capacity]:
@@ -90,3 +96,32 @@ class RateLimiter:
 
 def retry_after(seconds: float) -> int:
     return max(1, math.ceil(seconds))
+
+
+class SharedRateLimiter(RateLimiter):
+    """`RateLimiter`'s rules, with the buckets in Redis; its own (in this process) while Redis is away."""
+
+    def __init__(self, config: RateLimitConfig, shared: Shared) -> None:
+        super().__init__(config)
+        self.shared = shared
+        self._names = [PREFIX + "rate:" + hashlib.sha256(f"{rule.pattern}|{rule.rate}|{rule.capacity}".encode())
+                       .hexdigest()[:16] + ":" for rule in self._rules]
+
+    async def take_async(self, caller: str, tool: str) -> float | None:
+        keys: list[str] = []
+        args: list[float] = []
+        for number, rule in enumerate(self._rules):
+            if rule.matches(tool):
+                keys.append(self._names[number] + caller)
+                args += [rule.rate, rule.capacity]
+        if not keys:
+            return None
+        try:
+            return await self.shared.take(keys, args)
+        except self.shared.errors as exc:
+            self.shared.unreachable("rate limits", exc)
+            return self.take(caller, tool)
+
+
+def rate_limiter(config: RateLimitConfig, shared: Shared | None) -> RateLimiter:
+    return SharedRateLimiter(config, shared) if shared is not None else RateLimiter(config)

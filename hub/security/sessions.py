@@ -101,7 +101,7 @@ class Sessions:
     async def check(self, user: str, password: str, request: Request, purpose: str) -> Refusal | None:
         """Whether `user`'s password is `password` (None: it is), counting a wrong one."""
         address = request.client.host if request.client else None
-        locked = self.throttle.check(user, address)
+        locked = await self.throttle.check_async(user, address)
         if locked is not None:
             logger.warning("sign-in for user %r from %s refused: locked for %.0f s (%s)", user[:64], address,
                            locked.retry_after, locked.scope)
@@ -114,13 +114,13 @@ class Sessions:
         # password whether it is right. Only the log says the account is disabled.
         ok = await anyio.to_thread.run_sync(verify_password, password, stored or _DUMMY_HASH)
         if not ok or stored is None or disabled:
-            self.throttle.failed(user, address)
+            await self.throttle.failed_async(user, address)
             if disabled:
                 logger.warning("sign-in for disabled user %r from %s refused (%s)", user[:64], address, purpose)
             else:
                 logger.warning("failed sign-in for user %r from %s (%s)", user[:64], address, purpose)
             return Refusal("Wrong user name or password.", 401)
-        self.throttle.succeeded(user, address)
+        await self.throttle.succeeded_async(user, address)
         return None
 
     def open(self, response: Response, user: str, delegation: str | None = None) -> None:

@@ -40,7 +40,10 @@ from urllib.parse import urlencode, urlsplit
 from mcp.server.auth.handlers.authorize import AuthorizationHandler
 from mcp.server.auth.handlers.register import RegistrationHandler
 from mcp.server.auth.handlers.token import TokenHandler
-from mcp.server.auth.middleware.client_auth import AuthenticationError, ClientAuthenticator
+from mcp.server.auth.middleware.client_auth import (
+    AuthenticationError,
+    ClientAuthenticator,
+)
 from mcp.server.auth.provider import (
     AccessToken,
     AuthorizationCode,
@@ -53,8 +56,15 @@ from mcp.server.auth.provider import (
     construct_redirect_uri,
 )
 from mcp.server.auth.settings import ClientRegistrationOptions
-from mcp.server.transport_security import DEFAULT_MAX_REQUEST_BODY_SIZE, RequestBodyLimitMiddleware
-from mcp.shared.auth import InvalidRedirectUriError, OAuthClientInformationFull, OAuthToken
+from mcp.server.transport_security import (
+    DEFAULT_MAX_REQUEST_BODY_SIZE,
+    RequestBodyLimitMiddleware,
+)
+from mcp.shared.auth import (
+    InvalidRedirectUriError,
+    OAuthClientInformationFull,
+    OAuthToken,
+)
 from pydantic import AnyUrl, ConfigDict, TypeAdapter, ValidationError
 from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
@@ -64,10 +74,11 @@ from starlette.routing import Route, request_response
 from hub.config import FORBIDDEN_REDIRECT_SCHEMES, Config
 from hub.security.auth import OAUTH_ACCESS_PREFIX as ACCESS_PREFIX
 from hub.security.auth import TOKEN_PREFIX, Policy, Principal, hash_token, verify_token
-from hub.security.lockout import SignInThrottle
+from hub.security.lockout import sign_in_throttle
 from hub.security.outbound import OutboundError, OutboundPolicy, display_url
 from hub.security.secrets import SecretError, SecretStore
 from hub.security.sessions import Sessions, foreign_post, origin_of, page
+from hub.shared import Shared
 from hub.store import Store
 
 logger = logging.getLogger("junction.oauth")
@@ -209,7 +220,7 @@ class AuthorizationServer:
     """`OAuthAuthorizationServerProvider` over the hub's store, plus the login page and the routes."""
 
     def __init__(self, config: Config, store: Store, policy: Policy, resource: str,
-                 outbound: OutboundPolicy | None = None) -> None:
+                 outbound: OutboundPolicy | None = None, shared: Shared | None = None) -> None:
         self.config = config
         self.settings = config.auth.oauth
         self.store = store
@@ -220,8 +231,8 @@ class AuthorizationServer:
         self.dev = (urlsplit(self.issuer).hostname or "") in LOOPBACK_HOSTS
         self.origin = origin_of(self.issuer)
         self.secure = self.issuer.startswith("https://")
-        self.throttle = SignInThrottle(self.settings.failed_sign_ins, self.settings.failed_sign_ins_per_address,
-                                       float(self.settings.lockout))
+        self.throttle = sign_in_throttle(self.settings.failed_sign_ins, self.settings.failed_sign_ins_per_address,
+                                         float(self.settings.lockout), shared)
         self.sessions = Sessions(store, self.throttle, self.origin)
         self.browser_cookie = self.sessions.browser_cookie
         self.outbound = outbound if outbound is not None else OutboundPolicy.from_config(config)

@@ -94,7 +94,7 @@ def test_who_may_call_what(setup: tuple[Dispatch, Store, list[float]]) -> None:
 async def test_every_tool_call_is_on_record_with_how_it_ended(setup: tuple[Dispatch, Store, list[float]]) -> None:
     dispatch, store, _ = setup
     facts = CallFacts(ALICE, 7, "client/1.0", "2025-11-25")
-    admitted = dispatch.admit("tools/call", "notes__write", {"secret": "hunter2"}, facts)
+    admitted = await dispatch.admit("tools/call", "notes__write", {"secret": "hunter2"}, facts)
     assert isinstance(admitted, Admission) and admitted.arguments == {"secret": "hunter2"}
 
     async def ok(entry: Entry | None) -> Executed:
@@ -108,7 +108,7 @@ async def test_every_tool_call_is_on_record_with_how_it_ended(setup: tuple[Dispa
 
     with pytest.raises(MCPError):
         await dispatch.run(admitted, facts, broken)
-    refused = dispatch.admit("tools/call", "notes__write", {}, CallFacts(READER, 8, None, "2026-07-28"))
+    refused = await dispatch.admit("tools/call", "notes__write", {}, CallFacts(READER, 8, None, "2026-07-28"))
     assert isinstance(refused, Refusal)
     rows = store.recent_calls()
     assert [(r.principal, r.decision, r.outcome, r.error) for r in rows] == [
@@ -123,17 +123,17 @@ async def test_every_tool_call_is_on_record_with_how_it_ended(setup: tuple[Dispa
     assert "hunter2" not in repr(rows)
 
 
-def test_rate_limits_are_per_caller_and_say_when_to_retry(setup: tuple[Dispatch, Store, list[float]]) -> None:
+async def test_rate_limits_are_per_caller_and_say_when_to_retry(setup: tuple[Dispatch, Store, list[float]]) -> None:
     dispatch, store, now = setup
     alice, bob = CallFacts(ALICE), CallFacts(BOB)
-    assert all(isinstance(dispatch.admit("tools/call", "notes__read", {}, alice), Admission) for _ in range(2))
-    limited = dispatch.admit("tools/call", "notes__read", {}, alice)
+    assert all([isinstance(await dispatch.admit("tools/call", "notes__read", {}, alice), Admission) for _ in range(2)])
+    limited = await dispatch.admit("tools/call", "notes__read", {}, alice)
     assert isinstance(limited, Refusal) and limited.decision == "limited" and limited.retry_after == 30
     assert limited.reason == "rate limit: too many calls of notes__read by alice; try again in 30 s"
     error = limited.error("tools/call", "notes__read")
     assert (error.error.code, error.error.data) == (RATE_LIMITED, {"retryAfter": 30})
-    assert isinstance(dispatch.admit("tools/call", "notes__read", {}, bob), Admission)  # bob's bucket is his own
-    assert isinstance(dispatch.admit("tools/call", "notes__write", {}, alice), Admission)  # the rule is per tool
+    assert isinstance(await dispatch.admit("tools/call", "notes__read", {}, bob), Admission)  # bob's bucket is his own
+    assert isinstance(await dispatch.admit("tools/call", "notes__write", {}, alice), Admission)  # the rule is per tool
     now[0] += 30  # the injected clock: one call's worth of tokens back
-    assert isinstance(dispatch.admit("tools/call", "notes__read", {}, alice), Admission)
+    assert isinstance(await dispatch.admit("tools/call", "notes__read", {}, alice), Admission)
     assert [r.decision for r in store.recent_calls()] == ["limited"]
