@@ -203,6 +203,8 @@ class Agent:
     """`config` (the admin's, everyone's within the policy) or `tool` (made at run time)."""
     owner: str | None = None
     """Who made it with a tool (`Principal.owner`); only they and admins reach it."""
+    version: float = 0.0
+    """When it was last changed in the store: on a shared store, a replica that finds another takes that one."""
 
 
 class AgentsProvider(Provider):
@@ -241,17 +243,46 @@ class AgentsProvider(Provider):
         # Before owners were principals, the local user's conversations were "local" (a possible user name).
         self.store.execute("UPDATE conversations SET owner = ? WHERE owner = 'local'", (LOCAL_OWNER,))
         self.store.execute("UPDATE agents SET owner = ? WHERE owner = 'local' OR owner IS NULL", (LOCAL_OWNER,))
-        # a run the hub was stopped in the middle of goes on no more
-        self.store.execute("UPDATE conversations SET status = 'interrupted' WHERE status = 'running'")
-        for name, raw, owner in self.store.rows("SELECT name, spec, owner FROM agents"):
-            if name in self.agents:
+        if self.store.engine == "sqlite":
+            # a run the hub was stopped in the middle of goes on no more (on a shared store, the running ones
+            # may be other replicas')
+            self.store.execute("UPDATE conversations SET status = 'interrupted' WHERE status = 'running'")
+        self._take_in()
+        if self.store.engine != "sqlite":
+            self.host.spawn(self._keep_in_step)
+
+    def _take_in(self) -> bool:
+        """The agents made with tools as the store has them (made, changed or deleted through any replica);
+        whether any changed."""
+        assert self.store is not None
+        changed = False
+        stored = {name: (raw, owner, updated or 0.0) for name, raw, owner, updated in
+                  self.store.rows("SELECT name, spec, owner, updated FROM agents")}
+        for name in [n for n, agent in self.agents.items() if agent.source == "tool" and n not in stored]:
+            del self.agents[name]
+            changed = True
+        for name, (raw, owner, updated) in stored.items():
+            known = self.agents.get(name)
+            if known is not None and (known.source == "config" or known.version == updated):
                 continue
             try:
                 spec = self._resolve_made(msgspec.json.decode(raw, type=AgentSpec), f"agents.{name}")
             except (AgentError, msgspec.ValidationError) as exc:
                 log.error("agents: stored agent %r cannot be used: %s", name, exc)
                 continue
-            self.agents[name] = Agent(spec, "tool", owner)
+            self.agents[name] = Agent(spec, "tool", owner, updated)
+            changed = True
+        return changed
+
+    async def _keep_in_step(self) -> None:
+        """On a shared store: take in, every second, the agents other replicas made, changed or deleted."""
+        while True:
+            await anyio.sleep(1.0)
+            try:
+                if self._take_in():
+                    self.host.catalog_changed()
+            except Exception:  # the database away for a moment: the next second tries again
+                log.exception("agents: could not compare agents with the store")
 
     async def stop(self) -> None:
         if self.store is not None:
@@ -667,7 +698,7 @@ class AgentsProvider(Provider):
         self.store.execute("INSERT INTO agents (name, spec, owner, created, updated) VALUES (?, ?, ?, ?, ?) "
                        "ON CONFLICT (name) DO UPDATE SET spec = excluded.spec, updated = excluded.updated",
                        (name, msgspec.json.encode(spec).decode(), owner, now, now))
-        self.agents[name] = Agent(resolved, "tool", owner)
+        self.agents[name] = Agent(resolved, "tool", owner, now)
         self.host.catalog_changed()
         return types.CallToolResult(content=[_text(f"agent {name} {verb}: the tool agents__{name}")],
                                     structured_content=self._describe(name, self.agents[name]))
