@@ -338,11 +338,13 @@ def _first_line(exc: BaseException) -> str:
 
 
 class PostgresDatabase(Database):
-    """A psycopg pool whose connections work in one schema (`search_path`), autocommit outside transactions."""
+    """A psycopg pool whose connections work in one schema (`search_path`), autocommit outside transactions. At most
+    `max_size` connections each: a replica has one pool per part (the hub, each provider), so three replicas use
+    at most 60 of PostgreSQL's default 100."""
 
     engine = "postgresql"
 
-    def __init__(self, url: str, schema: str, *, max_size: int = 8, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, schema: str, *, max_size: int = 5, timeout: float = 30.0) -> None:
         import psycopg
         from psycopg_pool import ConnectionPool
 
