@@ -126,16 +126,17 @@ class SharedSignInThrottle(SignInThrottle):
 
     async def check_async(self, user: str, address: str | None) -> Lockout | None:
         now = time.time()
+        keys = self._keys(user, address)
         try:
             pipe = self.shared.client.pipeline(transaction=False)
-            for _, key, _ in self._keys(user, address):
+            for _, key, _ in keys:
                 pipe.zremrangebyscore(key, "-inf", now - self.window)
                 pipe.zrange(key, 0, -1, withscores=True)
             answers = await pipe.execute()
         except self.shared.errors as exc:
             self.shared.unreachable("sign-in lockouts", exc)
             return self.check(user, address)
-        for (scope, _, limit), times in zip(self._keys(user, address), answers[1::2], strict=True):
+        for (scope, _, limit), times in zip(keys, answers[1::2], strict=True):
             scores = [score for _, score in times]
             if len(scores) >= limit:
                 return Lockout(scope, scores[len(scores) - limit] + self.window - now)

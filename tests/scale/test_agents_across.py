@@ -4,7 +4,6 @@ through any of them."""
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import AsyncIterator
 from functools import partial
 from pathlib import Path
@@ -15,8 +14,8 @@ import pytest
 
 from tests.fixtures.fake_llm import FakeLLM
 from tests.fixtures.services import Postgres
-from tests.helpers import JUNCTION, ROOT, hub_env, remember_secret, stateless_call, wait_until_async
-from tests.scale.test_balanced import replicas, shared_env
+from tests.helpers import remember_secret, stateless_call, wait_until_async
+from tests.scale.test_balanced import replicas, shared_env, team_cli
 
 
 @pytest.fixture
@@ -52,13 +51,8 @@ async def call(url: str, name: str, arguments: dict[str, Any] | None = None) -> 
 async def test_an_agent_made_through_one_replica_runs_on_the_others(tmp_path: Path, pg: Postgres, llm: FakeLLM
                                                                      ) -> None:
     env = shared_env(pg.create_database("agents_across"))
-    (tmp_path / "cli").mkdir()
-    (tmp_path / "cli" / "junction.toml").write_text(config(llm))
     remember_secret(llm.api_key)
-    done = subprocess.run([*JUNCTION, "secret", "set", "llm", "--config", str(tmp_path / "cli" / "junction.toml")],
-                          cwd=ROOT, env=hub_env(tmp_path / "cli" / "data", **env), input=llm.api_key + "\n",
-                          capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
+    team_cli(tmp_path / "cli", config(llm), env)("secret", "set", "llm", stdin=llm.api_key + "\n")
     llm.script("helper", [{"content": "Hello from the model."}])
     with replicas(tmp_path, 2, config(llm), env) as (one, two):
         made = await call(one.url, "agents__create", {"name": "helper", "instructions": "Be brief.",

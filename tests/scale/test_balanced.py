@@ -13,7 +13,7 @@ import os
 import re
 import secrets
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx2
@@ -60,6 +60,22 @@ def shared_env(store_url: str) -> dict[str, str]:
     """What every replica of one team hub is given alike (deploy/docker-compose.yml sets the same)."""
     return {"JUNCTION_STATE_KEY": secrets.token_hex(32), "JUNCTION_SECRET_KEY": secrets.token_hex(32),
             "JUNCTION__STORE__URL": store_url}
+
+
+def team_cli(folder: Path, config: str, env: dict[str, str]) -> Callable[..., str]:
+    """`junction ARGS` against the team's shared store, with a config of its own in `folder` (an admin's machine);
+    what it printed. A failure fails the test."""
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "junction.toml").write_text(config)
+
+    def cli(*args: str, stdin: str | None = None) -> str:
+        done = subprocess.run([*JUNCTION, *args, "--config", str(folder / "junction.toml")], cwd=ROOT,
+                              env=hub_env(folder / "data", **env), input=stdin, capture_output=True, text=True,
+                              timeout=120)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    return cli
 
 
 @contextlib.contextmanager
@@ -121,16 +137,7 @@ def test_a_user_made_once_works_on_every_replica(tmp_path: Path, pg: Postgres) -
     """`junction user add` and `token create` run once against the shared store; every replica takes the token, and
     a revocation made once is refused by every replica at once (no replica keeps a copy)."""
     env = shared_env(pg.create_database("accounts"))
-    (tmp_path / "cli").mkdir()
-    (tmp_path / "cli" / "junction.toml").write_text(TOKENS)
-
-    def cli(*args: str) -> str:
-        done = subprocess.run([*JUNCTION, *args, "--config", str(tmp_path / "cli" / "junction.toml")], cwd=ROOT,
-                              env=hub_env(tmp_path / "cli" / "data", **env), capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode == 0, done.stderr
-        return done.stdout
-
+    cli = team_cli(tmp_path / "cli", TOKENS, env)
     cli("user", "add", "ann", "--role", "user")
     token = cli("token", "create", "--user", "ann", "--name", "laptop").strip()
     with replicas(tmp_path, 3, TOKENS, env) as hubs, haproxy(balancer_config(hubs)) as lb:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +13,8 @@ import pytest
 import yaml
 
 from tests.fixtures.services import Postgres, haproxy, redis_missing, redis_server
-from tests.helpers import JUNCTION, ROOT, free_port, hub_env, remember_secret, stateless_call
-from tests.scale.test_balanced import balancer_config, replicas
+from tests.helpers import ROOT, free_port, remember_secret, stateless_call
+from tests.scale.test_balanced import balancer_config, replicas, team_cli
 
 pytestmark = pytest.mark.skipif(redis_missing() is not None, reason="Redis not installed (run scripts/test.sh)")
 
@@ -69,16 +68,7 @@ def test_the_compose_environment_runs_a_team_hub(tmp_path: Path, pg: Postgres) -
     pg.create_database(database)
     with redis_server() as redis:
         env = compose_environment(pg, database, redis, lb_port)
-        (tmp_path / "cli").mkdir()
-        (tmp_path / "cli" / "junction.toml").write_text("")
-
-        def cli(*args: str) -> str:
-            done = subprocess.run([*JUNCTION, *args, "--config", str(tmp_path / "cli" / "junction.toml")], cwd=ROOT,
-                                  env=hub_env(tmp_path / "cli" / "data", **env), capture_output=True, text=True,
-                                  timeout=120)
-            assert done.returncode == 0, done.stderr
-            return done.stdout
-
+        cli = team_cli(tmp_path / "cli", "", env)
         cli("user", "add", "alice", "--role", "admin")
         token = cli("token", "create", "--user", "alice").strip()
         remember_secret(token)

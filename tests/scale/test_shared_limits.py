@@ -5,7 +5,6 @@ console's forms work across replicas); with Redis gone the replicas go on servin
 from __future__ import annotations
 
 import re
-import subprocess
 import time
 from pathlib import Path
 
@@ -13,8 +12,8 @@ import httpx2
 import pytest
 
 from tests.fixtures.services import Postgres, haproxy, redis_missing, redis_server
-from tests.helpers import JUNCTION, ROOT, free_port, hub_env, remember_secret, stateless_call
-from tests.scale.test_balanced import balancer_config, replicas, shared_env
+from tests.helpers import free_port, remember_secret, stateless_call
+from tests.scale.test_balanced import balancer_config, replicas, shared_env, team_cli
 
 pytestmark = pytest.mark.skipif(redis_missing() is not None, reason="Redis not installed (run scripts/test.sh)")
 
@@ -57,16 +56,7 @@ def test_limits_and_lockouts_hold_across_replicas(tmp_path: Path, pg: Postgres) 
     redis_up = True
     try:
         env = {**shared_env(pg.create_database("limits")), "JUNCTION__STORE__REDIS_URL": redis.url}
-        (tmp_path / "cli").mkdir()
-        (tmp_path / "cli" / "junction.toml").write_text(CONFIG)
-
-        def cli(*args: str, stdin: str | None = None) -> str:
-            done = subprocess.run([*JUNCTION, *args, "--config", str(tmp_path / "cli" / "junction.toml")], cwd=ROOT,
-                                  env=hub_env(tmp_path / "cli" / "data", **env), input=stdin, capture_output=True,
-                                  text=True, timeout=120)
-            assert done.returncode == 0, done.stderr
-            return done.stdout
-
+        cli = team_cli(tmp_path / "cli", CONFIG, env)
         tokens = {}
         for user, password in PASSWORDS.items():
             remember_secret(password)

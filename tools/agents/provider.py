@@ -224,6 +224,8 @@ class AgentsProvider(Provider):
         it (`[providers.agents.models.NAME]`), or `(own)` for an endpoint an agent names itself, `(client)` for
         the client's model: never an id a caller chose."""
         self._cost: dict[str, float] = {}
+        self._unusable: dict[str, float] = {}
+        """Stored agents this hub cannot use, by the version it said so of."""
 
     def metric_samples(self) -> list[MetricSample]:
         samples = [MetricSample("agent_tokens", "Model tokens agents used, by model and direction", "counter",
@@ -263,11 +265,13 @@ class AgentsProvider(Provider):
             changed = True
         for name, (raw, owner, updated) in stored.items():
             known = self.agents.get(name)
-            if known is not None and (known.source == "config" or known.version == updated):
+            if known is not None and (known.source == "config" or known.version == updated) or \
+                    self._unusable.get(name) == updated:
                 continue
             try:
                 spec = self._resolve_made(msgspec.json.decode(raw, type=AgentSpec), f"agents.{name}")
             except (AgentError, msgspec.ValidationError) as exc:
+                self._unusable[name] = updated  # said once for this version, not every second
                 log.error("agents: stored agent %r cannot be used: %s", name, exc)
                 continue
             self.agents[name] = Agent(spec, "tool", owner, updated)

@@ -125,6 +125,8 @@ class AutomationProvider(Provider):
         """True when other replicas may share the store (PostgreSQL): jobs, schedules and runs are kept in step."""
         self._events_held = True
         """Whether this replica watches for mail and file events (one replica at a time on a shared store)."""
+        self._unusable: dict[str, float] = {}
+        """Stored jobs this hub cannot use, by the version it said so of (said once, not every second)."""
 
     # lifecycle ---------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -155,12 +157,9 @@ class AutomationProvider(Provider):
             if row["source"] == "config" and name not in self._configured:
                 self.store.delete_job(name)  # taken out of the config
                 continue
-            try:
-                spec = parse_spec(row["spec"])
-            except JobError as exc:
-                log.error("automation: job %r cannot be used any more: %s", name, exc)
+            job = self._job_from(row)
+            if job is None:
                 continue
-            job = Job(name, spec, row["owner"], row["acts_for"], row["source"], row["updated"])
             self.jobs[name] = job
             self._catch_up(job, row.get("next_run"), now)
         mail = self.host.service("mail.arrivals", ChangeFeed)
@@ -299,16 +298,13 @@ class AutomationProvider(Provider):
                 if job.next_at != next_run:
                     self._schedule_here(job, next_run)
                 continue
+            if self._unusable.get(name) == version:
+                continue  # said once already
             rows = rows if rows is not None else {r["name"]: r for r in self.store.jobs()}
             row = rows.get(name)
-            if row is None:
+            fresh = self._job_from(row) if row is not None else None
+            if fresh is None:
                 continue
-            try:
-                spec = parse_spec(row["spec"])
-            except JobError as exc:
-                log.error("automation: job %r cannot be used: %s", name, exc)
-                continue
-            fresh = Job(name, spec, row["owner"], row["acts_for"], row["source"], row["updated"])
             if job is not None:
                 fresh.running, fresh.queue, fresh.queued, fresh.last = job.running, job.queue, job.queued, job.last
             else:
@@ -317,6 +313,17 @@ class AutomationProvider(Provider):
             self._schedule_here(fresh, row["next_run"])
         if changed:
             self.host.catalog_changed()
+
+    def _job_from(self, row: dict[str, Any]) -> Job | None:
+        """A stored job as this replica runs it; None when it cannot be used (logged once for each version)."""
+        try:
+            spec = parse_spec(row["spec"])
+        except JobError as exc:
+            if self._unusable.get(row["name"]) != row["updated"]:
+                self._unusable[row["name"]] = row["updated"]
+                log.error("automation: job %r cannot be used any more: %s", row["name"], exc)
+            return None
+        return Job(row["name"], spec, row["owner"], row["acts_for"], row["source"], row["updated"])
 
     async def _fire_start_jobs(self) -> None:
         await self._ready()
